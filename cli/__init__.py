@@ -1,0 +1,1 @@
+"""The ``xmrank`` command-line interface (installed as :mod:`xmrank.cli`)."""

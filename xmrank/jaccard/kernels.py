@@ -1,0 +1,227 @@
+"""Compiled kernels of the k-reciprocal Jaccard pipeline.
+
+All loops over rows live here, as ``numba`` functions over plain arrays and
+CSR structures; they are parallel over rows (``prange``). Nothing here
+allocates an N x N array: memory grows with N times the list lengths.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = [
+    "reciprocal_mask",
+    "expand_lists",
+    "softmax_weights",
+    "minsum_jaccard",
+]
+
+_PARALLEL = dict(parallel=True, cache=True, nogil=True)
+
+
+@nb.njit(**_PARALLEL)
+def reciprocal_mask(rank, k):
+    """``mask[i, c]``: is ``i`` among the first ``k+1`` columns of ``rank[rank[i, c]]``.
+
+    Only the first ``min(k+1, rank.shape[1])`` columns are tested; the rest
+    of the mask is False.
+    """
+    n, ncol = rank.shape
+    kk = min(k + 1, ncol)
+    mask = np.zeros((n, ncol), dtype=np.bool_)
+    for i in nb.prange(n):
+        for c in range(kk):
+            j = rank[i, c]
+            for t in range(kk):
+                if rank[j, t] == i:
+                    mask[i, c] = True
+                    break
+    return mask
+
+
+@nb.njit(**_PARALLEL)
+def _expand_counts(rank, r_mask, h_rank, h_mask, expand, out):
+    n, ncol = rank.shape
+    hcol = h_rank.shape[1]
+    counts = np.zeros(n, dtype=np.int64)
+    for i in nb.prange(n):
+        buf = out[i]
+        m = 0
+        for c in range(ncol):
+            if r_mask[i, c]:
+                buf[m] = rank[i, c]
+                m += 1
+        n_r = m
+        if expand:
+            for a in range(n_r):
+                cand = buf[a]
+                size = 0
+                inter = 0
+                for t in range(hcol):
+                    if h_mask[cand, t]:
+                        size += 1
+                        h = h_rank[cand, t]
+                        for b in range(n_r):
+                            if buf[b] == h:
+                                inter += 1
+                                break
+                if inter > (2.0 / 3.0) * size:
+                    for t in range(hcol):
+                        if h_mask[cand, t]:
+                            buf[m] = h_rank[cand, t]
+                            m += 1
+        # sort + unique in place
+        s = np.sort(buf[:m])
+        u = 0
+        for t in range(m):
+            if t == 0 or s[t] != s[t - 1]:
+                buf[u] = s[t]
+                u += 1
+        counts[i] = u
+    return counts
+
+
+def expand_lists(rank, r_mask, h_rank=None, h_mask=None):
+    """Build each row's neighbour set ``E_i`` as a CSR structure.
+
+    ``R_i`` is ``rank[i][r_mask[i]]``. With ``h_rank``/``h_mask`` given, every
+    ``c`` in ``R_i`` whose half list ``H_c = h_rank[c][h_mask[c]]`` shares more
+    than 2/3 of its members with ``R_i`` adds ``H_c`` to ``E_i``.
+
+    Returns
+    -------
+    indptr : ndarray of int64, shape (N + 1,)
+    indices : ndarray of int64
+        Sorted, unique column indices per row.
+    """
+    n, ncol = rank.shape
+    expand = h_rank is not None
+    if not expand:
+        h_rank = rank[:, :1]
+        h_mask = np.zeros((n, 1), dtype=np.bool_)
+    width = ncol + (ncol * h_rank.shape[1] if expand else 0)
+    out = np.empty((n, width), dtype=np.int64)
+    counts = _expand_counts(np.ascontiguousarray(rank), r_mask, np.ascontiguousarray(h_rank), h_mask, expand, out)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    keep = np.arange(width)[None, :] < counts[:, None]
+    return indptr, out[keep]
+
+
+@nb.njit(**_PARALLEL)
+def softmax_weights(X, indptr, indices, list_idx, list_sim):
+    """``V[i, j] = softmax_{j in E_i}(-(2 - 2 x_i . x_j))`` over each CSR row.
+
+    Similarities already found by the search (``list_idx``/``list_sim``, any
+    number of columns) are reused; the rest are computed as dot products.
+    """
+    n = indptr.shape[0] - 1
+    ncol = list_idx.shape[1]
+    d = X.shape[1]
+    data = np.empty(indices.shape[0], dtype=np.float32)
+    for i in nb.prange(n):
+        lo, hi = indptr[i], indptr[i + 1]
+        dist = np.empty(hi - lo, dtype=np.float32)
+        for p in range(lo, hi):
+            j = indices[p]
+            found = False
+            s = np.float32(0.0)
+            for c in range(ncol):
+                if list_idx[i, c] == j:
+                    s = list_sim[i, c]
+                    found = True
+                    break
+            if not found:
+                acc = np.float32(0.0)
+                for t in range(d):
+                    acc += X[i, t] * X[j, t]
+                s = acc
+            dist[p - lo] = np.float32(2.0) - np.float32(2.0) * s
+        mx = -dist.min()
+        total = 0.0
+        for p in range(hi - lo):
+            e = np.exp(np.float64(-dist[p] - mx))
+            dist[p] = e
+            total += e
+        for p in range(hi - lo):
+            data[lo + p] = np.float32(dist[p] / total)
+    return data
+
+
+@nb.njit(**_PARALLEL)
+def _minsum_pass(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, out_ptr, out_idx, out_val, count_only, n_chunks):
+    counts = np.zeros(n, dtype=np.int64)
+    chunk = (n + n_chunks - 1) // n_chunks
+    for ch in nb.prange(n_chunks):
+        lo_row = ch * chunk
+        hi_row = min(n, lo_row + chunk)
+        if lo_row >= hi_row:
+            continue
+        acc = np.zeros(n, dtype=np.float64)
+        seen = np.zeros(n, dtype=np.bool_)
+        touched = np.empty(n, dtype=np.int64)
+        for i in range(lo_row, hi_row):
+            m = 0
+            for p in range(r_ptr[i], r_ptr[i + 1]):
+                col = r_idx[p]
+                a = r_val[p]
+                for q in range(c_ptr[col], c_ptr[col + 1]):
+                    j = c_idx[q]
+                    if not seen[j]:
+                        seen[j] = True
+                        touched[m] = j
+                        m += 1
+                    if not count_only:
+                        b = c_val[q]
+                        acc[j] += a if a < b else b
+            counts[i] = m
+            if count_only:
+                for t in range(m):
+                    seen[touched[t]] = False
+            else:
+                base = out_ptr[i]
+                for t in range(m):
+                    j = touched[t]
+                    s = acc[j]
+                    v = 1.0 - s / (2.0 - s)
+                    if v < 0.0 or j == i:
+                        v = 0.0
+                    out_idx[base + t] = j
+                    out_val[base + t] = v
+                    acc[j] = 0.0
+                    seen[j] = False
+    return counts
+
+
+def minsum_jaccard(vq_csr, n_threads: int):
+    """Jaccard distance ``1 - m/(2-m)``, ``m(i,j) = sum_l min(V'[i,l], V'[j,l])``.
+
+    Parameters
+    ----------
+    vq_csr : scipy.sparse.csr_matrix, shape (N, N)
+        The query-expanded weights ``V'``.
+
+    Returns
+    -------
+    indptr, indices, data : CSR arrays of every pair with ``m > 0``
+        (every other pair has distance 1). The diagonal is stored as 0.
+    """
+    n = vq_csr.shape[0]
+    csc = vq_csr.tocsc()
+    args = (
+        n,
+        vq_csr.indptr.astype(np.int64), vq_csr.indices.astype(np.int64), vq_csr.data.astype(np.float64),
+        csc.indptr.astype(np.int64), csc.indices.astype(np.int64), csc.data.astype(np.float64),
+    )
+    n_chunks = max(1, min(n, 8 * n_threads))
+    empty_i = np.empty(0, np.int64)
+    empty_f = np.empty(0, np.float32)
+    counts = _minsum_pass(*args, empty_i, empty_i, empty_f, True, n_chunks)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    nnz = int(indptr[-1])
+    out_idx = np.empty(nnz, dtype=np.int64)
+    out_val = np.empty(nnz, dtype=np.float32)
+    _minsum_pass(*args, indptr, out_idx, out_val, False, n_chunks)
+    return indptr, out_idx, out_val
