@@ -122,6 +122,8 @@ def softmax_weights(X, indptr, indices, list_idx, list_sim):
     data = np.empty(indices.shape[0], dtype=np.float32)
     for i in nb.prange(n):
         lo, hi = indptr[i], indptr[i + 1]
+        if hi == lo:  # no reciprocal neighbour (possible with duplicate rows): the row stays empty
+            continue
         dist = np.empty(hi - lo, dtype=np.float32)
         for p in range(lo, hi):
             j = indices[p]

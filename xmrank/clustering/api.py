@@ -1,0 +1,178 @@
+"""Clustering pipelines of the paper: global, per-modality and subset clustering."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .._validation import InputError, check_features, check_int, check_labels, check_real
+from ..jaccard import jaccard_distance
+from .algorithms import cluster_distance
+from .eps import auto_eps
+
+logger = logging.getLogger("xmrank")
+
+__all__ = ["cluster", "cluster_per_modality", "subset_split", "subset_cluster"]
+
+
+def _resolve_eps(eps, D, min_samples):
+    if isinstance(eps, str):
+        if eps != "auto":
+            raise InputError(f"eps must be a positive number or 'auto'; got {eps!r}.")
+        value = auto_eps(D, min_samples=min_samples)
+        logger.info("eps='auto' chose eps=%.3f", value)
+        return value
+    return check_real(eps, "eps", low=0.0, low_open=True)
+
+
+def cluster(
+    features,
+    *,
+    modalities=None,
+    cameras=None,
+    method: str = "auto",
+    eps=0.6,
+    min_samples: int = 4,
+    algorithm: str = "dbscan",
+    k1: int = 30,
+    k2: int = 6,
+    k1_intra: int = 5,
+    k1_inter: int = 20,
+    k2_intra: int = 2,
+    k2_inter: int = 4,
+    knn: str = "auto",
+    n_jobs: int | None = None,
+    progress: bool | None = None,
+    return_distance: bool = False,
+):
+    """Jaccard distance, then density clustering: the papers' global clustering.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+    modalities, cameras : array-like of shape (n_samples,), default=None
+        Per-row labels, see :func:`xmrank.jaccard_distance`.
+    method : str, default="auto"
+        Jaccard method, see :func:`xmrank.jaccard_distance`.
+    eps : float or "auto", default=0.6
+        DBSCAN radius; "auto" picks it from the data (:func:`xmrank.clustering.auto_eps`).
+    min_samples : int, default=4
+    algorithm : {"dbscan", "hdbscan"}, default="dbscan"
+    k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, n_jobs, progress
+        Passed to :func:`xmrank.jaccard_distance`.
+    return_distance : bool, default=False
+        Also return the sparse distance matrix.
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (n_samples,)
+        -1 marks noise.
+    distance : scipy.sparse.csr_matrix
+        Only with ``return_distance=True``.
+    """
+    D = jaccard_distance(
+        features, modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2,
+        k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
+        knn=knn, n_jobs=n_jobs, progress=progress,
+    )
+    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    eps_value = _resolve_eps(eps, D, min_samples) if algorithm == "dbscan" else 0.6
+    labels = cluster_distance(D, eps=eps_value, min_samples=min_samples, algorithm=algorithm)
+    return (labels, D) if return_distance else labels
+
+
+def cluster_per_modality(features, modalities, *, eps=0.6, min_samples: int = 4, algorithm: str = "dbscan",
+                         k1: int = 30, k2: int = 6, knn: str = "auto", n_jobs=None, progress=None):
+    """Cluster each modality on its own with vanilla Jaccard (the paper's stage 1).
+
+    Labels are made unique across modalities: the clusters of the first
+    modality (in sorted label order) come first, then the next modality's.
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (n_samples,)
+        -1 marks noise.
+    """
+    X = check_features(features)
+    if modalities is None:
+        raise InputError("modalities is required: one modality label per row.")
+    codes, classes = check_labels(modalities, X.shape[0], "modalities")
+    labels = np.full(X.shape[0], -1, dtype=np.int64)
+    offset = 0
+    for g in range(classes.size):
+        rows = np.flatnonzero(codes == g)
+        if rows.size <= k1:
+            raise InputError(
+                f"k1={k1} must be smaller than the number of rows of modality {classes[g]!r} ({rows.size})."
+            )
+        sub = cluster(X[rows], method="vanilla", eps=eps, min_samples=min_samples, algorithm=algorithm,
+                      k1=k1, k2=k2, knn=knn, n_jobs=n_jobs, progress=progress)
+        keep = sub >= 0
+        labels[rows[keep]] = sub[keep] + offset
+        offset += int(sub.max()) + 1 if keep.any() else 0
+    return labels
+
+
+def subset_split(n_rows: int, *, ratio: float = 0.5, seed=None):
+    """Randomly partition ``range(n_rows)`` into ``round(1/ratio)`` subsets (BMIL's subset clustering).
+
+    Parameters
+    ----------
+    n_rows : int
+    ratio : float, default=0.5
+        Share of rows in each subset; 0.5 gives two halves.
+    seed : int or numpy Generator, default=None
+
+    Returns
+    -------
+    subsets : list of ndarray of int64
+        Sorted indices; together a partition of ``range(n_rows)``.
+    """
+    n_rows = check_int(n_rows, "n_rows", minimum=1)
+    ratio = check_real(ratio, "ratio", low=0.0, high=1.0, low_open=True)
+    parts = max(1, int(round(1.0 / ratio)))
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n_rows)
+    return [np.sort(p) for p in np.array_split(perm, parts)]
+
+
+def subset_cluster(features, modalities, *, subset_modality=None, ratio: float = 0.5, seed=None, eps=0.6,
+                   min_samples: int = 4, algorithm: str = "dbscan", k1: int = 30, k2: int = 6, knn: str = "auto",
+                   n_jobs=None, progress=None):
+    """Per-modality clustering where one modality is clustered on a random subset only.
+
+    The rows of ``subset_modality`` (default: the largest modality) are split
+    with :func:`subset_split`; only subset 0 is clustered, the rest get -1.
+    The other modalities are clustered whole. This is BMIL's stage-1 remedy
+    for over-clustering the larger modality.
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (n_samples,)
+    subsets : list of ndarray of int64
+        Row indices (into ``features``) of each subset of ``subset_modality``;
+        the paper clusters ``subsets[1]`` plus every other modality's rows
+        globally in stage 2.
+    """
+    X = check_features(features)
+    if modalities is None:
+        raise InputError("modalities is required: one modality label per row.")
+    codes, classes = check_labels(modalities, X.shape[0], "modalities")
+    if subset_modality is None:
+        g = int(np.argmax(np.bincount(codes)))
+    else:
+        hit = np.flatnonzero(classes == np.asarray(subset_modality, dtype=classes.dtype))
+        if hit.size == 0:
+            raise InputError(f"subset_modality={subset_modality!r} is not among the modalities ({', '.join(map(str, classes))}).")
+        g = int(hit[0])
+    rows = np.flatnonzero(codes == g)
+    subsets = [rows[s] for s in subset_split(rows.size, ratio=ratio, seed=seed)]
+    keep = np.ones(X.shape[0], dtype=bool)
+    keep[rows] = False
+    keep[subsets[0]] = True
+    kept = np.flatnonzero(keep)
+    labels = np.full(X.shape[0], -1, dtype=np.int64)
+    labels[kept] = cluster_per_modality(X[kept], codes[kept], eps=eps, min_samples=min_samples, algorithm=algorithm,
+                                        k1=k1, k2=k2, knn=knn, n_jobs=n_jobs, progress=progress)
+    return labels, subsets

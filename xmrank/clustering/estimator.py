@@ -1,0 +1,131 @@
+"""``XMCluster``: a scikit-learn estimator over :func:`xmrank.cluster`."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import validate_data
+
+from ..jaccard.distance import METHODS
+from .algorithms import ALGORITHMS
+from .api import cluster
+
+__all__ = ["XMCluster"]
+
+
+class XMCluster(ClusterMixin, BaseEstimator):
+    """Cluster embeddings with a (modality-aware) k-reciprocal Jaccard distance.
+
+    A drop-in for the clustering step of unsupervised ReID trainers::
+
+        from xmrank import XMCluster
+        clusterer = XMCluster(eps=0.6, k1=30, k2=6)
+        pseudo_labels = clusterer.fit_predict(features, modalities=modalities)
+
+    Parameters
+    ----------
+    method : {"auto", "vanilla", "modality", "modality-qe", "camera"}, default="auto"
+        Jaccard method, see :func:`xmrank.jaccard_distance`.
+    eps : float or "auto", default=0.6
+        DBSCAN radius on the Jaccard distance.
+    min_samples : int, default=4
+    algorithm : {"dbscan", "hdbscan"}, default="dbscan"
+    k1, k2 : int, default=30, 6
+    k1_intra, k1_inter, k2_intra, k2_inter : int, default=5, 20, 2, 4
+        CA-Jaccard's list lengths (``method="camera"``).
+    knn : {"auto", "faiss", "numpy"}, default="auto"
+    n_jobs : int, default=None
+        Threads for the compiled kernels; None uses all cores.
+
+    Attributes
+    ----------
+    labels_ : ndarray of int64, shape (n_samples,)
+        Cluster of each row, -1 for noise.
+    n_clusters_ : int
+    eps_ : float
+        The eps used (the chosen one when ``eps="auto"``).
+    n_features_in_ : int
+
+    See Also
+    --------
+    xmrank.cluster : the function this estimator wraps.
+    xmrank.jaccard_distance : the distance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xmrank import XMCluster
+    >>> rng = np.random.default_rng(0)
+    >>> centres = rng.normal(size=(5, 32))
+    >>> X = np.repeat(centres, 20, axis=0) + 0.1 * rng.normal(size=(100, 32))
+    >>> XMCluster(k1=10, k2=3).fit(X).n_clusters_
+    5
+    """
+
+    _parameter_constraints: dict = {
+        "method": [StrOptions(set(METHODS))],
+        "eps": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "min_samples": [Interval(Integral, 1, None, closed="left")],
+        "algorithm": [StrOptions(set(ALGORITHMS))],
+        "k1": [Interval(Integral, 1, None, closed="left")],
+        "k2": [Interval(Integral, 1, None, closed="left")],
+        "k1_intra": [Interval(Integral, 1, None, closed="left")],
+        "k1_inter": [Interval(Integral, 1, None, closed="left")],
+        "k2_intra": [Interval(Integral, 1, None, closed="left")],
+        "k2_inter": [Interval(Integral, 1, None, closed="left")],
+        "knn": [StrOptions({"auto", "faiss", "numpy"})],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    def __init__(self, *, method="auto", eps=0.6, min_samples=4, algorithm="dbscan", k1=30, k2=6,
+                 k1_intra=5, k1_inter=20, k2_intra=2, k2_inter=4, knn="auto", n_jobs=None):
+        self.method = method
+        self.eps = eps
+        self.min_samples = min_samples
+        self.algorithm = algorithm
+        self.k1 = k1
+        self.k2 = k2
+        self.k1_intra = k1_intra
+        self.k1_inter = k1_inter
+        self.k2_intra = k2_intra
+        self.k2_inter = k2_inter
+        self.knn = knn
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None, *, modalities=None, cameras=None):
+        """Compute the Jaccard distance of ``X`` and cluster it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        modalities, cameras : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : XMCluster
+        """
+        self._validate_params()
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
+        labels, D = cluster(
+            X, modalities=modalities, cameras=cameras, method=self.method, eps=self.eps,
+            min_samples=self.min_samples, algorithm=self.algorithm, k1=self.k1, k2=self.k2,
+            k1_intra=self.k1_intra, k1_inter=self.k1_inter, k2_intra=self.k2_intra, k2_inter=self.k2_inter,
+            knn=self.knn, n_jobs=self.n_jobs, return_distance=True,
+        )
+        self.labels_ = labels
+        self.n_clusters_ = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+        if self.eps == "auto" and self.algorithm == "dbscan":
+            from .eps import auto_eps
+
+            self.eps_ = auto_eps(D, min_samples=self.min_samples)
+        else:
+            self.eps_ = self.eps
+        return self
+
+    def fit_predict(self, X, y=None, *, modalities=None, cameras=None):
+        """Fit and return :attr:`labels_`."""
+        return self.fit(X, modalities=modalities, cameras=cameras).labels_
