@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from .. import neighbors
 from .._progress import progress_bar
-from .._validation import InputError, check_features, check_int, check_labels, check_option
+from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real
 from . import kernels
 from . import query_expansion as qe
 
@@ -52,6 +52,7 @@ def jaccard_distance(
     k2_inter: int = 4,
     self_in_k1: bool = True,
     dense: bool = False,
+    max_distance: float | None = None,
     knn: str = "auto",
     device: str = "cpu",
     n_jobs: int | None = None,
@@ -96,6 +97,12 @@ def jaccard_distance(
         (CA-Jaccard's plain mode). The two differ by up to 0.05 per entry.
     dense : bool, default=False
         Return a dense float32 array instead of a sparse matrix.
+    max_distance : float, default=None
+        Store only pairs with distance <= ``max_distance`` (the others read
+        as 1). None stores every pair below 1, the exact matrix. Clustering
+        passes its ``eps``, which leaves DBSCAN's result unchanged and cuts
+        memory several-fold: most pairs share only a sliver of weight and
+        sit just below 1.
     knn : {"auto", "faiss", "numpy"}, default="auto"
         Exact kNN engine, see :func:`xmrank.backend.resolve_knn`.
     device : {"cpu"}, default="cpu"
@@ -147,36 +154,60 @@ def jaccard_distance(
         cam_codes, cam_classes = check_labels(cameras, n, "cameras")
     if method == "auto":
         method = "modality" if mod_codes is not None else ("camera" if cam_codes is not None else "vanilla")
+    if max_distance is not None:
+        max_distance = check_real(max_distance, "max_distance", low=0.0)
     n_threads = numba.config.NUMBA_NUM_THREADS if n_jobs is None else check_int(n_jobs, "n_jobs", minimum=1)
 
     t0 = time.perf_counter()
+    timer = _StageTimer()
     old_threads = numba.get_num_threads()
     numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
     try:
         with progress_bar(total=4, desc=f"jaccard[{method}]", show=progress) as bar:
             plan = _PLANNERS[method](X, mod_codes, cam_codes, locals())
-            bar.update(1)
+            timer("neighbour lists", bar)
             indptr, indices = kernels.expand_lists(*plan["sets"])
-            bar.update(1)
             ls, li = plan["known"]
             V = sp.csr_matrix((kernels.softmax_weights(X, indptr, indices, li, ls), indices, indptr), shape=(n, n))
+            del indptr, indices, plan["sets"], plan["known"]
+            timer("reciprocal sets and weights", bar)
             Q = plan["qe"]
             Vq = V if Q is None else (Q @ V).tocsr()
-            bar.update(1)
-            j_ptr, j_idx, j_val = kernels.minsum_jaccard(Vq, n_threads)
-            bar.update(1)
+            del V, Q, plan
+            timer("query expansion", bar)
+            j_ptr, j_idx, j_val = kernels.minsum_jaccard(Vq, n_threads, max_distance=max_distance)
+            del Vq
+            timer("min-sum Jaccard", bar)
     finally:
         numba.set_num_threads(old_threads)
-    logger.info("jaccard_distance(method=%r, n=%d): %.2fs, %d stored pairs", method, n, time.perf_counter() - t0, len(j_val))
+    logger.info("jaccard_distance(method=%r, n=%d): %.2fs, %d stored pairs (%s)", method, n,
+                time.perf_counter() - t0, len(j_val), timer.report())
     if dense:
         out = np.ones((n, n), dtype=np.float32)
         rows = np.repeat(np.arange(n), np.diff(j_ptr))
         out[rows, j_idx] = j_val
         return out
-    idx_dtype = np.int32 if max(n, len(j_val)) < np.iinfo(np.int32).max else np.int64
-    D = sp.csr_matrix((j_val, j_idx.astype(idx_dtype), j_ptr.astype(idx_dtype)), shape=(n, n))
+    D = sp.csr_matrix((j_val, j_idx, j_ptr), shape=(n, n))
     D.has_sorted_indices = False
     return D
+
+
+class _StageTimer:
+    """Wall time per pipeline stage, for the log."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+        self.stages = []
+
+    def __call__(self, name, bar):
+        now = time.perf_counter()
+        self.stages.append((name, now - self.last))
+        logger.debug("jaccard stage %-28s %.2fs", name, now - self.last)
+        self.last = now
+        bar.update(1)
+
+    def report(self):
+        return ", ".join(f"{name} {sec:.2f}s" for name, sec in self.stages)
 
 
 # --- per-method plans: neighbour sets, known similarities, expansion matrix ---
@@ -191,7 +222,7 @@ def _plan_vanilla(X, mod_codes, cam_codes, p):
     k1 = check_int(p["k1"], "k1", minimum=1)
     k2 = check_int(p["k2"], "k2", minimum=1)
     width = k1 if p["self_in_k1"] else k1 + 1
-    if width > n:
+    if k1 >= n:
         raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
     if k2 > width:
         raise InputError(f"k2={k2} must not exceed k1={k1}.")
@@ -205,7 +236,7 @@ def _plan_modality_qe(X, mod_codes, cam_codes, p):
     k1 = check_int(p["k1"], "k1", minimum=1)
     k2 = check_int(p["k2"], "k2", minimum=1)
     width = k1 if p["self_in_k1"] else k1 + 1
-    if width > n:
+    if k1 >= n:
         raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
     if k2 > width:
         raise InputError(f"k2={k2} must not exceed k1={k1}.")

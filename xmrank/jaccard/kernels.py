@@ -152,9 +152,15 @@ def softmax_weights(X, indptr, indices, list_idx, list_sim):
 
 
 @nb.njit(**_PARALLEL)
-def _minsum_pass(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, out_ptr, out_idx, out_val, count_only, n_chunks):
+def _minsum_pass(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, out_ptr, out_idx, out_val, count_only, n_chunks):
+    """One pass over rows; counts stored pairs (count_only) or writes them.
+
+    ``limit`` < 1 makes the count pass compute distances too, to count only
+    pairs with distance <= limit.
+    """
     counts = np.zeros(n, dtype=np.int64)
     chunk = (n + n_chunks - 1) // n_chunks
+    need_values = (not count_only) or limit < 1.0
     for ch in nb.prange(n_chunks):
         lo_row = ch * chunk
         hi_row = min(n, lo_row + chunk)
@@ -174,40 +180,48 @@ def _minsum_pass(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, out_ptr, out_idx, 
                         seen[j] = True
                         touched[m] = j
                         m += 1
-                    if not count_only:
+                    if need_values:
                         b = c_val[q]
                         acc[j] += a if a < b else b
-            counts[i] = m
-            if count_only:
-                for t in range(m):
-                    seen[touched[t]] = False
-            else:
-                base = out_ptr[i]
-                for t in range(m):
-                    j = touched[t]
-                    s = acc[j]
-                    v = 1.0 - s / (2.0 - s)
-                    if v < 0.0 or j == i:
-                        v = 0.0
-                    out_idx[base + t] = j
-                    out_val[base + t] = v
-                    acc[j] = 0.0
-                    seen[j] = False
+            stored = 0
+            base = out_ptr[i] if not count_only else 0
+            for t in range(m):
+                j = touched[t]
+                seen[j] = False
+                if not need_values:
+                    stored += 1
+                    continue
+                s = acc[j]
+                acc[j] = 0.0
+                v = 1.0 - s / (2.0 - s)
+                if v < 0.0 or j == i:
+                    v = 0.0
+                if v <= limit:
+                    if not count_only:
+                        out_idx[base + stored] = j
+                        out_val[base + stored] = v
+                    stored += 1
+            counts[i] = stored
     return counts
 
 
-def minsum_jaccard(vq_csr, n_threads: int):
+def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None):
     """Jaccard distance ``1 - m/(2-m)``, ``m(i,j) = sum_l min(V'[i,l], V'[j,l])``.
 
     Parameters
     ----------
     vq_csr : scipy.sparse.csr_matrix, shape (N, N)
         The query-expanded weights ``V'``.
+    n_threads : int
+    max_distance : float, default=None
+        Keep only pairs with distance <= max_distance (costs a second
+        min-sum pass, saves memory). None keeps every pair with ``m > 0``.
 
     Returns
     -------
-    indptr, indices, data : CSR arrays of every pair with ``m > 0``
-        (every other pair has distance 1). The diagonal is stored as 0.
+    indptr, indices, data : CSR arrays of the stored pairs (int32 indices
+        while they fit, float32 data). Unstored pairs have distance 1; the
+        diagonal is stored as 0.
     """
     n = vq_csr.shape[0]
     csc = vq_csr.tocsc()
@@ -215,15 +229,18 @@ def minsum_jaccard(vq_csr, n_threads: int):
         n,
         vq_csr.indptr.astype(np.int64), vq_csr.indices.astype(np.int64), vq_csr.data.astype(np.float64),
         csc.indptr.astype(np.int64), csc.indices.astype(np.int64), csc.data.astype(np.float64),
+        2.0 if max_distance is None else float(max_distance),
     )
+    del csc
     n_chunks = max(1, min(n, 8 * n_threads))
-    empty_i = np.empty(0, np.int64)
+    empty_i = np.empty(0, np.int32)
     empty_f = np.empty(0, np.float32)
-    counts = _minsum_pass(*args, empty_i, empty_i, empty_f, True, n_chunks)
-    indptr = np.zeros(n + 1, dtype=np.int64)
+    counts = _minsum_pass(*args, np.empty(0, np.int64), empty_i, empty_f, True, n_chunks)
+    nnz = int(counts.sum())
+    idx_dtype = np.int32 if max(n, nnz) < np.iinfo(np.int32).max else np.int64
+    indptr = np.zeros(n + 1, dtype=idx_dtype)
     np.cumsum(counts, out=indptr[1:])
-    nnz = int(indptr[-1])
-    out_idx = np.empty(nnz, dtype=np.int64)
+    out_idx = np.empty(nnz, dtype=idx_dtype)
     out_val = np.empty(nnz, dtype=np.float32)
     _minsum_pass(*args, indptr, out_idx, out_val, False, n_chunks)
     return indptr, out_idx, out_val

@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def unit_rows(n, d, *, seed=0, n_modalities=2, gap=0.0, n_ids=None):
+    """Random unit rows; with ``gap`` > 0, a per-modality offset (a biased set)."""
+    rng = np.random.default_rng(seed)
+    mods = rng.integers(0, n_modalities, size=n)
+    X = rng.normal(size=(n, d))
+    if n_ids:
+        ids = rng.integers(0, n_ids, size=n)
+        X = 0.7 * X / np.sqrt(d) + rng.normal(size=(n_ids, d))[ids] / np.sqrt(d)
+    if gap:
+        offsets = rng.normal(size=(n_modalities, d))
+        offsets *= gap / np.linalg.norm(offsets, axis=1, keepdims=True)
+        X = X / np.linalg.norm(X, axis=1, keepdims=True) + offsets[mods]
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X.astype(np.float32), mods
+
+
+@pytest.fixture(scope="session", params=["golden_n300_d128_k20.npz", "golden_n800_d512_k30.npz"])
+def golden(request):
+    with np.load(DATA / request.param) as z:
+        return {k: z[k] for k in z.files}
