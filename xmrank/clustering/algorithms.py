@@ -87,6 +87,36 @@ def cluster_distance(distance, *, eps: float = 0.6, min_samples: int = 4, algori
         except ImportError:
             raise InputError("algorithm='hdbscan' needs the hdbscan package: pip install 'xmrank[hdbscan]'.") from None
         mcs = min_samples if min_cluster_size is None else check_int(min_cluster_size, "min_cluster_size", minimum=2)
-        X = D.astype(np.float64) if sp.issparse(D) else np.asarray(D, dtype=np.float64)
-        labels = hdbscan.HDBSCAN(metric="precomputed", min_samples=min_samples, min_cluster_size=max(mcs, 2)).fit_predict(X)
+        labels = _hdbscan(hdbscan, D, min_samples=min_samples, min_cluster_size=max(mcs, 2))
     return np.asarray(labels, dtype=np.int64)
+
+
+def _hdbscan(hdbscan, D, *, min_samples, min_cluster_size):
+    """Run the hdbscan package on a dense or sparse precomputed distance.
+
+    A sparse Jaccard matrix is clustered one connected component at a time
+    (hdbscan refuses disconnected sparse graphs; components are joined only
+    at distance 1, the top of the hierarchy, so they cannot share a cluster).
+    Components smaller than ``min_cluster_size`` are noise. hdbscan reads
+    stored zeros as missing, so they are nudged to 1e-12, and missing pairs
+    inside a component are at ``max_dist=1.0``, as in the matrix.
+    """
+    if not sp.issparse(D):
+        model = hdbscan.HDBSCAN(metric="precomputed", min_samples=min_samples, min_cluster_size=min_cluster_size)
+        return np.asarray(model.fit_predict(np.asarray(D, dtype=np.float64)), dtype=np.int64)
+    from scipy.sparse.csgraph import connected_components
+
+    G = D.astype(np.float64).tocsr(copy=True)
+    np.maximum(G.data, 1e-12, out=G.data)
+    n_comp, comp = connected_components(G, directed=False)
+    labels = np.full(G.shape[0], -1, dtype=np.int64)
+    offset = 0
+    for c in np.flatnonzero(np.bincount(comp, minlength=n_comp) >= max(min_cluster_size, min_samples + 1)):
+        rows = np.flatnonzero(comp == c)
+        model = hdbscan.HDBSCAN(metric="precomputed", min_samples=min_samples, min_cluster_size=min_cluster_size,
+                                max_dist=1.0)
+        part = np.asarray(model.fit_predict(G[rows][:, rows]), dtype=np.int64)
+        keep = part >= 0
+        labels[rows[keep]] = part[keep] + offset
+        offset += int(part.max()) + 1 if keep.any() else 0
+    return labels
