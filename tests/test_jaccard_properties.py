@@ -123,3 +123,23 @@ def test_torch_tensors_are_accepted():
     a = xmrank.jaccard_distance(torch.from_numpy(X), modalities=torch.from_numpy(m), k1=6, k2=2, dense=True)
     b = xmrank.jaccard_distance(X, modalities=m, k1=6, k2=2, dense=True)
     assert np.array_equal(a, b)
+
+
+def test_modality_camera_with_one_camera_per_modality_is_modality():
+    X, m = unit_rows(80, 10, seed=9, gap=0.8, n_ids=8)
+    a = xmrank.jaccard_distance(X, modalities=m, cameras=m * 7 + 3, method="modality-camera", k1=10, k2=3, dense=True)
+    b = xmrank.jaccard_distance(X, modalities=m, method="modality", k1=10, k2=3, dense=True)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_modality_camera_balances_cameras_inside_a_modality():
+    from xmrank.data import make_biased
+
+    X, ids, mods, cams = make_biased(n_ids=20, per_id=8, gap=1.5, n_cameras_per_modality=2, camera_gap=1.0, seed=0)
+    D = xmrank.jaccard_distance(X, modalities=mods, cameras=cams, method="modality-camera", k1=16, k2=2)
+    plain = xmrank.jaccard_distance(X, modalities=mods, method="modality", k1=16, k2=2)
+    same_id_other_cam = (ids[:, None] == ids[None, :]) & (cams[:, None] != cams[None, :])
+    # identities are pulled together across cameras more than by the modality-only lists
+    assert _to_dense(D)[same_id_other_cam].mean() < _to_dense(plain)[same_id_other_cam].mean()
+    dense = _to_dense(D)
+    np.testing.assert_allclose(dense, dense.T, atol=1e-6)

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import neighbors
+from ..knn import knn_search
 from .._progress import progress_bar
 from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real
 from . import kernels
@@ -31,7 +32,7 @@ logger = logging.getLogger("xmrank")
 __all__ = ["jaccard_distance", "METHODS"]
 
 #: Method names accepted by ``method=``.
-METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera")
+METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera")
 
 
 def _round_half_even(x: float) -> int:
@@ -81,6 +82,11 @@ def jaccard_distance(
           expansion only (the prior methods' variant, for ablations).
         - ``"camera"``: CA-Jaccard (CKRNNs + CLQE) with ``k1_intra``,
           ``k1_inter``, ``k2_intra``, ``k2_inter``.
+        - ``"modality-camera"``: xmrank's extension for cameras nested in
+          modalities (SYSU-MM01: four visible and two infrared cameras):
+          each modality's ``k1 // M`` neighbours are split evenly over its
+          cameras, merged; query expansion as ``"modality"``. With one camera
+          per modality it equals ``"modality"``.
         - ``"auto"``: ``"modality"`` when ``modalities`` is given, else
           ``"camera"`` when ``cameras`` is given, else ``"vanilla"``.
     k1 : int, default=30
@@ -263,6 +269,41 @@ def _plan_modality(X, mod_codes, cam_codes, p):
     return plan
 
 
+def _plan_modality_camera(X, mod_codes, cam_codes, p):
+    n = X.shape[0]
+    codes = _require_modalities(mod_codes)
+    if cam_codes is None:
+        raise InputError("method='modality-camera' needs cameras: one camera label per row.")
+    n_mod = int(codes.max()) + 1
+    k1 = check_int(p["k1"], "k1", minimum=n_mod)
+    k2 = check_int(p["k2"], "k2", minimum=1)
+    per_mod = k1 // n_mod
+    per_modality_lists = []
+    for g in range(n_mod):
+        rows = np.flatnonzero(codes == g)
+        cams = np.unique(cam_codes[rows])
+        per_cam = per_mod // cams.size
+        if per_cam < 1:
+            raise InputError(
+                f"k1={k1} gives modality {g} {per_mod} neighbours, fewer than its {cams.size} cameras; raise k1."
+            )
+        parts = []
+        for c in cams:
+            members = rows[cam_codes[rows] == c]
+            _check_k(per_cam, f"k1 // {n_mod} // {cams.size} cameras", members.size, f"camera {c}")
+            sims, local = knn_search(X, X[members], per_cam, knn=p["knn"], device=p["device"])
+            parts.append((sims, members[local]))
+        merged = neighbors.merge_lists(parts)
+        if k2 > merged[1].shape[1]:
+            raise InputError(f"k2={k2} must not exceed modality {g}'s list length ({merged[1].shape[1]}).")
+        per_modality_lists.append(merged)
+    sims, rank = neighbors.merge_lists(per_modality_lists)
+    plan = _k_reciprocal_plan(n, sims, rank, k1, k2, qe_cols=None, codes=None)
+    if k2 > 1:
+        plan["qe"] = qe.balanced_over_lists(n, [idx[:, :k2] for _, idx in per_modality_lists])
+    return plan
+
+
 def _plan_camera(X, mod_codes, cam_codes, p):
     n = X.shape[0]
     if cam_codes is None:
@@ -311,4 +352,5 @@ _PLANNERS = {
     "modality": _plan_modality,
     "modality-qe": _plan_modality_qe,
     "camera": _plan_camera,
+    "modality-camera": _plan_modality_camera,
 }

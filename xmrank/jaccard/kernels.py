@@ -152,29 +152,33 @@ def softmax_weights(X, indptr, indices, list_idx, list_sim):
 
 
 @nb.njit(**_PARALLEL)
-def _minsum_pass(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, out_ptr, out_idx, out_val, count_only, n_chunks):
-    """One pass over rows; counts stored pairs (count_only) or writes them.
+def _minsum_half(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_chunks, write, counts, offsets, out_idx, out_val):
+    """Min-sum Jaccard over pairs ``j > i`` only; each pair is stored twice.
 
-    ``limit`` < 1 makes the count pass compute distances too, to count only
-    pairs with distance <= limit.
+    Rows are dealt to ``n_chunks`` interleaved chunks (row ``i`` to chunk
+    ``i % n_chunks``, which balances the triangular work). Count pass
+    (``write=False``): ``counts[ch, r]`` = pairs chunk ``ch`` stores in row
+    ``r``. Write pass: chunk ``ch`` writes row ``r``'s pairs from
+    ``offsets[ch, r]`` on, a region no other chunk touches.
+    The diagonal is stored as 0 for every row with weights.
     """
-    counts = np.zeros(n, dtype=np.int64)
-    chunk = (n + n_chunks - 1) // n_chunks
-    need_values = (not count_only) or limit < 1.0
+    need_values = write or limit < 1.0
     for ch in nb.prange(n_chunks):
-        lo_row = ch * chunk
-        hi_row = min(n, lo_row + chunk)
-        if lo_row >= hi_row:
-            continue
         acc = np.zeros(n, dtype=np.float64)
         seen = np.zeros(n, dtype=np.bool_)
         touched = np.empty(n, dtype=np.int64)
-        for i in range(lo_row, hi_row):
+        for i in range(ch, n, n_chunks):
+            if r_ptr[i + 1] == r_ptr[i]:
+                continue
             m = 0
             for p in range(r_ptr[i], r_ptr[i + 1]):
                 col = r_idx[p]
                 a = r_val[p]
-                for q in range(c_ptr[col], c_ptr[col + 1]):
+                lo = c_ptr[col]
+                hi = c_ptr[col + 1]
+                # column rows are sorted: skip to the first row > i
+                lo = lo + np.searchsorted(c_idx[lo:hi], i, side="right")
+                for q in range(lo, hi):
                     j = c_idx[q]
                     if not seen[j]:
                         seen[j] = True
@@ -183,26 +187,37 @@ def _minsum_pass(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, out_ptr, ou
                     if need_values:
                         b = c_val[q]
                         acc[j] += a if a < b else b
-            stored = 0
-            base = out_ptr[i] if not count_only else 0
+            if write:
+                pos = offsets[ch, i]
+                out_idx[pos] = i
+                out_val[pos] = 0.0
+                offsets[ch, i] = pos + 1
+            else:
+                counts[ch, i] += 1
             for t in range(m):
                 j = touched[t]
                 seen[j] = False
-                if not need_values:
-                    stored += 1
-                    continue
-                s = acc[j]
-                acc[j] = 0.0
-                v = 1.0 - s / (2.0 - s)
-                if v < 0.0 or j == i:
-                    v = 0.0
-                if v <= limit:
-                    if not count_only:
-                        out_idx[base + stored] = j
-                        out_val[base + stored] = v
-                    stored += 1
-            counts[i] = stored
-    return counts
+                v = 0.0
+                if need_values:
+                    s = acc[j]
+                    acc[j] = 0.0
+                    v = 1.0 - s / (2.0 - s)
+                    if v < 0.0:
+                        v = 0.0
+                    if v > limit:
+                        continue
+                if write:
+                    pos = offsets[ch, i]
+                    out_idx[pos] = j
+                    out_val[pos] = v
+                    offsets[ch, i] = pos + 1
+                    pos = offsets[ch, j]
+                    out_idx[pos] = i
+                    out_val[pos] = v
+                    offsets[ch, j] = pos + 1
+                else:
+                    counts[ch, i] += 1
+                    counts[ch, j] += 1
 
 
 def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None):
@@ -214,17 +229,19 @@ def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None):
         The query-expanded weights ``V'``.
     n_threads : int
     max_distance : float, default=None
-        Keep only pairs with distance <= max_distance (costs a second
-        min-sum pass, saves memory). None keeps every pair with ``m > 0``.
+        Keep only pairs with distance <= max_distance (the count pass then
+        computes distances too). None keeps every pair with ``m > 0``.
 
     Returns
     -------
     indptr, indices, data : CSR arrays of the stored pairs (int32 indices
         while they fit, float32 data). Unstored pairs have distance 1; the
-        diagonal is stored as 0.
+        diagonal is stored as 0. Each pair is computed once and stored in
+        both rows, so the matrix is exactly symmetric.
     """
     n = vq_csr.shape[0]
     csc = vq_csr.tocsc()
+    csc.sort_indices()
     args = (
         n,
         vq_csr.indptr.astype(np.int64), vq_csr.indices.astype(np.int64), vq_csr.data.astype(np.float64),
@@ -232,15 +249,20 @@ def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None):
         2.0 if max_distance is None else float(max_distance),
     )
     del csc
-    n_chunks = max(1, min(n, 8 * n_threads))
-    empty_i = np.empty(0, np.int32)
-    empty_f = np.empty(0, np.float32)
-    counts = _minsum_pass(*args, np.empty(0, np.int64), empty_i, empty_f, True, n_chunks)
-    nnz = int(counts.sum())
+    n_chunks = max(1, min(n, 4 * n_threads))
+    counts = np.zeros((n_chunks, n), dtype=np.int64)
+    _minsum_half(*args, n_chunks, False, counts, counts, np.empty(0, np.int32), np.empty(0, np.float32))
+    per_row = counts.sum(axis=0)
+    nnz = int(per_row.sum())
     idx_dtype = np.int32 if max(n, nnz) < np.iinfo(np.int32).max else np.int64
-    indptr = np.zeros(n + 1, dtype=idx_dtype)
-    np.cumsum(counts, out=indptr[1:])
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    # chunk ch writes row r from indptr[r] + (pairs of chunks before ch in row r)
+    offsets = np.cumsum(counts, axis=0)
+    offsets -= counts
+    offsets += indptr[:-1][None, :]
+    del counts
     out_idx = np.empty(nnz, dtype=idx_dtype)
     out_val = np.empty(nnz, dtype=np.float32)
-    _minsum_pass(*args, indptr, out_idx, out_val, False, n_chunks)
-    return indptr, out_idx, out_val
+    _minsum_half(*args, n_chunks, True, offsets, offsets, out_idx, out_val)
+    return indptr.astype(idx_dtype), out_idx, out_val
