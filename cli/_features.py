@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def load_inputs(features_path, *, modalities=None, cameras=None, labels=None):
                     fail(f"FEATURES: {features_path} has no array named {' or '.join(FEATURE_KEYS)}; it holds {', '.join(keys)}.")
                 X = z[key]
                 bundled = {k: z[k] for k in ("modalities", "cameras", "ids", "labels") if k in keys}
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             fail(f"FEATURES: cannot read {features_path} as an .npz archive ({exc}).")
     else:
         X = load_array(features_path, name="FEATURES")

@@ -1,0 +1,188 @@
+"""``xmrank diagnose``: measure modality bias and score clusterings against identities."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import click
+import numpy as np
+
+from ._io import fail, load_array, user_errors, write_json
+
+#: Arrays read from a FEATURES .npz bundle (first key present wins).
+_BUNDLE_KEYS = {
+    "features": ("features",),
+    "modalities": ("modalities",),
+    "labels": ("labels", "ids", "pids"),
+    "cameras": ("cameras", "cams"),
+}
+
+_METHODS = ("vanilla", "modality-qe", "modality", "camera")
+
+
+def _load_inputs(features_path, paths):
+    """Features and per-row arrays: options win over the arrays of a FEATURES .npz bundle."""
+    arrays = {}
+    bundle = features_path.endswith(".npz") and os.path.exists(features_path)
+    if bundle:
+        try:
+            with np.load(features_path, allow_pickle=False) as npz:
+                for field, keys in _BUNDLE_KEYS.items():
+                    key = next((k for k in keys if k in npz.files), None)
+                    if key is not None:
+                        arrays[field] = npz[key]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            fail(f"FEATURES: cannot read {features_path} as a .npz array file ({exc.__class__.__name__}: {exc}).")
+    if "features" not in arrays:
+        arrays["features"] = load_array(features_path, name="FEATURES")
+    for field, path in paths.items():
+        if path is not None:
+            arrays[field] = load_array(path, name=f"--{field}")
+    return arrays
+
+
+def _check_output(path, option, plot=False):
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        fail(f"{option}: folder {folder} does not exist.")
+    if plot:
+        ext = os.path.splitext(path)[1].lstrip(".").lower()
+        try:
+            from matplotlib.backend_bases import FigureCanvasBase
+        except ImportError:
+            fail("--plot needs matplotlib: pip install 'xmrank[plot]'")
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if ext not in formats:
+            fail(f"{option}: unknown image format {ext or '(none)'!r} of {path}; use one of {', '.join(sorted(formats))}.")
+
+
+def _parse_eps(value):
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        eps = float(value)
+    except ValueError:
+        fail(f"--eps must be a positive number or 'auto'; got {value!r}.")
+    if not np.isfinite(eps) or eps <= 0:
+        fail(f"--eps must be a positive number or 'auto'; got {value}.")
+    return eps
+
+
+def _fmt(x, spec=".3f"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def format_report(report) -> str:
+    """A short text summary of ``diagnose``'s report."""
+    mk = report["neighbor_makeup"]
+    lines = [
+        f"{report['n_samples']} rows, {report['n_features']} features, modalities "
+        + ", ".join(f"{k}: {v}" for k, v in report["modality_counts"].items()),
+        "",
+        f"neighbour make-up: cross-modal share of each row's k1={mk['k1']} neighbours (mean)",
+        f"  plain kNN lists       {_fmt(mk['knn']['cross_modal_share_mean'])}"
+        f"   (rows with none: {_fmt(mk['knn']['rows_without_cross_modal_neighbour'])})",
+        f"  modality-aware lists  {_fmt(mk['modality']['cross_modal_share_mean'])}",
+        f"  random neighbours     {_fmt(mk['uniform_cross_modal_share'])}",
+        "",
+        f"{'distance':<13}{'intra mean':>11}{'inter mean':>11}{'gap':>8}{'overlap':>9}{'intra <1':>10}{'inter <1':>10}",
+    ]
+    for name, s in report["distances"].items():
+        below = [_fmt(s.get(f"{k}_modality_share_below_one"), ".2%") if name != "original" else "-"
+                 for k in ("intra", "inter")]
+        lines.append(f"{name:<13}{_fmt(s['intra_modality_mean']):>11}{_fmt(s['inter_modality_mean']):>11}"
+                     f"{_fmt(s['inter_minus_intra']):>8}{_fmt(s['histogram_overlap']):>9}{below[0]:>10}{below[1]:>10}")
+    if "clustering" in report:
+        noise = report["parameters"]["noise"]
+        lines += ["", f"clustering (DBSCAN, min_samples={report['parameters']['min_samples']}, noise scored as {noise})",
+                  f"{'method':<13}{'eps':>6}{'ARI':>7}{'NMI':>7}{'pair F':>8}{'clusters/ids':>14}{'noise':>7}"
+                  f"{'mixed':>7}{'xm recall':>10}"]
+        for name, s in report["clustering"].items():
+            lines.append(
+                f"{name:<13}{_fmt(s['eps'], '.2f'):>6}{_fmt(s['ari']):>7}{_fmt(s['nmi']):>7}{_fmt(s['pairwise_f1']):>8}"
+                f"{s['n_clusters']:>7}/{s['n_identities']:<6}{_fmt(s['noise_share'], '.2f'):>7}"
+                f"{_fmt(s['mixed_modality_cluster_share'], '.2f'):>7}{_fmt(s['cross_modal_pair_recall']):>10}"
+            )
+    return "\n".join(lines)
+
+
+@click.command("diagnose", help="""Measure modality bias: neighbour make-up, distance histograms, cluster scores.
+
+FEATURES is a .npy array (n_rows x dim, L2-normalised rows) or a .npz bundle
+holding 'features' and optionally 'modalities', 'ids' (or 'labels'),
+'cameras' (or 'cams'); the options below override the bundle's arrays.
+Each per-row array is a .npy (or PATH.npz:KEY) of n_rows labels.
+
+Reports (1) the share of cross-modal rows among each row's k1 neighbours, for
+plain kNN lists and for the modality-aware lists; (2) intra- vs
+inter-modality distance histograms for the original distance 2 - 2 x.y and
+each Jaccard method (mean of each, their gap, the histograms' overlap and,
+for Jaccard, the share of pairs closer than 1); (3) with --labels, DBSCAN
+on each Jaccard method scored against the identities: ARI, NMI, pairwise
+precision/recall/F, clusters vs identities, noise share, share of clusters
+mixing modalities and cross-modal pair recall (same-identity pairs of
+different modalities that end up in one cluster).
+
+Noise (-1) is scored as singletons by default (each noise row its own
+cluster: DBSCAN's noise belongs with nobody); --noise cluster scores all
+noise rows as one cluster, as scikit-learn's ARI reads -1.
+
+Example:
+
+\b
+  xmrank diagnose feats.npy --modalities mods.npy --labels ids.npy \\
+      --plot bias.png --json bias.json
+""")
+@click.argument("features", type=click.Path(dir_okay=False))
+@click.option("--modalities", type=click.Path(dir_okay=False), help="Modality of each row (.npy); at least two distinct values.")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Identity of each row (.npy): adds the clustering scores.")
+@click.option("--cameras", type=click.Path(dir_okay=False), help="Camera of each row (.npy): adds the camera-aware Jaccard.")
+@click.option("--method", "methods", multiple=True, metavar="NAME",
+              help=f"Jaccard method to compare (repeatable): {', '.join(_METHODS)}. "
+                   "Default: vanilla, modality-qe, modality, plus camera with --cameras.")
+@click.option("--k1", type=int, default=30, show_default=True, help="Neighbour-list length.")
+@click.option("--k2", type=int, default=6, show_default=True, help="Query-expansion length.")
+@click.option("--eps", default="0.6", show_default=True, help="DBSCAN radius for the scores, or 'auto' (chosen per method).")
+@click.option("--min-samples", type=int, default=4, show_default=True, help="DBSCAN core-point size.")
+@click.option("--noise", default="singletons", show_default=True, help="How noise is scored: 'singletons' or 'cluster'.")
+@click.option("--bins", type=int, default=50, show_default=True, help="Histogram bins.")
+@click.option("--max-pairs", type=int, default=2_000_000, show_default=True,
+              help="Original-distance histogram: all pairs up to this many, else a random sample of this many.")
+@click.option("--knn", default="auto", show_default=True, help="Exact kNN engine: auto, faiss or numpy.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Draw the make-up and histograms into this image (.png, .pdf, .svg; needs matplotlib).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report (numbers and histograms) to this JSON file.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
+@user_errors
+def diagnose_cmd(features, modalities, labels, cameras, methods, k1, k2, eps, min_samples, noise, bins, max_pairs,
+                 knn, plot_path, json_path, progress):
+    from xmrank.diagnostics import diagnose
+
+    _check_output(plot_path, "--plot", plot=True)
+    _check_output(json_path, "--json")
+    eps_value = _parse_eps(eps)
+    arrays = _load_inputs(features, {"modalities": modalities, "labels": labels, "cameras": cameras})
+    if arrays.get("modalities") is None:
+        fail("--modalities is required: one modality label per row (or a 'modalities' array in the FEATURES .npz).")
+    for field in ("modalities", "labels", "cameras"):
+        if arrays.get(field) is not None and arrays[field].dtype == object:
+            fail(f"--{field} must hold integer or string labels.")
+    report = diagnose(
+        arrays["features"], arrays["modalities"], labels=arrays.get("labels"), cameras=arrays.get("cameras"),
+        k1=k1, k2=k2, eps=eps_value, min_samples=min_samples, methods=list(methods) or None, noise=noise,
+        bins=bins, max_pairs=max_pairs, knn=knn, progress=progress,
+    )
+    click.echo(format_report(report))
+    if plot_path:
+        from xmrank.diagnostics import plot_diagnosis
+
+        try:
+            plot_diagnosis(report, plot_path)
+        except (OSError, ValueError) as exc:
+            if os.path.exists(plot_path):
+                os.remove(plot_path)
+            fail(f"--plot: cannot write {plot_path}: {exc}")
+    if json_path:
+        write_json(json_path, report)

@@ -1,0 +1,187 @@
+"""``diagnose``: every modality-bias diagnostic of a feature set in one JSON-ready dict."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from .._progress import progress_bar
+from ..backend import resolve_knn
+from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real
+from ..jaccard import jaccard_distance
+from .distances import histogram_summary, jaccard_histogram, original_histogram
+from .neighbors import neighbor_makeup
+from .scores import NOISE_MODES, cluster_scores
+
+logger = logging.getLogger("xmrank")
+
+__all__ = ["diagnose", "DIAGNOSE_METHODS"]
+
+#: Jaccard methods ``diagnose`` can compare.
+DIAGNOSE_METHODS = ("vanilla", "modality-qe", "modality", "camera")
+
+
+def _json_ready(obj):
+    """numpy scalars/arrays to Python, NaN/inf to None, recursively."""
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_ready(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _check_methods(methods, has_cameras):
+    if methods is None:
+        return ("vanilla", "modality-qe", "modality") + (("camera",) if has_cameras else ())
+    if isinstance(methods, str):
+        methods = (methods,)
+    methods = tuple(methods)
+    if not methods:
+        raise InputError("methods must name at least one Jaccard method.")
+    for m in methods:
+        check_option(m, "method", DIAGNOSE_METHODS)
+    if "camera" in methods and not has_cameras:
+        raise InputError("method 'camera' needs cameras: one camera label per row.")
+    return methods
+
+
+def diagnose(
+    features,
+    modalities,
+    *,
+    labels=None,
+    cameras=None,
+    k1: int = 30,
+    k2: int = 6,
+    eps=0.6,
+    min_samples: int = 4,
+    methods=None,
+    noise: str = "singletons",
+    bins: int = 50,
+    max_pairs: int = 2_000_000,
+    knn: str = "auto",
+    seed=0,
+    progress: bool | None = None,
+) -> dict:
+    """Measure the modality bias of ``features`` and how each Jaccard method copes with it.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+        Embeddings (L2-normalised rows).
+    modalities : array-like of shape (n_samples,)
+        Modality label per row, at least two distinct values.
+    labels : array-like of shape (n_samples,), default=None
+        Ground-truth identity per row. When given, each method's distance is
+        clustered with DBSCAN and scored (:func:`cluster_scores`).
+    cameras : array-like of shape (n_samples,), default=None
+        Camera label per row; adds the camera-aware Jaccard (CA-Jaccard).
+    k1, k2 : int, default=30, 6
+        Neighbour-list and query-expansion lengths of every method, and
+        ``k1`` of the neighbour make-up.
+    eps : float or "auto", default=0.6
+        DBSCAN radius for the clustering scores; "auto" picks it per method
+        with :func:`xmrank.clustering.auto_eps`.
+    min_samples : int, default=4
+        DBSCAN's core-point size.
+    methods : sequence of str, default=None
+        Jaccard methods to compare, from "vanilla", "modality-qe",
+        "modality", "camera"; None takes the first three, plus "camera"
+        when cameras are given.
+    noise : {"singletons", "cluster"}, default="singletons"
+        How DBSCAN noise is scored, see :mod:`xmrank.diagnostics.scores`.
+    bins : int, default=50
+        Histogram bins.
+    max_pairs : int, default=2_000_000
+        The original-distance histogram uses every pair up to this many,
+        else a random sample of this many pairs.
+    knn : str, default="auto"
+        Exact kNN engine.
+    seed : int, default=0
+        Seed of the pair sample.
+    progress : bool, default=None
+        Progress bars; None shows them only on a terminal.
+
+    Returns
+    -------
+    report : dict
+        JSON-ready (NaN written as None):
+
+        - ``n_samples``, ``n_features``, ``modality_counts``, ``parameters``;
+        - ``neighbor_makeup``: :func:`neighbor_makeup` (plain ``knn`` vs
+          ``modality``-aware lists);
+        - ``distances``: per distance ("original" and each method),
+          ``intra_modality_mean``, ``inter_modality_mean``,
+          ``inter_minus_intra``, ``histogram_overlap`` and pair counts;
+        - ``histograms``: per distance, ``edges``, ``intra`` and ``inter``
+          counts (for :func:`xmrank.diagnostics.plot_diagnosis`);
+        - ``clustering`` (with ``labels``): per method, the ``eps`` used and
+          :func:`cluster_scores`.
+    """
+    X = check_features(features)
+    n = X.shape[0]
+    if modalities is None:
+        raise InputError("modalities is required: one modality label per row.")
+    codes, classes = check_labels(modalities, n, "modalities")
+    if classes.size < 2:
+        raise InputError("modalities holds a single modality; diagnose needs at least two.")
+    ids = None if labels is None else check_labels(labels, n, "labels")[0]
+    cams = None if cameras is None else check_labels(cameras, n, "cameras")[0]
+    k1 = check_int(k1, "k1", minimum=classes.size)
+    if k1 >= n:
+        raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
+    k2 = check_int(k2, "k2", minimum=1)
+    if not (isinstance(eps, str) and eps == "auto"):
+        if isinstance(eps, str):
+            raise InputError(f"eps must be a positive number or 'auto'; got {eps!r}.")
+        eps = check_real(eps, "eps", low=0.0, low_open=True)
+    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    methods = _check_methods(methods, cams is not None)
+    noise = check_option(noise, "noise", NOISE_MODES)
+    bins = check_int(bins, "bins", minimum=1)
+    max_pairs = check_int(max_pairs, "max_pairs", minimum=1)
+    resolve_knn(knn)
+
+    report = {
+        "n_samples": n,
+        "n_features": int(X.shape[1]),
+        "modality_counts": {str(c): int(s) for c, s in zip(classes, np.bincount(codes))},
+        "parameters": {"k1": k1, "k2": k2, "eps": eps, "min_samples": min_samples,
+                       "methods": list(methods), "noise": noise},
+    }
+    with progress_bar(total=2 + len(methods), desc="diagnose", show=progress) as bar:
+        report["neighbor_makeup"] = neighbor_makeup(X, codes, k1=k1, labels=ids, knn=knn)
+        bar.update(1)
+        hists = {"original": original_histogram(X, codes, bins=bins, max_pairs=max_pairs, seed=seed)}
+        bar.update(1)
+        clustering = {}
+        for method in methods:
+            logger.info("diagnose: %s Jaccard", method)
+            D = jaccard_distance(X, modalities=codes, cameras=cams, method=method, k1=k1, k2=k2,
+                                 knn=knn, progress=progress)
+            hists[method] = jaccard_histogram(D, codes, bins=bins)
+            if ids is not None:
+                clustering[method] = _cluster_and_score(D, ids, codes, eps, min_samples, noise)
+            del D
+            bar.update(1)
+    report["distances"] = {name: histogram_summary(h) for name, h in hists.items()}
+    report["histograms"] = {name: {k: h[k] for k in ("edges", "intra", "inter")} for name, h in hists.items()}
+    if ids is not None:
+        report["clustering"] = clustering
+    return _json_ready(report)
+
+
+def _cluster_and_score(D, ids, codes, eps, min_samples, noise):
+    from ..clustering import auto_eps, cluster_distance
+
+    eps_used = auto_eps(D, min_samples=min_samples) if eps == "auto" else eps
+    pred = cluster_distance(D, eps=eps_used, min_samples=min_samples)
+    return {"eps": float(eps_used), **cluster_scores(ids, pred, modalities=codes, noise=noise)}
