@@ -13,6 +13,7 @@ Only steps 1, 2 and 4 depend on the method.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -223,29 +224,17 @@ def _check_k(k, name, limit, what):
         raise InputError(f"{name}={k} asks {what} for more neighbours than it has rows ({limit}).")
 
 
-def _plan_vanilla(X, mod_codes, cam_codes, p):
+def _plan_global(X, mod_codes, cam_codes, p, *, balance_qe=False):
+    """Global neighbour lists; "modality-qe" balances the expansion over modalities."""
     n = X.shape[0]
+    codes = _require_modalities(mod_codes) if balance_qe else None
     k1 = check_int(p["k1"], "k1", minimum=1)
     k2 = check_int(p["k2"], "k2", minimum=1)
-    width = k1 if p["self_in_k1"] else k1 + 1
     if k1 >= n:
         raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
-    if k2 > width:
+    if k2 > k1:
         raise InputError(f"k2={k2} must not exceed k1={k1}.")
-    sims, rank = neighbors.global_lists(X, width, knn=p["knn"], device=p["device"])
-    return _k_reciprocal_plan(n, sims, rank, k1, k2, qe_cols=rank[:, :k2], codes=None)
-
-
-def _plan_modality_qe(X, mod_codes, cam_codes, p):
-    n = X.shape[0]
-    codes = _require_modalities(mod_codes)
-    k1 = check_int(p["k1"], "k1", minimum=1)
-    k2 = check_int(p["k2"], "k2", minimum=1)
     width = k1 if p["self_in_k1"] else k1 + 1
-    if k1 >= n:
-        raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
-    if k2 > width:
-        raise InputError(f"k2={k2} must not exceed k1={k1}.")
     sims, rank = neighbors.global_lists(X, width, knn=p["knn"], device=p["device"])
     return _k_reciprocal_plan(n, sims, rank, k1, k2, qe_cols=rank[:, :k2], codes=codes)
 
@@ -348,9 +337,9 @@ def _require_modalities(codes):
 
 
 _PLANNERS = {
-    "vanilla": _plan_vanilla,
+    "vanilla": _plan_global,
     "modality": _plan_modality,
-    "modality-qe": _plan_modality_qe,
+    "modality-qe": functools.partial(_plan_global, balance_qe=True),
     "camera": _plan_camera,
     "modality-camera": _plan_modality_camera,
 }
