@@ -59,10 +59,12 @@ def random_case(rng, nq, ng, n_ids, ties=False):
     return D, q_ids, g_ids, q_cams, g_cams
 
 
+@pytest.mark.parametrize("strategy", ["counting", "sorting"])
 @pytest.mark.parametrize("protocol", ["sysu", "regdb", "market"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("ties", [False, True])
-def test_matches_per_query_oracle(protocol, seed, ties):
+def test_matches_per_query_oracle(protocol, seed, ties, strategy, monkeypatch):
+    monkeypatch.setattr(metrics, "_COUNTING_FACTOR", 1e9 if strategy == "counting" else -1.0)
     rng = np.random.default_rng(seed)
     D, q_ids, g_ids, q_cams, g_cams = random_case(rng, 40, 60, 12, ties)
     if protocol == "market":  # same-camera positives must exist to exercise the rule
@@ -131,10 +133,21 @@ def test_string_ids_and_cmc_length_cut_at_gallery_size():
     assert 0.0 <= res["mAP"] <= 1.0 and 0.0 <= res["mINP"] <= 1.0
 
 
-def test_ties_are_broken_by_gallery_index():
+@pytest.mark.parametrize("factor", [1e9, -1.0])
+def test_ties_are_broken_by_gallery_index(monkeypatch, factor):
+    monkeypatch.setattr(metrics, "_COUNTING_FACTOR", factor)
     D = np.zeros((1, 3))
     res = evaluate(D, [2], [1, 2, 2], protocol="regdb", max_rank=3)
     assert res["mAP"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_many_positives_take_the_sorting_path_and_agree():
+    rng = np.random.default_rng(9)
+    D, q_ids, g_ids, q_cams, g_cams = random_case(rng, 20, 200, 2)  # ~100 positives per query
+    res = evaluate(D, q_ids, g_ids, q_cams, g_cams, protocol="sysu")
+    mAP, mINP, cmc, _ = oracle(D, q_ids, g_ids, q_cams, g_cams, "sysu", 20)
+    assert res["mAP"] == pytest.approx(mAP) and res["mINP"] == pytest.approx(mINP)
+    np.testing.assert_allclose(res["cmc"], cmc)
 
 
 def test_gallery_permutation_invariance():
@@ -147,7 +160,9 @@ def test_gallery_permutation_invariance():
     np.testing.assert_allclose(a["cmc"], b["cmc"])
 
 
-def test_query_blocks_give_the_same_result(monkeypatch):
+@pytest.mark.parametrize("factor", [1e9, -1.0])
+def test_query_blocks_give_the_same_result(monkeypatch, factor):
+    monkeypatch.setattr(metrics, "_COUNTING_FACTOR", factor)
     rng = np.random.default_rng(6)
     D, q_ids, g_ids, q_cams, g_cams = random_case(rng, 37, 20, 6)
     whole = evaluate(D, q_ids, g_ids, q_cams, g_cams, protocol="sysu")

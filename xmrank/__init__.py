@@ -7,6 +7,10 @@ jaccard_distance
     Jaccard distance, sparse by default.
 cluster, cluster_per_modality, subset_cluster, XMCluster
     DBSCAN/HDBSCAN clustering on it, as the papers run it.
+diagnose, cluster_scores, neighbor_makeup
+    How biased a feature set is, and how good a clustering is.
+rerank, evaluate, sysu_evaluation, regdb_evaluation
+    Query/gallery re-ranking and the standard VI-ReID protocols.
 """
 
 import logging
@@ -21,20 +25,33 @@ from .clustering import (
     subset_cluster,
     subset_split,
 )
+from .datasets import ImageRecord
+from .diagnostics import cluster_scores, diagnose, neighbor_makeup
 from .jaccard import jaccard_distance
+from .retrieval import evaluate, mean_results, original_distance, regdb_evaluation, rerank, sysu_evaluation
 
 logging.getLogger("xmrank").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ImageRecord",
     "InputError",
     "XMCluster",
     "cluster",
     "cluster_distance",
     "cluster_per_modality",
+    "cluster_scores",
     "cluster_summary",
+    "diagnose",
+    "evaluate",
     "jaccard_distance",
+    "mean_results",
+    "neighbor_makeup",
+    "original_distance",
+    "regdb_evaluation",
+    "rerank",
+    "sysu_evaluation",
     "subset_cluster",
     "subset_split",
     "__version__",

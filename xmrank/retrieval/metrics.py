@@ -1,0 +1,314 @@
+"""``evaluate``: mAP, mINP and CMC of a query x gallery distance matrix.
+
+The three protocols follow the published evaluation code of the VI-ReID
+literature (AGW / DDAG ``eval_sysu`` and ``eval_regdb``) and of Market-1501:
+
+============  ===========================================  ======================
+protocol      gallery items removed for a query            CMC computed on
+============  ===========================================  ======================
+``"sysu"``    camera-2 items, for camera-3 queries         identity-deduplicated
+                                                           ranking
+``"regdb"``   none                                         raw ranking
+``"market"``  same identity *and* same camera as the query raw ranking
+============  ===========================================  ======================
+
+mAP and mINP always use the raw ranking (after removal). A query with no
+remaining gallery item of its identity is skipped and counted.
+
+Everything is vectorised over blocks of queries, with boolean masks for the
+removals. Two exact strategies give identical results: when queries have few
+positives (the VI-ReID case) the rank of each positive is *counted* (how many
+kept items rank before it) without sorting; otherwise each row is sorted
+once and AP, INP and CMC come from cumulative sums.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .._validation import InputError, _to_numpy, check_int, check_option
+
+logger = logging.getLogger("xmrank")
+
+__all__ = ["evaluate", "PROTOCOLS"]
+
+#: Protocol names accepted by ``protocol=``.
+PROTOCOLS = ("sysu", "regdb", "market")
+
+#: Entries of the query x gallery block processed at once.
+_BLOCK_ENTRIES = 1 << 22
+#: Count ranks (positives x gallery) rather than sort (queries x gallery x log) below this cost ratio.
+_COUNTING_FACTOR = 1.0
+
+
+def evaluate(
+    distmat,
+    query_ids,
+    gallery_ids,
+    query_cams=None,
+    gallery_cams=None,
+    *,
+    protocol: str = "sysu",
+    max_rank: int = 20,
+):
+    """Score a query x gallery distance matrix: mAP, mINP and the CMC curve.
+
+    Parameters
+    ----------
+    distmat : array-like of shape (n_query, n_gallery)
+        Smaller is more similar (pass ``-query @ gallery.T`` for inner-product
+        scores, as the published test scripts do). Finite values only.
+    query_ids, gallery_ids : array-like of shape (n_query,), (n_gallery,)
+        Identity labels (ints or strings); equal labels are matches.
+    query_cams, gallery_cams : array-like of int, default=None
+        Camera numbers. Required by ``"sysu"`` (SYSU-MM01 camera numbers 1-6:
+        the rule compares with cameras 3 and 2) and ``"market"``; ignored by
+        ``"regdb"``.
+    protocol : {"sysu", "regdb", "market"}, default="sysu"
+        See the module docstring.
+    max_rank : int, default=20
+        Length of the returned CMC curve (cut at ``n_gallery``).
+
+    Returns
+    -------
+    result : dict
+        ``"mAP"``, ``"mINP"`` : float in [0, 1], means over the valid queries;
+        ``"cmc"`` : ndarray of float64, ``cmc[k-1]`` = Rank-k;
+        ``"n_queries"``, ``"n_valid"``, ``"n_skipped"`` : int, queries in all,
+        scored, and skipped for having no valid match; ``"protocol"`` : str.
+
+    Raises
+    ------
+    xmrank.InputError
+        Unknown protocol, shapes or lengths that do not match, NaN or
+        infinite distances, missing cameras, or no query with a valid match.
+
+    Notes
+    -----
+    - AP of a query: mean over its positives of (positives so far) / (rank).
+    - INP: (number of positives) / (rank of the last positive).
+    - Rank-k: the share of valid queries whose first positive is within the
+      first k items (on SYSU-MM01, the first k *distinct identities*).
+    - Ties in ``distmat`` are broken by the smaller gallery index (a stable
+      sort); the published code uses numpy's default, unstable, sort, so the
+      two can differ only where a query has exactly tied distances.
+
+    Examples
+    --------
+    >>> import numpy as np, xmrank
+    >>> d = np.array([[0.1, 0.5, 0.3]])
+    >>> r = xmrank.evaluate(d, [7], [7, 8, 7], protocol="regdb", max_rank=3)
+    >>> round(r["mAP"], 3), r["cmc"].tolist()
+    (1.0, [1.0, 1.0, 1.0])
+    """
+    check_option(protocol, "protocol", PROTOCOLS)
+    D = _check_distmat(distmat)
+    nq, ng = D.shape
+    max_rank = check_int(max_rank, "max_rank", minimum=1)
+    q_ids, g_ids = _encode_ids(query_ids, gallery_ids, nq, ng)
+    q_cam = g_cam = None
+    if protocol != "regdb":
+        if query_cams is None or gallery_cams is None:
+            raise InputError(f"protocol={protocol!r} needs query_cams and gallery_cams: one camera number per row.")
+        q_cam = _check_1d(query_cams, nq, "query_cams", "row of distmat")
+        g_cam = _check_1d(gallery_cams, ng, "gallery_cams", "column of distmat")
+        if protocol == "sysu" and not (np.issubdtype(q_cam.dtype, np.integer) and np.issubdtype(g_cam.dtype, np.integer)):
+            raise InputError("protocol='sysu' needs integer camera numbers (1-6) in query_cams and gallery_cams.")
+
+    n_ranks = min(max_rank, ng)
+    ap = np.zeros(nq)
+    inp = np.zeros(nq)
+    first = np.zeros(nq, dtype=np.int64)  # 1-based rank of the first positive (0 = none)
+    groups = _id_groups(g_ids) if protocol == "sysu" else None
+    rows = max(1, _BLOCK_ENTRIES // ng)
+    for lo in range(0, nq, rows):
+        hi = min(nq, lo + rows)
+        ap[lo:hi], inp[lo:hi], first[lo:hi] = _score_block(
+            D[lo:hi], q_ids[lo:hi], g_ids, None if q_cam is None else q_cam[lo:hi], g_cam, protocol, groups
+        )
+    valid = first > 0
+    n_valid = int(valid.sum())
+    if n_valid == 0:
+        raise InputError("No query has a valid match in the gallery under this protocol; check the ids and cameras.")
+    if n_valid < nq:
+        logger.info("evaluate(protocol=%r): %d of %d queries have no valid match and are skipped", protocol, nq - n_valid, nq)
+    hist = np.bincount(first[valid], minlength=n_ranks + 1)[1 : n_ranks + 1]
+    cmc = np.cumsum(hist) / n_valid
+    return {
+        "mAP": float(ap[valid].mean()),
+        "mINP": float(inp[valid].mean()),
+        "cmc": cmc.astype(np.float64),
+        "n_queries": int(nq),
+        "n_valid": n_valid,
+        "n_skipped": int(nq - n_valid),
+        "protocol": protocol,
+    }
+
+
+def _masks(q_ids, g_ids, q_cam, g_cam, protocol, order=None):
+    """``match`` (same identity) and ``keep`` (not removed by the protocol), in gallery order or in ``order``."""
+    ids = g_ids[None, :] if order is None else g_ids[order]
+    cams = None if g_cam is None else (g_cam[None, :] if order is None else g_cam[order])
+    match = ids == q_ids[:, None]
+    if protocol == "sysu":
+        keep = ~((q_cam == 3)[:, None] & (cams == 2))
+    elif protocol == "market":
+        keep = ~(match & (cams == q_cam[:, None]))
+    else:
+        keep = np.ones(match.shape, dtype=bool)
+    return np.broadcast_to(match, keep.shape), keep
+
+
+def _score_block(D, q_ids, g_ids, q_cam, g_cam, protocol, groups):
+    """AP, INP and first-positive rank (the CMC rank; 0 when the query has no valid match) of a block of queries.
+
+    Picks the cheaper of two exact strategies: counting, for each positive,
+    the kept items ranked before it (cost: positives x gallery), or sorting
+    each row (cost: queries x gallery x log gallery).
+    """
+    nq, ng = D.shape
+    match, keep = _masks(q_ids, g_ids, q_cam, g_cam, protocol)
+    pos = match & keep
+    n_pairs = int(np.count_nonzero(pos))
+    if n_pairs <= _COUNTING_FACTOR * nq * (np.log2(ng) + 4):
+        return _score_by_counting(D, pos, keep, protocol, groups)
+    return _score_by_sorting(D, q_ids, g_ids, q_cam, g_cam, protocol)
+
+
+def _before(rowvals, cols, vals, pivot_cols):
+    """``rowvals[r, c]`` ranks before the pivot ``(vals[r], pivot_cols[r])``: smaller value, ties by index."""
+    return (rowvals < vals[:, None]) | ((rowvals == vals[:, None]) & (cols[None, :] < pivot_cols[:, None]))
+
+
+def _score_by_counting(D, pos, keep, protocol, groups):
+    nq, ng = D.shape
+    cols = np.arange(ng)
+    n_pos = pos.sum(axis=1)
+    qi, gj = np.nonzero(pos)  # every (query, positive) pair, grouped by query
+    vals = D[qi, gj]
+    # 1-based rank of each positive among its query's positives: sort the pairs by (query, value, column)
+    by_rank = np.lexsort((gj, vals, qi))
+    group_start = np.repeat(np.cumsum(n_pos) - n_pos, n_pos)
+    hits = np.empty(len(qi), dtype=np.int64)
+    hits[by_rank] = np.arange(len(qi)) - group_start + 1
+    firsts = hits == 1
+    rank = np.empty(len(qi), dtype=np.int64)  # 1-based rank among the kept items
+    first_rank = np.zeros(nq, dtype=np.int64)
+    step = max(1, _BLOCK_ENTRIES // ng)
+    for a in range(0, len(qi), step):
+        b = min(len(qi), a + step)
+        r, c = qi[a:b], gj[a:b]
+        ahead = _before(D[r], cols, vals[a:b], c)
+        if protocol != "regdb":
+            ahead &= keep[r]
+        rank[a:b] = np.count_nonzero(ahead, axis=1) + 1
+        if protocol == "sysu":
+            # distinct identities with a kept item ranked before the first positive, plus one
+            f = firsts[a:b]
+            perm, starts = groups
+            per_id = np.logical_or.reduceat(ahead[f][:, perm], starts, axis=1)
+            first_rank[r[f]] = np.count_nonzero(per_id, axis=1) + 1
+    if protocol != "sysu":
+        first_rank[qi[firsts]] = rank[firsts]
+    ap = np.bincount(qi, weights=hits / rank, minlength=nq) / np.maximum(n_pos, 1)
+    last = np.zeros(nq, dtype=np.int64)
+    np.maximum.at(last, qi, rank)
+    inp = n_pos / np.maximum(last, 1)
+    return ap, inp, first_rank
+
+
+def _score_by_sorting(D, q_ids, g_ids, q_cam, g_cam, protocol):
+    nq, ng = D.shape
+    order = np.argsort(D, axis=1, kind="stable")
+    match, keep = _masks(q_ids, g_ids, q_cam, g_cam, protocol, order)
+    ids = g_ids[order]
+    pos = match & keep
+    n_pos = pos.sum(axis=1)
+    valid = n_pos > 0
+    rank = np.cumsum(keep, axis=1, dtype=np.int64)  # 1-based rank among the kept items
+    hits = np.cumsum(pos, axis=1, dtype=np.int64)
+    precision = np.where(pos, hits / np.maximum(rank, 1), 0.0)
+    safe = np.maximum(n_pos, 1)
+    ap = precision.sum(axis=1) / safe
+    last = np.where(pos, rank, 0).max(axis=1)
+    inp = np.where(valid, n_pos / np.maximum(last, 1), 0.0)
+    first_col = np.argmax(pos, axis=1)
+    if protocol == "sysu":
+        first_rank = _dedup_rank(ids, keep, first_col)
+    else:
+        first_rank = rank[np.arange(nq), first_col]
+    return ap, inp, np.where(valid, first_rank, 0)
+
+
+def _id_groups(g_ids):
+    """Gallery columns grouped by identity: (permutation, start of each group)."""
+    perm = np.argsort(g_ids, kind="stable")
+    sorted_ids = g_ids[perm]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    return perm, starts
+
+
+def _dedup_rank(ids, keep, first_col):
+    """Rank of column ``first_col`` in each row's ranking with removed items and repeated ids dropped.
+
+    An item counts when it is kept and no kept item before it has its id:
+    its rank is the number of such first occurrences up to it.
+    """
+    nq, ng = ids.shape
+    sentinel = ids.max() + 1 if ids.size else 0
+    masked = np.where(keep, ids, sentinel)
+    by_id = np.argsort(masked, axis=1, kind="stable")  # groups each id, positions ascending inside
+    grouped = np.take_along_axis(masked, by_id, axis=1)
+    starts = np.ones((nq, ng), dtype=bool)
+    starts[:, 1:] = grouped[:, 1:] != grouped[:, :-1]
+    starts &= grouped != sentinel
+    first_occ = np.zeros((nq, ng), dtype=bool)
+    np.put_along_axis(first_occ, by_id, starts, axis=1)
+    counts = np.cumsum(first_occ, axis=1, dtype=np.int64)
+    return counts[np.arange(nq), first_col]
+
+
+def _check_distmat(distmat) -> np.ndarray:
+    if distmat is None:
+        raise InputError("distmat is required: expected a 2-D array of shape (n_query, n_gallery).")
+    if type(distmat).__module__.startswith("scipy.sparse"):
+        raise InputError("distmat must be a dense array; convert a sparse matrix with .toarray().")
+    D = _to_numpy(distmat, "distmat")
+    if D.dtype == object or not (np.issubdtype(D.dtype, np.number) or D.dtype == bool) or np.iscomplexobj(D):
+        raise InputError(f"distmat must hold real numbers; got an array of dtype {D.dtype}.")
+    if D.ndim != 2 or D.shape[0] < 1 or D.shape[1] < 1:
+        raise InputError(f"distmat must be a non-empty 2-D array (n_query, n_gallery); got shape {D.shape}.")
+    if not np.issubdtype(D.dtype, np.floating):
+        D = D.astype(np.float64)
+    if not np.isfinite(D).all():
+        raise InputError(f"distmat contains {int((~np.isfinite(D)).sum())} NaN or infinite value(s).")
+    return D
+
+
+def _check_1d(values, n, name, what):
+    arr = _to_numpy(values, name)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise InputError(f"{name} must be a 1-D array; got shape {arr.shape}.")
+    if arr.shape[0] != n:
+        raise InputError(f"{name} must have one entry per {what} ({n}); got {arr.shape[0]}.")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
+            raise InputError(f"{name} must hold integer or string labels; got NaN or non-integer floats.")
+        arr = arr.astype(np.int64)
+    if arr.dtype == object:
+        arr = arr.astype(str)
+    return arr
+
+
+def _encode_ids(query_ids, gallery_ids, nq, ng):
+    q = _check_1d(query_ids, nq, "query_ids", "row of distmat")
+    g = _check_1d(gallery_ids, ng, "gallery_ids", "column of distmat")
+    if (q.dtype.kind in "US") != (g.dtype.kind in "US"):
+        raise InputError("query_ids and gallery_ids must both be integers or both be strings.")
+    _, codes = np.unique(np.concatenate([q, g]), return_inverse=True)
+    codes = codes.reshape(-1).astype(np.int64)
+    return codes[:nq], codes[nq:]
