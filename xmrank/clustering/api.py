@@ -62,7 +62,8 @@ def cluster(
     k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, n_jobs, progress
         Passed to :func:`xmrank.jaccard_distance`.
     return_distance : bool, default=False
-        Also return the sparse distance matrix.
+        Also return the sparse distance matrix. With DBSCAN and a numeric
+        eps it stores only the pairs within eps (all DBSCAN reads).
 
     Returns
     -------
@@ -71,12 +72,16 @@ def cluster(
     distance : scipy.sparse.csr_matrix
         Only with ``return_distance=True``.
     """
+    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    # DBSCAN at a fixed eps reads only pairs <= eps: store just those (same labels, far less memory)
+    cut = None
+    if algorithm == "dbscan" and not isinstance(eps, str):
+        cut = check_real(eps, "eps", low=0.0, low_open=True)
     D = jaccard_distance(
         features, modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2,
         k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
-        knn=knn, n_jobs=n_jobs, progress=progress,
+        max_distance=cut, knn=knn, n_jobs=n_jobs, progress=progress,
     )
-    min_samples = check_int(min_samples, "min_samples", minimum=1)
     eps_value = _resolve_eps(eps, D, min_samples) if algorithm == "dbscan" else 0.6
     labels = cluster_distance(D, eps=eps_value, min_samples=min_samples, algorithm=algorithm)
     return (labels, D) if return_distance else labels
