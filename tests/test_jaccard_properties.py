@@ -143,3 +143,17 @@ def test_modality_camera_balances_cameras_inside_a_modality():
     assert _to_dense(D)[same_id_other_cam].mean() < _to_dense(plain)[same_id_other_cam].mean()
     dense = _to_dense(D)
     np.testing.assert_allclose(dense, dense.T, atol=1e-6)
+
+
+@pytest.mark.parametrize("t", [0.05, 0.3, 0.6, 0.9, 0.999])
+def test_max_distance_prefix_filter_is_exact(t):
+    """The thresholded path finds exactly the pairs of the full matrix within t, with identical values."""
+    from xmrank.data import make_biased
+
+    X, _, m, _ = make_biased(n_ids=60, per_id=6, gap=1.0, noise=0.6, seed=3)
+    full = xmrank.jaccard_distance(X, modalities=m).tocoo()
+    cut = xmrank.jaccard_distance(X, modalities=m, max_distance=t).tocoo()
+    keep = full.data <= np.float32(t)
+    a = dict(zip(zip(full.row[keep].tolist(), full.col[keep].tolist()), full.data[keep].tolist()))
+    b = dict(zip(zip(cut.row.tolist(), cut.col.tolist()), cut.data.tolist()))
+    assert a == b
