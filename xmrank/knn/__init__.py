@@ -1,7 +1,9 @@
-"""Exact k-nearest-neighbour search by inner product.
+"""k-nearest-neighbour search by inner product.
 
 :func:`knn_search` is the single entry point; the engines live in their own
-modules and are chosen by :func:`xmrank.backend.resolve_knn`.
+modules (``exact_faiss``, ``exact_numpy``, ``ann``, ``gpu``, and
+:mod:`xmrank.distributed.dask` for a cluster) and are chosen by
+:func:`xmrank.backend.resolve_knn`.
 """
 
 from __future__ import annotations
@@ -13,31 +15,42 @@ from ..backend import resolve_knn
 __all__ = ["knn_search"]
 
 
-def knn_search(queries: np.ndarray, database: np.ndarray, k: int, *, knn: str = "auto", device: str = "cpu"):
+def knn_search(queries, database, k: int, *, knn: str = "auto", device: str = "cpu"):
     """Top-``k`` rows of ``database`` by inner product for each query row.
 
     Parameters
     ----------
     queries : ndarray of float32, shape (n_queries, d)
+        On ``device="cuda"`` also a cupy array or CUDA torch tensor.
     database : ndarray of float32, shape (n_database, d)
     k : int
         Number of neighbours, at most ``n_database``.
-    knn : str, default="auto"
-        Engine name, see :func:`xmrank.backend.resolve_knn`.
-    device : str, default="cpu"
+    knn : {"auto", "faiss", "numpy", "ann", "dask"}, default="auto"
+        Engine, see :func:`xmrank.backend.resolve_knn`. "ann" is approximate
+        (recall >= 0.97 measured on a sample and logged); the others are exact.
+    device : {"cpu", "cuda"}, default="cpu"
 
     Returns
     -------
     similarities : ndarray of float32, shape (n_queries, k)
         Sorted in decreasing order along each row.
     indices : ndarray of int64, shape (n_queries, k)
-        Row indices into ``database``.
+        Row indices into ``database``. Both are numpy arrays on the host,
+        whatever the device: neighbour lists are small (N x k).
     """
     engine = resolve_knn(knn, device)
     if k > database.shape[0]:
         raise ValueError(f"k={k} exceeds the {database.shape[0]} database rows")
     if engine == "faiss":
         from .exact_faiss import search
-    else:
+    elif engine == "numpy":
         from .exact_numpy import search
-    return search(queries, database, k)
+    elif engine == "ann":
+        from .ann import search
+    elif engine == "dask":
+        from ..distributed.dask import knn_search_blocks as search
+    else:
+        from . import gpu
+
+        return gpu.search(queries, database, k, engine=engine)
+    return search(np.asarray(queries), np.asarray(database), k)

@@ -1,0 +1,72 @@
+"""xmrank's PyTorch trainer: the two-stage unsupervised visible-infrared ReID pipeline.
+
+Needs the optional dependencies (``pip install 'xmrank[torch]'``). Importing
+this package is cheap and works without torch; the names below load their
+module on first use, and a missing torch then raises an ImportError naming
+the install command. :func:`make_synthetic` needs only numpy and pillow.
+
+Modules (one job each):
+
+- :mod:`.config`: :class:`TrainConfig`, the ``paper`` and ``smoke`` presets, YAML.
+- :mod:`.model`: the dual-stream ResNet + AGW network.
+- :mod:`.transforms`: channel augmentations and image pipelines.
+- :mod:`.data`: image loading, datasets, :func:`folder_records`.
+- :mod:`.sampler`: the pseudo-identity batch sampler.
+- :mod:`.memory`, :mod:`.losses`: prototype memories and the two losses.
+- :mod:`.features`: flip-averaged feature extraction.
+- :mod:`.evaluation`: test-split scores through :mod:`xmrank.retrieval`.
+- :mod:`.pipeline`: :func:`train` (stage 1, stage 2, checkpoints, metrics).
+- :mod:`.synthetic`: the procedural visible/infrared image set.
+
+Example
+-------
+>>> from xmrank.torch import preset_config, train          # doctest: +SKIP
+>>> cfg = preset_config("smoke")                            # doctest: +SKIP
+>>> metrics = train(cfg, dataset="synthetic", output="run") # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+
+#: public name -> submodule
+_EXPORTS = {
+    "make_synthetic": "synthetic",
+    "TrainConfig": "config",
+    "preset_config": "config",
+    "build_config": "config",
+    "PRESETS": "config",
+    "train": "pipeline",
+    "load_trained_model": "pipeline",
+    "DualStreamReID": "model",
+    "build_model": "model",
+    "ChannelExchange": "transforms",
+    "ChannelAdapGray": "transforms",
+    "ChannelRandomErasing": "transforms",
+    "folder_records": "data",
+    "training_records": "data",
+    "RecordDataset": "data",
+    "PseudoIdentitySampler": "sampler",
+    "HybridMemory": "memory",
+    "SplitContrastMemory": "memory",
+    "intra_modality_loss": "losses",
+    "split_contrast_loss": "losses",
+    "multi_positive_nce": "losses",
+    "extract_features": "features",
+    "evaluate_model": "evaluation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xmrank.torch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

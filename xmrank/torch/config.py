@@ -1,0 +1,278 @@
+"""Training configuration: one dataclass, the ``paper`` and ``smoke`` presets, YAML files and overrides.
+
+Every hyper-parameter of the recipe is a field of :class:`TrainConfig`.
+A run's configuration is built in this order, later steps overriding earlier:
+
+1. the preset (:func:`preset_config`, ``paper`` by default; the ``paper``
+   preset adapts to RegDB: eps 0.3, 100 iterations per epoch);
+2. a YAML file of ``field: value`` pairs (:func:`load_yaml`);
+3. ``--set field=value`` pairs from the command line (:func:`apply_overrides`).
+
+The ``paper`` preset holds the published code's values (REFERENCE.md §4-§6):
+dual-stream ResNet-50 + AGW from ImageNet weights, 288x144 inputs, Adam
+(lr 3.5e-4, weight decay 5e-4), StepLR(20, 0.1), 50 + 50 epochs of 200
+iterations, 16 images per pseudo-identity, temperature 0.05, momentum 0.1,
+DBSCAN eps 0.6 (SYSU-MM01; RegDB 0.3), min_samples 4, k1 30, k2 6, subset
+ratio 0.5. The ``smoke`` preset is a CPU-sized version for the synthetic set
+(ResNet-18 from scratch at 64x32, a few short epochs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+
+from .._validation import InputError
+
+__all__ = ["TrainConfig", "PRESETS", "preset_config", "load_yaml", "apply_overrides", "parse_overrides", "validate"]
+
+
+@dataclass
+class TrainConfig:
+    """All settings of a training run (see the module docstring for the presets)."""
+
+    # --- network
+    arch: str = "resnet50"                 #: resnet18 | resnet34 | resnet50
+    pretrained: str = "imagenet"           #: imagenet | none | PATH to a torchvision .pth state dict
+    non_local: tuple = (0, 2, 3, 0)        #: non-local blocks per ResNet layer (AGW: 0, 2, 3, 0)
+    non_local_width: str = "full"          #: full (C, unsupervised VI-ReID code) | half (C/2, AGW)
+    gem_p: float = 3.0                     #: initial GeM exponent (0 = average pooling)
+    last_stride: int = 1
+    # --- input and augmentation
+    height: int = 288
+    width: int = 144
+    erasing: float = 0.5                   #: ChannelRandomErasing probability
+    gray_probability: float = 0.5          #: ChannelAdapGray probability (infrared)
+    # --- optimisation
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    step_size: int = 20                    #: StepLR period in epochs
+    gamma: float = 0.1
+    epochs_stage1: int = 50
+    epochs_stage2: int = 50
+    iters: int = 200                       #: iterations per epoch
+    batch_size: int = 128                  #: images per modality per batch (RGB counted once, before its second view)
+    num_instances: int = 16                #: images per pseudo-identity in a batch
+    global_batch_size: int = 128           #: images of the stage-2 split-and-contrast batch
+    # --- memories and losses
+    temperature: float = 0.05
+    momentum: float = 0.1
+    intra_margin: float = 0.2              #: margin of the mean-row term of the intra-modality loss
+    n_candidates: int = 50                 #: softmax size of the multi-positive loss
+    # --- clustering
+    eps_intra: float = 0.6
+    eps_global: float = 0.6
+    min_samples: int = 4
+    k1: int = 30
+    k2: int = 6
+    subset_ratio: float = 0.5              #: 1.0 disables subset clustering of the larger modality
+    global_method: str = "modality"        #: Jaccard of stage-2 global clustering: modality | vanilla | modality-qe
+    # --- evaluation (reporting only, never used to pick weights)
+    eval_mode: str = "all"                 #: SYSU-MM01 search mode: all | indoor
+    eval_trials: int = 10
+    eval_every: int = 0                    #: also evaluate every N epochs (0 = only untrained, end of stage 1, final)
+    regdb_trial: int = 1
+    regdb_direction: str = "v2t"
+    # --- run
+    seed: int = 0
+    device: str = "auto"                   #: auto | cpu | cuda | cuda:N
+    threads: int = 0                       #: torch CPU threads (0 = all cores)
+    num_workers: int = 0                   #: DataLoader workers for training batches
+    feature_batch_size: int = 128
+    cache_images: bool = False             #: keep decoded, resized images in memory
+    # --- synthetic data set (dataset=synthetic, generated when missing)
+    synthetic_train_ids: int = 32
+    synthetic_test_ids: int = 16
+    synthetic_images_per_camera: int = 4
+    synthetic_height: int = 128
+    synthetic_width: int = 64
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["non_local"] = list(self.non_local)
+        return out
+
+
+PRESETS = ("paper", "smoke")
+
+_SMOKE = dict(
+    arch="resnet18",
+    pretrained="none",
+    non_local=(0, 0, 0, 0),
+    height=64,
+    width=32,
+    epochs_stage1=3,
+    epochs_stage2=9,
+    iters=12,
+    batch_size=32,
+    num_instances=8,
+    global_batch_size=32,
+    k1=12,  # the synthetic set has 8 clustered images per identity and modality, SYSU-MM01 about 28
+    k2=3,
+    feature_batch_size=256,
+    cache_images=True,
+)
+
+
+def preset_config(name: str = "paper", *, dataset: str = "sysu") -> TrainConfig:
+    """The configuration of a preset, adapted to the data set (RegDB: eps 0.3, 100 iterations)."""
+    if name not in PRESETS:
+        raise InputError(f"Unknown preset {name!r}: expected one of {', '.join(map(repr, PRESETS))}.")
+    cfg = TrainConfig()
+    if name == "smoke":
+        cfg = dataclasses.replace(cfg, **_SMOKE)
+    elif dataset == "regdb":
+        cfg = dataclasses.replace(cfg, eps_intra=0.3, eps_global=0.3, iters=100)
+    return cfg
+
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _coerce(name: str, value):
+    """Convert ``value`` to the type of field ``name`` or raise InputError."""
+    default = _FIELDS[name].default
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise InputError(f"config {name} must be true or false; got {value!r}.")
+    if isinstance(value, str) and kind in (int, float):
+        try:  # PyYAML reads "1e-3" (no dot) as a string
+            value = float(value) if kind is float else int(value)
+        except ValueError:
+            pass
+    if kind is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise InputError(f"config {name} must be an integer; got {value!r}.")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"config {name} must be a number; got {value!r}.")
+        return float(value)
+    if kind is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace("(", "").replace(")", "").replace("[", "").replace("]", "").split(",") if v.strip()]
+        try:
+            out = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            raise InputError(f"config {name} must be a list of {len(default)} integers; got {value!r}.") from None
+        if len(out) != len(default):
+            raise InputError(f"config {name} must be a list of {len(default)} integers; got {value!r}.")
+        return out
+    if value is None:
+        return "none"
+    return str(value)
+
+
+def apply_overrides(cfg: TrainConfig, overrides: dict) -> TrainConfig:
+    """A copy of ``cfg`` with ``{field: value}`` applied (values converted to the field's type)."""
+    changes = {}
+    for key, value in overrides.items():
+        name = str(key).replace("-", "_")
+        if name not in _FIELDS:
+            raise InputError(f"Unknown config field {key!r}; fields are: {', '.join(sorted(_FIELDS))}.")
+        changes[name] = _coerce(name, value)
+    return validate(dataclasses.replace(cfg, **changes))
+
+
+def load_yaml(path) -> dict:
+    """Read a YAML file of ``field: value`` pairs (a flat mapping)."""
+    import yaml
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"config file {path} not found.")
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read config file {path} as YAML ({str(exc).splitlines()[0]}).") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"config file {path} must hold a mapping of field: value pairs; got a {type(data).__name__}.")
+    return data
+
+
+def parse_overrides(pairs) -> dict:
+    """``["lr=1e-4", "non_local=0,2,3,0"]`` -> ``{"lr": 0.0001, "non_local": "0,2,3,0"}`` (values read as YAML scalars)."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InputError(f"--set expects FIELD=VALUE; got {pair!r}.")
+        key, text = pair.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, (dict,)):
+            value = text
+        out[key.strip()] = value
+    return out
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Check value ranges; raise InputError naming the first bad field."""
+    from .._validation import check_int, check_option, check_real
+
+    check_option(cfg.arch, "arch", ("resnet18", "resnet34", "resnet50"))
+    check_option(cfg.non_local_width, "non_local_width", ("full", "half"))
+    check_option(cfg.global_method, "global_method", ("modality", "vanilla", "modality-qe"))
+    check_option(cfg.eval_mode, "eval_mode", ("all", "indoor"))
+    check_option(cfg.regdb_direction, "regdb_direction", ("v2t", "t2v"))
+    if cfg.last_stride not in (1, 2):
+        raise InputError(f"last_stride must be 1 or 2; got {cfg.last_stride}.")
+    for name in ("height", "width"):
+        check_int(getattr(cfg, name), name, minimum=16)
+    for name in ("step_size", "iters", "batch_size", "num_instances", "global_batch_size", "n_candidates",
+                 "min_samples", "k1", "k2", "eval_trials", "feature_batch_size", "synthetic_train_ids",
+                 "synthetic_test_ids", "synthetic_images_per_camera", "regdb_trial"):
+        check_int(getattr(cfg, name), name, minimum=1)
+    for name in ("epochs_stage1", "epochs_stage2", "eval_every", "seed", "threads", "num_workers"):
+        check_int(getattr(cfg, name), name, minimum=0)
+    check_int(cfg.synthetic_height, "synthetic_height", minimum=16)
+    check_int(cfg.synthetic_width, "synthetic_width", minimum=8)
+    if cfg.batch_size < cfg.num_instances or cfg.global_batch_size < cfg.num_instances:
+        raise InputError(
+            f"batch_size ({cfg.batch_size}) and global_batch_size ({cfg.global_batch_size}) must be at least num_instances ({cfg.num_instances})."
+        )
+    if cfg.k2 > cfg.k1:
+        raise InputError(f"k2 ({cfg.k2}) must not exceed k1 ({cfg.k1}).")
+    check_real(cfg.lr, "lr", low=0.0, low_open=True)
+    check_real(cfg.weight_decay, "weight_decay", low=0.0)
+    check_real(cfg.gamma, "gamma", low=0.0, low_open=True)
+    check_real(cfg.temperature, "temperature", low=0.0, low_open=True)
+    check_real(cfg.momentum, "momentum", low=0.0, high=1.0)
+    check_real(cfg.intra_margin, "intra_margin", low=0.0)
+    check_real(cfg.eps_intra, "eps_intra", low=0.0, low_open=True)
+    check_real(cfg.eps_global, "eps_global", low=0.0, low_open=True)
+    check_real(cfg.subset_ratio, "subset_ratio", low=0.0, high=1.0, low_open=True)
+    check_real(cfg.erasing, "erasing", low=0.0, high=1.0)
+    check_real(cfg.gray_probability, "gray_probability", low=0.0, high=1.0)
+    check_real(cfg.gem_p, "gem_p", low=0.0)
+    if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
+        raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {cfg.device!r}.")
+    if any(n < 0 for n in cfg.non_local):
+        raise InputError(f"non_local must hold non-negative counts; got {cfg.non_local}.")
+    return cfg
+
+
+def build_config(preset: str = "paper", *, dataset: str = "sysu", yaml_path=None, overrides=None) -> TrainConfig:
+    """Preset, then YAML file, then overrides (see the module docstring)."""
+    cfg = preset_config(preset, dataset=dataset)
+    if yaml_path is not None:
+        cfg = apply_overrides(cfg, load_yaml(yaml_path))
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    return validate(cfg)
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    """Rebuild a config saved with :meth:`TrainConfig.to_dict` (e.g. from a checkpoint)."""
+    return apply_overrides(TrainConfig(), {k: v for k, v in data.items() if k in _FIELDS})

@@ -1,0 +1,186 @@
+"""Image loading, torch Datasets over :class:`~xmrank.datasets.ImageRecord` lists, training-set readers.
+
+- :func:`folder_records`: a user's own unlabeled data, ``root/visible/**`` and
+  ``root/infrared/**`` (nested folders allowed).
+- :func:`training_records`: the training images of ``sysu``, ``synthetic``,
+  ``regdb`` or ``folder`` (SYSU-MM01 and RegDB through :mod:`xmrank.datasets`).
+- :class:`RecordDataset`: ``(image tensor(s), row index)`` items, with an
+  optional in-memory cache of decoded, resized images.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .._validation import InputError, check_option
+from ..datasets import INFRARED, VISIBLE, ImageRecord, regdb_records, sysu_train_records
+from ._require import torch
+
+__all__ = [
+    "DATASETS",
+    "IMAGE_EXTENSIONS",
+    "folder_records",
+    "training_records",
+    "load_image",
+    "ImageCache",
+    "RecordDataset",
+]
+
+#: Training-set kinds accepted by ``dataset=``.
+DATASETS = ("sysu", "regdb", "folder", "synthetic")
+#: File endings read as images by :func:`folder_records`.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+_FOLDER_MODALITIES = {"visible": VISIBLE, "infrared": INFRARED}
+
+
+def folder_records(root) -> list[ImageRecord]:
+    """Unlabeled images under ``root/visible`` and ``root/infrared`` (any depth), in sorted path order.
+
+    Parameters
+    ----------
+    root : str or path-like
+        A folder holding ``visible/`` and ``infrared/`` sub-folders; files
+        with the endings of :data:`IMAGE_EXTENSIONS` (any case) are read,
+        hidden files and folders are skipped.
+
+    Returns
+    -------
+    records : list of ImageRecord
+        Visible images first. ``pid`` is -1 (unknown), ``cam`` is 1 for
+        visible and 2 for infrared images.
+
+    Raises
+    ------
+    xmrank.InputError
+        If ``root`` or either sub-folder is missing or holds no image.
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise InputError(f"folder data set root {root!r} is not a directory.")
+    out = []
+    for name, modality in _FOLDER_MODALITIES.items():
+        top = os.path.join(root, name)
+        if not os.path.isdir(top):
+            raise InputError(f"folder data set {root!r} has no {name}/ sub-folder; expected root/visible and root/infrared.")
+        paths = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            paths.extend(
+                os.path.join(dirpath, f) for f in filenames
+                if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
+            )
+        if not paths:
+            raise InputError(f"folder data set: found no images under {top} (endings: {', '.join(IMAGE_EXTENSIONS)}).")
+        out.extend(ImageRecord(p, -1, modality + 1, modality) for p in sorted(paths))
+    return out
+
+
+def training_records(dataset: str, root, *, trial: int = 1) -> list[ImageRecord]:
+    """The training images of a data set.
+
+    Parameters
+    ----------
+    dataset : {"sysu", "regdb", "folder", "synthetic"}
+        ``"synthetic"`` reads the SYSU-MM01 layout that
+        :func:`xmrank.torch.synthetic.make_synthetic` writes.
+    root : str or path-like
+    trial : int, default=1
+        RegDB split (1-10).
+    """
+    check_option(dataset, "dataset", DATASETS)
+    if dataset in ("sysu", "synthetic"):
+        return sysu_train_records(root)
+    if dataset == "regdb":
+        return (regdb_records(root, split="train", trial=trial, modality="visible")
+                + regdb_records(root, split="train", trial=trial, modality="thermal"))
+    return folder_records(root)
+
+
+def load_image(path: str, size=None):
+    """Open an image as RGB (PIL), optionally resized to ``size = (height, width)``.
+
+    Raises
+    ------
+    xmrank.InputError
+        When the file is missing or not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+    except FileNotFoundError:
+        raise InputError(f"image file {path} not found.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"cannot read image {path} ({exc.__class__.__name__}: {exc}).") from None
+    if size is not None and img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.BILINEAR)
+    return img
+
+
+class ImageCache:
+    """Decoded images kept in memory, resized to ``size = (height, width)``.
+
+    Worth it for small sets (the synthetic one, RegDB); SYSU-MM01 at
+    288 x 144 needs about 4 GB.
+    """
+
+    def __init__(self, size):
+        self.size = tuple(size)
+        self._images = {}
+
+    def __call__(self, path: str):
+        img = self._images.get(path)
+        if img is None:
+            img = self._images[path] = load_image(path, self.size)
+        return img
+
+    def __len__(self):
+        return len(self._images)
+
+
+class RecordDataset(torch.utils.data.Dataset):
+    """Images of a record list through a transform.
+
+    Parameters
+    ----------
+    records : sequence of ImageRecord
+    transform : callable or sequence of callables
+        Applied to the PIL image; with several, the item holds one tensor
+        per transform (e.g. two views of a visible image).
+    loader : callable, default=None
+        ``path -> PIL image``; an :class:`ImageCache` or None for
+        :func:`load_image`.
+    transforms_by_modality : dict, default=None
+        ``{modality: transform}`` overriding ``transform`` per record.
+
+    Items
+    -----
+    ``(tensor, ..., index, modality)``: the view(s), the record's position
+    in ``records`` and its modality code.
+    """
+
+    def __init__(self, records, transform, *, loader=None, transforms_by_modality=None):
+        self.records = list(records)
+        self.transforms = tuple(transform) if isinstance(transform, (list, tuple)) else (transform,)
+        self.by_modality = dict(transforms_by_modality or {})
+        self.loader = loader or load_image
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, index):
+        rec = self.records[index]
+        img = self.loader(rec.path)
+        transforms = self.by_modality.get(rec.modality)
+        transforms = self.transforms if transforms is None else (transforms,)
+        return (*[t(img) for t in transforms], index, rec.modality)
+
+
+def collate_views(batch):
+    """Stack ``(view..., index, modality)`` items into tensors."""
+    n_views = len(batch[0]) - 2
+    views = [torch.stack([item[v] for item in batch]) for v in range(n_views)]
+    index = torch.tensor([item[-2] for item in batch], dtype=torch.long)
+    modality = torch.tensor([item[-1] for item in batch], dtype=torch.long)
+    return (*views, index, modality)

@@ -1,0 +1,77 @@
+"""Glue between a trained network and xmrank's retrieval protocols (:mod:`xmrank.retrieval.protocols`).
+
+:func:`evaluate_model` embeds the test images with flip-averaged features and
+runs the SYSU-MM01 multi-trial protocol (also for the synthetic set, which
+has SYSU-MM01's layout) or the RegDB protocol of the trained trial. The
+result is used for reporting only: the trainer never picks weights with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_option
+from ..retrieval.protocols import regdb_evaluation, sysu_evaluation
+from .features import extract_features
+
+__all__ = ["evaluate_model", "summarise"]
+
+
+def summarise(result: dict) -> dict:
+    """Flatten a protocol result's mean into ``mAP``, ``mINP``, ``rank1/5/10/20`` (fractions in [0, 1])."""
+    mean = result["mean"]
+    cmc = np.asarray(mean["cmc"], dtype=float)
+    out = {"mAP": float(mean["mAP"]), "mINP": float(mean["mINP"])}
+    for k in (1, 5, 10, 20):
+        if k <= len(cmc):
+            out[f"rank{k}"] = float(cmc[k - 1])
+    out["n_trials"] = int(mean["n_trials"])
+    return out
+
+
+def evaluate_model(model, dataset: str, root, *, height: int, width: int, device="cpu", batch_size: int = 128,
+                   loader=None, sysu_mode: str = "all", trials: int = 10, regdb_trial: int = 1,
+                   regdb_direction: str = "v2t", progress=None):
+    """Cross-modal retrieval scores of ``model`` on a data set's test split.
+
+    Parameters
+    ----------
+    model : DualStreamReID
+    dataset : {"sysu", "synthetic", "regdb", "folder"}
+        ``"folder"`` has no labels: the result is None.
+    root : str or path-like
+    height, width : int
+        Input size.
+    device, batch_size, loader
+        See :func:`xmrank.torch.features.extract_features`.
+    sysu_mode : {"all", "indoor"}, default="all"
+    trials : int, default=10
+        SYSU-MM01 gallery draws (trials ``0..trials-1``).
+    regdb_trial : int, default=1
+        The RegDB split the model was trained on (its test lists are used).
+    regdb_direction : {"v2t", "t2v"}, default="v2t"
+    progress : bool, default=None
+
+    Returns
+    -------
+    summary : dict or None
+        ``mAP``, ``mINP``, ``rank1``, ``rank5``, ``rank10``, ``rank20`` (means
+        over trials, fractions in [0, 1]), ``n_trials``, ``protocol``.
+    """
+    check_option(dataset, "dataset", ("sysu", "synthetic", "regdb", "folder"))
+    if dataset == "folder":
+        return None
+
+    def embed(records):
+        return extract_features(model, records, height=height, width=width, batch_size=batch_size, device=device,
+                                loader=loader, progress=progress, desc="test features")
+
+    if dataset == "regdb":
+        result = regdb_evaluation(embed, root, trials=[regdb_trial], direction=regdb_direction, progress=progress)
+        out = summarise(result)
+        out["protocol"] = f"regdb-{regdb_direction}-trial{regdb_trial}"
+        return out
+    result = sysu_evaluation(embed, root, mode=sysu_mode, trials=range(trials), progress=progress)
+    out = summarise(result)
+    out["protocol"] = f"sysu-{sysu_mode}-search"
+    return out
