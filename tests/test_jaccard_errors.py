@@ -45,3 +45,17 @@ def test_bad_input(kwargs, match):
 
 def test_input_error_is_a_value_error():
     assert issubclass(xmrank.InputError, ValueError)
+
+
+def test_cuda_without_cupy_or_gpu_is_a_clear_error():
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("cupy is installed here")
+    with pytest.raises(xmrank.InputError, match=r"device='cuda' needs cupy, which is not installed"):
+        xmrank.jaccard_distance(X, device="cuda", k1=10, k2=3)
+
+
+def test_unknown_device():
+    with pytest.raises(xmrank.InputError, match=r"Unknown device 'tpu'"):
+        xmrank.jaccard_distance(X, device="tpu", k1=10, k2=3)

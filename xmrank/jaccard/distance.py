@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from .. import neighbors
 from ..knn import knn_search
 from .._progress import progress_bar
+from ..backend import array_module, resolve_device
 from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real
 from . import kernels
 from . import query_expansion as qe
@@ -112,7 +113,10 @@ def jaccard_distance(
         sit just below 1.
     knn : {"auto", "faiss", "numpy"}, default="auto"
         Exact kNN engine, see :func:`xmrank.backend.resolve_knn`.
-    device : {"cpu"}, default="cpu"
+    device : {"cpu", "cuda"}, default="cpu"
+        "cuda" runs the kNN search (faiss-gpu, else cupy) and the Jaccard
+        kernels (:mod:`xmrank.jaccard.kernels_xp` on cupy) on the GPU; needs
+        the ``gpu`` extra. The input is validated on the host first.
     n_jobs : int, default=None
         Threads of the compiled kernels; None uses all cores.
     progress : bool, default=None
@@ -163,6 +167,7 @@ def jaccard_distance(
         method = "modality" if mod_codes is not None else ("camera" if cam_codes is not None else "vanilla")
     if max_distance is not None:
         max_distance = check_real(max_distance, "max_distance", low=0.0)
+    device = resolve_device(device)
     n_threads = numba.config.NUMBA_NUM_THREADS if n_jobs is None else check_int(n_jobs, "n_jobs", minimum=1)
 
     t0 = time.perf_counter()
@@ -173,18 +178,28 @@ def jaccard_distance(
         with progress_bar(total=4, desc=f"jaccard[{method}]", show=progress) as bar:
             plan = _PLANNERS[method](X, mod_codes, cam_codes, locals())
             timer("neighbour lists", bar)
-            indptr, indices = kernels.expand_lists(*plan["sets"])
-            ls, li = plan["known"]
-            V = sp.csr_matrix((kernels.softmax_weights(X, indptr, indices, li, ls), indices, indptr), shape=(n, n))
-            del indptr, indices, plan["sets"], plan["known"]
-            timer("reciprocal sets and weights", bar)
-            Q = plan["qe"]
-            Vq = V if Q is None else (Q @ V).tocsr()
-            del V, Q, plan
-            timer("query expansion", bar)
-            j_ptr, j_idx, j_val = kernels.minsum_jaccard(Vq, n_threads, max_distance=max_distance)
-            del Vq
-            timer("min-sum Jaccard", bar)
+            if device == "cuda":  # the array-module kernels on cupy; results come back to the host
+                from . import kernels_xp
+
+                j_ptr, j_idx, j_val = kernels_xp.jaccard_from_plan(
+                    X, plan, xp=array_module(device), max_distance=max_distance)
+                del plan
+                timer("Jaccard on the GPU", bar)
+                bar.update(2)
+            else:
+                indptr, indices = kernels.expand_lists(*plan["sets"])
+                ls, li = plan["known"]
+                V = sp.csr_matrix((kernels.softmax_weights(X, indptr, indices, li, ls), indices, indptr),
+                                  shape=(n, n))
+                del indptr, indices, plan["sets"], plan["known"]
+                timer("reciprocal sets and weights", bar)
+                Q = plan["qe"]
+                Vq = V if Q is None else (Q @ V).tocsr()
+                del V, Q, plan
+                timer("query expansion", bar)
+                j_ptr, j_idx, j_val = kernels.minsum_jaccard(Vq, n_threads, max_distance=max_distance)
+                del Vq
+                timer("min-sum Jaccard", bar)
     finally:
         numba.set_num_threads(old_threads)
     logger.info("jaccard_distance(method=%r, n=%d): %.2fs, %d stored pairs (%s)", method, n,
