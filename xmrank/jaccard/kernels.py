@@ -152,6 +152,28 @@ def softmax_weights(X, indptr, indices, list_idx, list_sim):
     return data
 
 
+@nb.njit(inline="always", cache=True)
+def _store_pair(write, ch, i, j, v, counts, offsets, out_idx, out_val):
+    """Count (``write=False``) or write pair (i, j) into row i and, unless i == j, row j.
+
+    Chunk ``ch`` writes row r from ``offsets[ch, r]`` on, a region no other chunk touches.
+    """
+    if write:
+        pos = offsets[ch, i]
+        out_idx[pos] = j
+        out_val[pos] = v
+        offsets[ch, i] = pos + 1
+        if i != j:
+            pos = offsets[ch, j]
+            out_idx[pos] = i
+            out_val[pos] = v
+            offsets[ch, j] = pos + 1
+    else:
+        counts[ch, i] += 1
+        if i != j:
+            counts[ch, j] += 1
+
+
 @nb.njit(**_PARALLEL)
 def _minsum_half(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_chunks, write, counts, offsets, out_idx,
                  out_val):
@@ -189,13 +211,7 @@ def _minsum_half(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_chunks, w
                     if need_values:
                         b = c_val[q]
                         acc[j] += a if a < b else b
-            if write:
-                pos = offsets[ch, i]
-                out_idx[pos] = i
-                out_val[pos] = 0.0
-                offsets[ch, i] = pos + 1
-            else:
-                counts[ch, i] += 1
+            _store_pair(write, ch, i, i, 0.0, counts, offsets, out_idx, out_val)
             for t in range(m):
                 j = touched[t]
                 seen[j] = False
@@ -208,18 +224,7 @@ def _minsum_half(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_chunks, w
                         v = 0.0
                     if np.float32(v) > limit:
                         continue
-                if write:
-                    pos = offsets[ch, i]
-                    out_idx[pos] = j
-                    out_val[pos] = v
-                    offsets[ch, i] = pos + 1
-                    pos = offsets[ch, j]
-                    out_idx[pos] = i
-                    out_val[pos] = v
-                    offsets[ch, j] = pos + 1
-                else:
-                    counts[ch, i] += 1
-                    counts[ch, j] += 1
+                _store_pair(write, ch, i, j, v, counts, offsets, out_idx, out_val)
 
 
 def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None):
@@ -346,13 +351,7 @@ def _minsum_prefix(n, r_ptr, r_idx, r_val, p_ptr, p_idx, i_ptr, i_idx, limit, n_
                         seen[j] = True
                         cand[m] = j
                         m += 1
-            if write:
-                pos = offsets[ch, i]
-                out_idx[pos] = i
-                out_val[pos] = 0.0
-                offsets[ch, i] = pos + 1
-            else:
-                counts[ch, i] += 1
+            _store_pair(write, ch, i, i, 0.0, counts, offsets, out_idx, out_val)
             for t in range(m):
                 j = cand[t]
                 seen[j] = False
@@ -366,17 +365,6 @@ def _minsum_prefix(n, r_ptr, r_idx, r_val, p_ptr, p_idx, i_ptr, i_idx, limit, n_
                     v = 0.0
                 if np.float32(v) > limit:
                     continue
-                if write:
-                    pos = offsets[ch, i]
-                    out_idx[pos] = j
-                    out_val[pos] = v
-                    offsets[ch, i] = pos + 1
-                    pos = offsets[ch, j]
-                    out_idx[pos] = i
-                    out_val[pos] = v
-                    offsets[ch, j] = pos + 1
-                else:
-                    counts[ch, i] += 1
-                    counts[ch, j] += 1
+                _store_pair(write, ch, i, j, v, counts, offsets, out_idx, out_val)
             for p in range(r_ptr[i], r_ptr[i + 1]):
                 dense[r_idx[p]] = 0.0
