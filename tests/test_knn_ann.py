@@ -87,6 +87,16 @@ def test_cells_too_small_for_k_fall_back_to_exact_rows():
     assert _recall(idx, truth) == 1.0
 
 
+def test_blocked_index_search_equals_one_call(data):
+    X, _ = data
+    index = ann.build_index(X[:6000], 150)
+    index.nprobe = 5
+    whole = index.search(X[:2500], 7)
+    blocked = ann.search_index(index, X[:2500], 7, block_rows=1000)
+    np.testing.assert_array_equal(blocked[1], whole[1])
+    np.testing.assert_array_equal(blocked[0], whole[0])
+
+
 def test_recall_is_logged(data, caplog):
     X, _ = data
     with caplog.at_level(logging.INFO, logger="xmrank"):

@@ -362,3 +362,25 @@ def test_presets_and_overrides(tmp_path):
         load_yaml(tmp_path / "list.yaml")
     with pytest.raises(InputError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def test_evaluate_model_on_a_fake_regdb(tmp_path):
+    from xmrank.torch.evaluation import evaluate_model
+
+    regdb = tmp_path / "RegDB"
+    (regdb / "idx").mkdir(parents=True)
+    lines = {"visible": [], "thermal": []}
+    for pid in range(3):
+        for k in range(2):
+            for mod, folder in (("visible", "Visible"), ("thermal", "Thermal")):
+                rel = f"{folder}/{pid}/{k}.png"
+                _write_image(str(regdb / rel), 40 * pid + 10 * k + (0 if mod == "visible" else 5), size=(32, 16))
+                lines[mod].append(f"{rel} {pid}")
+    for mod, ls in lines.items():
+        (regdb / "idx" / f"test_{mod}_1.txt").write_text("\n".join(ls) + "\n")
+    torch.manual_seed(0)
+    m = DualStreamReID("resnet18", non_local=(0, 0, 0, 0))
+    res = evaluate_model(m, "regdb", regdb, height=32, width=16)
+    assert res["protocol"] == "regdb-v2t-trial1" and res["n_trials"] == 1
+    assert 0.0 <= res["mAP"] <= 1.0 and 0.0 <= res["rank1"] <= res["rank5"] <= 1.0
+    assert evaluate_model(m, "folder", tmp_path, height=32, width=16) is None

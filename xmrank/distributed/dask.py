@@ -129,8 +129,9 @@ def _ann_block(queries, index_bytes, key, nprobe, k):
         _INDEX_CACHE.clear()  # keep one index per worker process
         index = _INDEX_CACHE[key] = faiss.deserialize_index(index_bytes)
     index.nprobe = nprobe
-    sims, idx = index.search(queries, k)
-    return sims, idx
+    from ..knn.ann import search_index
+
+    return search_index(index, queries, k)
 
 
 def knn_search_blocks(queries, database, k: int):
@@ -152,7 +153,7 @@ def knn_search_blocks(queries, database, k: int):
     database = np.ascontiguousarray(database, dtype=np.float32)
     nq = queries.shape[0]
     ranges = _blocks(nq, opts.block_rows, _n_threads(client))
-    q_futures = client.scatter([queries[lo:hi] for lo, hi in ranges])
+    q_futures = client.scatter([queries[lo:hi] for lo, hi in ranges], hash=False)
     t0 = time.perf_counter()
     report = None
     if opts.engine == "ann":
@@ -162,12 +163,12 @@ def knn_search_blocks(queries, database, k: int):
     if report is not None and index is not None:
         import faiss
 
-        blob = client.scatter(faiss.serialize_index(index), broadcast=True)
+        blob = client.scatter(faiss.serialize_index(index), broadcast=True, hash=False)
         key = uuid.uuid4().hex
         futures = [client.submit(_ann_block, q, blob, key, index.nprobe, k, pure=False) for q in q_futures]
     else:
         engine = resolve_knn("auto" if opts.engine == "ann" else opts.engine)
-        db = client.scatter(database, broadcast=True)
+        db = client.scatter(database, broadcast=True, hash=False)
         futures = [client.submit(_exact_block, q, db, k, engine, pure=False) for q in q_futures]
     parts = _gather(client, futures, "knn[dask]", opts.progress)
     sims = np.concatenate([p[0] for p in parts])
@@ -290,7 +291,7 @@ def jaccard_distance_dask(
     del plan, indptr, indices, V, Q
     t_local = time.perf_counter()
 
-    parts = client.scatter(_Parts(blocks.prepare(Vq)), broadcast=True)
+    parts = client.scatter(_Parts(blocks.prepare(Vq)), broadcast=True, hash=False)
     nonempty = np.diff(Vq.indptr) > 0
     del Vq
     ranges = _blocks(n, block_rows, _n_threads(client))

@@ -11,10 +11,15 @@ A run's configuration is built in this order, later steps overriding earlier:
 The ``paper`` preset holds the published code's values (REFERENCE.md §4-§6):
 dual-stream ResNet-50 + AGW from ImageNet weights, 288x144 inputs, Adam
 (lr 3.5e-4, weight decay 5e-4), StepLR(20, 0.1), 50 + 50 epochs of 200
-iterations, 16 images per pseudo-identity, temperature 0.05, momentum 0.1,
-DBSCAN eps 0.6 (SYSU-MM01; RegDB 0.3), min_samples 4, k1 30, k2 6, subset
-ratio 0.5. The ``smoke`` preset is a CPU-sized version for the synthetic set
-(ResNet-18 from scratch at 64x32, a few short epochs).
+iterations, batches of 128 images per modality with 16 per pseudo-identity
+(``-b 128 --num-instances 16`` in the published scripts), temperature 0.05,
+momentum 0.1, DBSCAN eps 0.6 (SYSU-MM01; RegDB 0.3), min_samples 4, k1 30,
+k2 6, subset ratio 0.5.
+
+The ``smoke`` preset is a CPU-sized version for the synthetic set: ResNet-18
+from scratch (no non-local blocks) at 64x32, 3 + 9 epochs of 12 iterations,
+32 images per modality per batch with 8 per pseudo-identity, and k1 12 / k2 3
+because the synthetic identities have far fewer images than SYSU-MM01's.
 """
 
 from __future__ import annotations
@@ -25,7 +30,17 @@ from dataclasses import dataclass, fields
 
 from .._validation import InputError
 
-__all__ = ["TrainConfig", "PRESETS", "preset_config", "load_yaml", "apply_overrides", "parse_overrides", "validate"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "preset_config",
+    "build_config",
+    "load_yaml",
+    "apply_overrides",
+    "parse_overrides",
+    "validate",
+    "config_from_dict",
+]
 
 
 @dataclass

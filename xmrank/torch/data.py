@@ -24,6 +24,7 @@ __all__ = [
     "load_image",
     "ImageCache",
     "RecordDataset",
+    "collate_views",
 ]
 
 #: Training-set kinds accepted by ``dataset=``.

@@ -123,7 +123,7 @@ def _loop(loader):
 class _Trainer:
     """State of one run; :func:`train` is the public entry point."""
 
-    def __init__(self, cfg: TrainConfig, dataset: str, root: str, output: str, progress, *, pretrained=None):
+    def __init__(self, cfg: TrainConfig, dataset: str, root: str, output: str, progress, *, model):
         self.cfg = cfg
         self.dataset = dataset
         self.root = root
@@ -140,11 +140,7 @@ class _Trainer:
         self.loader = ImageCache((cfg.height, cfg.width)) if cfg.cache_images else None
         self.size = dict(height=cfg.height, width=cfg.width)
         self.threads = cfg.threads or torch.get_num_threads()
-        torch.manual_seed(cfg.seed)
-        pretrained = cfg.pretrained if pretrained is None else pretrained
-        self.model = build_model(cfg.arch, pretrained=pretrained, non_local=cfg.non_local,
-                                 non_local_width=cfg.non_local_width, gem_p=cfg.gem_p,
-                                 last_stride=cfg.last_stride).to(self.device)
+        self.model = model.to(self.device)
         self.transforms = {
             "visible": train_transform(cfg.height, cfg.width, "visible", erasing=cfg.erasing),
             "visible_ca": train_transform(cfg.height, cfg.width, "visible_ca", erasing=cfg.erasing),
@@ -476,12 +472,16 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
     old_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
-    # a resumed run takes its weights from the checkpoint, not from ImageNet
-    pretrained = "none" if checkpoint is not None else None
     try:
+        # build the model (a resumed run takes its weights from the checkpoint, not from ImageNet)
+        # and read the data before anything is written
+        torch.manual_seed(config.seed)
+        model = build_model(config.arch, pretrained="none" if checkpoint is not None else config.pretrained,
+                            non_local=config.non_local, non_local_width=config.non_local_width,
+                            gem_p=config.gem_p, last_stride=config.last_stride)
         trainer = None
-        if not needs_data:  # read the data and build the model before anything is written
-            trainer = _Trainer(config, dataset, root, output, progress, pretrained=pretrained)
+        if not needs_data:
+            trainer = _Trainer(config, dataset, root, output, progress, model=model)
         os.makedirs(output, exist_ok=True)
         with _run_log(os.path.join(output, LOG)):
             if needs_data:
@@ -490,7 +490,7 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
                                images_per_camera=config.synthetic_images_per_camera,
                                height=config.synthetic_height, width=config.synthetic_width, seed=config.seed,
                                progress=progress)
-                trainer = _Trainer(config, dataset, root, output, progress, pretrained=pretrained)
+                trainer = _Trainer(config, dataset, root, output, progress, model=model)
             return _run(trainer, checkpoint, max_epochs)
     finally:
         torch.set_num_threads(old_threads)
@@ -561,7 +561,7 @@ def _run(trainer, checkpoint, max_epochs):
         metrics = {"dataset": dataset, "root": root, "config": cfg.to_dict(), "model_selection": MODEL_SELECTION,
                    "untrained": None, "stage1": None, "final": None, "epochs": [], "complete": False}
         stage, done = 1, 0
-        logger.info("config: %s", json.dumps(cfg.to_dict()))
+        _base_logger.info("config: %s", json.dumps(cfg.to_dict()))  # to train.log (stderr only with -v)
     else:
         trainer.model.load_state_dict(checkpoint["model"])
         metrics = checkpoint["metrics"]

@@ -5,12 +5,12 @@ sleeves, legs, shoes, bag) with colours and textures (plain, stripes,
 checks, diagonals). The visible rendering paints them in colour over a
 cluttered, camera-tinted background; the infrared rendering paints the
 *same shapes and textures* in grayscale with a different intensity mapping:
-fabric brightness follows the red channel through a gamma curve (so dark-red
-and light-blue clothes swap their relative brightness), skin is hot and
-bright, hair is dark, and the background is a dim, smooth field. An
-untrained network therefore sees two unrelated-looking images of the same
-person, while a network trained with channel augmentations can learn the
-shared structure.
+fabric brightness follows mostly the red channel through a gamma curve (a
+dark-red shirt is as bright as a light-blue one, a navy one turns black),
+skin is hot and bright, hair is dark, and the background is a dim, smooth
+field. An untrained network therefore sees two unrelated-looking images of
+the same person, while a network trained with channel augmentations can
+learn the shared structure.
 
 This module needs only numpy and pillow (no torch): :func:`make_synthetic`
 and ``xmrank make-synthetic ROOT`` write the set; the SYSU-MM01 readers of
