@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import click
 import numpy as np
 
+from xmrank.backend import DEVICES, KNN_ENGINES
 from xmrank.jaccard.distance import METHODS
 
 from ._features import load_inputs
@@ -20,6 +22,28 @@ def _eps(value):
         return float(value)
     except ValueError:
         raise click.BadParameter(f"expected a positive number or 'auto'; got {value!r}") from None
+
+
+@contextlib.contextmanager
+def _dask_client(knn, scheduler):
+    """With --knn dask: a client of the scheduler at ``scheduler``, or of a new local cluster."""
+    if knn != "dask":
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        fail("--knn dask needs dask.distributed: pip install 'xmrank[dask]'.")
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            fail(f"--scheduler {scheduler}: could not connect ({exc}).")
+        with client:
+            yield client
+        return
+    with LocalCluster(processes=True, dashboard_address=None) as local, Client(local) as client:
+        yield client
 
 
 @click.command("cluster")
@@ -43,13 +67,21 @@ def _eps(value):
 @click.option("--algorithm", type=click.Choice(["dbscan", "hdbscan"]), default="dbscan", show_default=True)
 @click.option("--subset-ratio", type=float, default=0.5, show_default=True, help="Subset share for --mode subset.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed for --mode subset.")
-@click.option("--knn", type=click.Choice(["auto", "faiss", "numpy"]), default="auto", show_default=True,
-              help="kNN engine: exact faiss when installed, else blocked numpy.")
+@click.option("--knn", type=click.Choice(KNN_ENGINES), default="auto", show_default=True,
+              help="kNN engine. auto: exact, faiss when installed, else blocked numpy. ann: approximate faiss IVF "
+                   "search (recall >= 0.97, measured and logged with -v), for hundreds of thousands of rows and more. "
+                   "dask: exact search in row blocks on a dask.distributed cluster (--scheduler, else a local one); "
+                   "xmrank.distributed.jaccard_distance_dask also sends the Jaccard rows there.")
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
+              help="cuda: kNN and Jaccard on the GPU (needs the gpu extra: cupy, optionally faiss-gpu).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="With --knn dask: address of a running dask scheduler (tcp://host:8786); "
+                   "without it a local cluster is started.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write one int64 label per row (-1 = noise) to this .npy.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
 @user_errors
 def cluster_cmd(features, modalities, cameras, method, mode, k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, eps,
-                min_samples, algorithm, subset_ratio, seed, knn, output, json_path):
+                min_samples, algorithm, subset_ratio, seed, knn, device, scheduler, output, json_path):
     """Cluster the rows of FEATURES (.npy, or .npz holding `features` and optionally
     `modalities`/`cameras`) with a k-reciprocal Jaccard distance and DBSCAN.
 
@@ -58,24 +90,28 @@ def cluster_cmd(features, modalities, cameras, method, mode, k1, k2, k1_intra, k
       xmrank cluster feats.npy --modalities mods.npy -o labels.npy
       xmrank cluster feats.npy -m mods.npy --method vanilla --eps auto
       xmrank cluster data.npz --mode subset --seed 3 -o stage1_labels.npy
+      xmrank -v cluster big.npy -m mods.npy --knn ann -o labels.npy    # 10^5-10^6 rows
+      xmrank cluster big.npy -m mods.npy --knn dask --scheduler tcp://10.0.0.5:8786
+      xmrank cluster feats.npy -m mods.npy --device cuda
     """
     import xmrank
 
     X, mods, cams, _ = load_inputs(features, modalities=modalities, cameras=cameras)
     if mode != "global" and mods is None:
         fail(f"--mode {mode} needs --modalities.")
+    if scheduler and knn != "dask":
+        fail("--scheduler is only used with --knn dask.")
     t0 = time.perf_counter()
     subsets = None
-    if mode == "global":
-        labels = xmrank.cluster(X, modalities=mods, cameras=cams, method=method, eps=eps, min_samples=min_samples,
-                                algorithm=algorithm, k1=k1, k2=k2, k1_intra=k1_intra, k1_inter=k1_inter,
-                                k2_intra=k2_intra, k2_inter=k2_inter, knn=knn)
-    elif mode == "per-modality":
-        labels = xmrank.cluster_per_modality(X, mods, eps=eps, min_samples=min_samples, algorithm=algorithm,
-                                             k1=k1, k2=k2, knn=knn)
-    else:
-        labels, subsets = xmrank.subset_cluster(X, mods, ratio=subset_ratio, seed=seed, eps=eps,
-                                                min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2, knn=knn)
+    common = dict(eps=eps, min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2, knn=knn, device=device)
+    with _dask_client(knn, scheduler):
+        if mode == "global":
+            labels = xmrank.cluster(X, modalities=mods, cameras=cams, method=method, k1_intra=k1_intra,
+                                    k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, **common)
+        elif mode == "per-modality":
+            labels = xmrank.cluster_per_modality(X, mods, **common)
+        else:
+            labels, subsets = xmrank.subset_cluster(X, mods, ratio=subset_ratio, seed=seed, **common)
     elapsed = time.perf_counter() - t0
     summary = xmrank.cluster_summary(labels, mods)
     summary.update(seconds=round(elapsed, 3), mode=mode, method=method)

@@ -1,6 +1,7 @@
 """`xmrank cluster` and `xmrank demo` on real files."""
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 import xmrank
@@ -41,7 +42,8 @@ def test_cluster_reads_npz_bundle_and_modes(tmp_path):
 def test_cluster_help_documents_every_option():
     res = CliRunner().invoke(main, ["cluster", "--help"])
     assert res.exit_code == 0
-    for opt in ("--modalities", "--cameras", "--method", "--k1", "--k2", "--eps", "--min-samples", "--output", "--mode"):
+    for opt in ("--modalities", "--cameras", "--method", "--k1", "--k2", "--eps", "--min-samples", "--output", "--mode",
+                "--knn", "--device", "--scheduler"):
         assert opt in res.output
 
 
@@ -50,3 +52,51 @@ def test_demo_shows_the_modality_aware_gain():
     assert res.exit_code == 0, res.output
     rows = {line.split()[0]: line.split() for line in res.output.splitlines() if line.startswith(("vanilla", "modality"))}
     assert float(rows["modality"][4]) > float(rows["vanilla"][4])  # ARI
+
+
+def test_cluster_with_approximate_knn_is_the_library_result(tmp_path, monkeypatch):
+    from xmrank.knn import ann
+
+    X, ids, mods, _ = _files(tmp_path)
+    monkeypatch.setattr(ann, "MIN_ROWS", 0)  # the IVF index even on this small file
+    out = tmp_path / "labels.npy"
+    res = CliRunner().invoke(main, ["cluster", str(tmp_path / "feats.npy"), "-m", str(tmp_path / "mods.npy"),
+                                    "--knn", "ann", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(np.load(out), xmrank.cluster(X, modalities=mods, knn="ann"))
+
+
+def test_cluster_on_a_local_dask_cluster(tmp_path):
+    pytest.importorskip("distributed")
+    X, ids, mods, _ = _files(tmp_path)
+    out = tmp_path / "labels.npy"
+    res = CliRunner().invoke(main, ["cluster", str(tmp_path / "feats.npy"), "-m", str(tmp_path / "mods.npy"),
+                                    "--knn", "dask", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(np.load(out), xmrank.cluster(X, modalities=mods, knn="faiss"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler is only used with --knn dask"),
+    (["--knn", "dask", "--scheduler", "tcp://127.0.0.1:9"], "--scheduler tcp://127.0.0.1:9: could not connect"),
+    (["--knn", "nearest"], "'nearest' is not one of"),
+    (["--device", "tpu"], "'tpu' is not one of"),
+])
+def test_cluster_scale_options_fail_in_one_line(tmp_path, args, message):
+    _files(tmp_path)
+    res = CliRunner().invoke(main, ["cluster", str(tmp_path / "feats.npy"), "-m", str(tmp_path / "mods.npy"), *args])
+    assert res.exit_code != 0
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_cluster_on_cuda_without_a_gpu_says_what_is_missing(tmp_path):
+    from xmrank.backend import cuda_available, have_cupy
+
+    if have_cupy() and cuda_available():
+        pytest.skip("a GPU is present")
+    _files(tmp_path)
+    res = CliRunner().invoke(main, ["cluster", str(tmp_path / "feats.npy"), "-m", str(tmp_path / "mods.npy"),
+                                    "--device", "cuda"])
+    assert res.exit_code == 1
+    assert "device='cuda'" in res.output and ("cupy" in res.output or "GPU" in res.output)

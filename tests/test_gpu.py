@@ -212,3 +212,31 @@ def test_torch_cuda_tensor_moves_by_dlpack():
     assert isinstance(c, cupy.ndarray) and c.data.ptr == t.data_ptr()
     X = backend.device_features(t, "cuda")
     assert isinstance(X, cupy.ndarray) and X.dtype == cupy.float32
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAVE_CUDA, reason="needs cupy and a CUDA GPU")
+@pytest.mark.parametrize("method", list(GOLDEN_KEYS))
+@pytest.mark.parametrize("source", ["numpy", "cupy", "torch"])
+def test_jaccard_distance_on_cuda_is_the_golden_matrix(golden, method, source):
+    """The public entry point with device='cuda', fed host, cupy and CUDA torch features."""
+    import cupy
+
+    X = golden["X"]
+    if source == "cupy":
+        X = cupy.asarray(X)
+    elif source == "torch":
+        torch = pytest.importorskip("torch")
+        X = torch.as_tensor(X, device="cuda")
+    kw = {k: v for k, v in _params(golden).items() if k in ("k1", "k2", "k1_intra", "k1_inter", "k2_intra", "k2_inter")}
+    D = xmrank.jaccard_distance(X, modalities=golden["modalities"], cameras=golden["modalities"], method=method,
+                                device="cuda", dense=True, **kw)
+    np.testing.assert_allclose(D, golden[GOLDEN_KEYS[method]], atol=1e-5, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAVE_CUDA, reason="needs cupy and a CUDA GPU")
+def test_cluster_on_cuda_gives_the_cpu_labels():
+    X, mods = unit_rows(3000, 32, seed=7, n_ids=100)
+    np.testing.assert_array_equal(xmrank.cluster(X, modalities=mods, device="cuda"),
+                                  xmrank.cluster(X, modalities=mods, device="cpu"))

@@ -131,7 +131,7 @@ def test_choose_nlist_grows_with_n_and_keeps_cells_trainable():
     lists = [ann.choose_nlist(n) for n in sizes]
     assert lists == sorted(lists)
     assert all(n // nl >= 39 for n, nl in zip(sizes, lists))
-    assert lists[-1] == 4000
+    assert lists[-1] == 8000
 
 
 def test_unknown_engine_and_missing_gpu_are_input_errors():

@@ -42,6 +42,7 @@ def cluster(
     k2_intra: int = 2,
     k2_inter: int = 4,
     knn: str = "auto",
+    device: str = "cpu",
     n_jobs: int | None = None,
     progress: bool | None = None,
     return_distance: bool = False,
@@ -59,8 +60,10 @@ def cluster(
         DBSCAN radius; "auto" picks it from the data (:func:`xmrank.clustering.auto_eps`).
     min_samples : int, default=4
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
-    k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, n_jobs, progress
-        Passed to :func:`xmrank.jaccard_distance`.
+    k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, device, n_jobs, progress
+        Passed to :func:`xmrank.jaccard_distance`; ``knn="ann"`` (approximate
+        search) is the engine for hundreds of thousands of rows and more,
+        ``device="cuda"`` runs the distance on the GPU.
     return_distance : bool, default=False
         Also return the sparse distance matrix. With DBSCAN and a numeric
         eps it stores only the pairs within eps (all DBSCAN reads).
@@ -80,7 +83,7 @@ def cluster(
     D = jaccard_distance(
         features, modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2,
         k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
-        max_distance=cut, knn=knn, n_jobs=n_jobs, progress=progress,
+        max_distance=cut, knn=knn, device=device, n_jobs=n_jobs, progress=progress,
     )
     eps_value = _resolve_eps(eps, D, min_samples) if algorithm == "dbscan" else 0.6
     labels = cluster_distance(D, eps=eps_value, min_samples=min_samples, algorithm=algorithm)
@@ -88,8 +91,11 @@ def cluster(
 
 
 def cluster_per_modality(features, modalities, *, eps=0.6, min_samples: int = 4, algorithm: str = "dbscan",
-                         k1: int = 30, k2: int = 6, knn: str = "auto", n_jobs=None, progress=None):
+                         k1: int = 30, k2: int = 6, knn: str = "auto", device: str = "cpu", n_jobs=None,
+                         progress=None):
     """Cluster each modality on its own with vanilla Jaccard (the paper's stage 1).
+
+    Parameters are those of :func:`cluster`.
 
     Labels are made unique across modalities: the clusters of the first
     modality (in sorted label order) come first, then the next modality's.
@@ -112,7 +118,7 @@ def cluster_per_modality(features, modalities, *, eps=0.6, min_samples: int = 4,
                 f"k1={k1} must be smaller than the number of rows of modality {classes[g]!r} ({rows.size})."
             )
         sub = cluster(X[rows], method="vanilla", eps=eps, min_samples=min_samples, algorithm=algorithm,
-                      k1=k1, k2=k2, knn=knn, n_jobs=n_jobs, progress=progress)
+                      k1=k1, k2=k2, knn=knn, device=device, n_jobs=n_jobs, progress=progress)
         keep = sub >= 0
         labels[rows[keep]] = sub[keep] + offset
         offset += int(sub.max()) + 1 if keep.any() else 0
@@ -144,7 +150,7 @@ def subset_split(n_rows: int, *, ratio: float = 0.5, seed=None):
 
 def subset_cluster(features, modalities, *, subset_modality=None, ratio: float = 0.5, seed=None, eps=0.6,
                    min_samples: int = 4, algorithm: str = "dbscan", k1: int = 30, k2: int = 6, knn: str = "auto",
-                   n_jobs=None, progress=None):
+                   device: str = "cpu", n_jobs=None, progress=None):
     """Per-modality clustering where one modality is clustered on a random subset only.
 
     The rows of ``subset_modality`` (default: the largest modality) are split
@@ -179,5 +185,6 @@ def subset_cluster(features, modalities, *, subset_modality=None, ratio: float =
     kept = np.flatnonzero(keep)
     labels = np.full(X.shape[0], -1, dtype=np.int64)
     labels[kept] = cluster_per_modality(X[kept], codes[kept], eps=eps, min_samples=min_samples, algorithm=algorithm,
-                                        k1=k1, k2=k2, knn=knn, n_jobs=n_jobs, progress=progress)
+                                        k1=k1, k2=k2, knn=knn, device=device, n_jobs=n_jobs,
+                                        progress=progress)
     return labels, subsets

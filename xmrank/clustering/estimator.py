@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
+from ..backend import DEVICES, KNN_ENGINES
 from ..jaccard.distance import METHODS
 from .algorithms import ALGORITHMS
 from .api import cluster
@@ -36,7 +37,11 @@ class XMCluster(ClusterMixin, BaseEstimator):
     k1, k2 : int, default=30, 6
     k1_intra, k1_inter, k2_intra, k2_inter : int, default=5, 20, 2, 4
         CA-Jaccard's list lengths (``method="camera"``).
-    knn : {"auto", "faiss", "numpy"}, default="auto"
+    knn : {"auto", "faiss", "numpy", "ann", "dask"}, default="auto"
+        kNN engine, see :func:`xmrank.backend.resolve_knn`; "ann" is the
+        approximate search for very large N.
+    device : {"cpu", "cuda"}, default="cpu"
+        Where the distance is computed (see :func:`xmrank.jaccard_distance`).
     n_jobs : int, default=None
         Threads for the compiled kernels; None uses all cores.
 
@@ -76,12 +81,14 @@ class XMCluster(ClusterMixin, BaseEstimator):
         "k1_inter": [Interval(Integral, 1, None, closed="left")],
         "k2_intra": [Interval(Integral, 1, None, closed="left")],
         "k2_inter": [Interval(Integral, 1, None, closed="left")],
-        "knn": [StrOptions({"auto", "faiss", "numpy"})],
+        "knn": [StrOptions(set(KNN_ENGINES))],
+        "device": [StrOptions(set(DEVICES))],
         "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, *, method="auto", eps=0.6, min_samples=4, algorithm="dbscan", k1=30, k2=6,
-                 k1_intra=5, k1_inter=20, k2_intra=2, k2_inter=4, knn="auto", n_jobs=None):
+                 k1_intra=5, k1_inter=20, k2_intra=2, k2_inter=4, knn="auto", device="cpu",
+                 n_jobs=None):
         self.method = method
         self.eps = eps
         self.min_samples = min_samples
@@ -93,6 +100,7 @@ class XMCluster(ClusterMixin, BaseEstimator):
         self.k2_intra = k2_intra
         self.k2_inter = k2_inter
         self.knn = knn
+        self.device = device
         self.n_jobs = n_jobs
 
     def fit(self, X, y=None, *, modalities=None, cameras=None):
@@ -114,7 +122,7 @@ class XMCluster(ClusterMixin, BaseEstimator):
             X, modalities=modalities, cameras=cameras, method=self.method, eps=self.eps,
             min_samples=self.min_samples, algorithm=self.algorithm, k1=self.k1, k2=self.k2,
             k1_intra=self.k1_intra, k1_inter=self.k1_inter, k2_intra=self.k2_intra, k2_inter=self.k2_inter,
-            knn=self.knn, n_jobs=self.n_jobs, return_distance=True,
+            knn=self.knn, device=self.device, n_jobs=self.n_jobs, return_distance=True,
         )
         self.labels_ = labels
         self.n_clusters_ = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0

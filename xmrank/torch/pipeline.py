@@ -193,7 +193,7 @@ class _Trainer:
         t0 = time.perf_counter()
         labels, subsets = clustering.subset_cluster(
             feats, self.mods, subset_modality=self.larger, ratio=cfg.subset_ratio, seed=rng, eps=cfg.eps_intra,
-            min_samples=cfg.min_samples, k1=k1, k2=k2, progress=False)
+            min_samples=cfg.min_samples, k1=k1, k2=k2, knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False)
         stats = {}
         for m, name in _MODALITY_NAMES.items():
             rows = np.flatnonzero(self.mods == m)
@@ -209,7 +209,7 @@ class _Trainer:
             kg1, kg2 = self._k(min(len(g_larger), n_other))
             glabels = clustering.cluster(feats[g_rows], modalities=self.mods[g_rows], method=cfg.global_method,
                                          eps=cfg.eps_global, min_samples=cfg.min_samples, k1=kg1, k2=kg2,
-                                         progress=False)
+                                         knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False)
             s = clustering.cluster_summary(glabels, self.mods[g_rows])
             s["purity"] = _purity(glabels, self.pids[g_rows])
             stats["global"] = s
