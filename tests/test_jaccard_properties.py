@@ -146,7 +146,7 @@ def test_modality_camera_balances_cameras_inside_a_modality():
 
 
 @pytest.mark.parametrize("t", [0.05, 0.3, 0.6, 0.9, 0.999])
-def test_max_distance_prefix_filter_is_exact(t):
+def test_max_distance_keeps_exactly_the_pairs_within_it(t):
     """The thresholded path finds exactly the pairs of the full matrix within t, with identical values."""
     from xmrank.data import make_biased
 

@@ -76,7 +76,7 @@ def _upper_pairs(lo, hi, n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_c
                 v = 1.0 - s / (2.0 - s)
                 if v < 0.0:
                     v = 0.0
-                if v <= limit:
+                if np.float32(v) <= limit:  # the float32 value is what is stored and compared with eps
                     if stored < cap:
                         out_row[ch, stored] = i
                         out_col[ch, stored] = j
@@ -128,7 +128,7 @@ def minsum_rows(parts, lo: int, hi: int, *, max_distance=None, n_threads: int = 
         The upper-triangle pairs of the range, diagonal excluded.
     """
     n = parts[0]
-    limit = 2.0 if max_distance is None else float(max_distance)
+    limit = 2.0 if max_distance is None else float(np.float32(max_distance))
     n_chunks = max(1, min(hi - lo, 4 * n_threads))
     rows_per_chunk = (hi - lo + n_chunks - 1) // n_chunks
     cap = max(256, 32 * rows_per_chunk)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
-import scipy.sparse as sp
 
 __all__ = [
     "reciprocal_mask",
@@ -236,10 +235,9 @@ def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None):
         The query-expanded weights ``V'``.
     n_threads : int
     max_distance : float, default=None
-        Keep only pairs whose float32 distance is <= float32(max_distance);
-        candidates then come from each row's prefix (its largest weights,
-        see :func:`prefix_mask`), which skips most of the work. None keeps
-        every pair with ``m > 0``.
+        Keep only pairs whose float32 distance is <= float32(max_distance).
+        None keeps every pair with ``m > 0``. (:func:`xmrank.jaccard.blocks.minsum_jaccard`
+        computes the thresholded case in one pass; ``jaccard_distance`` uses it.)
 
     Returns
     -------
@@ -256,27 +254,12 @@ def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None):
     r_val = vq_csr.data.astype(np.float64)
     n_chunks = max(1, min(n, 4 * n_threads))
     counts = np.zeros((n_chunks, n), dtype=np.int64)
-    if max_distance is not None and max_distance < 1.0:
-        # m(i, j) must reach m_min for 1 - m/(2 - m) <= max_distance
-        m_min = 2.0 * (1.0 - max_distance) / (2.0 - max_distance)
-        keep = prefix_mask(r_ptr, r_val, m_min * (1.0 - 1e-6))  # margin for the float32 cut
-        rows = np.repeat(np.arange(n), np.diff(r_ptr))[keep]
-        p_ptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n), out=p_ptr[1:])
-        p_idx = r_idx[keep]
-        inv = sp.csr_matrix((np.ones(r_idx.size, np.int8), r_idx, r_ptr), shape=vq_csr.shape).tocsc()
-        inv.sort_indices()
-        args = (n, r_ptr, r_idx, r_val, p_ptr, p_idx, inv.indptr.astype(np.int64), inv.indices.astype(np.int64),
-                float(np.float32(max_distance)), n_chunks)
-        kernel = _minsum_prefix
-        del rows, inv, keep
-    else:
-        csc = vq_csr.tocsc()
-        csc.sort_indices()
-        args = (n, r_ptr, r_idx, r_val, csc.indptr.astype(np.int64), csc.indices.astype(np.int64),
-                csc.data.astype(np.float64), 2.0 if max_distance is None else float(np.float32(max_distance)), n_chunks)
-        kernel = _minsum_half
-        del csc
+    csc = vq_csr.tocsc()
+    csc.sort_indices()
+    args = (n, r_ptr, r_idx, r_val, csc.indptr.astype(np.int64), csc.indices.astype(np.int64),
+            csc.data.astype(np.float64), 2.0 if max_distance is None else float(np.float32(max_distance)), n_chunks)
+    kernel = _minsum_half
+    del csc
     kernel(*args, False, counts, counts, np.empty(0, np.int32), np.empty(0, np.float32))
     per_row = counts.sum(axis=0)
     nnz = int(per_row.sum())
@@ -292,79 +275,3 @@ def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None):
     out_val = np.empty(nnz, dtype=np.float32)
     kernel(*args, True, offsets, offsets, out_idx, out_val)
     return indptr.astype(idx_dtype), out_idx, out_val
-
-
-# --- thresholded min-sum with prefix filtering (only pairs with distance <= t) ---
-
-@nb.njit(**_PARALLEL)
-def prefix_mask(r_ptr, r_val, m_min):
-    """Mark each row's prefix: its largest weights, leaving a tail of mass < ``m_min``.
-
-    Any pair with ``m(i, j) >= m_min`` shares at least one column of row i's
-    prefix (otherwise ``m`` would be at most row i's tail mass).
-    """
-    n = r_ptr.shape[0] - 1
-    mask = np.zeros(r_val.shape[0], dtype=np.bool_)
-    for i in nb.prange(n):
-        lo, hi = r_ptr[i], r_ptr[i + 1]
-        order = np.argsort(r_val[lo:hi])  # ascending: the tail first
-        tail = 0.0
-        for t in range(hi - lo):
-            p = lo + order[t]
-            tail += r_val[p]
-            if tail >= m_min:
-                # this entry and all larger ones form the prefix
-                for u in range(t, hi - lo):
-                    mask[lo + order[u]] = True
-                break
-    return mask
-
-
-@nb.njit(**_PARALLEL)
-def _minsum_prefix(n, r_ptr, r_idx, r_val, p_ptr, p_idx, i_ptr, i_idx, limit, n_chunks, write, counts, offsets,
-                   out_idx, out_val):
-    """Like ``_minsum_half`` for pairs with distance <= limit, candidates from prefix entries.
-
-    ``p_ptr/p_idx``: each row's prefix columns (CSR); ``i_ptr/i_idx``: for each
-    column, the rows having it (sorted). Candidates ``j > i``
-    are verified exactly by summing ``min`` over row ``j`` in column order,
-    the order the full kernel uses, so values are identical.
-    """
-    for ch in nb.prange(n_chunks):
-        dense = np.zeros(n, dtype=np.float64)
-        seen = np.zeros(n, dtype=np.bool_)
-        cand = np.empty(n, dtype=np.int64)
-        for i in range(ch, n, n_chunks):
-            if r_ptr[i + 1] == r_ptr[i]:
-                continue
-            for p in range(r_ptr[i], r_ptr[i + 1]):
-                dense[r_idx[p]] = r_val[p]
-            m = 0
-            for p in range(p_ptr[i], p_ptr[i + 1]):
-                col = p_idx[p]
-                lo = i_ptr[col]
-                hi = i_ptr[col + 1]
-                lo = lo + np.searchsorted(i_idx[lo:hi], i, side="right")
-                for q in range(lo, hi):
-                    j = i_idx[q]
-                    if not seen[j]:
-                        seen[j] = True
-                        cand[m] = j
-                        m += 1
-            _store_pair(write, ch, i, i, 0.0, counts, offsets, out_idx, out_val)
-            for t in range(m):
-                j = cand[t]
-                seen[j] = False
-                s = 0.0
-                for q in range(r_ptr[j], r_ptr[j + 1]):
-                    a = dense[r_idx[q]]
-                    b = r_val[q]
-                    s += a if a < b else b
-                v = 1.0 - s / (2.0 - s)
-                if v < 0.0:
-                    v = 0.0
-                if np.float32(v) > limit:
-                    continue
-                _store_pair(write, ch, i, j, v, counts, offsets, out_idx, out_val)
-            for p in range(r_ptr[i], r_ptr[i + 1]):
-                dense[r_idx[p]] = 0.0
