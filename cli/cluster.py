@@ -37,7 +37,7 @@ def _dask_client(knn, scheduler):
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             fail(f"--scheduler {scheduler}: could not connect ({exc}).")
         with client:
             yield client

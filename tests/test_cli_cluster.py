@@ -59,26 +59,38 @@ def test_cluster_with_approximate_knn_is_the_library_result(tmp_path, monkeypatc
 
     X, ids, mods, _ = _files(tmp_path)
     monkeypatch.setattr(ann, "MIN_ROWS", 0)  # the IVF index even on this small file
+    calls = []
+    real = ann.search
+    monkeypatch.setattr(ann, "search", lambda q, db, k, **kw: calls.append(db.shape[0]) or real(q, db, k, **kw))
     out = tmp_path / "labels.npy"
     res = CliRunner().invoke(main, ["cluster", str(tmp_path / "feats.npy"), "-m", str(tmp_path / "mods.npy"),
                                     "--knn", "ann", "-o", str(out)])
     assert res.exit_code == 0, res.output
+    assert sorted(calls) == sorted(np.bincount(mods).tolist())  # one approximate search per modality
+    calls.clear()
     assert np.array_equal(np.load(out), xmrank.cluster(X, modalities=mods, knn="ann"))
 
 
-def test_cluster_on_a_local_dask_cluster(tmp_path):
+def test_cluster_on_a_local_dask_cluster(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
+    from xmrank.distributed import dask as xdask
+
     X, ids, mods, _ = _files(tmp_path)
+    workers_seen = []
+    real = xdask._n_threads
+    monkeypatch.setattr(xdask, "_n_threads", lambda client: workers_seen.append(len(client.nthreads())) or real(client))
     out = tmp_path / "labels.npy"
     res = CliRunner().invoke(main, ["cluster", str(tmp_path / "feats.npy"), "-m", str(tmp_path / "mods.npy"),
                                     "--knn", "dask", "-o", str(out)])
     assert res.exit_code == 0, res.output
+    assert workers_seen and min(workers_seen) >= 1  # the search went through a dask client
     assert np.array_equal(np.load(out), xmrank.cluster(X, modalities=mods, knn="faiss"))
 
 
 @pytest.mark.parametrize("args, message", [
     (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler is only used with --knn dask"),
     (["--knn", "dask", "--scheduler", "tcp://127.0.0.1:9"], "--scheduler tcp://127.0.0.1:9: could not connect"),
+    (["--knn", "dask", "--scheduler", "notanaddress"], "--scheduler notanaddress: could not connect"),
     (["--knn", "nearest"], "'nearest' is not one of"),
     (["--device", "tpu"], "'tpu' is not one of"),
 ])

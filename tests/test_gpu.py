@@ -238,5 +238,10 @@ def test_jaccard_distance_on_cuda_is_the_golden_matrix(golden, method, source):
 @pytest.mark.skipif(not HAVE_CUDA, reason="needs cupy and a CUDA GPU")
 def test_cluster_on_cuda_gives_the_cpu_labels():
     X, mods = unit_rows(3000, 32, seed=7, n_ids=100)
-    np.testing.assert_array_equal(xmrank.cluster(X, modalities=mods, device="cuda"),
-                                  xmrank.cluster(X, modalities=mods, device="cpu"))
+    from sklearn.metrics import adjusted_rand_score
+
+    # float sums run in another order on the device: a pair exactly at eps may fall either way
+    gpu_labels = xmrank.cluster(X, modalities=mods, device="cuda")
+    cpu_labels = xmrank.cluster(X, modalities=mods, device="cpu")
+    assert len(set(cpu_labels)) > 50
+    assert adjusted_rand_score(cpu_labels, gpu_labels) > 0.99

@@ -384,3 +384,11 @@ def test_evaluate_model_on_a_fake_regdb(tmp_path):
     assert res["protocol"] == "regdb-v2t-trial1" and res["n_trials"] == 1
     assert 0.0 <= res["mAP"] <= 1.0 and 0.0 <= res["rank1"] <= res["rank5"] <= 1.0
     assert evaluate_model(m, "folder", tmp_path, height=32, width=16) is None
+
+
+def test_cluster_backends_are_checked_when_the_config_is_built():
+    assert build_config("smoke", dataset="synthetic", overrides={"cluster_knn": "ann"}).cluster_knn == "ann"
+    with pytest.raises(InputError, match="cluster_knn"):
+        build_config("smoke", dataset="synthetic", overrides={"cluster_knn": "dask"})
+    with pytest.raises(InputError, match="cluster_device"):
+        build_config("smoke", dataset="synthetic", overrides={"cluster_device": "tpu"})

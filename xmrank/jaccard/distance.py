@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from .. import neighbors
 from ..knn import knn_search
 from .._progress import progress_bar
-from ..backend import array_module, device_features, resolve_device
+from ..backend import array_module, device_features, is_device_array, resolve_device
 from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real
 from . import blocks, kernels
 from . import query_expansion as qe
@@ -165,7 +165,11 @@ def jaccard_distance(
     check_option(method, "method", METHODS)
     device = resolve_device(device)
     # on "cuda" the features are checked and kept on the GPU (cupy and CUDA torch input are never copied to the host)
-    X = device_features(features, device) if device == "cuda" else check_features(features)
+    if device == "cuda":
+        # host input is checked on the host first (clear errors for None, strings, ragged lists)
+        X = device_features(features if is_device_array(features) else check_features(features), device)
+    else:
+        X = check_features(features)
     n = X.shape[0]
     mod_codes = cam_codes = None
     if modalities is not None:

@@ -304,7 +304,7 @@ def minsum_jaccard(vq_csr, n_threads=None, *, max_distance=None, xp=np, budget=B
     A = as_csr(vq_csr, xp)
     n = A.shape[0]
     C = _transpose(A, xp)
-    limit = 2.0 if max_distance is None else float(max_distance)
+    limit = 2.0 if max_distance is None else float(np.float32(max_distance))
     col_len = xp.diff(C.indptr)
     a_rows = _row_of_entry(A.indptr, xp)
     work = xp.bincount(a_rows, weights=col_len[A.indices], minlength=n).astype(np.int64)
@@ -326,7 +326,7 @@ def minsum_jaccard(vq_csr, n_threads=None, *, max_distance=None, xp=np, budget=B
         seg, first = _segments(key, xp)
         m = xp.bincount(seg, weights=contrib[order])
         v = xp.maximum(1.0 - m / (2.0 - m), 0.0)
-        keep = v <= limit
+        keep = v.astype(np.float32) <= limit  # the stored float32 value, as DBSCAN compares it
         ukey = key[first][keep]
         r_parts.append(ukey // n + s)
         c_parts.append(ukey % n)

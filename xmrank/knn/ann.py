@@ -30,7 +30,7 @@ MIN_ROWS = 10_000
 #: Recall@k against exact search that the calibration must reach. Not 0.95: the misses
 #: are not spread evenly but fall on rows near cell borders, and at 0.95 DBSCAN on the
 #: Jaccard distance split some identities that exact kNN kept whole (ARI 0.979 against
-#: exact-kNN clustering on a 50k gallery, benchmarks/bench_scale.py; 0.987 at 0.97).
+#: exact-kNN clustering on a 50k gallery, benchmarks/bench_scale.py; 0.993 at 0.97).
 TARGET_RECALL = 0.97
 #: Cells probed at least (see :func:`calibrate`): with one or two cells the rows near a
 #: border lose a large share of their neighbours together, whatever the mean recall.

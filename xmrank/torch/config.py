@@ -83,7 +83,7 @@ class TrainConfig:
     k2: int = 6
     subset_ratio: float = 0.5              #: 1.0 disables subset clustering of the larger modality
     global_method: str = "modality"        #: Jaccard of stage-2 global clustering: modality | vanilla | modality-qe
-    cluster_knn: str = "auto"              #: kNN engine of the clustering: auto | faiss | numpy | ann | dask
+    cluster_knn: str = "auto"              #: kNN engine of the clustering: auto | faiss | numpy | ann
     cluster_device: str = "cpu"            #: where the Jaccard distance runs: cpu | cuda (needs cupy)
     # --- evaluation (reporting only, never used to pick weights)
     eval_mode: str = "all"                 #: SYSU-MM01 search mode: all | indoor
@@ -275,8 +275,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     check_real(cfg.gem_p, "gem_p", low=0.0)
     from ..backend import DEVICES, KNN_ENGINES
 
-    check_option(cfg.cluster_knn, "cluster_knn", KNN_ENGINES)
+    check_option(cfg.cluster_knn, "cluster_knn", tuple(k for k in KNN_ENGINES if k != "dask"))
     check_option(cfg.cluster_device, "cluster_device", DEVICES)
+    from ..backend import resolve_knn
+
+    resolve_knn(cfg.cluster_knn, cfg.cluster_device)  # a missing package (faiss, cupy) fails here, not epochs later
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {cfg.device!r}.")
     if any(n < 0 for n in cfg.non_local):
