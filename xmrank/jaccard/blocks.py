@@ -22,6 +22,7 @@ import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
+from .._jit import njit
 from . import kernels
 
 __all__ = ["prepare", "minsum_rows", "assemble", "minsum_jaccard"]
@@ -29,7 +30,7 @@ __all__ = ["prepare", "minsum_rows", "assemble", "minsum_jaccard"]
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 
 
-@nb.njit(**_PARALLEL)
+@njit(**_PARALLEL)
 def _upper_pairs(lo, hi, n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_chunks, cap,
                  out_row, out_col, out_val, need, count_only):
     """Pairs ``(i, j > i)`` of rows ``lo <= i < hi`` with distance <= limit.
@@ -152,7 +153,7 @@ def minsum_rows(parts, lo: int, hi: int, *, max_distance=None, n_threads: int = 
     return out_row[keep], out_col[keep], out_val[keep]
 
 
-@nb.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _mirror_fill(rows, cols, vals, diag, pos, out_idx, out_val):
     """Counting-sort the pairs, both orientations, and the diagonal into CSR slots."""
     for e in range(rows.shape[0]):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .._jit import njit
+
 __all__ = [
     "reciprocal_mask",
     "expand_lists",
@@ -20,7 +22,7 @@ __all__ = [
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 
 
-@nb.njit(**_PARALLEL)
+@njit(**_PARALLEL)
 def reciprocal_mask(rank, k):
     """``mask[i, c]``: is ``i`` among the first ``k+1`` columns of ``rank[rank[i, c]]``.
 
@@ -40,7 +42,7 @@ def reciprocal_mask(rank, k):
     return mask
 
 
-@nb.njit(**_PARALLEL)
+@njit(**_PARALLEL)
 def _expand_counts(rank, r_mask, h_rank, h_mask, expand, out):
     n, ncol = rank.shape
     hcol = h_rank.shape[1]
@@ -109,7 +111,7 @@ def expand_lists(rank, r_mask, h_rank=None, h_mask=None):
     return indptr, out[keep]
 
 
-@nb.njit(**_PARALLEL)
+@njit(**_PARALLEL)
 def softmax_weights(X, indptr, indices, list_idx, list_sim):
     """``V[i, j] = softmax_{j in E_i}(-(2 - 2 x_i . x_j))`` over each CSR row.
 
@@ -151,7 +153,7 @@ def softmax_weights(X, indptr, indices, list_idx, list_sim):
     return data
 
 
-@nb.njit(inline="always", cache=True)
+@njit(inline="always", cache=True)
 def _store_pair(write, ch, i, j, v, counts, offsets, out_idx, out_val):
     """Count (``write=False``) or write pair (i, j) into row i and, unless i == j, row j.
 
@@ -173,7 +175,7 @@ def _store_pair(write, ch, i, j, v, counts, offsets, out_idx, out_val):
             counts[ch, j] += 1
 
 
-@nb.njit(**_PARALLEL)
+@njit(**_PARALLEL)
 def _minsum_half(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_chunks, write, counts, offsets, out_idx,
                  out_val):
     """Min-sum Jaccard over pairs ``j > i`` only; each pair is stored twice.

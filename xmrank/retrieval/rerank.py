@@ -15,6 +15,7 @@ import time
 import numba as nb
 import numpy as np
 
+from .._jit import njit
 from .._validation import InputError, _to_numpy, check_features, check_option, check_real
 from ..jaccard import METHODS, jaccard_distance
 
@@ -221,7 +222,7 @@ def _original_into(Q, G, *, normalize, scale, shift):
     return out
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _scale_rows(S, q_sq, g_sq, extra_max, scale, shift):
     """In place: ``S[i, j] = q·g`` becomes ``scale * d_ij / max(max_j d_ij, extra_max[i]) + shift``.
 
