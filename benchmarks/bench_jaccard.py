@@ -7,6 +7,7 @@ resident memory *above* that baseline (VmHWM - VmRSS before the job).
     python benchmarks/bench_jaccard.py                  # N = 5k, 10k, 20k, 34,167; d = 2048
     python benchmarks/bench_jaccard.py --sizes 5000 --dim 256 --methods modality vanilla
     python benchmarks/bench_jaccard.py --sizes 34167 --per-id 86 --device cuda   # SYSU-sized, on a GPU
+    python benchmarks/bench_jaccard.py --k1-sweep        # k1 = 30, 200, 600 at N = 6,000, d = 32: time, peak RSS
 
 Jobs: ``knn`` is the exact search the modality-aware method cannot avoid
 (faiss IndexFlatIP, top-30 over all rows); ``modality``/``vanilla``/... are
@@ -85,6 +86,56 @@ def child(path: str, job: str, k1: int, k2: int, max_distance: float | None, dev
     print(json.dumps({"seconds": elapsed, "extra_mib": max(0, peak - base) / 1024, "nnz": nnz}))
 
 
+def sweep_child(path: str, method: str, k1: int, k2: int):
+    """One k1 of the sweep: jaccard_distance end to end, and expand_lists alone, with the process's peak RSS."""
+    data = np.load(path)
+    X, mods = np.ascontiguousarray(data["X"]), data["modalities"]
+    import xmrank
+    from xmrank import neighbors
+    from xmrank.jaccard import kernels
+
+    xmrank.jaccard_distance(X[:200], modalities=mods[:200], method=method, k1=10, k2=3)  # compile
+    base = _rss_kib("VmRSS")
+    # the set-building stage on its own (the k1-dependent allocation this sweep watches)
+    sims, rank = neighbors.global_lists(X, k1)
+    r_mask = kernels.reciprocal_mask(rank, k1)
+    h_mask = kernels.reciprocal_mask(rank, int(np.around(k1 / 2)))
+    t0 = time.perf_counter()
+    indptr, indices = kernels.expand_lists(rank, r_mask, rank, h_mask)
+    t_expand = time.perf_counter() - t0
+    set_size = indices.size / X.shape[0]
+    del sims, rank, r_mask, h_mask, indptr, indices
+    t0 = time.perf_counter()
+    D = xmrank.jaccard_distance(X, modalities=mods, method=method, k1=k1, k2=k2)
+    elapsed = time.perf_counter() - t0
+    print(json.dumps({"seconds": elapsed, "expand_seconds": t_expand, "peak_mib": _rss_kib("VmHWM") / 1024,
+                      "base_mib": base / 1024, "set_size": set_size, "nnz": int(D.nnz)}))
+
+
+def k1_sweep(args):
+    """Time and peak RSS of jaccard_distance over k1 (the --k1-sweep option)."""
+    n, d = args.sweep_n, args.sweep_dim
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        X, mods = make_features(n, d, per_id=args.per_id)
+        path = os.path.join(tmp, "x.npz")
+        np.savez(path, X=X, modalities=mods)
+        for k1 in args.sweep_k1:
+            out = subprocess.run(
+                [sys.executable, __file__, "--sweep-child", path, args.sweep_method, str(k1), str(args.k2)],
+                check=True, capture_output=True, text=True,
+            ).stdout.strip().splitlines()[-1]
+            rows.append((k1, json.loads(out)))
+            print(f"done k1={k1}", file=sys.stderr)
+    print(f"\nN={n:,}, d={d}, method={args.sweep_method}, k2={args.k2}, {args.per_id} rows per identity, "
+          f"{os.cpu_count()} cores, exact search, sparse output\n")
+    print("| k1 | jaccard_distance s | expand_lists s | mean set size | peak RSS MiB | RSS before MiB | stored pairs/row |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for k1, r in rows:
+        print(f"| {k1} | {r['seconds']:.1f} | {r['expand_seconds']:.2f} | {r['set_size']:,.0f} | {r['peak_mib']:,.0f} "
+              f"| {r['base_mib']:,.0f} | {r['nnz'] / n:,.0f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000, 20000, 34167])
@@ -97,7 +148,15 @@ def main():
                     help="store only pairs <= this distance (what clustering at eps needs)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: search and Jaccard on the GPU (the paper reports 68 s for N=34,167, d=2048)")
+    ap.add_argument("--k1-sweep", action="store_true",
+                    help="time and peak RSS over k1 (--sweep-k1) at N=--sweep-n, d=--sweep-dim instead")
+    ap.add_argument("--sweep-k1", type=int, nargs="+", default=[30, 200, 600])
+    ap.add_argument("--sweep-n", type=int, default=6000)
+    ap.add_argument("--sweep-dim", type=int, default=32)
+    ap.add_argument("--sweep-method", default="vanilla")
     args = ap.parse_args()
+    if args.k1_sweep:
+        return k1_sweep(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
@@ -126,7 +185,9 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+    if len(sys.argv) > 1 and sys.argv[1] == "--sweep-child":
+        sweep_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
               None if sys.argv[6] == "None" else float(sys.argv[6]), sys.argv[7])
     else:

@@ -12,7 +12,7 @@ from xmrank.backend import DEVICES, KNN_ENGINES
 from xmrank.jaccard.distance import METHODS
 
 from ._features import load_inputs
-from ._io import fail, user_errors, write_json, write_npy
+from ._io import SEED, check_npy_output, check_outputs, fail, user_errors, write_json, write_npy
 
 
 def _eps(value):
@@ -66,7 +66,7 @@ def _dask_client(knn, scheduler):
 @click.option("--min-samples", type=int, default=4, show_default=True, help="Rows (self included) that make a core point.")
 @click.option("--algorithm", type=click.Choice(["dbscan", "hdbscan"]), default="dbscan", show_default=True)
 @click.option("--subset-ratio", type=float, default=0.5, show_default=True, help="Subset share for --mode subset.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for --mode subset.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed for --mode subset (0 to 2**64 - 1).")
 @click.option("--knn", type=click.Choice(KNN_ENGINES), default="auto", show_default=True,
               help="kNN engine. auto: exact, faiss when installed, else blocked numpy. ann: approximate faiss IVF "
                    "search (recall >= 0.97, measured and logged with -v), for hundreds of thousands of rows and more. "
@@ -96,6 +96,9 @@ def cluster_cmd(features, modalities, cameras, method, mode, k1, k2, k1_intra, k
     """
     import xmrank
 
+    check_npy_output(output, "--output")
+    check_outputs([("--output", output), ("--json", json_path)],
+                  inputs=[("FEATURES", features), ("--modalities", modalities), ("--cameras", cameras)])
     X, mods, cams, _ = load_inputs(features, modalities=modalities, cameras=cameras)
     if mode != "global" and mods is None:
         fail(f"--mode {mode} needs --modalities.")
@@ -116,9 +119,9 @@ def cluster_cmd(features, modalities, cameras, method, mode, k1, k2, k1_intra, k
     summary = xmrank.cluster_summary(labels, mods)
     summary.update(seconds=round(elapsed, 3), mode=mode, method=method)
     if output:
-        write_npy(output, labels.astype(np.int64))
+        write_npy(output, labels.astype(np.int64), "--output")
     if json_path:
-        write_json(json_path, summary)
+        write_json(json_path, summary, "--json")
     mixed = f", {summary['mixed_share']:.1%} of clusters mix modalities" if "mixed_share" in summary else ""
     click.echo(
         f"{summary['n_samples']} rows -> {summary['n_clusters']} clusters, {summary['n_noise']} noise "

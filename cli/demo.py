@@ -6,13 +6,20 @@ import time
 
 import click
 
+from ._io import SEED, FiniteFloat, fail, user_errors
+
+
+_K1 = 30  # neighbour-list length of the demo (xmrank.cluster's default)
+_MAX_ROWS = 200_000  # a demo, not a benchmark
+
 
 @click.command("demo")
-@click.option("--n-ids", type=int, default=60, show_default=True, help="Identities in the synthetic set.")
-@click.option("--per-id", type=int, default=8, show_default=True, help="Rows per identity in each modality.")
-@click.option("--gap", type=float, default=1.5, show_default=True, help="Norm of each modality's offset (the bias).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--eps", type=float, default=0.6, show_default=True)
+@click.option("--n-ids", type=click.IntRange(min=2), default=60, show_default=True, help="Identities in the synthetic set (2 or more).")
+@click.option("--per-id", type=click.IntRange(min=1), default=8, show_default=True, help="Rows per identity in each modality.")
+@click.option("--gap", type=FiniteFloat(min=0.0), default=1.5, show_default=True, help="Norm of each modality's offset (the bias), >= 0.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (0 to 2**64 - 1).")
+@click.option("--eps", type=FiniteFloat(min=0.0, min_open=True), default=0.6, show_default=True, help="DBSCAN radius, > 0.")
+@user_errors
 def demo_cmd(n_ids, per_id, gap, seed, eps):
     """Cluster a synthetic two-modality set (generated on the fly, no download)
     with vanilla, modality-qe and modality-aware Jaccard, and print them side by side.
@@ -21,7 +28,13 @@ def demo_cmd(n_ids, per_id, gap, seed, eps):
     identities of its own modality, so vanilla Jaccard never joins the two
     modalities of an identity. The modality-aware distance does.
     """
-
+    n_rows = 2 * n_ids * per_id
+    if n_rows <= _K1 + 1:
+        fail(f"--n-ids x --per-id: the set would have {n_rows} rows ({n_ids} x {per_id} per modality); the demo's "
+             f"{_K1}-neighbour lists need more than {_K1 + 1} (e.g. --n-ids {n_ids} --per-id {-(-(_K1 + 2) // (2 * n_ids))}).")
+    if n_rows > _MAX_ROWS:
+        fail(f"--n-ids x --per-id: the set would have {n_rows} rows; the demo makes at most {_MAX_ROWS:,} "
+             f"(use `xmrank cluster` on your own features for larger sets).")
 
     import xmrank
     from xmrank.data import make_biased
@@ -38,7 +51,7 @@ def demo_cmd(n_ids, per_id, gap, seed, eps):
     click.echo("-" * len(header))
     for method in ("vanilla", "modality-qe", "modality"):
         t0 = time.perf_counter()
-        labels = xmrank.cluster(X, modalities=mods, method=method, eps=eps, progress=False)
+        labels = xmrank.cluster(X, modalities=mods, method=method, eps=eps, k1=_K1, progress=False)
         dt = time.perf_counter() - t0
         s = cluster_scores(ids, labels, modalities=mods)
         click.echo(
@@ -51,8 +64,7 @@ def demo_cmd(n_ids, per_id, gap, seed, eps):
     )
 
 
-
-def _cross_modal_neighbour_share(X, mods, k=30):
+def _cross_modal_neighbour_share(X, mods, k=_K1):
     from xmrank.knn import knn_search
 
     _, idx = knn_search(X, X, k + 1)

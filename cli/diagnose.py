@@ -8,7 +8,7 @@ import zipfile
 import click
 import numpy as np
 
-from ._io import fail, load_array, user_errors, write_json
+from ._io import atomic_path, check_outputs, fail, load_array, user_errors, write_json
 
 #: Arrays read from a FEATURES .npz bundle (first key present wins).
 _BUNDLE_KEYS = {
@@ -42,21 +42,17 @@ def _load_inputs(features_path, paths):
     return arrays
 
 
-def _check_output(path, option, plot=False):
+def _check_plot_format(path):
     if path is None:
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        fail(f"{option}: folder {folder} does not exist.")
-    if plot:
-        ext = os.path.splitext(path)[1].lstrip(".").lower()
-        try:
-            from matplotlib.backend_bases import FigureCanvasBase
-        except ImportError:
-            fail("--plot needs matplotlib: pip install 'xmrank[plot]'")
-        formats = FigureCanvasBase.get_supported_filetypes()
-        if ext not in formats:
-            fail(f"{option}: unknown image format {ext or '(none)'!r} of {path}; use one of {', '.join(sorted(formats))}.")
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        fail("--plot needs matplotlib: pip install 'xmrank[plot]'")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        fail(f"--plot: unknown image format {ext or '(none)'!r} of {path}; use one of {', '.join(sorted(formats))}.")
 
 
 def _parse_eps(value):
@@ -160,8 +156,9 @@ def diagnose_cmd(features, modalities, labels, cameras, methods, k1, k2, eps, mi
                  knn, plot_path, json_path, progress):
     from xmrank.diagnostics import diagnose
 
-    _check_output(plot_path, "--plot", plot=True)
-    _check_output(json_path, "--json")
+    check_outputs([("--plot", plot_path), ("--json", json_path)],
+                  inputs=[("FEATURES", features), ("--modalities", modalities), ("--labels", labels), ("--cameras", cameras)])
+    _check_plot_format(plot_path)
     eps_value = _parse_eps(eps)
     arrays = _load_inputs(features, {"modalities": modalities, "labels": labels, "cameras": cameras})
     if arrays.get("modalities") is None:
@@ -178,11 +175,10 @@ def diagnose_cmd(features, modalities, labels, cameras, methods, k1, k2, eps, mi
     if plot_path:
         from xmrank.diagnostics import plot_diagnosis
 
-        try:
-            plot_diagnosis(report, plot_path)
-        except (OSError, ValueError) as exc:
-            if os.path.exists(plot_path):
-                os.remove(plot_path)
-            fail(f"--plot: cannot write {plot_path}: {exc}")
+        with atomic_path(plot_path, "--plot") as tmp:
+            try:
+                plot_diagnosis(report, tmp)
+            except ValueError as exc:
+                fail(f"--plot: cannot write {plot_path}: {exc}")
     if json_path:
-        write_json(json_path, report)
+        write_json(json_path, report, "--json")

@@ -11,7 +11,7 @@ import zipfile
 import click
 import numpy as np
 
-from ._io import fail, load_array, user_errors, write_json
+from ._io import check_outputs, fail, load_array, user_errors, write_json
 
 PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market"])
 METRICS = ("inner", "cosine", "euclidean")
@@ -58,9 +58,12 @@ def label_or_path(ctx, param, value):
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         return value
+    if not -(2**63) <= number < 2**63:
+        raise click.BadParameter(f"one label for the whole side must fit in a 64-bit integer; got {value}.")
+    return number
 
 
 def require(arrays: dict, field: str, side: str, hint: str):
@@ -169,10 +172,25 @@ Examples:
 def evaluate_cmd(query, gallery, distances, query_ids, gallery_ids, query_cams, gallery_cams, protocol, metric, max_rank, json_path):
     if query is None or gallery is None:
         fail("give QUERY and GALLERY files (features and/or labels); see --help.")
+    check_outputs([("--json", json_path)],
+                  inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances), ("--query-ids", query_ids),
+                          ("--gallery-ids", gallery_ids), ("--query-cams", query_cams), ("--gallery-cams", gallery_cams)])
     qa = load_side(query, "query", {"ids": query_ids, "cams": query_cams})
     ga = load_side(gallery, "gallery", {"ids": gallery_ids, "cams": gallery_cams})
     if distances is not None:
         D = load_array(distances, name="--distances")
+        if D.ndim != 2:
+            fail(f"--distances must be a 2-D query x gallery matrix; got an array of shape {D.shape}.")
+        if D.dtype.kind not in "biuf":
+            fail(f"--distances must hold real numbers; got dtype {D.dtype}.")
+        if not np.isfinite(D).all():
+            fail(f"--distances holds {int((~np.isfinite(D)).sum())} NaN or infinite value(s).")
+        for side, arrays, n in (("query", qa, D.shape[0]), ("gallery", ga, D.shape[1])):
+            for field in ("ids", "cams"):
+                labels = arrays.get(field)
+                if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.shape[0] != n:
+                    fail(f"--distances is {D.shape[0]} x {D.shape[1]} but the {side} {field} hold {labels.shape[0]} "
+                         f"labels; the matrix needs one row per query and one column per gallery item.")
     else:
         hint = "the {} file has no 'features' array; give features or --distances"
         D = feature_distance(require(qa, "features", "query", hint.format("query")),
@@ -180,4 +198,4 @@ def evaluate_cmd(query, gallery, distances, query_ids, gallery_ids, query_cams, 
     res = score(D, qa, ga, protocol, max_rank)
     click.echo(format_table({"distance": res}, protocol))
     if json_path:
-        write_json(json_path, result_json(res))
+        write_json(json_path, result_json(res), "--json")

@@ -20,6 +20,8 @@ COMMANDS = {
     "diagnose": ("diagnose", "diagnose_cmd", "Measure modality bias: neighbour make-up, distance histograms, cluster scores."),
     "rerank": ("rerank", "rerank_cmd", "Re-rank query/gallery distances with k-reciprocal Jaccard."),
     "evaluate": ("evaluate", "evaluate_cmd", "Score a query x gallery distance matrix (mAP, mINP, CMC)."),
+    "test": ("test", "test_cmd", "Evaluate a checkpoint on SYSU-MM01 or RegDB with the published protocol (needs xmrank[torch])."),
+    "embed": ("embed", "embed_cmd", "Embed a data set's images with a checkpoint into a features .npz (needs xmrank[torch])."),
     "train": ("train", "train_cmd", "Train the two-stage unsupervised VI-ReID pipeline (needs xmrank[torch])."),
     "make-synthetic": ("make_synthetic", "make_synthetic_cmd", "Write the synthetic visible/infrared image set in SYSU-MM01 layout."),
 }

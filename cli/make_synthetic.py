@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._io import user_errors
+from ._io import SEED, fail, user_errors
 
 
 @click.command("make-synthetic")
@@ -16,8 +16,9 @@ from ._io import user_errors
               help="Images of each identity in each of the 6 cameras (4 visible, 2 infrared).")
 @click.option("--height", default=128, show_default=True, type=int, help="Image height in pixels.")
 @click.option("--width", default=64, show_default=True, type=int, help="Image width in pixels.")
-@click.option("--seed", default=0, show_default=True, type=int, help="The set is a deterministic function of the options.")
-@click.option("--overwrite", is_flag=True, help="Replace a synthetic set already at ROOT.")
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="0 to 2**64 - 1; the set is a deterministic function of the options.")
+@click.option("--overwrite", is_flag=True, help="Replace a synthetic set (or one cut short) already at ROOT.")
 @user_errors
 def make_synthetic_cmd(root, train_ids, val_ids, test_ids, images_per_camera, height, width, seed, overwrite):
     """Write procedurally drawn visible/infrared "people" to ROOT in SYSU-MM01 layout.
@@ -30,9 +31,12 @@ def make_synthetic_cmd(root, train_ids, val_ids, test_ids, images_per_camera, he
     """
     from xmrank.torch.synthetic import make_synthetic
 
-    summary = make_synthetic(root, n_train_ids=train_ids, n_val_ids=val_ids, n_test_ids=test_ids,
-                             images_per_camera=images_per_camera, height=height, width=width, seed=seed,
-                             overwrite=overwrite)
+    try:
+        summary = make_synthetic(root, n_train_ids=train_ids, n_val_ids=val_ids, n_test_ids=test_ids,
+                                 images_per_camera=images_per_camera, height=height, width=width, seed=seed,
+                                 overwrite=overwrite)
+    except OSError as exc:
+        fail(f"ROOT {root}: cannot write the set ({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}).")
     n = summary["images"]
     click.echo(
         f"wrote {n['visible']} visible and {n['infrared']} infrared images of "

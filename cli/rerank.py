@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from ._io import fail, user_errors, write_json, write_npy
+from ._io import check_npy_output, check_outputs, fail, user_errors, write_json, write_npy
 from .evaluate import PROTOCOL_CHOICE, SIDE_HELP, format_table, label_or_path, load_side, require, result_json, score, side_labels
 
 METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera")
@@ -57,6 +57,11 @@ def rerank_cmd(query, gallery, output, query_modalities, gallery_modalities, que
 
     if query is None or gallery is None:
         fail("give QUERY and GALLERY feature files; see --help.")
+    check_npy_output(output, "--output")
+    check_outputs([("--output", output), ("--json", json_path)],
+                  inputs=[("QUERY", query), ("GALLERY", gallery), ("--query-modalities", query_modalities),
+                          ("--gallery-modalities", gallery_modalities), ("--query-cams", query_cams),
+                          ("--gallery-cams", gallery_cams), ("--query-ids", query_ids), ("--gallery-ids", gallery_ids)])
     qa = load_side(query, "query", {"modalities": query_modalities, "cams": query_cams, "ids": query_ids})
     ga = load_side(gallery, "gallery", {"modalities": gallery_modalities, "cams": gallery_cams, "ids": gallery_ids})
     hint = "the {} file has no 'features' array"
@@ -67,6 +72,12 @@ def rerank_cmd(query, gallery, output, query_modalities, gallery_modalities, que
     nq, ng = Q.shape[0], G.shape[0]
     q_mod, g_mod = side_labels(qa, "modalities", nq), side_labels(ga, "modalities", ng)
     q_cam, g_cam = side_labels(qa, "cams", nq), side_labels(ga, "cams", ng)
+    for field, option in (("modalities", "modalities"), ("cameras", "cams")):
+        q_has, g_has = (q_mod, g_mod) if field == "modalities" else (q_cam, g_cam)
+        if (q_has is None) != (g_has is None):
+            given = "query" if g_has is None else "gallery"
+            fail(f"--query-{option} and --gallery-{option} go together ('{option}' arrays in both files, or both options): "
+                 f"{field} were given for the {given} side only.")
     if method in ("modality", "modality-qe") and (q_mod is None or g_mod is None):
         fail(f"--method {method} needs modalities for both sides: 'modalities' arrays or --query-modalities/--gallery-modalities.")
     if method == "camera" and (q_cam is None or g_cam is None):
@@ -96,7 +107,7 @@ def rerank_cmd(query, gallery, output, query_modalities, gallery_modalities, que
     else:
         click.echo(f"re-ranked {nq} queries against {ng} gallery items")
     if output:
-        write_npy(output, D.astype(np.float32, copy=False))
+        write_npy(output, D.astype(np.float32, copy=False), "--output")
     if json_path:
         write_json(json_path, {"protocol": protocol, "method": method, "k1": k1, "k2": k2, "lambda": lambda_value,
-                               "results": {name: result_json(r) for name, r in rows.items()}})
+                               "results": {name: result_json(r) for name, r in rows.items()}}, "--json")

@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _EPILOG = """\b
 Examples:
   xmrank train --dataset synthetic --output runs/smoke --preset smoke
-  xmrank train --dataset sysu --root data/SYSU-MM01 --output runs/sysu --device cuda
+  xmrank train --dataset sysu --root data/SYSU-MM01 --output runs/sysu --device cuda --amp --num-workers 8
   xmrank train --dataset regdb --root data/RegDB --output runs/regdb --set regdb_trial=3
   xmrank train --dataset folder --root my_data --output runs/mine --set eps_intra=0.5
   xmrank train --output runs/sysu --resume
@@ -38,7 +38,7 @@ stage's last epoch: the test set is never used to choose them.
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Run folder RUN (required to train).")
 @click.option("--preset", type=click.Choice(["paper", "smoke"]), default=None,
               help="paper (default): the published recipe (ResNet-50 + AGW, GPU); smoke: a small CPU run for "
-                   "the synthetic set.")
+                   "the synthetic set. With --dataset regdb, paper is the published RegDB recipe.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML file of field: value pairs applied over the preset.")
 @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
@@ -49,14 +49,20 @@ stage's last epoch: the test set is never used to choose them.
               help="ImageNet weights: 'imagenet' (torchvision download), 'none', or PATH to a .pth state dict.")
 @click.option("--seed", type=int, default=None, help="Random seed (default: the config's, 0).")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN from its last checkpoint, with its configuration.")
+@click.option("--num-workers", type=click.IntRange(min=-1), default=None,
+              help="DataLoader worker processes per loader (default: the config's, -1 = min(4, CPU cores); "
+                   "0 loads in the main process). Allowed with --resume: results do not depend on it.")
+@click.option("--amp/--no-amp", default=None,
+              help="Mixed precision on CUDA (bfloat16 where supported, else float16) for the training forward "
+                   "passes; no effect on the CPU (default: the config's, off).")
 @click.option("--max-epochs", type=click.IntRange(min=0), default=None,
               help="Stop after this many epochs (resume later with --resume).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
 @click.option("--quiet", "-q", is_flag=True, help="Log warnings only (per-epoch lines still go to RUN/train.log).")
 @click.option("--show-config", is_flag=True, help="Print the resolved configuration as YAML and exit.")
 @user_errors
-def train_cmd(dataset, root, output, preset, config_path, overrides, device, pretrained, seed, resume, max_epochs,
-              progress, quiet, show_config):
+def train_cmd(dataset, root, output, preset, config_path, overrides, device, pretrained, seed, resume, num_workers, amp,
+              max_epochs, progress, quiet, show_config):
     """Train the two-stage unsupervised VI-ReID pipeline and evaluate it.
 
     Stage 1 clusters each modality alone (subset clustering of the larger
@@ -76,7 +82,8 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
     if show_config:
         import yaml
 
-        for key, value in (("device", device), ("pretrained", pretrained), ("seed", seed)):
+        for key, value in (("device", device), ("pretrained", pretrained), ("seed", seed), ("num_workers", num_workers),
+                           ("amp", amp)):
             if value is not None:
                 sets[key] = value
         cfg = build_config(preset or "paper", dataset=dataset or "sysu", yaml_path=config_path, overrides=sets)
@@ -86,9 +93,12 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
         fail("--output is required: the run folder.")
     if device is not None:
         sets["device"] = device
+    if num_workers is not None:
+        sets["num_workers"] = num_workers
     if resume:
-        if preset is not None or config_path is not None or pretrained is not None or seed is not None:
-            fail("--preset, --config, --pretrained and --seed cannot be combined with --resume: "
+        if (preset is not None or config_path is not None or pretrained is not None or seed is not None
+                or amp is not None):
+            fail("--preset, --config, --pretrained, --seed and --amp cannot be combined with --resume: "
                  "a resumed run keeps its configuration.")
         cfg = None
     else:
@@ -96,7 +106,7 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
             fail("--dataset is required (one of sysu, regdb, folder, synthetic) unless --resume is given.")
         if dataset != "synthetic" and root is None:
             fail(f"--root is required for --dataset {dataset}: the folder holding the data set.")
-        for key, value in (("pretrained", pretrained), ("seed", seed)):
+        for key, value in (("pretrained", pretrained), ("seed", seed), ("amp", amp)):
             if value is not None:
                 sets[key] = value
         cfg = build_config(preset or "paper", dataset=dataset, yaml_path=config_path, overrides=sets)

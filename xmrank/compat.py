@@ -19,7 +19,7 @@ import logging
 
 import numpy as np
 
-from ._validation import InputError, check_features, check_int
+from ._validation import InputError, check_features, check_int, check_label_values, plain
 from .jaccard import jaccard_distance
 
 logger = logging.getLogger("xmrank")
@@ -49,10 +49,12 @@ def compute_jaccard_distance(target_features, k1=20, k2=6, print_flag=True, sear
     -------
     jaccard_dist : ndarray of shape (N, N)
     """
+    check_int(search_option, "search_option", minimum=0)
     D = jaccard_distance(target_features, method="vanilla", k1=k1, k2=k2, dense=True, progress=False)
+    D = _finish(D, use_float16)
     if print_flag:
         logger.info("Jaccard distance computed for %d rows (xmrank, vanilla)", D.shape[0])
-    return _finish(D, use_float16)
+    return D
 
 
 def compute_jaccard_distance_xmodal(target_features, k1=20, k2=6, print_flag=True, search_option=0,
@@ -83,23 +85,26 @@ def compute_jaccard_distance_xmodal(target_features, k1=20, k2=6, print_flag=Tru
     """
     X = check_features(target_features, "target_features")
     n = X.shape[0]
+    search_option = check_int(search_option, "search_option", minimum=0)
     if search_option >= 4:
         rgb = check_int(rgbNum, "rgbNum", minimum=1, maximum=n - 1)
         modalities = np.repeat([0, 1], [rgb, n - rgb])
         D = jaccard_distance(X, modalities=modalities, method="modality", k1=k1, k2=k2, dense=True, progress=False)
     else:
-        if all_file_name is None or len(all_file_name) != n:
+        if all_file_name is None or isinstance(all_file_name, (str, bytes)) or np.ndim(all_file_name) != 1:
             raise InputError(
                 f"all_file_name must list one file name per row ({n}) when search_option < 4; "
-                f"got {'None' if all_file_name is None else len(all_file_name)}."
+                f"got {'None' if all_file_name is None else type(all_file_name).__name__}."
             )
-        names = np.asarray(all_file_name, dtype=str)
+        names = check_label_values(all_file_name, "all_file_name", n, what="row", word="file name")
+        if names.dtype.kind != "U":
+            raise InputError(f"all_file_name must hold file names (strings); got dtype {names.dtype}.")
         is_ir = np.char.find(names, "ir_modify") >= 0
         is_rgb = np.char.find(names, "rgb_modify") >= 0
         if not np.all(is_ir ^ is_rgb):
             bad = int(np.flatnonzero(~(is_ir ^ is_rgb))[0])
             raise InputError(
-                f"all_file_name[{bad}] = {names[bad]!r} contains neither 'ir_modify' nor 'rgb_modify' (or both)."
+                f"all_file_name[{bad}] = {plain(names[bad])} contains neither 'ir_modify' nor 'rgb_modify' (or both)."
             )
         D = jaccard_distance(X, modalities=is_ir.astype(np.int64), method="modality-qe", k1=k1, k2=k2, dense=True,
                              progress=False)

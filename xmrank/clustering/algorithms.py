@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import InputError, check_int, check_option, check_real
+from .._validation import InputError, check_distance, check_int, check_option, check_real
 
 logger = logging.getLogger("xmrank")
 
@@ -16,21 +16,23 @@ __all__ = ["cluster_distance", "ALGORITHMS"]
 ALGORITHMS = ("dbscan", "hdbscan")
 
 
-def _check_distance(distance):
-    if sp.issparse(distance):
-        D = distance.tocsr()
-    else:
-        D = np.asarray(distance)
-        if D.dtype == object or not np.issubdtype(D.dtype, np.number):
-            raise InputError(f"distance must be a numeric matrix; got dtype {D.dtype}.")
-    if D.ndim != 2 or D.shape[0] != D.shape[1]:
-        raise InputError(f"distance must be a square (n, n) matrix; got shape {'x'.join(map(str, D.shape))}.")
-    data = D.data if sp.issparse(D) else D
-    if not np.isfinite(data).all():
-        raise InputError("distance contains NaN or infinite values.")
-    if data.size and data.min() < 0:
-        raise InputError(f"distance must be non-negative; its smallest entry is {data.min():.3g}.")
-    return D
+_check_distance = check_distance
+
+
+def _all_within(D, eps: float, min_samples: int):
+    """DBSCAN at ``eps >= 1`` on a sparse Jaccard matrix: every pair is a neighbour.
+
+    Unstored pairs are at distance 1 and stored ones at most 1, so each row
+    has all ``n`` rows (itself included) within ``eps``: one cluster when
+    ``n >= min_samples``, else all noise, exactly as DBSCAN on the dense matrix.
+    """
+    if D.nnz and float(D.data.max()) > 1.0:
+        raise InputError(
+            f"eps={eps:g} >= 1 reads every unstored pair of a sparse distance as a neighbour (distance 1), "
+            f"which needs stored distances <= 1; the largest is {float(D.data.max()):.3g}: pass a dense matrix."
+        )
+    n = D.shape[0]
+    return np.zeros(n, dtype=np.int64) if n >= min_samples else np.full(n, -1, dtype=np.int64)
 
 
 def _eps_graph(D: sp.csr_matrix, eps: float) -> sp.csr_matrix:
@@ -42,6 +44,8 @@ def _eps_graph(D: sp.csr_matrix, eps: float) -> sp.csr_matrix:
     indptr = running[D.indptr]
     # built from arrays, so explicit zeros (distance 0) stay stored
     G = sp.csr_matrix((D.data[keep], D.indices[keep], indptr), shape=D.shape)
+    if G.nnz == 0:  # scikit-learn's sorting check fails on an empty graph
+        return G
     return sort_graph_by_row_values(G, copy=False, warn_when_not_sorted=False)
 
 
@@ -55,8 +59,12 @@ def cluster_distance(distance, *, eps: float = 0.6, min_samples: int = 4, algori
         "far"), as :func:`xmrank.jaccard_distance` returns it. Dense: every
         entry is a distance.
     eps : float, default=0.6
-        DBSCAN radius (ignored by HDBSCAN). The papers use 0.6 on SYSU-MM01
-        and 0.3 on RegDB.
+        DBSCAN radius (ignored by HDBSCAN), > 0; pairs at distance <= eps
+        are neighbours. The papers use 0.6 on SYSU-MM01 and 0.3 on RegDB.
+        Jaccard distances are at most 1, so ``eps >= 1`` makes every pair a
+        neighbour, as scikit-learn's DBSCAN does on the dense matrix: one
+        cluster (all noise when there are fewer than ``min_samples`` rows).
+        A sparse matrix's unstored pairs count as distance 1 there.
     min_samples : int, default=4
         Neighbours (self included) that make a core point.
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
@@ -79,7 +87,11 @@ def cluster_distance(distance, *, eps: float = 0.6, min_samples: int = 4, algori
         eps = check_real(eps, "eps", low=0.0, low_open=True)
         from sklearn.cluster import DBSCAN
 
+        if sp.issparse(D) and eps >= 1.0:
+            return _all_within(D, eps, min_samples)
         X = _eps_graph(D, eps) if sp.issparse(D) else D
+        if sp.issparse(X) and X.nnz == 0:  # no row has a neighbour, not even itself: all noise, as DBSCAN reads it
+            return np.full(D.shape[0], -1, dtype=np.int64)
         labels = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(X)
     else:
         try:
@@ -87,6 +99,8 @@ def cluster_distance(distance, *, eps: float = 0.6, min_samples: int = 4, algori
         except ImportError:
             raise InputError("algorithm='hdbscan' needs the hdbscan package: pip install 'xmrank[hdbscan]'.") from None
         mcs = min_samples if min_cluster_size is None else check_int(min_cluster_size, "min_cluster_size", minimum=2)
+        if D.shape[0] < 2:  # a single row is no cluster
+            return np.full(D.shape[0], -1, dtype=np.int64)
         labels = _hdbscan(hdbscan, D, min_samples=min_samples, min_cluster_size=max(mcs, 2))
     return np.asarray(labels, dtype=np.int64)
 

@@ -6,9 +6,9 @@ import logging
 
 import numpy as np
 
-from .._validation import InputError, check_features, check_int, check_labels, check_real
+from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real, check_seed, plain
 from ..jaccard import jaccard_distance
-from .algorithms import cluster_distance
+from .algorithms import ALGORITHMS, cluster_distance
 from .eps import auto_eps
 
 logger = logging.getLogger("xmrank")
@@ -16,14 +16,21 @@ logger = logging.getLogger("xmrank")
 __all__ = ["cluster", "cluster_per_modality", "subset_split", "subset_cluster"]
 
 
-def _resolve_eps(eps, D, min_samples):
+def _check_eps(eps):
+    """``"auto"`` or a number > 0 (``eps >= 1``: every pair is a neighbour, see :func:`cluster_distance`)."""
     if isinstance(eps, str):
         if eps != "auto":
-            raise InputError(f"eps must be a positive number or 'auto'; got {eps!r}.")
+            raise InputError(f"eps must be a positive number or 'auto'; got {plain(eps)}.")
+        return eps
+    return check_real(eps, "eps", low=0.0, low_open=True)
+
+
+def _resolve_eps(eps, D, min_samples):
+    if eps == "auto":
         value = auto_eps(D, min_samples=min_samples)
         logger.info("eps='auto' chose eps=%.3f", value)
         return value
-    return check_real(eps, "eps", low=0.0, low_open=True)
+    return eps
 
 
 def cluster(
@@ -57,7 +64,11 @@ def cluster(
     method : str, default="auto"
         Jaccard method, see :func:`xmrank.jaccard_distance`.
     eps : float or "auto", default=0.6
-        DBSCAN radius; "auto" picks it from the data (:func:`xmrank.clustering.auto_eps`).
+        DBSCAN radius, > 0; "auto" picks it from the data
+        (:func:`xmrank.clustering.auto_eps`). Jaccard distances are at most
+        1, so ``eps >= 1`` makes every pair a neighbour, as scikit-learn's
+        DBSCAN does on the dense matrix: one cluster (all noise with fewer
+        than ``min_samples`` rows).
     min_samples : int, default=4
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
     k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, device, n_jobs, progress
@@ -76,10 +87,12 @@ def cluster(
         Only with ``return_distance=True``.
     """
     min_samples = check_int(min_samples, "min_samples", minimum=1)
+    algorithm = check_option(algorithm, "algorithm", ALGORITHMS)
+    eps = _check_eps(eps)
     # DBSCAN at a fixed eps reads only pairs <= eps: store just those (same labels, far less memory)
     cut = None
-    if algorithm == "dbscan" and not isinstance(eps, str):
-        cut = check_real(eps, "eps", low=0.0, low_open=True)
+    if algorithm == "dbscan" and eps != "auto":
+        cut = eps
     D = jaccard_distance(
         features, modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2,
         k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
@@ -109,13 +122,22 @@ def cluster_per_modality(features, modalities, *, eps=0.6, min_samples: int = 4,
     if modalities is None:
         raise InputError("modalities is required: one modality label per row.")
     codes, classes = check_labels(modalities, X.shape[0], "modalities")
+    return _per_modality(X, codes, classes, eps=eps, min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2,
+                         knn=knn, device=device, n_jobs=n_jobs, progress=progress)
+
+
+def _per_modality(X, codes, classes, *, eps, min_samples, algorithm, k1, k2, knn, device, n_jobs, progress):
+    k1 = check_int(k1, "k1", minimum=1)
+    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    algorithm = check_option(algorithm, "algorithm", ALGORITHMS)
+    eps = _check_eps(eps)
     labels = np.full(X.shape[0], -1, dtype=np.int64)
     offset = 0
     for g in range(classes.size):
         rows = np.flatnonzero(codes == g)
         if rows.size <= k1:
             raise InputError(
-                f"k1={k1} must be smaller than the number of rows of modality {classes[g]!r} ({rows.size})."
+                f"k1={k1} must be smaller than the number of rows of modality {plain(classes[g])} ({rows.size})."
             )
         sub = cluster(X[rows], method="vanilla", eps=eps, min_samples=min_samples, algorithm=algorithm,
                       k1=k1, k2=k2, knn=knn, device=device, n_jobs=n_jobs, progress=progress)
@@ -134,6 +156,7 @@ def subset_split(n_rows: int, *, ratio: float = 0.5, seed=None):
     ratio : float, default=0.5
         Share of rows in each subset; 0.5 gives two halves.
     seed : int or numpy Generator, default=None
+        A non-negative integer of at most 64 bits, a Generator, or None.
 
     Returns
     -------
@@ -143,8 +166,11 @@ def subset_split(n_rows: int, *, ratio: float = 0.5, seed=None):
     n_rows = check_int(n_rows, "n_rows", minimum=1)
     ratio = check_real(ratio, "ratio", low=0.0, high=1.0, low_open=True)
     parts = max(1, int(round(1.0 / ratio)))
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n_rows)
+    rng = np.random.default_rng(check_seed(seed))
+    try:
+        perm = rng.permutation(n_rows)
+    except (ValueError, MemoryError):
+        raise InputError(f"n_rows={n_rows} is too large to split in memory.") from None
     return [np.sort(p) for p in np.array_split(perm, parts)]
 
 
@@ -170,13 +196,12 @@ def subset_cluster(features, modalities, *, subset_modality=None, ratio: float =
     if modalities is None:
         raise InputError("modalities is required: one modality label per row.")
     codes, classes = check_labels(modalities, X.shape[0], "modalities")
+    ratio = check_real(ratio, "ratio", low=0.0, high=1.0, low_open=True)
+    seed = check_seed(seed)
     if subset_modality is None:
         g = int(np.argmax(np.bincount(codes)))
     else:
-        hit = np.flatnonzero(classes == np.asarray(subset_modality, dtype=classes.dtype))
-        if hit.size == 0:
-            raise InputError(f"subset_modality={subset_modality!r} is not among the modalities ({', '.join(map(str, classes))}).")
-        g = int(hit[0])
+        g = _find_class(classes, subset_modality)
     rows = np.flatnonzero(codes == g)
     subsets = [rows[s] for s in subset_split(rows.size, ratio=ratio, seed=seed)]
     keep = np.ones(X.shape[0], dtype=bool)
@@ -184,7 +209,23 @@ def subset_cluster(features, modalities, *, subset_modality=None, ratio: float =
     keep[subsets[0]] = True
     kept = np.flatnonzero(keep)
     labels = np.full(X.shape[0], -1, dtype=np.int64)
-    labels[kept] = cluster_per_modality(X[kept], codes[kept], eps=eps, min_samples=min_samples, algorithm=algorithm,
-                                        k1=k1, k2=k2, knn=knn, device=device, n_jobs=n_jobs,
-                                        progress=progress)
+    kept_codes, kept_classes = codes[kept], classes
+    present = np.unique(kept_codes)  # a modality can vanish only if its rows were all subset away: none can
+    labels[kept] = _per_modality(X[kept], np.searchsorted(present, kept_codes), kept_classes[present], eps=eps,
+                                 min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2, knn=knn, device=device,
+                                 n_jobs=n_jobs, progress=progress)
     return labels, subsets
+
+
+def _find_class(classes, value):
+    """Index of ``value`` among the sorted labels ``classes``, or an InputError listing them."""
+    listed = ", ".join(plain(c) for c in classes.tolist())
+    if np.ndim(value) != 0 or isinstance(value, (dict, set, list, tuple)):
+        raise InputError(f"subset_modality must be one modality label; got {plain(value)}.")
+    if isinstance(value, np.generic):
+        value = value.item()
+    for g, c in enumerate(classes.tolist()):
+        if type(c) is type(value) or (isinstance(c, int) and isinstance(value, (int, float)) and not isinstance(value, bool)):
+            if c == value:
+                return g
+    raise InputError(f"subset_modality={plain(value)} is not among the modalities ({listed}).")

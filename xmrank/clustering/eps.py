@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import check_int
+from .._validation import InputError, check_int, warn_user
+from .algorithms import _check_distance
 
 __all__ = ["kth_neighbor_distance", "auto_eps"]
 
@@ -17,16 +18,21 @@ def kth_neighbor_distance(distance, k: int) -> np.ndarray:
     distance of pairs that share no neighbour).
     """
     k = check_int(k, "k", minimum=1)
-    if sp.issparse(distance):
+    D = _check_distance(distance)
+    if sp.issparse(D):
         from sklearn.neighbors import sort_graph_by_row_values
 
-        D = sort_graph_by_row_values(distance.tocsr(copy=True), copy=False, warn_when_not_sorted=False)
-        counts = np.diff(D.indptr)
         out = np.ones(D.shape[0], dtype=np.float64)
+        if D.nnz == 0:
+            return out
+        D = sort_graph_by_row_values(D.astype(np.float64, copy=True), copy=False, warn_when_not_sorted=False)
+        counts = np.diff(D.indptr)
         ok = counts >= k
         out[ok] = D.data[D.indptr[:-1][ok] + k - 1]
         return out
-    D = np.asarray(distance, dtype=np.float64)
+    D = np.asarray(D, dtype=np.float64)
+    if k > D.shape[1]:
+        raise InputError(f"k={k} exceeds the {D.shape[1]} columns of distance.")
     return np.partition(D, k - 1, axis=1)[:, k - 1]
 
 
@@ -55,11 +61,23 @@ def auto_eps(distance, *, min_samples: int = 4) -> float:
     Returns
     -------
     eps : float
-        In (0, 1).
+        In (0, 1). With fewer than four rows that can be core points it
+        returns 0.5 and says so in a ``UserWarning``.
+
+    Raises
+    ------
+    xmrank.InputError
+        For a malformed matrix, or a sparse one that stores no pair at all.
     """
-    kd = np.sort(kth_neighbor_distance(distance, min_samples))
+    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    D = _check_distance(distance)
+    if sp.issparse(D) and D.nnz == 0:
+        raise InputError("distance stores no pair (every distance is 1): auto_eps has nothing to choose eps from.")
+    kd = np.sort(kth_neighbor_distance(D, min(min_samples, D.shape[0])))
     kd = kd[kd < 1.0]
     if kd.size < 4:
+        warn_user(f"auto_eps: only {kd.size} row(s) have {min_samples} neighbours closer than distance 1, too few "
+                  "to read eps from; using eps=0.5.")
         return 0.5
     floor = float(np.quantile(kd, 0.95))
     upper = kd[kd >= np.quantile(kd, 0.5)]

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import validate_data
 
+from .._validation import InputError
 from ..backend import DEVICES, KNN_ENGINES
 from ..jaccard.distance import METHODS
 from .algorithms import ALGORITHMS
 from .api import cluster
 
 __all__ = ["XMCluster"]
+
+
+class ParameterError(InputError, InvalidParameterError):
+    """A bad constructor parameter of :class:`XMCluster`: an :class:`~xmrank.InputError` and scikit-learn's error."""
+
+
+class _InputTypeError(InputError, TypeError):
+    """scikit-learn's TypeError about X (an object the array cannot hold), also an InputError."""
+
+
+def _first_line(exc) -> str:
+    """The first line of scikit-learn's message, numpy scalars written plainly (``2.5``, not ``np.float64(2.5)``)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return re.sub(r"np\.[a-z_]+[0-9]*\((.*?)\)", r"\1", text)
 
 
 class XMCluster(ClusterMixin, BaseEstimator):
@@ -31,7 +47,9 @@ class XMCluster(ClusterMixin, BaseEstimator):
     method : {"auto", "vanilla", "modality", "modality-qe", "camera"}, default="auto"
         Jaccard method, see :func:`xmrank.jaccard_distance`.
     eps : float or "auto", default=0.6
-        DBSCAN radius on the Jaccard distance.
+        DBSCAN radius on the Jaccard distance, > 0. Jaccard distances are at
+        most 1, so ``eps >= 1`` makes every pair a neighbour (one cluster),
+        as scikit-learn's DBSCAN does on the dense matrix.
     min_samples : int, default=4
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
     k1, k2 : int, default=30, 6
@@ -116,8 +134,17 @@ class XMCluster(ClusterMixin, BaseEstimator):
         -------
         self : XMCluster
         """
-        self._validate_params()
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
+        try:
+            self._validate_params()
+        except InvalidParameterError as exc:
+            raise ParameterError(_first_line(exc)) from None
+        try:
+            X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
+        except InputError:
+            raise
+        except (ValueError, TypeError) as exc:
+            # scikit-learn's checks of X (shape, NaN, dtype), as one-line InputErrors of the same text
+            raise (_InputTypeError if isinstance(exc, TypeError) else InputError)(_first_line(exc)) from None
         labels, D = cluster(
             X, modalities=modalities, cameras=cameras, method=self.method, eps=self.eps,
             min_samples=self.min_samples, algorithm=self.algorithm, k1=self.k1, k2=self.k2,

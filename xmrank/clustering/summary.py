@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_cluster_labels, check_labels
+
 __all__ = ["cluster_summary"]
 
 
@@ -15,7 +17,7 @@ def cluster_summary(labels, modalities=None) -> dict:
     labels : array-like of int, shape (n,)
         Cluster labels, -1 for noise.
     modalities : array-like, shape (n,), default=None
-        Modality label of each row (any hashable values).
+        Modality label of each row (integers or strings, no missing values).
 
     Returns
     -------
@@ -24,7 +26,7 @@ def cluster_summary(labels, modalities=None) -> dict:
         ``mixed_share`` (clusters holding more than one modality, over all
         clusters) and ``n_mixed``.
     """
-    labels = np.asarray(labels)
+    labels = check_cluster_labels(labels, "labels")
     n = labels.shape[0]
     clustered = labels >= 0
     ids = np.unique(labels[clustered])
@@ -35,7 +37,7 @@ def cluster_summary(labels, modalities=None) -> dict:
         "noise_share": float((~clustered).mean()) if n else 0.0,
     }
     if modalities is not None:
-        _, mod_codes = np.unique(np.asarray(modalities), return_inverse=True)
+        mod_codes, _ = check_labels(modalities, n, "modalities")
         pairs = np.unique(np.stack([labels[clustered], mod_codes.reshape(-1)[clustered]]), axis=1)
         per_cluster = np.unique(pairs[0], return_counts=True)[1] if pairs.size else np.zeros(0)
         n_mixed = int((per_cluster > 1).sum())

@@ -1,16 +1,30 @@
-"""Small file-reading helpers shared by the data set readers (one-line InputErrors)."""
+"""Small file-reading helpers shared by the data set readers (one-line InputErrors).
+
+The readers stay inside the data set root: list files may name only
+relative paths that resolve (symbolic links followed) under the root, and
+folder listings keep only image files whose real path is under the root.
+"""
 
 from __future__ import annotations
 
 import os
 
-from .._validation import InputError
+from .._validation import InputError, warn_user
+
+#: File name extensions (lower case) the folder readers list as images.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
 
-def require_dir(path: str, what: str) -> str:
+def require_dir(path, what: str) -> str:
     """Return ``path`` if it is a directory, else raise an InputError naming ``what``."""
-    path = os.fspath(path)
-    if not os.path.isdir(path):
+    try:
+        path = os.fspath(path)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        ok = os.path.isdir(path)
+    except (TypeError, ValueError) as exc:  # not a path, or an embedded NUL byte
+        raise InputError(f"{what} must be a folder path; got {type(path).__name__} ({exc}).") from None
+    if not ok:
         raise InputError(f"{what} {path!r} is not a directory.")
     return path
 
@@ -26,8 +40,90 @@ def read_text(path: str, what: str) -> str:
         raise InputError(f"{what}: cannot read list file {path} ({exc.__class__.__name__}: {exc}).") from None
 
 
-def list_images(folder: str) -> list[str]:
-    """Sorted names of the regular, non-hidden files in ``folder`` (the published readers' order)."""
+def real_root(root: str) -> str:
+    """The real path of a data set root, with a trailing separator (for prefix tests)."""
+    return os.path.join(os.path.realpath(root), "")
+
+
+def inside(path: str, root_real: str) -> bool:
+    """Whether ``path``'s real path (links followed) lies under ``root_real`` (from :func:`real_root`)."""
+    return os.path.realpath(path).startswith(root_real)
+
+
+def safe_join(root: str, relative: str, root_real: str | None = None) -> str | None:
+    """``root/relative`` if ``relative`` is a relative path that stays under ``root``, else None.
+
+    Refused: absolute paths (``/x``, ``C:\\x``, ``\\\\server\\x``), paths that
+    climb out with ``..``, NUL bytes, and paths whose real location (symbolic
+    links followed) is outside the root.
+    """
+    if not relative or "\x00" in relative:
+        return None
+    drive, _ = os.path.splitdrive(relative)
+    if os.path.isabs(relative) or drive or relative.startswith(("/", "\\")):
+        return None
+    parts = relative.replace("\\", "/").split("/")
+    if ".." in parts:
+        return None
+    path = os.path.join(root, relative)
+    if not inside(path, root_real or real_root(root)):
+        return None
+    return path
+
+
+class Skipped:
+    """Files a folder reader left out, reported once per call in one warning line."""
+
+    def __init__(self, what: str, root: str):
+        self.what = what
+        self.root = root
+        self.not_image = []
+        self.outside = []
+
+    def warn(self) -> None:
+        if not (self.not_image or self.outside):
+            return
+        parts = []
+        if self.not_image:
+            parts.append(f"{len(self.not_image)} non-image file(s) (e.g. {self._rel(self.not_image[0])})")
+        if self.outside:
+            parts.append(f"{len(self.outside)} link(s) pointing outside the root (e.g. {self._rel(self.outside[0])})")
+        warn_user(f"{self.what}: skipped {' and '.join(parts)} under {self.root}.")
+
+    def _rel(self, path):
+        return os.path.relpath(path, self.root)
+
+
+def list_images(folder: str, root_real: str | None = None, skipped: Skipped | None = None) -> list[str]:
+    """Sorted names of the image files in ``folder`` (the published readers' order).
+
+    Kept: regular files (or links to them) with an image extension
+    (:data:`IMAGE_EXTENSIONS`, any case) whose real path is under
+    ``root_real``. Hidden names (leading ``.``) and sub-folders are ignored
+    silently; other files, and links that lead out of the root, are noted in
+    ``skipped``.
+    """
+    names = []
+    # entries that are not links lie where their folder lies: resolve only the folder and the links
+    folder_inside = root_real is None or inside(folder, root_real)
     with os.scandir(folder) as it:
-        names = [e.name for e in it if not e.name.startswith(".") and e.is_file()]
+        for e in it:
+            if e.name.startswith("."):
+                continue
+            path = os.path.join(folder, e.name)
+            if root_real is not None and (not folder_inside or e.is_symlink()) and not inside(path, root_real):
+                if skipped is not None:
+                    skipped.outside.append(path)
+                continue
+            try:
+                is_file = e.is_file()  # follows links
+            except OSError:
+                is_file = False
+            if not is_file:
+                continue
+            if not e.name.lower().endswith(IMAGE_EXTENSIONS):
+                if skipped is not None:
+                    skipped.not_image.append(path)
+                continue
+            names.append(e.name)
     return sorted(names)

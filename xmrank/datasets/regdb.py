@@ -5,7 +5,9 @@ Layout under ``root``::
     idx/train_visible_1.txt ... idx/test_thermal_10.txt
     Visible/... Thermal/...      the images, at the paths the lists name
 
-Each list line is ``relative/path.bmp label``. Trials 1-10 each have their own
+Each list line is ``relative/path.bmp label``; the path must stay inside
+``root`` (no absolute paths, no ``..``, no links leading out), and the label
+is a non-negative integer of at most 64 bits. Trials 1-10 each have their own
 train/test split (one model is trained per trial). Cameras: 1 = visible,
 2 = thermal (RegDB has one camera per modality).
 """
@@ -13,9 +15,12 @@ train/test split (one model is trained per trial). Cameras: 1 = visible,
 from __future__ import annotations
 
 import os
+import re
 
 from .._validation import InputError, check_int, check_option
-from ._files import read_text, require_dir
+from ._files import read_text, real_root, require_dir, safe_join
+
+_LABEL = re.compile(r"[+-]?[0-9]+")
 from .records import INFRARED, VISIBLE, ImageRecord
 
 __all__ = ["REGDB_DIRECTIONS", "regdb_records", "regdb_query_gallery"]
@@ -48,13 +53,15 @@ def regdb_records(root, *, split: str = "train", trial: int = 1, modality: str =
     ------
     xmrank.InputError
         If the root or list file is missing, or a line is not ``path label``
-        with an integer label (the message names the file and line).
+        with an integer label that fits in 64 bits, or its path is absolute
+        or leads outside ``root`` (the message names the file and line).
     """
     root = require_dir(root, "RegDB root")
     check_option(split, "split", ("train", "test"))
     check_option(modality, "modality", tuple(_MODALITY))
-    trial = check_int(trial, "trial", minimum=1)
+    trial = check_int(trial, "trial", minimum=1, maximum=2**63 - 1)
     path = os.path.join(root, "idx", f"{split}_{modality}_{trial}.txt")
+    root_real = real_root(root)
     text = read_text(path, "RegDB")
     mod, cam = _MODALITY[modality]
     out = []
@@ -63,15 +70,20 @@ def regdb_records(root, *, split: str = "train", trial: int = 1, modality: str =
         if not line:
             continue
         parts = line.rsplit(None, 1)
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            label = int(parts[1])
-        except ValueError:
+        if len(parts) != 2 or not _LABEL.fullmatch(parts[1]):
             raise InputError(
                 f"RegDB: line {lineno} of {path} is {line!r}; expected 'relative/path label' with an integer label."
-            ) from None
-        out.append(ImageRecord(os.path.join(root, parts[0]), label, cam, mod))
+            )
+        label = int(parts[1])
+        if not -(2**63) <= label < 2**63:
+            raise InputError(f"RegDB: line {lineno} of {path} has label {parts[1]}, beyond 64 bits.")
+        image = safe_join(root, parts[0], root_real)
+        if image is None:
+            raise InputError(
+                f"RegDB: line {lineno} of {path} names {parts[0]!r}, outside the root; list paths must be relative "
+                f"to {root} and stay inside it."
+            )
+        out.append(ImageRecord(image, label, cam, mod))
     if not out:
         raise InputError(f"RegDB: list file {path} lists no images.")
     return out

@@ -12,9 +12,12 @@ Cameras 1, 2, 4, 5 are visible (1 and 2 indoor), 3 and 6 infrared.
 Ordering (fixed, because the random gallery draw depends on it): identities in
 ascending order (the published readers iterate ``sorted(ids)``; the shipped
 files are already sorted, so this equals file order), cameras in ascending
-order within the modality, each folder's files sorted by name. Hidden files
-(names starting with ``.``) and sub-folders are ignored. Empty identity
-folders are skipped and draw nothing from the random generator.
+order within the modality, each folder's files sorted by name. Only image
+files (by extension, see :data:`xmrank.datasets._files.IMAGE_EXTENSIONS`)
+whose real path is inside ``root`` are listed: other files (``Thumbs.db``)
+and symbolic links leading out of the root are skipped with one warning per
+call; hidden files (names starting with ``.``) and sub-folders are ignored.
+Empty identity folders are skipped and draw nothing from the random generator.
 """
 
 from __future__ import annotations
@@ -22,8 +25,14 @@ from __future__ import annotations
 import os
 import random
 
-from .._validation import InputError, check_int, check_option
-from ._files import list_images, read_text, require_dir
+import re
+
+from .._validation import SEED_MAX, InputError, check_int, check_option
+from ._files import Skipped, list_images, read_text, real_root, require_dir
+
+_ID = re.compile(r"[0-9]+")
+#: Largest identity id accepted (the folders are named ``%04d``; ids fit in 64 bits).
+_MAX_ID = 2**63 - 1
 from .records import INFRARED, VISIBLE, ImageRecord
 
 __all__ = [
@@ -60,7 +69,8 @@ def sysu_ids(root, split: str) -> list[int]:
     ------
     xmrank.InputError
         If the root or the file is missing, or its first line is not a
-        comma-separated list of non-negative integers.
+        comma-separated list of non-negative integers (ASCII digits, at
+        most 64 bits each).
     """
     root = require_dir(root, "SYSU-MM01 root")
     check_option(split, "split", ("train", "val", "test"))
@@ -71,23 +81,32 @@ def sysu_ids(root, split: str) -> list[int]:
     tokens = [t.strip() for t in first.split(",") if t.strip()]
     if not tokens:
         raise InputError(f"SYSU-MM01: list file {path} is empty; expected one line of comma-separated ids.")
-    try:
-        ids = [int(t) for t in tokens]
-    except ValueError:
-        bad = next(t for t in tokens if not t.lstrip("-").isdigit())
-        raise InputError(f"SYSU-MM01: list file {path} holds {bad!r}; expected comma-separated integer ids.") from None
-    if min(ids) < 0:
-        raise InputError(f"SYSU-MM01: list file {path} holds a negative id ({min(ids)}).")
+    ids = []
+    for t in tokens:
+        if t.startswith("-") and _ID.fullmatch(t[1:]):
+            raise InputError(f"SYSU-MM01: list file {path} holds a negative id ({t}).")
+        if not _ID.fullmatch(t):
+            raise InputError(f"SYSU-MM01: list file {path} holds {t!r}; expected comma-separated integer ids.")
+        value = int(t)
+        if value > _MAX_ID:
+            raise InputError(f"SYSU-MM01: list file {path} holds id {t}, beyond 64 bits.")
+        ids.append(value)
     return ids
 
 
-def _records(root, ids, cameras, modality):
+def _records(root, ids, cameras, modality, skipped=None):
     out = []
+    root_real = real_root(root)
+    own = skipped is None
+    skipped = Skipped("SYSU-MM01", root) if own else skipped
     for pid in sorted(set(ids)):
         for cam in cameras:
             folder = os.path.join(root, f"cam{cam}", "%04d" % pid)
             if os.path.isdir(folder):
-                out.extend(ImageRecord(os.path.join(folder, name), pid, cam, modality) for name in list_images(folder))
+                out.extend(ImageRecord(os.path.join(folder, name), pid, cam, modality)
+                           for name in list_images(folder, root_real, skipped))
+    if own:
+        skipped.warn()
     return out
 
 
@@ -107,7 +126,9 @@ def sysu_train_records(root) -> list[ImageRecord]:
     """
     root = require_dir(root, "SYSU-MM01 root")
     ids = sysu_ids(root, "train") + sysu_ids(root, "val")
-    recs = _records(root, ids, VISIBLE_CAMERAS, VISIBLE) + _records(root, ids, INFRARED_CAMERAS, INFRARED)
+    skipped = Skipped("SYSU-MM01", root)
+    recs = _records(root, ids, VISIBLE_CAMERAS, VISIBLE, skipped) + _records(root, ids, INFRARED_CAMERAS, INFRARED, skipped)
+    skipped.warn()
     return _require_some(recs, "training", root)
 
 
@@ -119,7 +140,9 @@ def sysu_test_records(root) -> list[ImageRecord]:
     """
     root = require_dir(root, "SYSU-MM01 root")
     ids = sysu_ids(root, "test")
-    recs = _records(root, ids, VISIBLE_CAMERAS, VISIBLE) + _records(root, ids, INFRARED_CAMERAS, INFRARED)
+    skipped = Skipped("SYSU-MM01", root)
+    recs = _records(root, ids, VISIBLE_CAMERAS, VISIBLE, skipped) + _records(root, ids, INFRARED_CAMERAS, INFRARED, skipped)
+    skipped.warn()
     return _require_some(recs, "test", root)
 
 
@@ -154,18 +177,22 @@ def sysu_query_gallery(root, *, mode: str = "all", trial: int = 0):
     """
     root = require_dir(root, "SYSU-MM01 root")
     check_option(mode, "mode", tuple(SYSU_MODES))
-    trial = check_int(trial, "trial", minimum=0)
+    trial = check_int(trial, "trial", minimum=0, maximum=SEED_MAX)
     ids = sorted(set(sysu_ids(root, "test")))
-    query = _require_some(_records(root, ids, INFRARED_CAMERAS, INFRARED), "infrared test (query)", root)
+    skipped = Skipped("SYSU-MM01", root)
+    query = _records(root, ids, INFRARED_CAMERAS, INFRARED, skipped)
     rng = random.Random(trial)
     gallery = []
+    root_real = real_root(root)
     for pid in ids:
         for cam in SYSU_MODES[mode]:
             folder = os.path.join(root, f"cam{cam}", "%04d" % pid)
             if not os.path.isdir(folder):
                 continue
-            names = list_images(folder)
+            names = list_images(folder, root_real, skipped)
             if names:
                 gallery.append(ImageRecord(os.path.join(folder, rng.choice(names)), pid, cam, VISIBLE))
+    skipped.warn()
+    _require_some(query, "infrared test (query)", root)
     _require_some(gallery, "visible test (gallery)", root)
     return query, gallery

@@ -21,9 +21,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import InputError, check_int
+from .._validation import InputError, check_distance, check_int, check_seed
 
-__all__ = ["original_histogram", "jaccard_histogram", "histogram_summary", "pair_counts"]
+__all__ = ["original_histogram", "jaccard_histogram", "histogram_summary", "pair_counts", "MAX_BINS"]
+
+#: Most histogram bins accepted.
+MAX_BINS = 1_000_000
 
 
 def pair_counts(codes: np.ndarray) -> tuple[int, int]:
@@ -72,8 +75,9 @@ def original_histogram(X: np.ndarray, codes: np.ndarray, *, bins: int = 50, max_
         ``inter_pairs`` (pairs counted) and ``sampled`` (bool).
     """
     n = X.shape[0]
-    bins = check_int(bins, "bins", minimum=1)
+    bins = check_int(bins, "bins", minimum=1, maximum=MAX_BINS)
     max_pairs = check_int(max_pairs, "max_pairs", minimum=1)
+    seed = check_seed(seed)
     total = n * (n - 1) // 2
     sampled = total > max_pairs
     sq = float(np.max(np.einsum("ij,ij->i", X, X))) if n else 1.0
@@ -128,10 +132,12 @@ def jaccard_histogram(D, codes: np.ndarray, *, bins: int = 50):
         pairs that share any k-reciprocal neighbour). Only pairs ``i < j``
         are counted (the matrix is symmetric).
     """
+    D = check_distance(D, "D")
     n = D.shape[0]
-    if D.shape != (n, n):
-        raise InputError(f"D must be a square matrix; got shape {D.shape}.")
-    bins = check_int(bins, "bins", minimum=1)
+    codes = np.asarray(codes)
+    if codes.shape != (n,):
+        raise InputError(f"codes must have one modality code per row of D ({n}); got shape {codes.shape}.")
+    bins = check_int(bins, "bins", minimum=1, maximum=MAX_BINS)
     edges = np.linspace(0.0, 1.0, bins + 1)
     if sp.issparse(D):
         D = D.tocsr()

@@ -9,7 +9,8 @@ import numpy as np
 
 from .._progress import progress_bar
 from ..backend import resolve_knn
-from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real
+from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real, check_seed, plain
+from .distances import MAX_BINS
 from ..jaccard import jaccard_distance
 from .distances import histogram_summary, jaccard_histogram, original_histogram
 from .neighbors import neighbor_makeup
@@ -43,7 +44,10 @@ def _check_methods(methods, has_cameras):
         return ("vanilla", "modality-qe", "modality") + (("camera",) if has_cameras else ())
     if isinstance(methods, str):
         methods = (methods,)
-    methods = tuple(methods)
+    try:
+        methods = tuple(methods)
+    except TypeError:
+        raise InputError(f"methods must be a method name or a list of them; got {plain(methods)}.") from None
     if not methods:
         raise InputError("methods must name at least one Jaccard method.")
     for m in methods:
@@ -88,8 +92,9 @@ def diagnose(
         Neighbour-list and query-expansion lengths of every method, and
         ``k1`` of the neighbour make-up.
     eps : float or "auto", default=0.6
-        DBSCAN radius for the clustering scores; "auto" picks it per method
-        with :func:`xmrank.clustering.auto_eps`.
+        DBSCAN radius for the clustering scores, > 0 (``eps >= 1``: every
+        pair is a neighbour, see :func:`xmrank.cluster_distance`); "auto"
+        picks it per method with :func:`xmrank.clustering.auto_eps`.
     min_samples : int, default=4
         DBSCAN's core-point size.
     methods : sequence of str, default=None
@@ -106,7 +111,7 @@ def diagnose(
     knn : str, default="auto"
         Exact kNN engine.
     seed : int, default=0
-        Seed of the pair sample.
+        Seed of the pair sample (non-negative, at most 64 bits).
     progress : bool, default=None
         Progress bars; None shows them only on a terminal.
 
@@ -141,14 +146,17 @@ def diagnose(
     k2 = check_int(k2, "k2", minimum=1)
     if not (isinstance(eps, str) and eps == "auto"):
         if isinstance(eps, str):
-            raise InputError(f"eps must be a positive number or 'auto'; got {eps!r}.")
+            raise InputError(f"eps must be a positive number or 'auto'; got {plain(eps)}.")
         eps = check_real(eps, "eps", low=0.0, low_open=True)
     min_samples = check_int(min_samples, "min_samples", minimum=1)
     methods = _check_methods(methods, cams is not None)
     noise = check_option(noise, "noise", NOISE_MODES)
-    bins = check_int(bins, "bins", minimum=1)
+    bins = check_int(bins, "bins", minimum=1, maximum=MAX_BINS)
     max_pairs = check_int(max_pairs, "max_pairs", minimum=1)
+    seed = check_seed(seed)
     resolve_knn(knn)
+    if not isinstance(progress, (bool, np.bool_)) and progress is not None:
+        raise InputError(f"progress must be True, False or None; got {plain(progress)}.")
 
     report = {
         "n_samples": n,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import InputError, check_labels, check_option
+from .._validation import InputError, check_cluster_labels, check_label_values, check_option
 
 __all__ = ["cluster_scores", "NOISE_MODES"]
 
@@ -51,20 +51,7 @@ def _cross_pairs(*group_codes, modality):
 
 
 def _check_pred(labels_pred, n):
-    pred = np.asarray(labels_pred)
-    if pred.ndim == 2 and 1 in pred.shape:
-        pred = pred.reshape(-1)
-    if pred.ndim != 1 or pred.shape[0] != n:
-        raise InputError(f"labels_pred must be a 1-D array with one label per row ({n}); got shape {pred.shape}.")
-    if pred.dtype.kind not in "iu":
-        if pred.dtype.kind == "f" and np.isfinite(pred).all() and np.all(pred == np.round(pred)):
-            pred = pred.astype(np.int64)
-        else:
-            raise InputError(f"labels_pred must hold integer cluster labels (-1 for noise); got dtype {pred.dtype}.")
-    pred = pred.astype(np.int64)
-    if pred.size and pred.min() < -1:
-        raise InputError(f"labels_pred must be >= -1 (-1 marks noise); got {pred.min()}.")
-    return pred
+    return check_cluster_labels(labels_pred, "labels_pred", n, what="row")
 
 
 def cluster_scores(labels_true, labels_pred, *, modalities=None, noise: str = "singletons") -> dict:
@@ -107,13 +94,12 @@ def cluster_scores(labels_true, labels_pred, *, modalities=None, noise: str = "s
         raise InputError("labels_true is required: one identity label per row.")
     if labels_pred is None:
         raise InputError("labels_pred is required: one cluster label per row.")
-    n = int(np.size(labels_pred))
+    pred = _check_pred(labels_pred, None)
+    n = pred.shape[0]
     if n == 0:
         raise InputError("labels_pred is empty: expected at least one row.")
-    pred = _check_pred(labels_pred, n)
-    if np.ndim(labels_true) == 1 and np.shape(labels_true)[0] != n:
-        raise InputError(f"labels_true must have one label per row of labels_pred ({n}); got {np.shape(labels_true)[0]}.")
-    true, _ = check_labels(labels_true, n, "labels_true")
+    true = check_label_values(labels_true, "labels_true", n, what="row of labels_pred")
+    true = np.unique(true, return_inverse=True)[1].reshape(-1).astype(np.int64)
     is_noise = pred < 0
     clustered_ids = np.unique(pred[~is_noise])
     # Scored labels: dense codes 0..K-1 for clusters, noise per `noise`.
@@ -145,7 +131,8 @@ def cluster_scores(labels_true, labels_pred, *, modalities=None, noise: str = "s
         "noise_scoring": noise,
     }
     if modalities is not None:
-        mod, _ = check_labels(modalities, n, "modalities")
+        mod = check_label_values(modalities, "modalities", n, what="row of labels_pred")
+        mod = np.unique(mod, return_inverse=True)[1].reshape(-1).astype(np.int64)
         if k:
             n_mod = int(mod.max()) + 1
             cluster_modality = np.unique(scored[~is_noise] * n_mod + mod[~is_noise])

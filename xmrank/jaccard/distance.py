@@ -14,6 +14,7 @@ Only steps 1, 2 and 4 depend on the method.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
 
@@ -24,14 +25,15 @@ import scipy.sparse as sp
 from .. import neighbors
 from ..knn import knn_search
 from .._progress import progress_bar
-from ..backend import array_module, device_features, is_device_array, resolve_device
-from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real
+from ..backend import array_module, device_features, is_device_array, resolve_device, resolve_knn
+from .._validation import (InputError, check_features, check_int, check_labels, check_norms, check_option,
+                           check_real, plain)
 from . import blocks, kernels
 from . import query_expansion as qe
 
 logger = logging.getLogger("xmrank")
 
-__all__ = ["jaccard_distance", "METHODS"]
+__all__ = ["jaccard_distance", "check_arguments", "METHODS"]
 
 #: Method names accepted by ``method=``.
 METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera")
@@ -140,8 +142,11 @@ def jaccard_distance(
     Raises
     ------
     xmrank.InputError
-        For malformed input: shapes, lengths, NaN/inf, unknown method, too
-        few modalities, or a ``k`` that asks a group for more rows than it has.
+        For malformed input: shapes, lengths, NaN/inf, rows whose squared
+        norm overflows float32 similarity products (above ~8.5e37), missing
+        or non-label values in ``modalities``/``cameras`` (None, NaN,
+        fractional floats, complex, datetime), unknown method, too few
+        modalities, or a ``k`` that asks a group for more rows than it has.
 
     Notes
     -----
@@ -162,25 +167,8 @@ def jaccard_distance(
     >>> D.shape
     (200, 200)
     """
-    check_option(method, "method", METHODS)
-    device = resolve_device(device)
-    # on "cuda" the features are checked and kept on the GPU (cupy and CUDA torch input are never copied to the host)
-    if device == "cuda":
-        # host input is checked on the host first (clear errors for None, strings, ragged lists)
-        X = device_features(features if is_device_array(features) else check_features(features), device)
-    else:
-        X = check_features(features)
+    X, mod_codes, cam_codes, method, max_distance, n_threads, device, params = _validate(locals())
     n = X.shape[0]
-    mod_codes = cam_codes = None
-    if modalities is not None:
-        mod_codes, mod_classes = check_labels(modalities, n, "modalities")
-    if cameras is not None:
-        cam_codes, cam_classes = check_labels(cameras, n, "cameras")
-    if method == "auto":
-        method = "modality" if mod_codes is not None else ("camera" if cam_codes is not None else "vanilla")
-    if max_distance is not None:
-        max_distance = check_real(max_distance, "max_distance", low=0.0)
-    n_threads = numba.config.NUMBA_NUM_THREADS if n_jobs is None else check_int(n_jobs, "n_jobs", minimum=1)
 
     t0 = time.perf_counter()
     timer = _StageTimer()
@@ -188,7 +176,7 @@ def jaccard_distance(
     numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
     try:
         with progress_bar(total=4, desc=f"jaccard[{method}]", show=progress) as bar:
-            plan = _PLANNERS[method](X, mod_codes, cam_codes, locals())
+            plan = _PLANNERS[method](X, mod_codes, cam_codes, params)
             timer("neighbour lists", bar)
             if device == "cuda":  # the array-module kernels on cupy; results come back to the host
                 from . import kernels_xp
@@ -226,6 +214,74 @@ def jaccard_distance(
     return D
 
 
+def _validate(args):
+    """Check every argument of :func:`jaccard_distance` (``args``: its locals); compute nothing.
+
+    Returns the checked features, label codes, resolved method, ``max_distance``,
+    thread count, device and the planner's parameter dict.
+    """
+    method = check_option(args["method"], "method", METHODS)
+    device = resolve_device(args["device"])
+    features = args["features"]
+    # on "cuda" the features are checked and kept on the GPU (cupy and CUDA torch input are never copied to the host)
+    if device == "cuda":
+        # host input is checked on the host first (clear errors for None, strings, ragged lists)
+        X = device_features(features if is_device_array(features) else check_features(features), device)
+        check_norms(X, "features", xp=array_module(device))
+    else:
+        X = check_features(features)
+    n = X.shape[0]
+    mod_codes = cam_codes = mod_classes = cam_classes = None
+    if args["modalities"] is not None:
+        mod_codes, mod_classes = check_labels(args["modalities"], n, "modalities")
+    if args["cameras"] is not None:
+        cam_codes, cam_classes = check_labels(args["cameras"], n, "cameras")
+    if method == "auto":
+        method = "modality" if mod_codes is not None else ("camera" if cam_codes is not None else "vanilla")
+    max_distance = args["max_distance"]
+    if max_distance is not None:
+        max_distance = check_real(max_distance, "max_distance", low=0.0)
+    n_jobs = args["n_jobs"]
+    n_threads = numba.config.NUMBA_NUM_THREADS if n_jobs is None else check_int(n_jobs, "n_jobs", minimum=1)
+    for flag in ("self_in_k1", "dense"):
+        if not isinstance(args[flag], (bool, np.bool_)):
+            raise InputError(f"{flag} must be True or False; got {plain(args[flag])}.")
+    resolve_knn(args["knn"], device)
+    params = {k: args[k] for k in ("k1", "k2", "k1_intra", "k1_inter", "k2_intra", "k2_inter", "self_in_k1",
+                                   "knn", "device")}
+    params.update(method=method, mod_classes=mod_classes, cam_classes=cam_classes, check_only=False)
+    return X, mod_codes, cam_codes, method, max_distance, n_threads, device, params
+
+
+def check_arguments(features, *, combined: bool = True, **kwargs) -> None:
+    """Raise what :func:`jaccard_distance` would raise for these arguments, without computing anything.
+
+    Used where the distance may be skipped (``rerank(lambda_value=1)``) so that
+    a bad ``k1`` or ``method`` is still reported. ``combined=False`` checks
+    each argument on its own (types, ranges, ``k1`` below the number of
+    rows, the labels the method needs) but not how they combine (``k2``
+    against ``k1 // M``, list lengths against group sizes).
+    """
+    args = {k: v.default for k, v in inspect.signature(jaccard_distance).parameters.items()}
+    unknown = set(kwargs) - set(args)
+    if unknown:
+        raise InputError(f"unknown jaccard_distance argument {sorted(unknown)[0]!r}.")
+    args.update(kwargs, features=features)
+    X, mod_codes, cam_codes, method, _, _, _, params = _validate(args)
+    if not combined:
+        for name in ("k1", "k2", "k1_intra", "k1_inter", "k2_intra", "k2_inter"):
+            check_int(params[name], name, minimum=1)
+        if params["k1"] >= X.shape[0]:
+            raise InputError(f"k1={params['k1']} must be smaller than the number of rows ({X.shape[0]}).")
+        if method in ("modality", "modality-qe", "modality-camera"):
+            _require_modalities(mod_codes, method)
+        if method in ("camera", "modality-camera") and cam_codes is None:
+            raise InputError(f"method={method!r} needs cameras: one camera label per row.")
+        return
+    params["check_only"] = True
+    _PLANNERS[method](X, mod_codes, cam_codes, params)
+
+
 class _StageTimer:
     """Wall time per pipeline stage, for the log."""
 
@@ -254,13 +310,15 @@ def _check_k(k, name, limit, what):
 def _plan_global(X, mod_codes, cam_codes, p, *, balance_qe=False):
     """Global neighbour lists; "modality-qe" balances the expansion over modalities."""
     n = X.shape[0]
-    codes = _require_modalities(mod_codes) if balance_qe else None
+    codes = _require_modalities(mod_codes, p.get("method", "modality-qe")) if balance_qe else None
     k1 = check_int(p["k1"], "k1", minimum=1)
     k2 = check_int(p["k2"], "k2", minimum=1)
     if k1 >= n:
         raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
     if k2 > k1:
         raise InputError(f"k2={k2} must not exceed k1={k1}.")
+    if p.get("check_only"):
+        return None
     width = k1 if p["self_in_k1"] else k1 + 1
     sims, rank = neighbors.global_lists(X, width, knn=p["knn"], device=p["device"])
     return _k_reciprocal_plan(n, sims, rank, k1, k2, qe_cols=rank[:, :k2], codes=codes)
@@ -268,7 +326,7 @@ def _plan_global(X, mod_codes, cam_codes, p, *, balance_qe=False):
 
 def _plan_modality(X, mod_codes, cam_codes, p):
     n = X.shape[0]
-    codes = _require_modalities(mod_codes)
+    codes = _require_modalities(mod_codes, p.get("method", "modality"))
     n_mod = int(codes.max()) + 1
     k1 = check_int(p["k1"], "k1", minimum=n_mod)
     k2 = check_int(p["k2"], "k2", minimum=1)
@@ -277,6 +335,8 @@ def _plan_modality(X, mod_codes, cam_codes, p):
     _check_k(per, f"k1 // {n_mod} modalities", int(sizes.min()), "the smallest modality")
     if k2 > per:
         raise InputError(f"k2={k2} must not exceed the per-modality list length k1 // {n_mod} = {per}.")
+    if p.get("check_only"):
+        return None
     lists = neighbors.per_group_lists(X, codes, n_mod, per, knn=p["knn"], device=p["device"])
     sims, rank = neighbors.merge_lists(lists)
     plan = _k_reciprocal_plan(n, sims, rank, k1, k2, qe_cols=None, codes=None)
@@ -287,32 +347,45 @@ def _plan_modality(X, mod_codes, cam_codes, p):
 
 def _plan_modality_camera(X, mod_codes, cam_codes, p):
     n = X.shape[0]
-    codes = _require_modalities(mod_codes)
+    codes = _require_modalities(mod_codes, p.get("method", "modality"))
     if cam_codes is None:
         raise InputError("method='modality-camera' needs cameras: one camera label per row.")
     n_mod = int(codes.max()) + 1
     k1 = check_int(p["k1"], "k1", minimum=n_mod)
     k2 = check_int(p["k2"], "k2", minimum=1)
     per_mod = k1 // n_mod
-    per_modality_lists = []
+    # labels as the user spelt them, for messages (the dask runner passes codes only)
+    mod_names = p.get("mod_classes")
+    cam_names = p.get("cam_classes")
+    mod_names = np.arange(n_mod) if mod_names is None else mod_names
+    cam_names = np.arange(int(cam_codes.max()) + 1) if cam_names is None else cam_names
+    groups = []
     for g in range(n_mod):
         rows = np.flatnonzero(codes == g)
         cams = np.unique(cam_codes[rows])
         per_cam = per_mod // cams.size
         if per_cam < 1:
             raise InputError(
-                f"k1={k1} gives modality {g} {per_mod} neighbours, fewer than its {cams.size} cameras; raise k1."
+                f"k1={k1} gives modality {plain(mod_names[g])} {per_mod} neighbours, fewer than its "
+                f"{cams.size} cameras; raise k1."
             )
+        members = [rows[cam_codes[rows] == c] for c in cams]
+        for c, m in zip(cams, members):
+            _check_k(per_cam, f"k1 // {n_mod} // {cams.size} cameras", m.size, f"camera {plain(cam_names[c])}")
+        if k2 > per_cam * cams.size:
+            raise InputError(
+                f"k2={k2} must not exceed modality {plain(mod_names[g])}'s list length ({per_cam * cams.size})."
+            )
+        groups.append((per_cam, members))
+    if p.get("check_only"):
+        return None
+    per_modality_lists = []
+    for per_cam, members in groups:
         parts = []
-        for c in cams:
-            members = rows[cam_codes[rows] == c]
-            _check_k(per_cam, f"k1 // {n_mod} // {cams.size} cameras", members.size, f"camera {c}")
-            sims, local = knn_search(X, X[members], per_cam, knn=p["knn"], device=p["device"])
-            parts.append((sims, members[local]))
-        merged = neighbors.merge_lists(parts)
-        if k2 > merged[1].shape[1]:
-            raise InputError(f"k2={k2} must not exceed modality {g}'s list length ({merged[1].shape[1]}).")
-        per_modality_lists.append(merged)
+        for m in members:
+            sims, local = knn_search(X, X[m], per_cam, knn=p["knn"], device=p["device"])
+            parts.append((sims, m[local]))
+        per_modality_lists.append(neighbors.merge_lists(parts))
     sims, rank = neighbors.merge_lists(per_modality_lists)
     plan = _k_reciprocal_plan(n, sims, rank, k1, k2, qe_cols=None, codes=None)
     if k2 > 1:
@@ -333,6 +406,8 @@ def _plan_camera(X, mod_codes, cam_codes, p):
     _check_k(ks["k1_inter"] + 1, "k1_inter + 1", int(n - sizes.max()), "the other cameras of the largest camera")
     if ks["k2_intra"] > ks["k1_intra"] + 1 or ks["k2_inter"] > ks["k1_inter"] + 1:
         raise InputError("k2_intra and k2_inter must not exceed k1_intra + 1 and k1_inter + 1.")
+    if p.get("check_only"):
+        return None
     (s_a, r_a), (s_b, r_b) = neighbors.camera_lists(
         X, cam_codes, n_cam, ks["k1_intra"] + 1, ks["k1_inter"] + 1, knn=p["knn"], device=p["device"]
     )
@@ -355,9 +430,9 @@ def _k_reciprocal_plan(n, sims, rank, k1, k2, *, qe_cols, codes):
     return {"sets": (rank, r_mask, rank, h_mask), "known": (sims, rank), "qe": Q}
 
 
-def _require_modalities(codes):
+def _require_modalities(codes, method):
     if codes is None:
-        raise InputError("method='modality' needs modalities: one modality label per row.")
+        raise InputError(f"method={method!r} needs modalities: one modality label per row.")
     if codes.max() < 1:
         raise InputError("modalities holds a single modality; the modality-aware methods need at least two.")
     return codes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import InputError, check_int
 from ..backend import resolve_knn
 
 __all__ = ["knn_search"]
@@ -39,8 +40,9 @@ def knn_search(queries, database, k: int, *, knn: str = "auto", device: str = "c
         whatever the device: neighbour lists are small (N x k).
     """
     engine = resolve_knn(knn, device)
+    k = check_int(k, "k", minimum=1)
     if k > database.shape[0]:
-        raise ValueError(f"k={k} exceeds the {database.shape[0]} database rows")
+        raise InputError(f"k={k} exceeds the {database.shape[0]} database rows.")
     if engine == "faiss":
         from .exact_faiss import search
     elif engine == "numpy":

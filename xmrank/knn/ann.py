@@ -20,9 +20,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .._validation import check_int, check_real, check_seed, warn_user
+
 logger = logging.getLogger("xmrank")
 
-__all__ = ["AnnReport", "build_index", "calibrate", "choose_nlist", "fill_missing", "fit", "log_report",
+
+class RecallWarning(UserWarning):
+    """An approximate search stayed below its recall target."""
+
+
+__all__ = ["RecallWarning", "AnnReport", "build_index", "calibrate", "choose_nlist", "fill_missing", "fit", "log_report",
            "measure_recall", "search", "search_index"]
 
 #: Database sizes below this are searched exactly.
@@ -182,7 +189,11 @@ def fit(queries: np.ndarray, database: np.ndarray, k: int, *, target_recall: flo
 
 
 def log_report(report: AnnReport) -> None:
-    """Log what an approximate search did: INFO, or WARNING when recall missed the target."""
+    """Log what an approximate search did: INFO, or WARNING when recall missed the target.
+
+    A missed target is also raised as a :class:`RecallWarning` (``warnings.warn``,
+    attributed to the caller's line), so it reaches users whose logging is off.
+    """
     if report.exact:
         logger.info("knn='ann': %d database rows, below min_rows: searched exactly", report.n_database,
                     extra={"ann": asdict(report)})
@@ -192,6 +203,10 @@ def log_report(report: AnnReport) -> None:
                "(target %.2f), %d x %d in %.1fs", report.nlist, report.nprobe, report.k, report.recall,
                report.n_sample, report.target_recall, report.n_queries, report.n_database, report.seconds,
                extra={"ann": asdict(report)})
+    if report.recall < report.target_recall:
+        warn_user(f"knn='ann': approximate search reached recall@{report.k} = {report.recall:.3f}, below its target "
+                  f"{report.target_recall:.2f} (nprobe={report.nprobe} of {report.nlist} cells); neighbour lists are "
+                  "less exact than intended: use an exact engine or raise nprobe.", RecallWarning)
 
 
 def search_index(index, queries: np.ndarray, k: int, *, block_rows: int = QUERY_BLOCK):
@@ -236,7 +251,8 @@ def search(queries: np.ndarray, database: np.ndarray, k: int, *, target_recall: 
     n_sample : int, default=1000
         Queries sampled to measure recall.
     seed : int, default=0
-        Seeds the training sample, k-means and the recall sample.
+        Seeds the training sample, k-means and the recall sample; 0 to
+        2**31 - 1 (faiss' k-means seed is a C int).
     nlist, nprobe : int, default=None
         Fix the IVF cells / probed cells instead of choosing them; with
         ``nprobe`` given, recall is still measured and logged.
@@ -259,6 +275,17 @@ def search(queries: np.ndarray, database: np.ndarray, k: int, *, target_recall: 
     """
     from .exact_faiss import search as exact
 
+    seed = check_seed(seed, "seed", maximum=2**31 - 1, generator=False)  # faiss' k-means seed is a C int
+    k = check_int(k, "k", minimum=1)
+    n_sample = check_int(n_sample, "n_sample", minimum=1)
+    if target_recall is not None:
+        target_recall = check_real(target_recall, "target_recall", low=0.0, high=1.0, low_open=True)
+    if nlist is not None:
+        nlist = check_int(nlist, "nlist", minimum=1)
+    if nprobe is not None:
+        nprobe = check_int(nprobe, "nprobe", minimum=1)
+    if min_rows is not None:
+        min_rows = check_int(min_rows, "min_rows", minimum=0)
     t0 = time.perf_counter()
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     database = np.ascontiguousarray(database, dtype=np.float32)

@@ -28,7 +28,7 @@ import logging
 
 import numpy as np
 
-from .._validation import InputError, _to_numpy, check_int, check_option
+from .._validation import InputError, _to_numpy, check_int, check_label_values, check_option
 
 logger = logging.getLogger("xmrank")
 
@@ -288,20 +288,8 @@ def _check_distmat(distmat) -> np.ndarray:
 
 
 def _check_1d(values, n, name, what):
-    arr = _to_numpy(values, name)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise InputError(f"{name} must be a 1-D array; got shape {arr.shape}.")
-    if arr.shape[0] != n:
-        raise InputError(f"{name} must have one entry per {what} ({n}); got {arr.shape[0]}.")
-    if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
-            raise InputError(f"{name} must hold integer or string labels; got NaN or non-integer floats.")
-        arr = arr.astype(np.int64)
-    if arr.dtype == object:
-        arr = arr.astype(str)
-    return arr
+    # the library's one label checker: no None/NaN, no fractional or >64-bit floats, no complex/datetime
+    return check_label_values(values, name, n, what=what, word="entry")
 
 
 def _encode_ids(query_ids, gallery_ids, nq, ng):

@@ -158,9 +158,7 @@ def mean_results(results):
     mean : dict
         ``"mAP"``, ``"mINP"`` (float), ``"cmc"`` (ndarray) and ``"n_trials"``.
     """
-    results = list(results)
-    if not results:
-        raise InputError("results must hold at least one evaluation result.")
+    results = _check_results(results)
     n = min(len(r["cmc"]) for r in results)
     return {
         "mAP": float(np.mean([r["mAP"] for r in results])),
@@ -168,6 +166,32 @@ def mean_results(results):
         "cmc": np.mean([np.asarray(r["cmc"][:n]) for r in results], axis=0),
         "n_trials": len(results),
     }
+
+
+def _check_results(results):
+    """A non-empty list of evaluation results, each a mapping with finite mAP, mINP and a 1-D cmc."""
+    if isinstance(results, Mapping) or isinstance(results, (str, bytes)):
+        raise InputError("results must be a list of evaluation results (dicts from xmrank.evaluate).")
+    try:
+        results = list(results)
+    except TypeError:
+        raise InputError(f"results must be a list of evaluation results; got {type(results).__name__}.") from None
+    if not results:
+        raise InputError("results must hold at least one evaluation result.")
+    for i, r in enumerate(results):
+        if not isinstance(r, Mapping):
+            raise InputError(f"results[{i}] must be a dict from xmrank.evaluate; got {type(r).__name__}.")
+        missing = [k for k in ("mAP", "mINP", "cmc") if k not in r]
+        if missing:
+            raise InputError(f"results[{i}] has no {', '.join(repr(k) for k in missing)}: expected xmrank.evaluate's keys mAP, mINP and cmc.")
+        try:
+            values = [float(r["mAP"]), float(r["mINP"])]
+            cmc = np.asarray(r["cmc"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(f"results[{i}] must hold numbers in mAP and mINP and a numeric cmc curve.") from None
+        if cmc.ndim != 1 or cmc.size == 0 or not np.isfinite(cmc).all() or not np.isfinite(values).all():
+            raise InputError(f"results[{i}] must hold finite mAP and mINP and a non-empty 1-D cmc curve.")
+    return results
 
 
 class _FeatureSource:

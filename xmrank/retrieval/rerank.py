@@ -16,8 +16,9 @@ import numba as nb
 import numpy as np
 
 from .._jit import njit
-from .._validation import InputError, _to_numpy, check_features, check_option, check_real
+from .._validation import InputError, _to_numpy, check_features, check_label_values, check_option, check_real
 from ..jaccard import METHODS, jaccard_distance
+from ..jaccard.distance import check_arguments as check_jaccard_arguments
 
 logger = logging.getLogger("xmrank")
 
@@ -132,8 +133,7 @@ def rerank(
             f"query and gallery must have the same number of features; got {Q.shape[1]} and {G.shape[1]}."
         )
     lam = check_real(lambda_value, "lambda_value", low=0.0, high=1.0)
-    if method not in METHODS:
-        raise InputError(f"Unknown method {method!r}: expected one of {', '.join(repr(m) for m in METHODS)}.")
+    check_option(method, "method", METHODS)
     nq, ng = Q.shape[0], G.shape[0]
     mods = _stack_labels(query_modalities, gallery_modalities, nq, ng, "modalities")
     cams = _stack_labels(query_cameras, gallery_cameras, nq, ng, "cameras")
@@ -141,6 +141,12 @@ def rerank(
     t0 = time.perf_counter()
     check_option(normalize, "normalize", NORMALIZE)
     if lam == 1.0:
+        # the Jaccard part is skipped, but its arguments are still checked
+        check_jaccard_arguments(
+            np.concatenate([Q, G], axis=0), modalities=mods, cameras=cams, method=method, k1=k1, k2=k2,
+            k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, self_in_k1=self_in_k1,
+            knn=knn, device=device, n_jobs=n_jobs, combined=False,
+        )
         return _original_into(Q, G, normalize=normalize, scale=1.0, shift=0.0)
     out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
     t_orig = time.perf_counter() - t0
@@ -280,7 +286,7 @@ def _stack_labels(q_labels, g_labels, nq, ng, what):
             raise InputError(
                 f"{side}_{what} must be one label or one label per {side} row ({n}); got shape {arr.shape}."
             )
-        parts.append(arr)
+        parts.append(check_label_values(arr, f"{side}_{what}", n, what=f"{side} row"))
     if (parts[0].dtype.kind in "USO") != (parts[1].dtype.kind in "USO"):
         raise InputError(f"query_{what} and gallery_{what} must both be numbers or both be strings.")
     return np.concatenate(parts)

@@ -15,7 +15,10 @@ Modules (one job each):
 - :mod:`.memory`, :mod:`.losses`: prototype memories and the two losses.
 - :mod:`.features`: flip-averaged feature extraction.
 - :mod:`.evaluation`: test-split scores through :mod:`xmrank.retrieval`.
-- :mod:`.pipeline`: :func:`train` (stage 1, stage 2, checkpoints, metrics).
+- :mod:`.pseudo_labels`: an epoch's clustering, memories and batch streams.
+- :mod:`.steps`: the intra-modality and global optimiser steps, Adam + StepLR, mixed precision.
+- :mod:`.checkpoints`, :mod:`.runlog`: a run's checkpoint and model files; its log and JSON files.
+- :mod:`.pipeline`: :func:`train`, the stage loop (stage 1, stage 2, evaluations).
 - :mod:`.synthetic`: the procedural visible/infrared image set.
 
 Example
@@ -38,6 +41,7 @@ _EXPORTS = {
     "PRESETS": "config",
     "train": "pipeline",
     "load_trained_model": "pipeline",
+    "load_model": "loading",
     "DualStreamReID": "model",
     "build_model": "model",
     "ChannelExchange": "transforms",

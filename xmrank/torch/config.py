@@ -4,7 +4,8 @@ Every hyper-parameter of the recipe is a field of :class:`TrainConfig`.
 A run's configuration is built in this order, later steps overriding earlier:
 
 1. the preset (:func:`preset_config`, ``paper`` by default; the ``paper``
-   preset adapts to RegDB: eps 0.3, 100 iterations per epoch);
+   preset adapts to RegDB: eps 0.3, 100 iterations per epoch, no subset
+   clustering, visible batches of 64);
 2. a YAML file of ``field: value`` pairs (:func:`load_yaml`);
 3. ``--set field=value`` pairs from the command line (:func:`apply_overrides`).
 
@@ -12,7 +13,9 @@ The ``paper`` preset holds the published code's values (REFERENCE.md §4-§6):
 dual-stream ResNet-50 + AGW from ImageNet weights, 288x144 inputs, Adam
 (lr 3.5e-4, weight decay 5e-4), StepLR(20, 0.1), 50 + 50 epochs of 200
 iterations, batches of 128 images per modality with 16 per pseudo-identity
-(``-b 128 --num-instances 16`` in the published scripts), temperature 0.05,
+(``-b 128 --num-instances 16`` in the published scripts; the visible images
+in two views each), in stage 2 also for the global step's separate infrared
+and visible batches, temperature 0.05,
 momentum 0.1, DBSCAN eps 0.6 (SYSU-MM01; RegDB 0.3), min_samples 4, k1 30,
 k2 6, subset ratio 0.5.
 
@@ -51,14 +54,16 @@ class TrainConfig:
     arch: str = "resnet50"                 #: resnet18 | resnet34 | resnet50
     pretrained: str = "imagenet"           #: imagenet | none | PATH to a torchvision .pth state dict
     non_local: tuple = (0, 2, 3, 0)        #: non-local blocks per ResNet layer (AGW: 0, 2, 3, 0)
-    non_local_width: str = "full"          #: full (C, unsupervised VI-ReID code) | half (C/2, AGW)
-    gem_p: float = 3.0                     #: initial GeM exponent (0 = average pooling)
+    non_local_width: str = "one"           #: one (inter_channels 1, the published code) | half (C/2) | full (C): departures
+    gem_p: float = 3.0                     #: GeM exponent (0 = average pooling)
+    gem_learnable: bool = False            #: train the GeM exponent (a departure: the published code fixes p = 3)
     last_stride: int = 1
     # --- input and augmentation
     height: int = 288
     width: int = 144
     erasing: float = 0.5                   #: ChannelRandomErasing probability
     gray_probability: float = 0.5          #: ChannelAdapGray probability (infrared)
+    ir_color_jitter_stage1: bool = True    #: ColorJitter on infrared images in stage 1 (published SYSU-MM01 recipe; RegDB: false)
     # --- optimisation
     lr: float = 3.5e-4
     weight_decay: float = 5e-4
@@ -67,9 +72,11 @@ class TrainConfig:
     epochs_stage1: int = 50
     epochs_stage2: int = 50
     iters: int = 200                       #: iterations per epoch
-    batch_size: int = 128                  #: images per modality per batch (RGB counted once, before its second view)
+    batch_size_ir: int = 128               #: infrared images per intra-modality batch
+    batch_size_rgb: int = 128              #: visible images per intra-modality batch (each in 2 views; RegDB: 64)
     num_instances: int = 16                #: images per pseudo-identity in a batch
-    global_batch_size: int = 128           #: images of the stage-2 split-and-contrast batch
+    global_batch_size_ir: int = 128        #: infrared images per stage-2 global batch (drawn by global cluster)
+    global_batch_size_rgb: int = 128       #: visible images per stage-2 global batch (each in 2 views; RegDB: 64)
     # --- memories and losses
     temperature: float = 0.05
     momentum: float = 0.1
@@ -83,6 +90,7 @@ class TrainConfig:
     k2: int = 6
     subset_ratio: float = 0.5              #: 1.0 disables subset clustering of the larger modality
     global_method: str = "modality"        #: Jaccard of stage-2 global clustering: modality | vanilla | modality-qe
+    split_contrast: bool = True            #: one global prototype per modality of a cluster (False: one per cluster, ablation)
     cluster_knn: str = "auto"              #: kNN engine of the clustering: auto | faiss | numpy | ann
     cluster_device: str = "cpu"            #: where the Jaccard distance runs: cpu | cuda (needs cupy)
     # --- evaluation (reporting only, never used to pick weights)
@@ -95,7 +103,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"                   #: auto | cpu | cuda | cuda:N
     threads: int = 0                       #: torch CPU threads (0 = all cores)
-    num_workers: int = 0                   #: DataLoader workers for training batches
+    num_workers: int = -1                  #: DataLoader workers per loader (-1: min(4, CPU cores); 0: main process)
+    amp: bool = False                      #: mixed precision on CUDA (bf16 where supported, else fp16); CPU: no-op
     feature_batch_size: int = 128
     cache_images: bool = False             #: keep decoded, resized images in memory
     # --- synthetic data set (dataset=synthetic, generated when missing)
@@ -122,25 +131,48 @@ _SMOKE = dict(
     epochs_stage1=3,
     epochs_stage2=9,
     iters=12,
-    batch_size=32,
+    batch_size_ir=32,
+    batch_size_rgb=32,
     num_instances=8,
-    global_batch_size=32,
+    global_batch_size_ir=32,
+    global_batch_size_rgb=32,
     k1=12,  # the synthetic set has 8 clustered images per identity and modality, SYSU-MM01 about 28
     k2=3,
     feature_batch_size=256,
     cache_images=True,
+    num_workers=0,  # tiny images held in memory: worker processes cost more than they save
+)
+
+#: The published RegDB recipe (train_regdb.py): eps 0.3, 100 iterations, no subset clustering,
+#: visible batches of 64 images (``batch_size // 2``) in the intra and the global loaders.
+_REGDB = dict(
+    eps_intra=0.3,
+    eps_global=0.3,
+    iters=100,
+    subset_ratio=1.0,
+    batch_size_rgb=64,
+    global_batch_size_rgb=64,
 )
 
 
 def preset_config(name: str = "paper", *, dataset: str = "sysu") -> TrainConfig:
-    """The configuration of a preset, adapted to the data set (RegDB: eps 0.3, 100 iterations)."""
+    """The configuration of a preset, adapted to the data set.
+
+    RegDB (``paper``): eps 0.3, 100 iterations per epoch, no subset
+    clustering (``subset_ratio`` 1.0), visible batches of 64 images (infrared
+    128), no infrared ColorJitter; both stages run (the published
+    ``train_regdb.py`` ships with stage 1 commented out and starts stage 2
+    from an earlier stage-1 run).
+    """
     if name not in PRESETS:
         raise InputError(f"Unknown preset {name!r}: expected one of {', '.join(map(repr, PRESETS))}.")
     cfg = TrainConfig()
     if name == "smoke":
         cfg = dataclasses.replace(cfg, **_SMOKE)
     elif dataset == "regdb":
-        cfg = dataclasses.replace(cfg, eps_intra=0.3, eps_global=0.3, iters=100)
+        cfg = dataclasses.replace(cfg, **_REGDB)
+    if dataset == "regdb":  # the published RegDB recipe has no ColorJitter on infrared images
+        cfg = dataclasses.replace(cfg, ir_color_jitter_stage1=False)
     return cfg
 
 
@@ -185,11 +217,28 @@ def _coerce(name: str, value):
     return str(value)
 
 
+#: Shorthands accepted by :func:`apply_overrides`: one value for both modalities' fields
+#: (``batch_size`` and ``global_batch_size`` were single fields before the visible and
+#: infrared batch sizes were separated; configs and checkpoints that use them still load).
+SHORTHANDS = {
+    "batch_size": ("batch_size_ir", "batch_size_rgb"),
+    "global_batch_size": ("global_batch_size_ir", "global_batch_size_rgb"),
+}
+
+
 def apply_overrides(cfg: TrainConfig, overrides: dict) -> TrainConfig:
-    """A copy of ``cfg`` with ``{field: value}`` applied (values converted to the field's type)."""
+    """A copy of ``cfg`` with ``{field: value}`` applied (values converted to the field's type).
+
+    A key of :data:`SHORTHANDS` sets each of its fields (a field named in the
+    same mapping wins over the shorthand).
+    """
     changes = {}
-    for key, value in overrides.items():
-        name = str(key).replace("-", "_")
+    items = [(str(k).replace("-", "_"), k, v) for k, v in overrides.items()]
+    for name, key, value in sorted(items, key=lambda item: item[0] not in SHORTHANDS):
+        if name in SHORTHANDS:
+            for field in SHORTHANDS[name]:
+                changes[field] = _coerce(field, value)
+            continue
         if name not in _FIELDS:
             raise InputError(f"Unknown config field {key!r}; fields are: {', '.join(sorted(_FIELDS))}.")
         changes[name] = _coerce(name, value)
@@ -239,7 +288,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     from .._validation import check_int, check_option, check_real
 
     check_option(cfg.arch, "arch", ("resnet18", "resnet34", "resnet50"))
-    check_option(cfg.non_local_width, "non_local_width", ("full", "half"))
+    check_option(cfg.non_local_width, "non_local_width", ("one", "half", "full"))
     check_option(cfg.global_method, "global_method", ("modality", "vanilla", "modality-qe"))
     check_option(cfg.eval_mode, "eval_mode", ("all", "indoor"))
     check_option(cfg.regdb_direction, "regdb_direction", ("v2t", "t2v"))
@@ -247,18 +296,19 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise InputError(f"last_stride must be 1 or 2; got {cfg.last_stride}.")
     for name in ("height", "width"):
         check_int(getattr(cfg, name), name, minimum=16)
-    for name in ("step_size", "iters", "batch_size", "num_instances", "global_batch_size", "n_candidates",
+    for name in ("step_size", "iters", "batch_size_ir", "batch_size_rgb", "num_instances", "global_batch_size_ir",
+                 "global_batch_size_rgb", "n_candidates",
                  "min_samples", "k1", "k2", "eval_trials", "feature_batch_size", "synthetic_train_ids",
                  "synthetic_test_ids", "synthetic_images_per_camera", "regdb_trial"):
         check_int(getattr(cfg, name), name, minimum=1)
-    for name in ("epochs_stage1", "epochs_stage2", "eval_every", "seed", "threads", "num_workers"):
+    for name in ("epochs_stage1", "epochs_stage2", "eval_every", "seed", "threads"):
         check_int(getattr(cfg, name), name, minimum=0)
+    check_int(cfg.num_workers, "num_workers", minimum=-1)
     check_int(cfg.synthetic_height, "synthetic_height", minimum=16)
     check_int(cfg.synthetic_width, "synthetic_width", minimum=8)
-    if cfg.batch_size < cfg.num_instances or cfg.global_batch_size < cfg.num_instances:
-        raise InputError(
-            f"batch_size ({cfg.batch_size}) and global_batch_size ({cfg.global_batch_size}) must be at least num_instances ({cfg.num_instances})."
-        )
+    for name in ("batch_size_ir", "batch_size_rgb", "global_batch_size_ir", "global_batch_size_rgb"):
+        if getattr(cfg, name) < cfg.num_instances:
+            raise InputError(f"{name} ({getattr(cfg, name)}) must be at least num_instances ({cfg.num_instances}).")
     if cfg.k2 > cfg.k1:
         raise InputError(f"k2 ({cfg.k2}) must not exceed k1 ({cfg.k1}).")
     check_real(cfg.lr, "lr", low=0.0, low_open=True)
@@ -299,4 +349,4 @@ def build_config(preset: str = "paper", *, dataset: str = "sysu", yaml_path=None
 
 def config_from_dict(data: dict) -> TrainConfig:
     """Rebuild a config saved with :meth:`TrainConfig.to_dict` (e.g. from a checkpoint)."""
-    return apply_overrides(TrainConfig(), {k: v for k, v in data.items() if k in _FIELDS})
+    return apply_overrides(TrainConfig(), {k: v for k, v in data.items() if k in _FIELDS or k in SHORTHANDS})

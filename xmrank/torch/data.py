@@ -6,15 +6,24 @@
   ``regdb`` or ``folder`` (SYSU-MM01 and RegDB through :mod:`xmrank.datasets`).
 - :class:`RecordDataset`: ``(image tensor(s), row index)`` items, with an
   optional in-memory cache of decoded, resized images.
+- :class:`SeededBatches` and :func:`make_loader`: DataLoaders whose random
+  augmentations depend only on the run's seed, not on the number of worker
+  processes (:func:`default_num_workers` picks that number).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import random
+
+import numpy as np
 
 from .._validation import InputError, check_option
 from ..datasets import INFRARED, VISIBLE, ImageRecord, regdb_records, sysu_train_records
 from ._require import torch
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "DATASETS",
@@ -25,6 +34,10 @@ __all__ = [
     "ImageCache",
     "RecordDataset",
     "collate_views",
+    "SeededBatches",
+    "make_loader",
+    "default_num_workers",
+    "resolve_num_workers",
 ]
 
 #: Training-set kinds accepted by ``dataset=``.
@@ -115,7 +128,7 @@ def load_image(path: str, size=None):
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InputError(f"cannot read image {path} ({exc.__class__.__name__}: {exc}).") from None
     if size is not None and img.size != (size[1], size[0]):
-        img = img.resize((size[1], size[0]), Image.BILINEAR)
+        img = img.resize((size[1], size[0]), Image.BICUBIC)
     return img
 
 
@@ -139,6 +152,11 @@ class ImageCache:
     def __len__(self):
         return len(self._images)
 
+    def fill(self, paths):
+        """Decode every path now (before worker processes start, so that they inherit the images)."""
+        for path in paths:
+            self(path)
+
 
 class RecordDataset(torch.utils.data.Dataset):
     """Images of a record list through a transform.
@@ -158,7 +176,11 @@ class RecordDataset(torch.utils.data.Dataset):
     Items
     -----
     ``(tensor, ..., index, modality)``: the view(s), the record's position
-    in ``records`` and its modality code.
+    in ``records`` and its modality code. The key is the position, or
+    ``(position, seed)`` (what :class:`SeededBatches` yields): the random
+    transforms then draw from torch's and Python's generators seeded with
+    ``seed``, in whichever process runs them, and the caller's generator
+    states are left as they were.
     """
 
     def __init__(self, records, transform, *, loader=None, transforms_by_modality=None):
@@ -170,7 +192,20 @@ class RecordDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.records)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            index, seed = key
+            with torch.random.fork_rng(devices=[]):
+                state = random.getstate()
+                torch.manual_seed(seed)
+                random.seed(seed)
+                try:
+                    return self._item(index)
+                finally:
+                    random.setstate(state)
+        return self._item(key)
+
+    def _item(self, index):
         rec = self.records[index]
         img = self.loader(rec.path)
         transforms = self.by_modality.get(rec.modality)
@@ -185,3 +220,80 @@ def collate_views(batch):
     index = torch.tensor([item[-2] for item in batch], dtype=torch.long)
     modality = torch.tensor([item[-1] for item in batch], dtype=torch.long)
     return (*views, index, modality)
+
+
+class SeededBatches:
+    """Wrap a batch sampler: each row becomes ``(row, seed)``, one fresh 63-bit seed per item.
+
+    The seeds come from ``seed`` (an int or a numpy Generator) in batch order,
+    in the main process, so the augmentation of every item is fixed by the
+    run's seed whatever the number of DataLoader workers.
+
+    Parameters
+    ----------
+    batch_sampler : iterable of lists of int
+    seed : int or numpy Generator
+    """
+
+    def __init__(self, batch_sampler, seed):
+        self.batch_sampler = batch_sampler
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return len(self.batch_sampler)
+
+    def __iter__(self):
+        for batch in self.batch_sampler:
+            seeds = self.rng.integers(0, 2**63 - 1, size=len(batch), dtype=np.int64)
+            yield [(int(row), int(s)) for row, s in zip(batch, seeds)]
+
+
+def default_num_workers() -> int:
+    """The ``num_workers = -1`` choice: ``min(4, CPU cores this process may use)``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return min(4, cores)
+
+
+def resolve_num_workers(num_workers: int) -> int:
+    """``-1`` -> :func:`default_num_workers`; other values unchanged."""
+    return default_num_workers() if num_workers == -1 else int(num_workers)
+
+
+def _seed_worker(worker_id):
+    """Seed Python's and numpy's generators of a worker from its torch seed (the loader's generator)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def make_loader(dataset, *, batch_sampler=None, batch_size=None, num_workers: int = 0, pin_memory: bool = False,
+                seed=0):
+    """A DataLoader with the trainer's settings.
+
+    Parameters
+    ----------
+    dataset : RecordDataset
+    batch_sampler : iterable of lists, default=None
+        Batches of keys (wrap a sampler in :class:`SeededBatches` for
+        augmentations independent of ``num_workers``). Without it, the
+        dataset is read in order in batches of ``batch_size``.
+    batch_size : int, default=None
+    num_workers : int, default=0
+        Worker processes; they stay alive between passes (``persistent_workers``).
+    pin_memory : bool, default=False
+        Page-locked batches, for faster copies to a CUDA device.
+    seed : int or numpy Generator, default=0
+        Seeds the loader's own generator (the workers' base seed), so that
+        making the loader draws nothing from torch's global generator.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(int(np.random.default_rng(seed).integers(0, 2**63 - 1)))
+    options = dict(num_workers=num_workers, collate_fn=collate_views, pin_memory=pin_memory, generator=generator)
+    if num_workers > 0:
+        options.update(persistent_workers=True, worker_init_fn=_seed_worker)
+    if batch_sampler is not None:
+        return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, **options)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, **options)

@@ -1,36 +1,62 @@
-"""Flip-averaged feature extraction: ``normalise(f(x) + f(flip(x)))`` per image, in evaluation mode."""
+"""Flip-averaged feature extraction in evaluation mode.
+
+Per image, ``(f(x) + f(flip(x))) / 2`` of the network's L2-normalised
+features, then, for evaluation only, L2-normalised again:
+
+- ``normalize=True`` (retrieval evaluation): the published code's
+  ``extract_query_feat`` / ``extract_gall_feat``;
+- ``normalize=False`` (clustering and memory initialisation): the published
+  code's ``evaluators.extract_features``, whose rows are *not* re-normalised
+  (their norms are below 1 where the two views disagree).
+"""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
 from .._progress import progress_bar
-from .._validation import check_int
+from .._validation import InputError, check_int
 from ._require import torch
 from .data import RecordDataset, collate_views
 from .transforms import test_transform
 
 F = torch.nn.functional
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["extract_features"]
 
 
 @torch.no_grad()
 def extract_features(model, records, *, height: int, width: int, batch_size: int = 128, flip: bool = True,
-                     device="cpu", loader=None, num_workers: int = 0, progress=None, desc: str = "features"):
-    """Features of ``records`` from ``model``, one L2-normalised row per record.
+                     normalize: bool = True, interpolation: str | None = None, device="cpu", loader=None,
+                     num_workers: int = 0, progress=None, desc: str = "features"):
+    """Features of ``records`` from ``model``, one row per record.
 
     Parameters
     ----------
     model : DualStreamReID
         Put in evaluation mode for the call (its previous mode is restored).
+        ``model(images, modality)`` must return L2-normalised rows.
     records : sequence of ImageRecord
         Each image goes through its record's modality stem.
     height, width : int
         Input size.
     batch_size : int, default=128
     flip : bool, default=True
-        Average the features of the image and its horizontal mirror.
+        Average the features of the image and of its horizontal mirror.
+    normalize : bool, default=True
+        L2-normalise the flip-averaged rows. True for retrieval evaluation;
+        False for the features that clustering and the memory
+        initialisation use (as the published code does).
+    interpolation : {"bilinear", "bicubic"}, default=None
+        Resize interpolation of :func:`~xmrank.torch.transforms.test_transform`
+        (None: its default). The published code resizes the images it
+        clusters with bicubic (``get_test_loader``) and its evaluation images
+        with PIL's Lanczos filter; images already at ``height`` x ``width``
+        are not resampled at all.
     device : str or torch.device, default="cpu"
     loader : callable, default=None
         Image loader (e.g. an :class:`~xmrank.torch.data.ImageCache`).
@@ -42,9 +68,21 @@ def extract_features(model, records, *, height: int, width: int, batch_size: int
     Returns
     -------
     features : ndarray of float32, shape (len(records), D)
+        Unit rows with ``normalize=True``; rows of norm at most 1 otherwise.
+
+    Raises
+    ------
+    xmrank.InputError
+        If ``batch_size`` is not a positive integer or ``flip`` /
+        ``normalize`` is not a bool.
     """
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    dataset = RecordDataset(records, test_transform(height, width), loader=loader)
+    for name, value in (("flip", flip), ("normalize", normalize)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputError(f"{name} must be True or False; got {value!r}.")
+    transform = (test_transform(height, width) if interpolation is None
+                 else test_transform(height, width, interpolation=interpolation))
+    dataset = RecordDataset(records, transform, loader=loader)
     data = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                                        collate_fn=collate_views)
     was_training = model.training
@@ -57,7 +95,9 @@ def extract_features(model, records, *, height: int, width: int, batch_size: int
                 modality = modality.to(device)
                 feats = model(images, modality)
                 if flip:
-                    feats = F.normalize(feats + model(torch.flip(images, dims=[3]), modality), dim=1)
+                    feats = (feats + model(torch.flip(images, dims=[3]), modality)) / 2
+                if normalize:
+                    feats = F.normalize(feats, dim=1)
                 out[index.numpy()] = feats.float().cpu().numpy()
                 bar.update(len(index))
     finally:

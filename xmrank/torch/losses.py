@@ -7,17 +7,21 @@
   global cluster (target ``1/|P|`` each) and whose softmax runs over the
   positives plus the hardest negatives, ``n_candidates`` (50) in all;
   ``½ (loss on hard rows + loss on mean rows)``.
+- :func:`global_step_loss`: the stage-2 global step's loss on separate
+  infrared and visible batches, ``½ (mean over the infrared rows + mean over
+  the visible rows)`` of :func:`split_contrast_loss`.
 
-Both divide cosine similarities by the temperature ``tau`` (0.05).
+All divide cosine similarities by the temperature ``tau`` (0.05).
 """
 
 from __future__ import annotations
 
+from .._validation import InputError
 from ._require import torch
 
 F = torch.nn.functional
 
-__all__ = ["intra_modality_loss", "split_contrast_loss", "multi_positive_nce"]
+__all__ = ["intra_modality_loss", "split_contrast_loss", "multi_positive_nce", "global_step_loss"]
 
 
 def intra_modality_loss(features, targets, memory, *, temperature: float = 0.05, margin: float = 0.2):
@@ -94,3 +98,34 @@ def split_contrast_loss(features, clusters, memory, *, temperature: float = 0.05
     loss_hard = multi_positive_nce(hard / temperature, positives, n_candidates=n_candidates)
     loss_mean = multi_positive_nce(mean / temperature, positives, n_candidates=n_candidates)
     return 0.5 * (loss_hard + loss_mean)
+
+
+def global_step_loss(batches, memory, *, temperature: float = 0.05, n_candidates: int = 50):
+    """The split-and-contrast loss of one global step: the mean of the per-modality batch means.
+
+    Parameters
+    ----------
+    batches : sequence of (features, clusters)
+        One pair per modality batch (infrared, visible): L2-normalised
+        features (B_m, D) and the global cluster of each row.
+    memory : SplitContrastMemory
+        Read only: update it after the optimiser step (the published code
+        updates it inside the backward pass, so that the second term's
+        gradient sees prototypes the first term's backward has moved; the
+        gradient here is that of the loss it reports).
+    temperature, n_candidates
+        See :func:`split_contrast_loss`.
+
+    Returns
+    -------
+    loss : scalar tensor
+        ``(1/M) sum_m split_contrast_loss(batch m)`` over the ``M`` batches
+        given: ``½ (loss_ir + loss_rgb)`` with both modalities.
+    terms : list of scalar tensors
+        The per-modality terms.
+    """
+    terms = [split_contrast_loss(f, c, memory, temperature=temperature, n_candidates=n_candidates)
+             for f, c in batches]
+    if not terms:
+        raise InputError("global_step_loss needs at least one (features, clusters) batch.")
+    return sum(terms) / len(terms), terms

@@ -107,6 +107,10 @@ class SplitContrastMemory(nn.Module):
     modalities : array-like of int, shape (n,)
         Modality code of each row (0 or 1).
     momentum : float, default=0.1
+    split : bool, default=True
+        One prototype per modality present in a cluster (split-and-contrast).
+        False keeps one prototype per cluster whatever its modalities (the
+        ablation without split-and-contrast: a plain cluster memory).
 
     Attributes
     ----------
@@ -117,11 +121,14 @@ class SplitContrastMemory(nn.Module):
     mean, hard : tensor of shape (P, D)
     """
 
-    def __init__(self, features, clusters, modalities, *, momentum: float = 0.1):
+    def __init__(self, features, clusters, modalities, *, momentum: float = 0.1, split: bool = True):
         super().__init__()
         features = torch.as_tensor(features, dtype=torch.float32)
         clusters = np.asarray(clusters, dtype=np.int64).reshape(-1)
         modalities = np.asarray(modalities, dtype=np.int64).reshape(-1)
+        self.split = bool(split)
+        if not self.split:
+            modalities = np.zeros_like(modalities)
         if not (len(clusters) == len(modalities) == features.shape[0]):
             raise InputError("features, clusters and modalities must have the same number of rows.")
         if len(clusters) == 0 or clusters.min() < 0:
@@ -159,6 +166,8 @@ class SplitContrastMemory(nn.Module):
 
     def update(self, features, clusters, modalities):
         """Momentum update: each image updates the prototype of its own cluster and modality."""
+        if not self.split:
+            modalities = torch.zeros_like(clusters)
         rows = self.prototype_of(clusters, modalities)
         if (rows < 0).any():
             raise InputError("an image's (cluster, modality) has no prototype in this memory.")

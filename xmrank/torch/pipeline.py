@@ -1,33 +1,40 @@
-"""The two-stage unsupervised visible-infrared trainer (REFERENCE.md §4-§6).
+"""The two-stage unsupervised visible-infrared trainer (REFERENCE.md §4-§6): :func:`train`.
 
 Stage 1, each epoch:
-    extract flip-averaged features of every training image; split the larger
-    modality into random subsets (:func:`xmrank.subset_cluster`) and cluster
-    subset 0 of it and all of the other modality, each modality alone, with
-    vanilla Jaccard + DBSCAN; build one :class:`~xmrank.torch.memory.HybridMemory`
-    per modality; train ``iters`` steps of the intra-modality loss on batches of
-    ``num_instances`` images per pseudo-identity (visible images in two views:
-    plain and ColorJitter + ChannelExchange).
+    extract flip-averaged features of every training image (not
+    re-normalised, as the published code clusters them); split the larger
+    modality into random subsets and cluster subset 0 of it and all of the
+    other modality, each modality alone, with vanilla Jaccard + DBSCAN
+    (``subset_ratio`` 1.0: no split); build one hybrid memory per modality;
+    train ``iters`` steps of the intra-modality loss on batches of
+    ``num_instances`` images per pseudo-identity (visible images in two
+    views: plain and ColorJitter + ChannelExchange).
 
 Stage 2 starts from stage 1's final weights with a fresh optimiser; each epoch:
-    the same intra-modality clustering, plus global clustering
-    (:func:`xmrank.cluster`, modality-aware Jaccard) of subset 1 of the larger
-    modality and all of the other; a :class:`~xmrank.torch.memory.SplitContrastMemory`
-    on it; each iteration makes two optimiser steps, the intra-modality loss,
-    then the split-and-contrast loss on a separate batch drawn by global cluster.
+    the same intra-modality clustering, plus global clustering (modality-aware
+    Jaccard) of subset 1 of the larger modality and all of the other (all rows
+    without subsets); a split-and-contrast memory on it; each iteration makes
+    two optimiser steps: the intra-modality step, then the global step on
+    separate infrared and visible batches drawn by global cluster, whose loss
+    is ``½ (mean over the infrared rows + mean over the visible rows)``.
 
 Model selection never looks at the test set: each stage keeps its last
 epoch's weights. Test-set evaluations (untrained, end of stage 1, final, and
 every ``eval_every`` epochs) are reported in ``metrics.json`` only.
 
+The work is split by job: :mod:`.pseudo_labels` (clustering, memories and
+batch streams of an epoch), :mod:`.steps` (the optimiser steps, the
+optimiser, the precision policy), :mod:`.checkpoints` (the run's files) and
+:mod:`.runlog` (``train.log``, ``metrics.json``); this module is the stage loop.
+
 Files written under the output folder: ``checkpoint.pt`` (after every epoch;
 ``resume=True`` continues from it), ``stage1_model.pt`` and ``model.pt``
-(weights and config), ``metrics.json`` and ``train.log``.
+(weights and config), ``metrics.json`` and ``train.log``, each through a
+temporary file and ``os.replace``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -36,49 +43,37 @@ import time
 
 import numpy as np
 
-from .. import clustering
 from .._progress import progress_bar
 from .._validation import InputError, check_int, check_option
-from ..datasets import INFRARED, VISIBLE
 from ._require import torch
+from .checkpoints import (CHECKPOINT, STAGE_MODELS, checkpoint_payload, load_trained_model, model_payload,
+                          read_run_checkpoint, save)
 from .config import TrainConfig, apply_overrides, config_from_dict, validate
-from .data import DATASETS, ImageCache, RecordDataset, collate_views, training_records
+from .data import DATASETS, ImageCache, resolve_num_workers, training_records
 from .evaluation import evaluate_model
 from .features import extract_features
-from .losses import intra_modality_loss, split_contrast_loss
-from .memory import HybridMemory, SplitContrastMemory, cluster_means
 from .model import build_model
-from .sampler import PseudoIdentitySampler
+from .pseudo_labels import StreamMaker, cluster_epoch, global_part, intra_parts
+from .runlog import atomic_json, log_epoch, run_log
+from .steps import Precision, build_optimizer, global_step, intra_step, resolve_device
 from .synthetic import is_synthetic_root, make_synthetic
-from .transforms import RandomView, train_transform
 
 #: the trainer's own progress lines (per-epoch clustering statistics, evaluations)
 logger = logging.getLogger("xmrank.train")
 #: every xmrank message goes to RUN/train.log
 _base_logger = logging.getLogger("xmrank")
 
-__all__ = ["train", "resolve_device", "load_trained_model", "CHECKPOINT", "METRICS", "MODEL_SELECTION"]
+__all__ = ["train", "resolve_device", "load_trained_model", "CHECKPOINT", "METRICS", "MODEL_SELECTION", "RUN_FIELDS"]
 
-CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 LOG = "train.log"
 MODEL_SELECTION = (
     "last epoch of each stage (stage 2 starts from stage 1's last epoch); "
     "test-set scores are reported only and never used to choose weights"
 )
-_MODALITY_NAMES = {VISIBLE: "visible", INFRARED: "infrared"}
-
-
-def resolve_device(device: str):
-    """``"auto"`` -> cuda when available, else cpu; a CUDA device without CUDA is an InputError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU; use --device cpu.")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}.") from None
+#: Config fields a resumed run may change (they do not change what is computed, up to float rounding:
+#: augmentations are seeded per image, whatever the number of workers).
+RUN_FIELDS = ("device", "threads", "num_workers", "cache_images", "feature_batch_size")
 
 
 def _seed(cfg: TrainConfig, stage: int, epoch: int) -> np.random.Generator:
@@ -87,37 +82,6 @@ def _seed(cfg: TrainConfig, stage: int, epoch: int) -> np.random.Generator:
     torch.manual_seed(s)
     random.seed(s)
     return np.random.default_rng([cfg.seed, stage, epoch])
-
-
-def _purity(labels, pids):
-    """Share of clustered, labelled rows whose cluster's majority identity is theirs (reporting only)."""
-    keep = (labels >= 0) & (pids >= 0)
-    if not keep.any():
-        return None
-    pairs, counts = np.unique(np.stack([labels[keep], pids[keep]]), axis=1, return_counts=True)
-    starts = np.flatnonzero(np.r_[True, pairs[0, 1:] != pairs[0, :-1]])
-    return float(np.maximum.reduceat(counts, starts).sum() / keep.sum())
-
-
-def _atomic_json(path, payload):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=2, default=_json_default)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _loop(loader):
-    while True:
-        yield from loader
 
 
 class _Trainer:
@@ -137,199 +101,67 @@ class _Trainer:
         if counts.min() == 0:
             raise InputError(f"the training set must hold both modalities; found {counts[0]} visible and {counts[1]} infrared images.")
         self.larger = int(np.argmax(counts))
-        self.loader = ImageCache((cfg.height, cfg.width)) if cfg.cache_images else None
+        self.num_workers = resolve_num_workers(cfg.num_workers)
+        self.image_loader = ImageCache((cfg.height, cfg.width)) if cfg.cache_images else None
         self.size = dict(height=cfg.height, width=cfg.width)
         self.threads = cfg.threads or torch.get_num_threads()
         self.model = model.to(self.device)
-        self.transforms = {
-            "visible": train_transform(cfg.height, cfg.width, "visible", erasing=cfg.erasing),
-            "visible_ca": train_transform(cfg.height, cfg.width, "visible_ca", erasing=cfg.erasing),
-            "infrared": train_transform(cfg.height, cfg.width, "infrared", erasing=cfg.erasing,
-                                        gray_probability=cfg.gray_probability),
-        }
+        self.precision = Precision(cfg.amp, self.device)
+        self.streams = StreamMaker(self.records, cfg, image_loader=self.image_loader, num_workers=self.num_workers,
+                                   pin_memory=self.device.type == "cuda")
 
-    # ---------------------------------------------------------------- helpers
-    def optimizer(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        try:  # the fused kernel is several times faster, on the CPU too
-            opt = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, fused=True)
-        except (RuntimeError, TypeError):
-            opt = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.cfg.step_size, gamma=self.cfg.gamma)
-        return opt, sched
+    def prepare(self):
+        """Decode the cached images once in this process, so that worker processes inherit them."""
+        if self.image_loader is not None and self.num_workers > 0:
+            t0 = time.perf_counter()
+            self.image_loader.fill(r.path for r in self.records)
+            logger.info("cached %d training images in %.1fs", len(self.image_loader), time.perf_counter() - t0)
 
     def evaluate(self, name):
         t0 = time.perf_counter()
         res = evaluate_model(self.model, self.dataset, self.root, device=self.device,
-                             batch_size=self.cfg.feature_batch_size, loader=self.loader, sysu_mode=self.cfg.eval_mode,
-                             trials=self.cfg.eval_trials, regdb_trial=self.cfg.regdb_trial,
-                             regdb_direction=self.cfg.regdb_direction, progress=self.progress, **self.size)
+                             batch_size=self.cfg.feature_batch_size, loader=self.image_loader,
+                             sysu_mode=self.cfg.eval_mode, trials=self.cfg.eval_trials,
+                             regdb_trial=self.cfg.regdb_trial, regdb_direction=self.cfg.regdb_direction,
+                             num_workers=self.num_workers, progress=self.progress, **self.size)
         if res is not None:
             res["time_s"] = round(time.perf_counter() - t0, 2)
             logger.info("evaluation [%s] %s: mAP %.2f%%, Rank-1 %.2f%%, mINP %.2f%%", name, res["protocol"],
                         100 * res["mAP"], 100 * res["rank1"], 100 * res["mINP"])
         return res
 
-    def _k(self, n_rows):
-        """k1, k2 fitted to the smallest clustered group (tiny data sets)."""
-        k1 = min(self.cfg.k1, max(1, n_rows - 1))
-        k2 = min(self.cfg.k2, k1)
-        if k1 < self.cfg.k1:
-            logger.info("k1 lowered from %d to %d: a clustered group has only %d rows", self.cfg.k1, k1, n_rows)
-        return k1, k2
-
-    # ------------------------------------------------------------- clustering
-    def cluster(self, feats, rng, *, stage):
-        cfg = self.cfg
-        n_parts = max(1, int(round(1.0 / cfg.subset_ratio)))
-        n_larger = int((self.mods == self.larger).sum())
-        n_other = int((self.mods != self.larger).sum())
-        smallest = min(n_other, n_larger // n_parts)
-        if smallest < 2:
-            raise InputError(
-                f"too few training images to cluster: a group of {smallest} rows (add images or raise subset_ratio)."
-            )
-        k1, k2 = self._k(smallest)
-        t0 = time.perf_counter()
-        labels, subsets = clustering.subset_cluster(
-            feats, self.mods, subset_modality=self.larger, ratio=cfg.subset_ratio, seed=rng, eps=cfg.eps_intra,
-            min_samples=cfg.min_samples, k1=k1, k2=k2, knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False)
-        stats = {}
-        for m, name in _MODALITY_NAMES.items():
-            rows = np.flatnonzero(self.mods == m)
-            if m == self.larger:
-                rows = subsets[0]
-            s = clustering.cluster_summary(labels[rows])
-            s["purity"] = _purity(labels[rows], self.pids[rows])
-            stats[name] = s
-        out = {"intra": labels, "stats": stats}
-        if stage == 2:
-            g_larger = subsets[1] if len(subsets) > 1 else subsets[0]
-            g_rows = np.sort(np.concatenate([g_larger, np.flatnonzero(self.mods != self.larger)]))
-            kg1, kg2 = self._k(min(len(g_larger), n_other))
-            glabels = clustering.cluster(feats[g_rows], modalities=self.mods[g_rows], method=cfg.global_method,
-                                         eps=cfg.eps_global, min_samples=cfg.min_samples, k1=kg1, k2=kg2,
-                                         knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False)
-            s = clustering.cluster_summary(glabels, self.mods[g_rows])
-            s["purity"] = _purity(glabels, self.pids[g_rows])
-            stats["global"] = s
-            out["global_rows"] = g_rows
-            out["global"] = glabels
-        out["stats"]["time_s"] = round(time.perf_counter() - t0, 2)
-        return out
-
-    # ---------------------------------------------------------- data + memory
-    def intra_parts(self, feats, labels, rng):
-        """Per modality: (memory, loader iterator, local label tensor), or None without clusters."""
-        cfg = self.cfg
-        parts = {}
-        for m in (VISIBLE, INFRARED):
-            rows = np.flatnonzero((self.mods == m) & (labels >= 0))
-            if rows.size == 0:
-                logger.warning("no %s clusters this epoch: its intra-modality loss is skipped", _MODALITY_NAMES[m])
-                parts[m] = None
-                continue
-            _, local = np.unique(labels[rows], return_inverse=True)
-            n_clusters = int(local.max()) + 1
-            memory = HybridMemory(cluster_means(torch.from_numpy(feats[rows]), local, n_clusters),
-                                  momentum=cfg.momentum).to(self.device)
-            views = ((self.transforms["visible"], self.transforms["visible_ca"]) if m == VISIBLE
-                     else (self.transforms["infrared"],))
-            ds = RecordDataset([self.records[i] for i in rows], views, loader=self.loader)
-            sampler = PseudoIdentitySampler(local, batch_size=cfg.batch_size, num_instances=cfg.num_instances,
-                                            iterations=cfg.iters, seed=rng)
-            loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_views,
-                                                 num_workers=cfg.num_workers)
-            parts[m] = (memory, _loop(loader), torch.from_numpy(local).long())
-        return parts
-
-    def global_part(self, feats, g_rows, glabels, rng):
-        cfg = self.cfg
-        keep = glabels >= 0
-        if not keep.any():
-            logger.warning("global clustering found no cluster this epoch: the split-and-contrast loss is skipped")
-            return None
-        rows = g_rows[keep]
-        _, local = np.unique(glabels[keep], return_inverse=True)
-        memory = SplitContrastMemory(torch.from_numpy(feats[rows]), local, self.mods[rows],
-                                     momentum=cfg.momentum).to(self.device)
-        by_mod = {VISIBLE: RandomView([self.transforms["visible"], self.transforms["visible_ca"]]),
-                  INFRARED: self.transforms["infrared"]}
-        ds = RecordDataset([self.records[i] for i in rows], self.transforms["infrared"], loader=self.loader,
-                           transforms_by_modality=by_mod)
-        sampler = PseudoIdentitySampler(local, batch_size=cfg.global_batch_size, num_instances=cfg.num_instances,
-                                        iterations=cfg.iters, seed=rng)
-        loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_views,
-                                             num_workers=cfg.num_workers)
-        return memory, _loop(loader), torch.from_numpy(local).long()
-
-    # ---------------------------------------------------------------- steps
-    def intra_step(self, parts, opt):
-        """One optimiser step of the intra-modality loss on a visible and an infrared batch."""
-        cfg = self.cfg
-        images, mods, groups = [], [], []
-        for m in (VISIBLE, INFRARED):
-            if parts[m] is None:
-                continue
-            memory, it, local = parts[m]
-            *views, index, _ = next(it)  # visible: two views of each image
-            images.extend(views)
-            mods.append(torch.full((len(index) * len(views),), m, dtype=torch.long))
-            groups.append((memory, local[index].repeat(len(views)).to(self.device)))
-        feats = self.model(torch.cat(images).to(self.device, non_blocking=True), torch.cat(mods).to(self.device))
-        loss, start, chunks = 0.0, 0, []
-        for memory, y in groups:
-            f = feats[start:start + len(y)]
-            start += len(y)
-            loss = loss + intra_modality_loss(f, y, memory, temperature=cfg.temperature, margin=cfg.intra_margin)
-            chunks.append((memory, f.detach(), y))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        for memory, f, y in chunks:
-            memory.update(f, y)
-        return float(loss.detach())
-
-    def global_step(self, part, opt):
-        cfg = self.cfg
-        memory, it, local = part
-        images, index, mods = next(it)
-        y = local[index].to(self.device)
-        mods = mods.to(self.device)
-        feats = self.model(images.to(self.device, non_blocking=True), mods)
-        loss = split_contrast_loss(feats, y, memory, temperature=cfg.temperature, n_candidates=cfg.n_candidates)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        memory.update(feats.detach(), y, mods)
-        return float(loss.detach())
-
-    # ---------------------------------------------------------------- epochs
     def run_epoch(self, stage: int, epoch: int, opt, sched) -> dict:
         cfg = self.cfg
         t0 = time.perf_counter()
         rng = _seed(cfg, stage, epoch)
-        feats = extract_features(self.model, self.records, batch_size=cfg.feature_batch_size, device=self.device,
-                                 loader=self.loader, progress=self.progress, desc=f"stage {stage} features",
-                                 **self.size)
+        # clustering and the memories use the flip-averaged features without re-normalisation
+        # resized with bicubic interpolation, as the published code's cluster loader does
+        feats = extract_features(self.model, self.records, batch_size=cfg.feature_batch_size, normalize=False,
+                                 interpolation="bicubic",
+                                 device=self.device, loader=self.image_loader, num_workers=self.num_workers,
+                                 progress=self.progress, desc=f"stage {stage} features", **self.size)
         t_feat = time.perf_counter() - t0
-        clusters = self.cluster(feats, rng, stage=stage)
+        clusters = cluster_epoch(feats, self.mods, self.pids, cfg, rng, stage=stage, larger=self.larger)
         # the kNN libraries may reset the OpenMP pool when they load: keep torch's thread count fixed
         torch.set_num_threads(self.threads)
-        parts = self.intra_parts(feats, clusters["intra"], rng)
-        gpart = self.global_part(feats, clusters["global_rows"], clusters["global"], rng) if stage == 2 else None
+        parts = intra_parts(feats, self.mods, clusters["intra"], self.streams, rng, stage=stage, device=self.device)
+        gpart = None
+        if stage == 2:
+            gpart = global_part(feats, self.mods, clusters["global_rows"], clusters["global"], self.streams, rng,
+                                device=self.device)
         intra_losses, global_losses = [], []
         self.model.train()
         if any(p is not None for p in parts.values()):
             with progress_bar(total=cfg.iters, desc=f"stage {stage} epoch {epoch + 1}", show=self.progress) as bar:
                 for _ in range(cfg.iters):
-                    intra_losses.append(self.intra_step(parts, opt))
+                    intra_losses.append(intra_step(self.model, parts, opt, cfg, self.device, self.precision))
                     if gpart is not None:
-                        global_losses.append(self.global_step(gpart, opt))
+                        global_losses.append(global_step(self.model, gpart, opt, cfg, self.device, self.precision))
                     bar.set_postfix(loss=f"{intra_losses[-1]:.3f}")
                     bar.update(1)
         else:
             logger.warning("stage %d epoch %d: no clusters in either modality, no training step this epoch", stage, epoch + 1)
+        del parts, gpart  # ends the epoch's DataLoader workers
         lr = opt.param_groups[0]["lr"]
         sched.step()
         record = {
@@ -342,41 +174,8 @@ class _Trainer:
             "time_features_s": round(t_feat, 2),
             "time_s": round(time.perf_counter() - t0, 2),
         }
-        _log_epoch(record)
+        log_epoch(record)
         return record
-
-
-def _fmt_share(x):
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def _log_epoch(rec):
-    st = rec["clusters"]
-    parts = []
-    for name in ("visible", "infrared", "global"):
-        if name in st:
-            s = st[name]
-            text = f"{name}: {s['n_clusters']} clusters, noise {_fmt_share(s['noise_share'])}"
-            if "mixed_share" in s:
-                text += f", mixed {_fmt_share(s['mixed_share'])}"
-            if s.get("purity") is not None:
-                text += f", purity {_fmt_share(s['purity'])}"
-            parts.append(text)
-    loss = f"loss intra {rec['loss_intra']:.3f}" if rec["loss_intra"] is not None else "no intra loss"
-    if rec["loss_global"] is not None:
-        loss += f", global {rec['loss_global']:.3f}"
-    logger.info("stage %d epoch %d (%.1fs, lr %.2e): %s; %s", rec["stage"], rec["epoch"], rec["time_s"], rec["lr"],
-                loss, "; ".join(parts))
-
-
-def _save(path, payload):
-    tmp = path + ".tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-#: Config fields a resumed run may change (they do not change what is computed, up to float rounding).
-RUN_FIELDS = ("device", "threads", "num_workers", "cache_images", "feature_batch_size")
 
 
 def train(config: TrainConfig | None = None, *, dataset: str | None = None, root=None, output, resume: bool = False,
@@ -399,7 +198,7 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
     output : str or path-like
         Run folder (created). A folder holding a checkpoint needs ``resume=True``.
     resume : bool, default=False
-        Continue from ``output/checkpoint.pt``.
+        Continue from ``output/checkpoint.pt`` (read with ``weights_only=True``).
     overrides : dict, default=None
         ``{field: value}`` applied over ``config``; with ``resume=True`` only
         the run settings of :data:`RUN_FIELDS` (device, threads, ...) may change.
@@ -423,8 +222,8 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
     Raises
     ------
     xmrank.InputError
-        For a bad configuration, data set, device or output folder; nothing
-        is written before these checks pass.
+        For a bad configuration, data set, device, output folder or
+        checkpoint; nothing is written before these checks pass.
     """
     output = os.fspath(output)
     if max_epochs is not None:
@@ -433,12 +232,7 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
     ckpt_path = os.path.join(output, CHECKPOINT)
     checkpoint = None
     if resume:
-        if not os.path.isfile(ckpt_path):
-            raise InputError(f"cannot resume: {ckpt_path} not found.")
-        try:
-            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise InputError(f"cannot read checkpoint {ckpt_path} ({exc.__class__.__name__}: {exc}).") from None
+        checkpoint = read_run_checkpoint(ckpt_path)
         fixed = sorted(k for k in overrides if str(k).replace("-", "_") not in RUN_FIELDS)
         if fixed:
             raise InputError(
@@ -478,12 +272,12 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
         torch.manual_seed(config.seed)
         model = build_model(config.arch, pretrained="none" if checkpoint is not None else config.pretrained,
                             non_local=config.non_local, non_local_width=config.non_local_width,
-                            gem_p=config.gem_p, last_stride=config.last_stride)
+                            gem_p=config.gem_p, gem_learnable=config.gem_learnable, last_stride=config.last_stride)
         trainer = None
         if not needs_data:
             trainer = _Trainer(config, dataset, root, output, progress, model=model)
         os.makedirs(output, exist_ok=True)
-        with _run_log(os.path.join(output, LOG)):
+        with run_log(os.path.join(output, LOG)):
             if needs_data:
                 logger.info("generating the synthetic data set in %s", root)
                 make_synthetic(root, n_train_ids=config.synthetic_train_ids, n_test_ids=config.synthetic_test_ids,
@@ -496,65 +290,12 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
         torch.set_num_threads(old_threads)
 
 
-class _Relay(logging.Handler):
-    """Pass records at or above ``level`` on to ``handlers`` (each with its own threshold)."""
-
-    def __init__(self, level, handlers):
-        super().__init__(level)
-        self.handlers = handlers
-
-    def emit(self, record):
-        for h in self.handlers:
-            if record.levelno >= h.level:
-                h.handle(record)
-
-
-@contextlib.contextmanager
-def _run_log(path):
-    """Write INFO records of the "xmrank" logger to ``path`` without showing more than before elsewhere.
-
-    The logger is lowered to INFO for the file; records below its previous
-    effective level reach no other handler.
-    """
-    file_handler = logging.FileHandler(path)
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    file_handler.setLevel(logging.INFO)
-    old_level, old_propagate, old_handlers = _base_logger.level, _base_logger.propagate, list(_base_logger.handlers)
-    effective = _base_logger.getEffectiveLevel()
-    _base_logger.addHandler(file_handler)
-    if effective > logging.INFO:
-        for h in old_handlers:  # keep the logger's own handlers at their previous threshold
-            _base_logger.removeHandler(h)
-        _base_logger.setLevel(logging.INFO)
-        gate = _Relay(effective, old_handlers)
-        _base_logger.addHandler(gate)
-        forward = None
-        if old_propagate:  # what used to propagate to the root's handlers still does, at the old threshold
-            forward = _Relay(effective, logging.getLogger().handlers)
-            _base_logger.addHandler(forward)
-            _base_logger.propagate = False
-    else:
-        gate = forward = None
-    try:
-        yield
-    finally:
-        for h in (file_handler, gate, forward):
-            if h is not None:
-                _base_logger.removeHandler(h)
-        for h in old_handlers:
-            if h not in _base_logger.handlers:
-                _base_logger.addHandler(h)
-        file_handler.close()
-        _base_logger.setLevel(old_level)
-        _base_logger.propagate = old_propagate
-
-
 def _run(trainer, checkpoint, max_epochs):
     t_start = time.perf_counter()
     cfg, dataset, root, output = trainer.cfg, trainer.dataset, trainer.root, trainer.output
     counts = np.bincount(trainer.mods, minlength=2)
-    logger.info("training set: %d visible and %d infrared images (%s, %s); device %s",
-                counts[0], counts[1], dataset, root, trainer.device)
+    logger.info("training set: %d visible and %d infrared images (%s, %s); device %s, %s, %d DataLoader workers",
+                counts[0], counts[1], dataset, root, trainer.device, trainer.precision.describe(), trainer.num_workers)
     metrics_path = os.path.join(output, METRICS)
     ckpt_path = os.path.join(output, CHECKPOINT)
     if checkpoint is None:
@@ -570,76 +311,60 @@ def _run(trainer, checkpoint, max_epochs):
             logger.info("%s holds a finished run; nothing to resume", ckpt_path)
             return metrics
         logger.info("resuming from %s: stage %d, %d epochs done", ckpt_path, stage, done)
+    trainer.prepare()
     base_time = metrics.get("time_s", 0.0)
 
     def stamp():
         metrics["time_s"] = round(base_time + time.perf_counter() - t_start, 1)
 
+    def save_checkpoint(stage_, epoch_, opt=None, sched=None):
+        save(ckpt_path, checkpoint_payload(stage=stage_, epoch=epoch_, model=trainer.model, metrics=metrics, cfg=cfg,
+                                           dataset=dataset, root=root, optimizer=opt, scheduler=sched,
+                                           scaler=trainer.precision.scaler))
+
     if "untrained" not in metrics.get("evaluated", []):
         metrics["untrained"] = trainer.evaluate("untrained")
         metrics.setdefault("evaluated", []).append("untrained")
-        _atomic_json(metrics_path, metrics)
+        atomic_json(metrics_path, metrics)
 
     epochs = {1: cfg.epochs_stage1, 2: cfg.epochs_stage2}
     ran = 0
     while stage <= 2:
-        opt, sched = trainer.optimizer()
+        opt, sched = build_optimizer(trainer.model, cfg)
         if checkpoint is not None and checkpoint["stage"] == stage and "optimizer" in checkpoint:
             opt.load_state_dict(checkpoint["optimizer"])
             sched.load_state_dict(checkpoint["scheduler"])
+            if trainer.precision.scaler is not None and "scaler" in checkpoint:
+                trainer.precision.scaler.load_state_dict(checkpoint["scaler"])
         checkpoint = None
         for epoch in range(done, epochs[stage]):
             if max_epochs is not None and ran >= max_epochs:
                 logger.info("stopping after %d epochs as asked; resume to continue", ran)
                 stamp()
-                _atomic_json(metrics_path, metrics)
+                atomic_json(metrics_path, metrics)
                 return metrics
             rec = trainer.run_epoch(stage, epoch, opt, sched)
             if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < epochs[stage]:
                 rec["eval"] = trainer.evaluate(f"stage {stage} epoch {epoch + 1}")
             metrics["epochs"].append(rec)
             stamp()
-            _save(ckpt_path, {"format": 1, "stage": stage, "epoch": epoch + 1, "model": trainer.model.state_dict(),
-                              "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "metrics": metrics,
-                              "config": cfg.to_dict(), "dataset": dataset, "root": root})
-            _atomic_json(metrics_path, metrics)
+            save_checkpoint(stage, epoch + 1, opt, sched)
+            atomic_json(metrics_path, metrics)
             ran += 1
         name = "stage1" if stage == 1 else "final"
         if name not in metrics.get("evaluated", []):
-            _save(os.path.join(output, "stage1_model.pt" if stage == 1 else "model.pt"),
-                  {"model": trainer.model.state_dict(), "config": cfg.to_dict(), "stage": stage})
+            save(os.path.join(output, STAGE_MODELS[stage]), model_payload(trainer.model, cfg, stage))
             metrics[name] = trainer.evaluate(name)
             metrics.setdefault("evaluated", []).append(name)
         stage, done = stage + 1, 0
         # the next stage begins with a fresh optimiser: record the boundary so resume starts there
-        _save(ckpt_path, {"format": 1, "stage": stage, "epoch": 0, "model": trainer.model.state_dict(),
-                          "metrics": metrics, "config": cfg.to_dict(), "dataset": dataset, "root": root})
-        _atomic_json(metrics_path, metrics)
+        save_checkpoint(stage, 0)
+        atomic_json(metrics_path, metrics)
     metrics["complete"] = True
     stamp()
-    _atomic_json(metrics_path, metrics)
-    _save(ckpt_path, {"format": 1, "stage": 3, "epoch": 0, "model": trainer.model.state_dict(), "metrics": metrics,
-                      "config": cfg.to_dict(), "dataset": dataset, "root": root})
+    atomic_json(metrics_path, metrics)
+    save_checkpoint(3, 0)
     if metrics["final"] is not None and metrics["untrained"] is not None:
         logger.info("done: mAP %.2f%% -> %.2f%%, Rank-1 %.2f%% -> %.2f%%", 100 * metrics["untrained"]["mAP"],
                     100 * metrics["final"]["mAP"], 100 * metrics["untrained"]["rank1"], 100 * metrics["final"]["rank1"])
     return metrics
-
-
-def load_trained_model(path, *, device="cpu"):
-    """Rebuild the network saved in ``model.pt`` / ``stage1_model.pt`` / ``checkpoint.pt`` (evaluation mode).
-
-    Returns
-    -------
-    model : DualStreamReID
-    config : TrainConfig
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"model file {path} not found.")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = config_from_dict(state["config"])
-    model = build_model(cfg.arch, pretrained="none", non_local=cfg.non_local, non_local_width=cfg.non_local_width,
-                        gem_p=cfg.gem_p, last_stride=cfg.last_stride)
-    model.load_state_dict(state["model"])
-    return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), cfg

@@ -50,6 +50,8 @@ INFRARED_CAMERAS = (3, 6)
 
 #: Marker file written at the root of a generated set.
 MANIFEST = "xmrank_synthetic.json"
+#: Name prefix of the hidden folder a set is written into before it is moved into place.
+PARTIAL = ".xmrank_synthetic.partial"
 
 # part codes of the label map
 _BG, _SKIN, _HAIR, _HAT, _TOP, _SLEEVE, _BOTTOM, _SHOE, _BAG = range(9)
@@ -325,7 +327,7 @@ def make_synthetic(
     summary : dict
         The parameters plus image counts per modality.
     """
-    from PIL import Image
+    from PIL import Image  # noqa: F401  (fail early when pillow is missing)
 
     n_train_ids = check_int(n_train_ids, "n_train_ids", minimum=1)
     n_val_ids = check_int(n_val_ids, "n_val_ids", minimum=1)  # the SYSU-MM01 readers need a non-empty list
@@ -335,21 +337,85 @@ def make_synthetic(
     width = check_int(width, "width", minimum=8)
     seed = check_int(seed, "seed", minimum=0)
     root = os.fspath(root)
+    if not root.strip():
+        raise InputError("root must name a folder; got an empty path.")
+    if os.path.islink(root):  # replace the folder a link points to, keep the link
+        root = os.path.realpath(root)
     if os.path.exists(root) and not os.path.isdir(root):
         raise InputError(f"root must be a folder; {root} is a file.")
-    if os.path.isdir(root) and os.listdir(root):
-        if not os.path.exists(os.path.join(root, MANIFEST)):
+    entries = os.listdir(root) if os.path.isdir(root) else []
+    partial = [e for e in entries if e.startswith(PARTIAL)]
+    others = [e for e in entries if not e.startswith(PARTIAL)]
+    if others:
+        if MANIFEST not in others and not partial:
             raise InputError(f"root {root} is not empty and holds no synthetic set; choose an empty or new folder.")
         if not overwrite:
-            raise InputError(f"root {root} already holds a synthetic set; pass overwrite=True (--overwrite) to replace it.")
-        import shutil
+            what = "a synthetic set" if MANIFEST in others else "an interrupted synthetic set"
+            raise InputError(f"root {root} already holds {what}; pass overwrite=True (--overwrite) to replace it.")
 
-        for name in os.listdir(root):
-            path = os.path.join(root, name)
-            if name.startswith("cam") or name == "exp":
-                shutil.rmtree(path)
-            elif name == MANIFEST:
-                os.remove(path)
+    import shutil
+    import tempfile
+
+    umask = os.umask(0)
+    os.umask(umask)
+    params = dict(n_train_ids=n_train_ids, n_val_ids=n_val_ids, n_test_ids=n_test_ids,
+                  images_per_camera=images_per_camera, height=height, width=width, seed=seed, progress=progress)
+    if not os.path.isdir(root):
+        # A new root: the set is written into a hidden folder beside it and renamed into place once complete.
+        parent = os.path.dirname(os.path.abspath(root))
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"root {root}: cannot create its parent folder {parent} ({exc.strerror or exc}).") from None
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"root {root}: the parent folder {parent} is not writable.")
+        work = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(os.path.abspath(root))}{PARTIAL}")
+        try:
+            os.chmod(work, 0o777 & ~umask)
+            summary = _write_set(work, **params)
+            os.replace(work, root)
+            work = None
+        finally:
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+    else:
+        # An existing folder (empty, or a previous set with overwrite): the set is written into a hidden
+        # folder inside it (same file system), then swapped in, the manifest last. The hidden folder marks
+        # a swap cut short, which overwrite=True then replaces; a failure before the swap leaves root as it was.
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise InputError(f"root {root} is not writable.")
+        work = tempfile.mkdtemp(dir=root, prefix=PARTIAL)
+        swapping = False
+        try:
+            summary = _write_set(work, **params)
+            swapping = True
+            if os.path.exists(os.path.join(root, MANIFEST)):
+                os.remove(os.path.join(root, MANIFEST))
+            new_names = set(os.listdir(work))
+            for name in sorted(new_names):
+                if name == MANIFEST:
+                    continue
+                if os.path.isdir(os.path.join(root, name)):
+                    shutil.rmtree(os.path.join(root, name))
+                os.replace(os.path.join(work, name), os.path.join(root, name))
+            for name in others:  # leftovers of a previous set (a camera folder this one lacks)
+                if name not in new_names and (name == "exp" or name.startswith("cam")):
+                    shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            os.replace(os.path.join(work, MANIFEST), os.path.join(root, MANIFEST))
+            swapping = False
+        finally:
+            if not swapping:
+                shutil.rmtree(work, ignore_errors=True)
+                for name in partial:  # folders of earlier interrupted runs
+                    shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    logger.info("make_synthetic: wrote %d visible and %d infrared images to %s",
+                summary["images"]["visible"], summary["images"]["infrared"], root)
+    return summary
+
+
+def _write_set(root, *, n_train_ids, n_val_ids, n_test_ids, images_per_camera, height, width, seed, progress):
+    """Write the images, id lists and manifest under the (new, empty) folder ``root``."""
+    from PIL import Image
 
     n_ids = n_train_ids + n_val_ids + n_test_ids
     master = np.random.default_rng(seed)
@@ -394,7 +460,6 @@ def make_synthetic(
     with open(os.path.join(root, MANIFEST), "w") as fh:
         json.dump(summary, fh, indent=2)
         fh.write("\n")
-    logger.info("make_synthetic: wrote %d visible and %d infrared images to %s", counts["visible"], counts["infrared"], root)
     return summary
 
 
