@@ -45,10 +45,13 @@ def load_array(path: str, *, name: str, key: str | None = None, allow_pickle: bo
         fail(f"{name}: file not found: {path}")
     if os.path.isdir(path):
         fail(f"{name}: {path} is a folder; give a .npy or .npz file.")
+    _check_npy_size(path, name)
     try:
         obj = np.load(path, allow_pickle=allow_pickle)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         fail(f"{name}: cannot read {path} as a .npy or .npz array file ({exc.__class__.__name__}: {exc}).")
+    except MemoryError:
+        fail(f"{name}: the arrays of {path} do not fit in memory.")
     if isinstance(obj, np.lib.npyio.NpzFile):
         with obj:
             keys = list(obj.files)
@@ -62,9 +65,34 @@ def load_array(path: str, *, name: str, key: str | None = None, allow_pickle: bo
                 return obj[key]
             except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
                 fail(f"{name}: cannot read array {key!r} of {path} ({exc.__class__.__name__}: {exc}).")
+            except MemoryError:
+                fail(f"{name}: array {key!r} of {path} does not fit in memory (or its header lies about its size).")
     if key is not None:
         fail(f"{name}: {path} is a .npy array, not a .npz archive; drop ':{key}'.")
     return obj
+
+
+def _check_npy_size(path, name):
+    """A .npy file must hold the bytes its header promises: an untrusted header must not make us allocate
+    terabytes (a MemoryError) for a file of a few bytes."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":
+                return  # a .npz (zip) or not an array file: np.load says so
+            fh.seek(0)
+            version = np.lib.format.read_magic(fh)
+            fmt = np.lib.format
+            shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+            offset = fh.tell()
+            size = os.fstat(fh.fileno()).st_size
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, UnicodeDecodeError):
+        return  # np.load reports a malformed header in one line
+    if dtype.hasobject:
+        return  # refused by np.load (allow_pickle=False)
+    needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size - offset < needed:
+        fail(f"{name}: {path} is cut short: its header promises an array of shape {tuple(shape)} "
+             f"({needed:,} bytes) but the file holds {max(size - offset, 0):,}.")
 
 
 def load_optional(path, *, name, npz=None, key=None):

@@ -74,7 +74,8 @@ def _records(dataset: str, root: str, split: str, trial: int):
               help="Average each image's features with its mirror image's.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per forward pass.")
-@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader workers.")
+@click.option("--num-workers", type=click.IntRange(min=-1), default=-1, show_default=True,
+              help="DataLoader worker processes decoding images (-1: min(4, CPU cores); 0: in this process).")
 @click.option("--height", type=click.IntRange(min=8), default=None,
               help="Input height (default: the run's, 288 for a published checkpoint).")
 @click.option("--width", type=click.IntRange(min=8), default=None,

@@ -189,8 +189,8 @@ def evaluate_cmd(query, gallery, distances, query_ids, gallery_ids, query_cams, 
             for field in ("ids", "cams"):
                 labels = arrays.get(field)
                 if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.shape[0] != n:
-                    fail(f"--distances is {D.shape[0]} x {D.shape[1]} but the {side} {field} hold {labels.shape[0]} "
-                         f"labels; the matrix needs one row per query and one column per gallery item.")
+                    fail(f"--distances is {D.shape[0]} x {D.shape[1]}, but the {side} {field} must have one entry per "
+                         f"{'row' if side == 'query' else 'column'} of it; got {labels.shape[0]}.")
     else:
         hint = "the {} file has no 'features' array; give features or --distances"
         D = feature_distance(require(qa, "features", "query", hint.format("query")),

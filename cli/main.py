@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -43,6 +44,13 @@ class LazyGroup(click.Group):
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except Exception as exc:  # a bug, or a failure no check foresaw: still one line (-vv or XMRANK_DEBUG=1: traceback)
+            if os.environ.get("XMRANK_DEBUG") or logging.getLogger("xmrank").getEffectiveLevel() <= logging.DEBUG:
+                raise
+            text = " ".join(str(exc).split()) or "no message"
+            click.echo(f"Error: internal error ({exc.__class__.__name__}: {text}); "
+                       "rerun with -vv or XMRANK_DEBUG=1 for the traceback, and please report it.", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from ._io import fail, user_errors
+from ._io import SEED, fail, user_errors
 
 # Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning
 # threads make small-image training several times slower. Set before torch loads OpenMP.
@@ -47,7 +47,7 @@ stage's last epoch: the test set is never used to choose them.
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the config's, auto).")
 @click.option("--pretrained", default=None,
               help="ImageNet weights: 'imagenet' (torchvision download), 'none', or PATH to a .pth state dict.")
-@click.option("--seed", type=int, default=None, help="Random seed (default: the config's, 0).")
+@click.option("--seed", type=SEED, default=None, help="Random seed, 0 to 2**64-1 (default: the config's, 0).")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN from its last checkpoint, with its configuration.")
 @click.option("--num-workers", type=click.IntRange(min=-1), default=None,
               help="DataLoader worker processes per loader (default: the config's, -1 = min(4, CPU cores); "

@@ -4,7 +4,6 @@ an input, and every error is one line (no traceback) with a non-zero exit and no
 
 import json
 import os
-import resource
 import subprocess
 import sys
 
@@ -16,6 +15,11 @@ import xmrank
 import xmrank.cli._io as cli_io
 from xmrank.cli.main import main
 from xmrank.data import make_biased
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None
 
 BIG = str(2**70)
 PREVIOUS = b"previous good file\n"
@@ -48,6 +52,12 @@ def data(tmp_path_factory):
     for side, rows in (("q_huge", slice(0, 50)), ("g_huge", slice(50, 100))):
         paths[side] = tmp / f"{side}.npz"
         np.savez(paths[side], features=arrays["huge"][rows], ids=ids[rows], cams=cams[rows])
+    for name, shape, data_bytes in (("liar", "(100000000000, 64)", 100), ("cut_short", "(100, 64)", 1000)):
+        header = "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % shape
+        header = header.ljust(117) + "\n"
+        paths[name] = tmp / f"{name}.npy"
+        paths[name].write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+                                + b"\0" * data_bytes)
     paths["folder"] = tmp / "a_folder"
     paths["folder"].mkdir()
     paths["missing"] = tmp / "no_such_file.npy"
@@ -164,6 +174,7 @@ def test_a_write_cut_short_keeps_the_previous_file(data, tmp_path, monkeypatch, 
 
 @pytest.mark.parametrize("name", ["cluster -o", "cluster --json", "rerank -o", "evaluate --json", "diagnose --json",
                                   "diagnose --plot"])
+@pytest.mark.skipif(resource is None, reason="needs RLIMIT_FSIZE")
 def test_a_file_size_limit_keeps_the_previous_file(data, tmp_path, name):
     """A real short write: RLIMIT_FSIZE in a subprocess (numpy alone would not notice it)."""
     out = tmp_path / _out_name(name)
@@ -558,6 +569,12 @@ SWEEP = [
     (["cluster", "{feats}", "-c", "{short_ids}"], "cameras"),
     (["cluster", "{feats}", "-m", "{feats}"], "modalities"),
     (["cluster", "{feats}:features"], "FEATURES"),
+    (["cluster", "{liar}"], "cut short"),
+    (["cluster", "{cut_short}"], "cut short"),
+    (["cluster", "{feats}", "-m", "{liar}"], "--modalities"),
+    (["diagnose", "{liar}", "--modalities", "{mods}"], "cut short"),
+    (["evaluate", "{q}", "{g}", "--distances", "{liar}"], "--distances"),
+    (["rerank", "{liar}", "{feats}", "-o", "{tmp}/r.npy"], "cut short"),
     (["cluster", "{feats}", "--k1", BIG], "k1"),
     (["cluster", "{feats}", "--min-samples", BIG], "min_samples"),
     (["cluster", "{feats}", "--eps", "nan"], "eps"),
@@ -607,3 +624,16 @@ def test_warnings_of_a_successful_run_are_one_line_each(data, tmp_path, monkeypa
     res = invoke(["cluster", data["feats"], "-o", tmp_path / "l.npy"])
     assert res.exit_code == 0
     assert res.stderr.strip().splitlines() == ["Warning: something odd"]
+
+
+def test_an_unforeseen_failure_is_still_one_line(data, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel exploded\nwith details")
+
+    monkeypatch.setattr(xmrank, "cluster", broken)
+    out = tmp_path / "l.npy"
+    msg = one_line_failure(invoke(["cluster", data["feats"], "-o", out]), "internal error")
+    assert "RuntimeError: kernel exploded with details" in msg and "-vv" in msg
+    assert not out.exists()
+    res = CliRunner().invoke(main, ["-vv", "cluster", data["feats"], "-o", str(out)])
+    assert isinstance(res.exception, RuntimeError)  # -vv: the traceback, for a bug report

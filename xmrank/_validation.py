@@ -57,6 +57,14 @@ def _shape_str(shape) -> str:
     return "x".join(str(s) for s in shape) if len(shape) else "scalar"
 
 
+def widen_torch(array):
+    """A torch tensor of a float dtype numpy and cupy lack (bfloat16, float8) as float32 (exact); else as is."""
+    if type(array).__module__.split(".")[0] == "torch" and array.is_floating_point() \
+            and array.dtype.itemsize <= 2 and str(array.dtype) != "torch.float16":
+        return array.float()
+    return array
+
+
 def _to_numpy(array, name):
     """Bring torch/cupy arrays to numpy without importing either library.
 
@@ -68,9 +76,7 @@ def _to_numpy(array, name):
             array = array.detach()
             if array.device.type != "cpu":
                 array = array.cpu()
-            if array.is_floating_point() and array.dtype.itemsize <= 2 and str(array.dtype) != "torch.float16":
-                array = array.float()  # bfloat16 / float8: no numpy dtype, exact in float32
-            return array.numpy()
+            return widen_torch(array).numpy()
         if mod == "cupy":
             return array.get()
         return np.asarray(array)
@@ -133,7 +139,11 @@ def check_norms(X, name: str = "features", *, xp=np):
     if X.shape[0] == 0 or X.shape[1] == 0:
         return X
     # in float64 (no overflow below 1.3e154 per entry, and float32 entries are below 3.5e38)
-    sq = xp.einsum("ij,ij->i", X, X, dtype=np.float64)
+    if xp is np:
+        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    else:  # cupy: widen a block of rows at a time
+        step = max(1, (1 << 24) // X.shape[1])
+        sq = xp.concatenate([(X[s:s + step].astype(np.float64) ** 2).sum(axis=1) for s in range(0, X.shape[0], step)])
     row = int(xp.argmax(sq))
     top = float(sq[row])
     if not top <= MAX_SQUARED_NORM:
@@ -396,7 +406,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 def warn_user(message: str, category=UserWarning) -> None:
     """``warnings.warn`` attributed to the first caller outside xmrank (where the user's code is)."""
-    level = 1
+    level = 2  # stacklevel 2 is warn_user's caller, the frame below
     frame = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame = frame.f_back

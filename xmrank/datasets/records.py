@@ -6,9 +6,12 @@ below turn such a list into the numpy arrays the rest of xmrank works with.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from .._validation import InputError, plain
 
 __all__ = ["ImageRecord", "VISIBLE", "INFRARED", "records_to_arrays", "record_paths"]
 
@@ -53,13 +56,21 @@ def records_to_arrays(records):
         ``"pids"``, ``"cams"``, ``"modalities"``: int64 arrays of length
         ``len(records)``; ``"paths"``: an array of str.
     """
-    records = list(records)
-    return {
-        "pids": np.fromiter((r.pid for r in records), dtype=np.int64, count=len(records)),
-        "cams": np.fromiter((r.cam for r in records), dtype=np.int64, count=len(records)),
-        "modalities": np.fromiter((r.modality for r in records), dtype=np.int64, count=len(records)),
-        "paths": np.array([r.path for r in records], dtype=str),
-    }
+    try:
+        records = list(records)
+    except TypeError:
+        raise InputError(f"records must be a sequence of ImageRecord; got {type(records).__name__}.") from None
+    out = {}
+    for field, key in (("pid", "pids"), ("cam", "cams"), ("modality", "modalities")):
+        values = np.empty(len(records), dtype=np.int64)
+        for i, r in enumerate(records):
+            v = getattr(r, field, None)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not -(2**63) <= int(v) < 2**63:
+                raise InputError(f"records[{i}].{field} must be an integer of at most 64 bits; got {plain(v)}.")
+            values[i] = v
+        out[key] = values
+    out["paths"] = np.array([os.fspath(r.path) for r in records], dtype=str)
+    return out
 
 
 def record_paths(records) -> list[str]:

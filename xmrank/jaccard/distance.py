@@ -27,7 +27,7 @@ from ..knn import knn_search
 from .._progress import progress_bar
 from ..backend import array_module, device_features, is_device_array, resolve_device, resolve_knn
 from .._validation import (InputError, check_features, check_int, check_labels, check_norms, check_option,
-                           check_real, plain)
+                           check_real, plain, widen_torch)
 from . import blocks, kernels
 from . import query_expansion as qe
 
@@ -226,6 +226,7 @@ def _validate(args):
     # on "cuda" the features are checked and kept on the GPU (cupy and CUDA torch input are never copied to the host)
     if device == "cuda":
         # host input is checked on the host first (clear errors for None, strings, ragged lists)
+        features = widen_torch(features)  # bfloat16 has no cupy dtype
         X = device_features(features if is_device_array(features) else check_features(features), device)
         check_norms(X, "features", xp=array_module(device))
     else:

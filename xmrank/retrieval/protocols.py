@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .._progress import progress_bar
-from .._validation import InputError, check_features, check_int
+from .._validation import InputError, check_features, check_int, plain
 from ..datasets.records import records_to_arrays
 from ..datasets.regdb import regdb_query_gallery
 from ..datasets.sysu import sysu_query_gallery
@@ -116,7 +116,7 @@ def regdb_evaluation(embed, root, *, trials=range(1, 11), direction: str = "v2t"
             src = embed
             if isinstance(embed, Mapping):
                 if t not in embed:
-                    raise InputError(f"embed has no entry for RegDB trial {t}; it maps trials {sorted(embed)}.")
+                    raise InputError(f"embed has no entry for RegDB trial {t}; it maps trials {', '.join(plain(k) for k in embed)}.")
                 src = embed[t]
             source = _FeatureSource(src)
             qf, gf = source(query), source(gallery)
@@ -134,7 +134,15 @@ def score_features(query_features, gallery_features, query_records, gallery_reco
     ``-q @ g.T`` without ``rerank``; with it, :func:`xmrank.rerank` given the
     records' modalities and cameras plus the keyword arguments in ``rerank``.
     """
+    query_features = check_features(query_features, "query_features", min_rows=1)
+    gallery_features = check_features(gallery_features, "gallery_features", min_rows=1)
     qa, ga = records_to_arrays(query_records), records_to_arrays(gallery_records)
+    if query_features.shape != (len(qa["pids"]), gallery_features.shape[1]) or gallery_features.shape[0] != len(ga["pids"]):
+        raise InputError(
+            f"score_features needs one feature row per record and equal widths; got {query_features.shape[0]}x"
+            f"{query_features.shape[1]} for {len(qa['pids'])} query and {gallery_features.shape[0]}x"
+            f"{gallery_features.shape[1]} for {len(ga['pids'])} gallery records."
+        )
     if rerank is None:
         dist = -(query_features @ gallery_features.T)
     else:

@@ -301,7 +301,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
                  "min_samples", "k1", "k2", "eval_trials", "feature_batch_size", "synthetic_train_ids",
                  "synthetic_test_ids", "synthetic_images_per_camera", "regdb_trial"):
         check_int(getattr(cfg, name), name, minimum=1)
-    for name in ("epochs_stage1", "epochs_stage2", "eval_every", "seed", "threads"):
+    check_int(cfg.seed, "seed", minimum=0, maximum=2**64 - 1)
+    for name in ("epochs_stage1", "epochs_stage2", "eval_every", "threads"):
         check_int(getattr(cfg, name), name, minimum=0)
     check_int(cfg.num_workers, "num_workers", minimum=-1)
     check_int(cfg.synthetic_height, "synthetic_height", minimum=16)

@@ -31,7 +31,7 @@ def summarise(result: dict) -> dict:
 
 def evaluate_model(model, dataset: str, root, *, height: int, width: int, device="cpu", batch_size: int = 128,
                    loader=None, sysu_mode: str = "all", trials: int = 10, regdb_trial: int = 1,
-                   regdb_direction: str = "v2t", progress=None, num_workers: int = 0, rerank=None,
+                   regdb_direction: str = "v2t", progress=None, num_workers: int = -1, rerank=None,
                    feature_cache=None, details: bool = False, interpolation: str = "lanczos"):
     """Cross-modal retrieval scores of ``model`` on a data set's test split.
 
@@ -52,8 +52,8 @@ def evaluate_model(model, dataset: str, root, *, height: int, width: int, device
         The RegDB split the model was trained on (its test lists are used).
     regdb_direction : {"v2t", "t2v"}, default="v2t"
     progress : bool, default=None
-    num_workers : int, default=0
-        DataLoader workers of the feature extraction.
+    num_workers : int, default=-1
+        DataLoader workers of the feature extraction (-1: ``min(4, CPU cores)``).
     rerank : dict, default=None
         Keyword arguments of :func:`xmrank.rerank`: score re-ranked
         distances (see :func:`xmrank.retrieval.sysu_evaluation`).

@@ -19,7 +19,7 @@ import numpy as np
 from .._progress import progress_bar
 from .._validation import InputError, check_int
 from ._require import torch
-from .data import RecordDataset, collate_views
+from .data import ImageCache, RecordDataset, collate_views, default_num_workers
 from .transforms import test_transform
 
 F = torch.nn.functional
@@ -32,7 +32,7 @@ __all__ = ["extract_features"]
 @torch.no_grad()
 def extract_features(model, records, *, height: int, width: int, batch_size: int = 128, flip: bool = True,
                      normalize: bool = True, interpolation: str | None = None, device="cpu", loader=None,
-                     num_workers: int = 0, progress=None, desc: str = "features"):
+                     num_workers: int = -1, progress=None, desc: str = "features"):
     """Features of ``records`` from ``model``, one row per record.
 
     Parameters
@@ -60,7 +60,11 @@ def extract_features(model, records, *, height: int, width: int, batch_size: int
     device : str or torch.device, default="cpu"
     loader : callable, default=None
         Image loader (e.g. an :class:`~xmrank.torch.data.ImageCache`).
-    num_workers : int, default=0
+    num_workers : int, default=-1
+        DataLoader worker processes decoding and resizing images; -1 means
+        ``min(4, CPU cores)`` (:func:`~xmrank.torch.data.default_num_workers`),
+        except with an in-memory ``loader`` cache, which lives in this
+        process (then 0). Pinned memory when ``device`` is CUDA.
     progress : bool, default=None
     desc : str
         Progress-bar label.
@@ -83,8 +87,11 @@ def extract_features(model, records, *, height: int, width: int, batch_size: int
     transform = (test_transform(height, width) if interpolation is None
                  else test_transform(height, width, interpolation=interpolation))
     dataset = RecordDataset(records, transform, loader=loader)
+    num_workers = check_int(num_workers, "num_workers", minimum=-1)
+    if num_workers == -1:
+        num_workers = 0 if isinstance(loader, ImageCache) else default_num_workers()
     data = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                       collate_fn=collate_views)
+                                       collate_fn=collate_views, pin_memory=torch.device(device).type == "cuda")
     was_training = model.training
     model.eval()
     out = np.zeros((len(dataset), model.feature_dim), dtype=np.float32)
