@@ -87,6 +87,10 @@ EXTRA_CANDIDATES = 16
 _U_BF16 = 2.0**-8
 _U_F32 = 2.0**-24
 _U_F64 = 2.0**-53
+#: Columns per vectorised pre-check of the scan.
+_CHUNK = 64
+#: Reassociation for the float64 dot product (vector lanes); no assumption on NaN or infinities.
+_REORDER = {"reassoc", "contract"}
 
 
 @dataclass
@@ -120,27 +124,38 @@ def _key(bits):
     return b ^ (0x8000 + (b >> 15) * 0x7FFF)
 
 
-@njit(inline="always", cache=True)
-def _key_value(key, scratch):
-    """The float value of a key (``scratch``: a 1-element uint32 array and its float32 view)."""
-    bits = key ^ 0x8000 if key >= 0x8000 else key ^ 0xFFFF
-    scratch[0] = np.uint32(bits) << np.uint32(16)
-    return np.float64(scratch.view(np.float32)[0])
+def _key_values() -> np.ndarray:
+    """Value of every key, float64, non-decreasing (NaN patterns read as -inf below and +inf above)."""
+    keys = np.arange(1 << 16, dtype=np.uint32)
+    bits = np.where(keys >= 0x8000, keys ^ 0x8000, keys ^ 0xFFFF).astype(np.uint32) << np.uint32(16)
+    with np.errstate(invalid="ignore"):
+        values = bits.view(np.float32).astype(np.float64)
+    nan = np.isnan(values)
+    values[nan & (keys < 0x8000)] = -np.inf
+    values[nan & (keys >= 0x8000)] = np.inf
+    return values
+
+
+_KEY_VALUES = _key_values()
 
 
 @njit(inline="always", cache=True)
-def _floor_key(t, scratch):
+def _floor_key(t, table):
     """The largest key whose value is <= ``t`` (0 when none is)."""
-    lo, hi = 0, 0xFFFF
-    if _key_value(lo, scratch) > t:
-        return 0
-    while lo < hi:  # 16 steps: called a few dozen times per row
-        mid = (lo + hi + 1) >> 1
-        if _key_value(mid, scratch) <= t:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    return max(0, np.searchsorted(table, t, side="right") - 1)
+
+
+@njit(inline="always", cache=True)
+def _threshold_key(table, kth_key, u, E, slack):
+    """Scan threshold: the smallest key whose row could still reach the top ``k``, given the running ``k``-th key.
+
+    ``t = tau - u |tau| - E`` is a lower bound on the exact ``k``-th score; a row
+    is needed only if ``s^ + u |s^| + E >= t - slack``.
+    """
+    tau = table[kth_key]
+    t = tau - u * abs(tau) - E
+    need = t - (2.0**-22) * (abs(t) + E) - slack
+    return _floor_key(_lower_from_upper(need - E, u), table)
 
 
 @njit(inline="always", cache=True)
@@ -181,33 +196,27 @@ def _heap_replace_min(heap, size, v):
         i = c
 
 
-@njit(inline="always", cache=True)
-def _dot64(x, Y, j, d):
-    """``x . Y[j]`` in float64 (``x`` already float64), in a fixed order: 8 strided partial sums, then a tree."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    t = 0
-    while t + 8 <= d:
-        a0 += x[t] * np.float64(Y[j, t])
-        a1 += x[t + 1] * np.float64(Y[j, t + 1])
-        a2 += x[t + 2] * np.float64(Y[j, t + 2])
-        a3 += x[t + 3] * np.float64(Y[j, t + 3])
-        a4 += x[t + 4] * np.float64(Y[j, t + 4])
-        a5 += x[t + 5] * np.float64(Y[j, t + 5])
-        a6 += x[t + 6] * np.float64(Y[j, t + 6])
-        a7 += x[t + 7] * np.float64(Y[j, t + 7])
-        t += 8
-    while t < d:
-        a0 += x[t] * np.float64(Y[j, t])
-        t += 1
-    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+@njit(inline="always", cache=True, fastmath=_REORDER)
+def _dot64(x, y):
+    """``x . y`` accumulated in float64 (``x`` float64, ``y`` float32).
+
+    The summation order is fixed when the kernel is compiled (vector lanes,
+    then a tree) and is the same for every pair: it depends on ``d`` only, not
+    on where a row sits. Its error is within ``d * 2**-53 * |x| |y|``.
+    """
+    acc = 0.0
+    for t in range(x.shape[0]):
+        acc += x[t] * np.float64(y[t])
+    return acc
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _select_block(approx, u_out, Xq, Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_res, slack_abs, k, n_chunks,
+def _select_block(approx, table, u_out, Xq, Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_res, slack_abs, k, n_chunks,
                   out_sims, out_idx, n_cand):
     """Candidates from one block of approximate scores, re-scored, cut to ``k``.
 
     approx : uint16 (rows, nd), bfloat16 bit patterns of the approximate scores.
+    table : the value of each key (:data:`_KEY_VALUES`).
     Xq : float64 (rows, d), the exact query rows.
     ex_a, ex_b, ex_c : per query row, ``e(x, y) = ex_a * |y^| + ex_b * |r_y| + ex_c``;
     ex_max : per query row, the largest ``e`` over the database.
@@ -222,35 +231,47 @@ def _select_block(approx, u_out, Xq, Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_res, 
         buf = np.empty(nd, dtype=np.int64)
         lbs = np.empty(nd, dtype=np.float64)
         vals = np.empty(nd, dtype=np.float64)
-        scratch = np.empty(1, dtype=np.uint32)
         for r in range(ch, rows, n_chunks):
             row = approx[r]
             E = ex_max[r]
             # pass over the row: a running k-th largest key and every column at or above the threshold it implies
-            size = 0
+            # pass 1: the k-th largest key, by a heap over the first k columns and then chunks whose
+            # vectorised maximum beats the heap's minimum (a few dozen times per row)
             for j in range(k):
-                size = _heap_push_min(heap, size, _key(row[j]))
-            tkey = 0
-            last = -1
+                _heap_push_min(heap, j, _key(row[j]))
+            for c0 in range(k, nd, _CHUNK):
+                c1 = min(nd, c0 + _CHUNK)
+                top = 0
+                for j in range(c0, c1):
+                    top = max(top, _key(row[j]))
+                if top <= heap[0]:
+                    continue
+                for j in range(c0, c1):
+                    key = _key(row[j])
+                    if key > heap[0]:
+                        _heap_replace_min(heap, k, key)
+            # pass 2 (the row is in cache): every column that could still reach the top k
+            tkey = _threshold_key(table, heap[0], u, E, slack_abs[r])
             m = 0
-            for j in range(nd):
-                key = _key(row[j])
-                if key > heap[0] and j >= k:
-                    _heap_replace_min(heap, k, key)
-                if heap[0] != last:
-                    last = heap[0]
-                    tau = _key_value(last, scratch)
-                    t = tau - u * abs(tau) - E
-                    need = t - (2.0**-22) * (abs(t) + E) - slack_abs[r]
-                    # s^ + u |s^| + E >= need  <=>  s^ >= lower
-                    tkey = _floor_key(_lower_from_upper(need - E, u), scratch)
-                if key >= tkey:
-                    buf[m] = j
-                    m += 1
+            for c0 in range(0, nd, _CHUNK):
+                c1 = min(nd, c0 + _CHUNK)
+                top = 0
+                for j in range(c0, c1):
+                    top = max(top, _key(row[j]))
+                if top < tkey:
+                    continue
+                for j in range(c0, c1):
+                    if _key(row[j]) >= tkey:
+                        buf[m] = j
+                        m += 1
+            if m < k:  # cannot happen (the k largest keys pass); a guard against bad input, not a code path
+                m = nd
+                for j in range(nd):
+                    buf[j] = j
             # keep those whose threshold, now final, they still meet, with their own error terms
             for c in range(m):
                 j = buf[c]
-                v = _key_value(_key(row[j]), scratch)
+                v = table[_key(row[j])]
                 e = ex_a[r] * y_hat[j] + ex_b[r] * y_res[j] + ex_c[r]
                 vals[c] = v
                 lbs[c] = v - u * abs(v) - e
@@ -269,7 +290,7 @@ def _select_block(approx, u_out, Xq, Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_res, 
             sc = np.empty(kept, dtype=np.float32)
             x = Xq[r]
             for c in range(kept):
-                sc[c] = np.float32(_dot64(x, Y, buf[c], d))
+                sc[c] = np.float32(_dot64(x, Y[buf[c]]))
             order = np.argsort(-sc, kind="mergesort")
             for c in range(k):
                 out_sims[r, c] = sc[order[c]]
@@ -353,7 +374,7 @@ def search(queries: np.ndarray, database: np.ndarray, k: int, *, block_entries: 
         # float64 re-scoring error (twice) and the smallest subnormal steps, on top of the float32 ulp
         slack = 4.0 * d * _U_F64 * qn[start:stop] * float(yn.max()) + 2.0**-140
         approx = torch.mm(qb, Yb_T).view(torch.int16).numpy().view(np.uint16)
-        _select_block(approx, u_out, Q[start:stop].astype(np.float64), Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_res,
+        _select_block(approx, _KEY_VALUES, u_out, Q[start:stop].astype(np.float64), Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_res,
                       slack, k, min(n_chunks, stop - start), sims[start:stop], idx[start:stop], n_cand[start:stop])
         del approx
     stats = SearchStats(nq, k, float(n_cand.mean()) if nq else 0.0, int(n_cand.max()) if nq else 0,

@@ -1,0 +1,178 @@
+"""Compile xmrank's numba kernels ahead of time, and tell when that is needed.
+
+A kernel is compiled the first time it runs with a new argument type
+(9-14 s for the whole Jaccard pipeline) and cached on disk in
+:func:`xmrank._jit.kernel_cache_dir`; every later process loads it in a
+fraction of a second. :func:`compile_kernels` runs every kernel once on tiny
+inputs, through the public functions, so each gets exactly the argument types
+real calls give it (features are always float32, labels int64, CSR indices
+int32). ``xmrank warmup`` runs it, for example while building a container
+image, and :func:`ensure_compiled` runs it before the first timed Jaccard
+computation of a process whose kernels are not compiled yet, so that stage
+timings never include compilation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["kernel_modules", "kernels", "kernels_ready", "compile_kernels", "ensure_compiled", "set_announcer"]
+
+#: Modules holding compiled kernels, and whether :func:`compile_kernels` needs torch to run theirs.
+_MODULES = (
+    ("xmrank.jaccard.kernels", False),
+    ("xmrank.jaccard.blocks", False),
+    ("xmrank.retrieval.rerank", False),
+    ("xmrank.knn.exact_bf16", True),
+)
+
+_state: dict = {"announce": None, "checked": False}
+
+
+def _have(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def kernel_modules() -> list[str]:
+    """Names of the modules whose kernels :func:`compile_kernels` compiles here (the bf16 search only with torch)."""
+    names = []
+    for name, needs_torch in _MODULES:
+        if needs_torch and not _have("torch"):
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional engine that is not part of this install
+            continue
+        names.append(name)
+    return names
+
+
+def kernels() -> list:
+    """The numba dispatchers of :func:`kernel_modules` that are compiled on their own (inlined helpers excluded)."""
+    from numba.core.registry import CPUDispatcher
+
+    found = []
+    for name in kernel_modules():
+        module = importlib.import_module(name)
+        for obj in vars(module).values():
+            if (isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == name
+                    and obj.targetoptions.get("inline", "never") == "never"):
+                found.append(obj)
+    return found
+
+
+def _ready(dispatcher) -> bool:
+    """Compiled in this process, or a cache entry for this source and this CPU is on disk."""
+    if dispatcher.overloads:
+        return True
+    from numba.core.caching import FunctionCache
+
+    cache = getattr(dispatcher, "_cache", None)
+    if not isinstance(cache, FunctionCache):  # no cache: compiled in each process
+        return False
+    try:
+        index = cache._cache_file._load_index()  # {} when the source changed since it was written
+        codegen = dispatcher.targetctx.codegen()
+        return any(cache._index_key(key[0], codegen) == key for key in index)
+    except Exception:  # numba internals moved: assume cached rather than compile on every run
+        return True
+
+
+def kernels_ready() -> bool:
+    """True when every kernel is compiled in this process or can be loaded from the cache folder."""
+    return all(_ready(d) for d in kernels())
+
+
+def _caching() -> str | None:
+    """The cache folder in use, or None where kernels compile in each process."""
+    from numba.core.caching import FunctionCache
+
+    found = kernels()
+    cache = getattr(found[0], "_cache", None) if found else None
+    if not isinstance(cache, FunctionCache):
+        return None
+    return os.path.dirname(os.path.normpath(cache._cache_path))  # <cache>/<package>_<hash>: report <cache>
+
+
+def compile_kernels() -> float:
+    """Run every kernel once on tiny inputs (compiling it, or loading it from the cache); return the seconds taken."""
+    import numpy as np
+
+    from . import backend
+    from .jaccard import jaccard_distance
+    from .retrieval.rerank import rerank
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    n, d = 48, 8
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    mods = np.arange(n) % 2
+    cams = np.arange(n) % 4
+    engines = ["numpy"] + (["faiss"] if backend.have_faiss() else [])
+    for knn in engines:
+        for method in ("vanilla", "modality", "modality-qe", "camera"):
+            kw = dict(modalities=mods, cameras=cams, method=method, k1=6, k2=2, k1_intra=3, k1_inter=6,
+                      k2_intra=1, k2_inter=2, knn=knn, progress=False)
+            jaccard_distance(X, **kw)                     # every pair: the count-then-write min-sum kernel
+            jaccard_distance(X, max_distance=0.6, **kw)   # pairs within eps: the one-pass block kernel
+    for normalize in ("gallery", "union"):
+        rerank(X[:8], X[8:], query_modalities=mods[:8], gallery_modalities=mods[8:], k1=6, k2=2,
+               normalize=normalize, progress=False)
+    if "xmrank.knn.exact_bf16" in kernel_modules():
+        from .knn import exact_bf16
+
+        exact_bf16.search(X, X, 4)
+    return time.perf_counter() - start
+
+
+def set_announcer(announce) -> None:
+    """Route :func:`ensure_compiled`'s "compiling" notice to ``announce(text)`` (the CLI prints it); None logs it at INFO."""
+    _state["announce"] = announce
+
+
+def _say(text: str) -> None:
+    if _state["announce"] is not None:
+        _state["announce"](text)
+    else:
+        logger.info("%s", text)
+
+
+def ensure_compiled() -> float | None:
+    """Compile every kernel now if any is neither compiled nor cached; return the seconds it took, or None.
+
+    Checked once per process (the check reads a few small index files).
+    Called by :func:`xmrank.jaccard_distance` after its arguments are checked
+    and before its clock starts.
+    """
+    if _state["checked"]:
+        return None
+    _state["checked"] = True
+    try:
+        if kernels_ready():
+            return None
+    except Exception:  # never let the check itself break a computation
+        return None
+    folder = _caching()
+    if folder:
+        _say(f"compiling xmrank's kernels once (cached in {folder}; `xmrank warmup` does this ahead of time)...")
+    else:
+        _say("compiling xmrank's kernels for this process (no writable cache folder; set XMRANK_CACHE_DIR "
+             "to keep them)...")
+    try:
+        seconds = compile_kernels()
+    except Exception as exc:  # noqa: BLE001 - the real call compiles what it needs and reports real errors
+        logger.debug("compiling the kernels ahead failed (%s: %s); they compile on first use", type(exc).__name__, exc)
+        return None
+    _say(f"compiled xmrank's kernels in {seconds:.1f}s")
+    return seconds
