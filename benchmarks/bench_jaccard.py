@@ -8,6 +8,15 @@ resident memory *above* that baseline (VmHWM - VmRSS before the job).
     python benchmarks/bench_jaccard.py --sizes 5000 --dim 256 --methods modality vanilla
     python benchmarks/bench_jaccard.py --sizes 34167 --per-id 86 --device cuda   # SYSU-sized, on a GPU
     python benchmarks/bench_jaccard.py --k1-sweep        # k1 = 30, 200, 600 at N = 6,000, d = 32: time, peak RSS
+    python benchmarks/bench_jaccard.py --bf16 --repeats 2   # knn="bf16" against faiss float32, in one process each N
+
+``--bf16`` times, in one process per N and interleaved (best of ``--repeats``):
+the faiss float32 search alone (top-``k1`` over all rows, the ``knn`` job),
+the same search with the exact bfloat16 engine (:mod:`xmrank.knn.exact_bf16`),
+and the modality-aware Jaccard end to end with each engine; it reports the
+share of rows whose candidate list (per modality, ``k = k1 // 2``) holds more
+than ``k + 16`` rows, and checks that the two Jaccard matrices have the same
+stored pairs and differ by float32 rounding only.
 
 Jobs: ``knn`` is the exact search the modality-aware method cannot avoid
 (faiss IndexFlatIP, top-30 over all rows); ``modality``/``vanilla``/... are
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -136,6 +146,99 @@ def k1_sweep(args):
               f"| {r['base_mib']:,.0f} | {r['nnz'] / n:,.0f} |")
 
 
+class _StatsLog(logging.Handler):
+    """Collects the bf16 engine's per-search log lines (candidates per row, share over k + 16)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.rows = []
+
+    def emit(self, record):
+        if record.msg.startswith("bf16 search:"):
+            nq, nd, k, mean, mx, share = record.args[:6]
+            self.rows.append((nq, nd, k, mean, mx, share / 100.0))
+
+
+def bf16_child(path: str, k1: int, k2: int, repeats: int):
+    """One N of --bf16: faiss and bf16 searches and Jaccards, interleaved in this process; prints JSON."""
+    data = np.load(path)
+    X, mods = np.ascontiguousarray(data["X"]), data["modalities"]
+    import xmrank
+    from xmrank.knn import knn_search
+
+    log = _StatsLog()
+    engine_log = logging.getLogger("xmrank.knn.exact_bf16")
+    engine_log.addHandler(log)
+    engine_log.setLevel(logging.DEBUG)
+    # compile the kernels and load torch outside the timed region
+    for knn in ("faiss", "bf16"):
+        knn_search(X[:300], X[:300], 10, knn=knn)
+        xmrank.jaccard_distance(X[:300], modalities=mods[:300], k1=10, k2=3, knn=knn)
+    jobs = {
+        "search_faiss": lambda: knn_search(X, X, k1, knn="faiss"),
+        "search_bf16": lambda: knn_search(X, X, k1, knn="bf16"),
+        "jaccard_faiss": lambda: xmrank.jaccard_distance(X, modalities=mods, k1=k1, k2=k2, knn="faiss"),
+        "jaccard_bf16": lambda: xmrank.jaccard_distance(X, modalities=mods, k1=k1, k2=k2, knn="bf16"),
+    }
+    best = {name: float("inf") for name in jobs}
+    out = {}
+    names = list(jobs)
+    for rep in range(repeats):
+        for name in names if rep % 2 == 0 else names[::-1]:  # alternate the order against drift
+            log.rows.clear()
+            t0 = time.perf_counter()
+            out[name] = jobs[name]()
+            best[name] = min(best[name], time.perf_counter() - t0)
+            if name == "jaccard_bf16":
+                per_modality = list(log.rows)
+    (s_f, i_f), (s_b, i_b) = out["search_faiss"], out["search_bf16"]
+    D_f, D_b = out["jaccard_faiss"].tocsr(), out["jaccard_bf16"].tocsr()
+    D_f.sort_indices()
+    D_b.sort_indices()
+    same_pattern = bool(np.array_equal(D_f.indptr, D_b.indptr) and np.array_equal(D_f.indices, D_b.indices))
+    diff = abs(D_f - D_b)
+    rows_n = sum(r[0] for r in per_modality)
+    share = sum(r[0] * r[5] for r in per_modality) / max(rows_n, 1)
+    mean_cand = sum(r[0] * r[3] for r in per_modality) / max(rows_n, 1)
+    print(json.dumps({
+        **best,
+        "share_over": share, "mean_candidates": mean_cand, "k": per_modality[0][2] if per_modality else 0,
+        "list_rows_differ": float((i_f != i_b).any(axis=1).mean()),
+        "sim_max_diff": float(np.abs(s_f - s_b).max()),
+        "jaccard_same_pairs": same_pattern,
+        "jaccard_max_diff": float(diff.max()) if diff.nnz else 0.0,
+        "jaccard_rows_differ": float((np.diff((diff > 1e-6).tocsr().indptr) > 0).mean()),
+    }))
+
+
+def bf16_compare(args):
+    """The --bf16 table: exact bfloat16 engine against faiss float32, one process per N."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            X, mods = make_features(n, args.dim, per_id=args.per_id)
+            path = os.path.join(tmp, f"x{n}.npz")
+            np.savez(path, X=X, modalities=mods)
+            del X
+            out = subprocess.run(
+                [sys.executable, __file__, "--bf16-child", path, str(args.k1), str(args.k2), str(args.repeats)],
+                check=True, capture_output=True, text=True,
+            ).stdout.strip().splitlines()[-1]
+            rows.append((n, json.loads(out)))
+            print(f"done N={n}", file=sys.stderr)
+    print(f"\nd={args.dim}, k1={args.k1} (modality-aware: {args.k1 // 2} per modality), k2={args.k2}, "
+          f"{args.per_id} rows per identity, {os.cpu_count()} cores, best of {args.repeats} interleaved runs "
+          f"in one process per N\n")
+    print("| N | faiss search s | bf16 search s | search ratio | Jaccard (faiss) s | Jaccard (bf16) s "
+          "| Jaccard bf16 / faiss search | candidates/row | rows > k+16 | same lists | Jaccard max diff |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, r in rows:
+        print(f"| {n:,} | {r['search_faiss']:.1f} | {r['search_bf16']:.1f} | {r['search_bf16'] / r['search_faiss']:.2f} "
+              f"| {r['jaccard_faiss']:.1f} | {r['jaccard_bf16']:.1f} | {r['jaccard_bf16'] / r['search_faiss']:.2f} "
+              f"| {r['mean_candidates']:.1f} | {100 * r['share_over']:.0f}% "
+              f"| {100 * (1 - r['list_rows_differ']):.3f}% | {r['jaccard_max_diff']:.1e} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000, 20000, 34167])
@@ -154,9 +257,14 @@ def main():
     ap.add_argument("--sweep-n", type=int, default=6000)
     ap.add_argument("--sweep-dim", type=int, default=32)
     ap.add_argument("--sweep-method", default="vanilla")
+    ap.add_argument("--bf16", action="store_true",
+                    help="knn='bf16' against faiss float32: searches and modality-aware Jaccard in one process per N")
+    ap.add_argument("--repeats", type=int, default=2, help="--bf16: interleaved runs per job, best kept")
     args = ap.parse_args()
     if args.k1_sweep:
         return k1_sweep(args)
+    if args.bf16:
+        return bf16_compare(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
@@ -187,6 +295,8 @@ def main():
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--sweep-child":
         sweep_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--bf16-child":
+        bf16_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
               None if sys.argv[6] == "None" else float(sys.argv[6]), sys.argv[7])

@@ -1,32 +1,45 @@
-"""Re-ranking and evaluation benchmark: accuracy (cosine vs vanilla vs modality-aware re-ranking) and speed.
+"""Re-ranking and evaluation benchmark: accuracy, the automatic list lengths, memory and speed.
 
 Run from the repository root:
 
-    python benchmarks/bench_rerank.py            # everything
-    python benchmarks/bench_rerank.py --quick    # accuracy tables only
+    python benchmarks/bench_rerank.py              # accuracy tables and timings
+    python benchmarks/bench_rerank.py --quick      # accuracy tables only
+    python benchmarks/bench_rerank.py --memory     # torchreid's re_ranking vs xmrank.compat.re_ranking
 
-Prints four tables:
+Tables:
 
 1. Rank-1 / mAP on the real CLIP ViT-B/16 COCO image/caption features, both
-   directions (one image and one caption per id).
+   directions (one image and one caption per id): cosine, k-reciprocal
+   re-ranking (fixed and ``k1="auto"``), hubness reduction (QB-Norm, DBNorm)
+   and query expansion (AQE, alpha-QE, plain and modality-balanced).
 2. The same on synthetic cross-modal sets with several images per identity and
    modality, and with one.
-3. Time of ``xmrank.rerank`` for 4,000 queries x 4,000 gallery items against the
+3. ``k1="auto", k2="auto"`` against a grid of fixed settings.
+4. Time of ``xmrank.rerank`` for 4,000 queries x 4,000 gallery items against the
    time of the exact kNN search it runs (best of several interleaved repeats).
-4. Time of a 3,803 x 301 x 10-trial SYSU-MM01 evaluation.
+5. Time of a 3,803 x 301 x 10-trial SYSU-MM01 evaluation.
+6. (``--memory``) Peak memory and time of torchreid's dense ``re_ranking``
+   (``tests/reference_rerank.py``, the same steps and arrays) against
+   ``xmrank.compat.re_ranking`` on Euclidean distance matrices, each size in
+   a fresh process; the peak is the process's resident high-water mark
+   (``VmHWM``, reset just before the call), above what it held before.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
 
 import xmrank
 from xmrank.knn import knn_search
-from xmrank.retrieval import evaluate, rerank
+from xmrank.retrieval import auto_k, db_norm, evaluate, qb_norm, query_expansion, rerank
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIP_PATHS = [
@@ -60,29 +73,72 @@ def synthetic(n_ids, per_id, *, gap=1.5, noise=1.0, dim=128, seed=0):
 CONFIGS = [  # (label, method, k1, k2)
     ("rerank vanilla", "vanilla", 20, 6),
     ("rerank modality", "modality", 20, 6),
-    ("rerank vanilla", "vanilla", 4, 1),
     ("rerank modality", "modality", 4, 1),
+    ("rerank modality", "modality", "auto", "auto"),
 ]
 
 
 def compare(X, ids, mods, q_mod, *, lambda_value=0.3):
-    """Rank-1 and mAP of cosine and of each re-ranking config, queries of modality q_mod, gallery the other."""
+    """Rank-1 and mAP of cosine, each re-ranking config, hubness reduction and query expansion.
+
+    Queries of modality q_mod, gallery the other; every query bank is the queries themselves
+    (no training split here), every gallery bank the gallery.
+    """
     q, g = mods == q_mod, mods != q_mod
     Q, G = X[q], X[g]
-    rows = [("cosine", "", evaluate(-(Q @ G.T), ids[q], ids[g], protocol="regdb"))]
+    qi, gi = ids[q], ids[g]
+    score = lambda D: evaluate(D, qi, gi, protocol="regdb")  # noqa: E731
+    side = dict(query_modalities=q_mod, gallery_modalities=1 - q_mod)
+    rows = [("cosine", "", score(-(Q @ G.T)))]
     for label, method, k1, k2 in CONFIGS:
-        labels = dict(query_modalities=q_mod, gallery_modalities=1 - q_mod) if method == "modality" else {}
+        labels = side if method == "modality" else {}
+        if k1 == "auto":
+            chosen = auto_k(Q, G, method=method, **labels)
+            ks = f"auto={chosen['k1']}/{chosen['k2']}"
+        else:
+            ks = f"{k1}/{k2}"
         D = rerank(Q, G, method=method, k1=k1, k2=k2, lambda_value=lambda_value, **labels)
-        rows.append((label, f"{k1}/{k2}", evaluate(D, ids[q], ids[g], protocol="regdb")))
+        rows.append((label, ks, score(D)))
+    rows.append(("QB-Norm", "beta auto", score(qb_norm(Q, G))))
+    rows.append(("QB-Norm", "beta 20", score(qb_norm(Q, G, beta=20))))
+    rows.append(("DBNorm", "beta auto", score(db_norm(Q, G))))
+    for label, kw in (("alpha-QE plain", dict(k=5, alpha=3.0)),
+                      ("AQE balanced", dict(k="auto", alpha=0.0, **side)),
+                      ("alpha-QE balanced", dict(k="auto", alpha=3.0, **side))):
+        Qe, Ge = query_expansion(Q, G, **kw)
+        rows.append((label, f"k={kw['k']}", score(-(Qe @ Ge.T))))
     return rows
 
 
 def print_accuracy(title, sets):
     print(f"\n{title}")
-    print(f"{'data set':<34}{'queries':<10}{'method':<18}{'k1/k2':<7}{'Rank-1':>8}{'mAP':>8}")
+    print(f"{'data set':<34}{'queries':<10}{'method':<20}{'setting':<14}{'Rank-1':>8}{'mAP':>8}")
     for name, direction, rows in sets:
         for method, ks, r in rows:
-            print(f"{name:<34}{direction:<10}{method:<18}{ks:<7}{100 * r['cmc'][0]:>8.2f}{100 * r['mAP']:>8.2f}")
+            print(f"{name:<34}{direction:<10}{method:<20}{ks:<14}{100 * r['cmc'][0]:>8.2f}{100 * r['mAP']:>8.2f}")
+
+
+GRID = [(k1, k2) for k1 in (2, 4, 8, 12, 16, 20, 24, 30) for k2 in (1, 2, 3, 6) if k2 <= k1 // 2]
+
+
+def auto_table(sets):
+    """``k1="auto", k2="auto"`` against every fixed (k1, k2) of GRID (modality-aware, lambda 0.3)."""
+    print("\nk1/k2 'auto' against fixed settings (modality-aware re-ranking, lambda 0.3; best fixed = highest mAP)")
+    print(f"{'data set':<34}{'queries':<10}{'cosine R1/mAP':>15}{'auto (k1/k2)':>16}{'auto R1/mAP':>14}"
+          f"{'best fixed':>12}{'R1/mAP':>14}{'20/6 R1/mAP':>14}")
+    for name, direction, X, ids, mods, q_mod in sets:
+        q, g = mods == q_mod, mods != q_mod
+        Q, G = X[q], X[g]
+        side = dict(query_modalities=q_mod, gallery_modalities=1 - q_mod)
+        score = lambda D: evaluate(D, ids[q], ids[g], protocol="regdb")  # noqa: E731
+        cos = score(-(Q @ G.T))
+        chosen = auto_k(Q, G, **side)
+        auto = score(rerank(Q, G, k1="auto", k2="auto", **side))
+        fixed = {(k1, k2): score(rerank(Q, G, k1=k1, k2=k2, **side)) for k1, k2 in GRID}
+        best = max(fixed, key=lambda k: fixed[k]["mAP"])
+        fmt = lambda r: f"{100 * r['cmc'][0]:.1f}/{100 * r['mAP']:.1f}"  # noqa: E731
+        print(f"{name:<34}{direction:<10}{fmt(cos):>15}{chosen['k1']:>11}/{chosen['k2']:<4}{fmt(auto):>14}"
+              f"{best[0]:>9}/{best[1]:<2}{fmt(fixed[best]):>14}{fmt(fixed[(20, 6)]):>14}")
 
 
 def best_of(fn, repeats):
@@ -162,25 +218,157 @@ def timing_evaluate(repeats):
         print(f"{label:<44}{b:>7.3f} s / {m:.3f} s   CPU {c:.3f} s")
 
 
+# --- memory: torchreid's dense re_ranking against xmrank.compat.re_ranking ----------------------
+
+def _euclidean_blocks(nq, ng, d, seed):
+    """Query x gallery, query x query, gallery x gallery Euclidean distances (float32) of clustered unit rows,
+    written block by block into preallocated arrays (no temporary of their size)."""
+    rng = np.random.default_rng(seed)
+    n_ids = max(2, (nq + ng) // 10)
+    centres = rng.standard_normal((n_ids, d)).astype(np.float32)
+
+    def rows(n):
+        X = centres[rng.integers(0, n_ids, n)] + rng.standard_normal((n, d)).astype(np.float32)
+        return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+    Q, G = rows(nq), rows(ng)
+
+    def dist(A, B):
+        out = np.empty((len(A), len(B)), dtype=np.float32)
+        for lo in range(0, len(A), 1024):
+            block = out[lo:lo + 1024]
+            np.matmul(A[lo:lo + 1024], B.T, out=block)
+            np.multiply(block, -2.0, out=block)
+            block += 2.0
+            np.maximum(block, 0.0, out=block)
+            np.sqrt(block, out=block)
+        return out
+
+    return dist(Q, G), dist(Q, Q), dist(G, G)
+
+
+def _rss_now_and_peak():
+    """(current RSS, peak RSS since the last reset) in bytes, from /proc/self/status."""
+    fields = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def _reset_peak():
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def memory_child(impls, nq, ng, d, seed, save_dir):
+    """Measurements in this (fresh) process, one implementation after the other; a JSON line each.
+
+    Both implementations run on the same inputs in the same process, so their time ratio is
+    not skewed by load changes between processes; the resident high-water mark is reset
+    before each call.
+    """
+    qg, qq, gg = _euclidean_blocks(nq, ng, d, seed)
+    inputs = qg.nbytes + qq.nbytes + gg.nbytes
+    for impl in impls:
+        if impl == "dense":
+            sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+            from reference_rerank import dense_re_ranking as fn
+        else:
+            from xmrank.compat import re_ranking as fn
+
+            fn(qg[:50, :60], qq[:50, :50], gg[:60, :60], k1=10, k2=3)  # load the compiled kernels first
+        _reset_peak()
+        before, _ = _rss_now_and_peak()
+        t = time.perf_counter()
+        out = fn(qg, qq, gg, k1=20, k2=6, lambda_value=0.3)
+        seconds = time.perf_counter() - t
+        _, peak = _rss_now_and_peak()
+        if save_dir:
+            np.save(os.path.join(save_dir, f"{impl}.npy"), out)
+        print(json.dumps({"impl": impl, "nq": nq, "ng": ng, "seconds": seconds, "inputs": inputs,
+                          "output": out.nbytes, "before": before, "peak": peak, "extra": peak - before}), flush=True)
+        del out
+
+
+def memory_table(dense_sizes, xmrank_sizes, d):
+    """Each size in a fresh process (one at a time); within it xmrank, then the dense original; outputs compared."""
+    print(f"\nMemory and time of re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda=0.3), float32 Euclidean distances, "
+          f"d={d} (peak = resident high-water mark during the call, above what the process held before: "
+          f"the inputs and the loaded libraries)")
+    print(f"{'queries x gallery':>18}{'implementation':>22}{'inputs':>10}{'output':>10}{'peak above':>12}"
+          f"{'time (s)':>10}{'max |diff|':>12}")
+    gib = 2.0**30
+    with tempfile.TemporaryDirectory() as tmp:
+        for nq, ng in sorted(set(dense_sizes) | set(xmrank_sizes)):
+            impls = [i for i, sizes in (("xmrank", xmrank_sizes), ("dense", dense_sizes)) if (nq, ng) in sizes]
+            save = tmp if len(impls) == 2 else ""
+            proc = subprocess.run([sys.executable, __file__, "--child", ",".join(impls), str(nq), str(ng), str(d), "0",
+                                   save], capture_output=True, text=True)
+            results = {r["impl"]: r for r in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))}
+            if proc.returncode != 0:
+                tail = (proc.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
+                print(f"{nq:>8} x {ng:<8}{'':>22}   {', '.join(i for i in impls if i not in results)} failed: {tail}")
+            diff = ""
+            if len(results) == 2:
+                a = np.load(os.path.join(tmp, "dense.npy"), mmap_mode="r")
+                b = np.load(os.path.join(tmp, "xmrank.npy"), mmap_mode="r")
+                diff = f"{float(np.abs(a - b).max()):.1e}"
+            for impl in ("dense", "xmrank"):
+                if impl not in results:
+                    continue
+                r = results[impl]
+                name = "torchreid (dense)" if impl == "dense" else "xmrank.compat"
+                print(f"{nq:>8} x {ng:<8}{name:>22}{r['inputs'] / gib:>9.2f}G{r['output'] / gib:>9.2f}G"
+                      f"{r['extra'] / gib:>11.2f}G{r['seconds']:>10.1f}{diff if impl == 'xmrank' else '':>12}")
+            if len(results) == 2:
+                dense, fast = results["dense"], results["xmrank"]
+                print(f"{'':>18}{'ratio dense / xmrank':>22}{'':>20}{dense['extra'] / fast['extra']:>11.1f}x"
+                      f"{dense['seconds'] / fast['seconds']:>9.1f}x")
+
+
+def _sizes(text):
+    return [tuple(int(v) for v in part.split("x")) for part in text.split(",") if part]
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        impls, nq, ng, d, seed, save_dir = sys.argv[2:8]
+        memory_child(impls.split(","), int(nq), int(ng), int(d), int(seed), save_dir)
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="accuracy tables only")
+    ap.add_argument("--memory", action="store_true", help="only the memory/time comparison with torchreid's re_ranking")
+    ap.add_argument("--dense-sizes", default="1000x2000,2500x5000,5000x10000",
+                    help="sizes (QxG, comma-separated) run with torchreid's dense re_ranking")
+    ap.add_argument("--xmrank-sizes", default="1000x2000,2500x5000,5000x10000,10000x20000",
+                    help="sizes run with xmrank.compat.re_ranking")
+    ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ}
     print(f"xmrank {xmrank.__version__}, numpy {np.__version__}, {os.cpu_count()} CPU(s), "
           f"load average {os.getloadavg()[0]:.2f}, thread limits {threads or 'none'}")
+    if args.memory:
+        memory_table(_sizes(args.dense_sizes), _sizes(args.xmrank_sizes), args.dim)
+        return
 
     X, ids, mods = load_clip()
     print_accuracy(
         "Accuracy on real CLIP ViT-B/16 COCO features (500 images + 500 captions: ONE of each per id; lambda=0.3)",
         [("CLIP COCO pairs", "images", compare(X, ids, mods, 0)), ("CLIP COCO pairs", "captions", compare(X, ids, mods, 1))],
     )
-    sets = []
-    for n_ids, per_id in ((200, 5), (1000, 1)):
+    sets, raw = [], [("CLIP COCO pairs", "images", X, ids, mods, 0), ("CLIP COCO pairs", "captions", X, ids, mods, 1)]
+    for n_ids, per_id in ((200, 5), (1000, 1), (500, 2), (100, 10)):
         Xs, si, sm = synthetic(n_ids, per_id, noise=1.4)
-        sets.append((f"synthetic {n_ids} ids x {per_id}/modality", "mod. 1", compare(Xs, si, sm, 1)))
+        name = f"synthetic {n_ids} ids x {per_id}/modality"
+        raw.append((name, "mod. 1", Xs, si, sm, 1))
+        if per_id in (5, 1):
+            sets.append((name, "mod. 1", compare(Xs, si, sm, 1)))
     print_accuracy("Accuracy on synthetic cross-modal sets (gap 1.5, noise 1.4, d=128; lambda=0.3)", sets)
+    auto_table(raw)
     if args.quick:
         return
     timing_rerank(args.repeats)

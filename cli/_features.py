@@ -2,41 +2,47 @@
 
 from __future__ import annotations
 
-import os
-import zipfile
+from ._io import BUNDLE_KEYS, fail, load_array, read_bundle
 
-import numpy as np
-
-from ._io import fail, load_array
-
-FEATURE_KEYS = ("features", "X", "feats", "embeddings")
+#: Names of the feature matrix inside a bundle file, first present wins (kept for importers).
+FEATURE_KEYS = BUNDLE_KEYS["features"]
 
 
-def load_inputs(features_path, *, modalities=None, cameras=None, labels=None):
-    """Load FEATURES (.npy, or .npz with named arrays) and optional label files.
+def load_bundle(features_path, *, modalities=None, cameras=None, labels=None, names=None) -> dict:
+    """FEATURES and its per-row arrays: options win over the arrays bundled in the FEATURES file.
 
-    With a .npz, arrays named ``modalities``, ``cameras`` and ``ids``/``labels``
-    inside it are used when the matching option is not given.
+    FEATURES may be any format :func:`xmrank.cli._io.read_arrays` reads
+    (.npy, .npz, .pt, .csv, .h5, .parquet); arrays named ``modalities``,
+    ``cameras`` (or ``cams``), ``ids``/``labels``/``pids`` and
+    ``names``/``paths`` inside it are used when the matching option is not
+    given. Each option is a file of one array (or ``PATH:KEY``).
 
     Returns
     -------
-    X, modalities, cameras, labels : ndarrays (labels may be None)
+    arrays : dict
+        ``features`` and, when present, ``modalities``, ``cameras``,
+        ``labels``, ``names``.
     """
-    bundled = {}
-    if features_path.endswith(".npz") and os.path.exists(features_path) and ":" not in os.path.basename(features_path):
-        try:
-            with np.load(features_path, allow_pickle=False) as z:
-                keys = list(z.files)
-                key = next((k for k in FEATURE_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
-                if key is None:
-                    fail(f"FEATURES: {features_path} has no array named {' or '.join(FEATURE_KEYS)}; it holds {', '.join(keys)}.")
-                X = z[key]
-                bundled = {k: z[k] for k in ("modalities", "cameras", "ids", "labels") if k in keys}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            fail(f"FEATURES: cannot read {features_path} as an .npz archive ({exc}).")
-    else:
-        X = load_array(features_path, name="FEATURES")
-    mods = load_array(modalities, name="--modalities") if modalities else bundled.get("modalities")
-    cams = load_array(cameras, name="--cameras") if cameras else bundled.get("cameras")
-    labs = load_array(labels, name="--labels") if labels else bundled.get("ids", bundled.get("labels"))
-    return X, mods, cams, labs
+    arrays = read_bundle(features_path, name="FEATURES")
+    for field, path, option in (("modalities", modalities, "--modalities"), ("cameras", cameras, "--cameras"),
+                                ("labels", labels, "--labels"), ("names", names, "--names")):
+        if path is not None:
+            arrays[field] = load_array(path, name=option)
+    for field in ("modalities", "cameras", "labels"):
+        if arrays.get(field) is not None and arrays[field].dtype == object:
+            fail(f"--{field} must hold integer or string labels.")
+    return arrays
+
+
+def load_inputs(features_path, *, modalities=None, cameras=None, labels=None):
+    """Load FEATURES (any readable format) and optional label files.
+
+    With a bundle file, arrays named ``modalities``, ``cameras`` (or ``cams``)
+    and ``ids``/``labels`` inside it are used when the matching option is not given.
+
+    Returns
+    -------
+    X, modalities, cameras, labels : ndarrays (the last three may be None)
+    """
+    arrays = load_bundle(features_path, modalities=modalities, cameras=cameras, labels=labels)
+    return arrays["features"], arrays.get("modalities"), arrays.get("cameras"), arrays.get("labels")

@@ -1,18 +1,23 @@
-"""``xmrank cluster``: Jaccard distance + DBSCAN/HDBSCAN, labels to a .npy file."""
+"""``xmrank cluster``: Jaccard distance + DBSCAN/HDBSCAN: labels, summary, cluster contents, scores."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+import os
 import time
 
 import click
 import numpy as np
 
-from xmrank.backend import DEVICES, KNN_ENGINES
+from xmrank.backend import KNN_ENGINES
 from xmrank.jaccard.distance import METHODS
 
-from ._features import load_inputs
-from ._io import SEED, check_npy_output, check_outputs, fail, user_errors, write_json, write_npy
+from ._associate import ASSOCIATIONS, cluster_associated, describe, parameters
+from ._features import load_bundle
+from ._io import (DEVICE, SEED, STDOUT, check_npy_output, check_output, check_outputs, fail, user_errors, write_json,
+                  write_npy, write_sparse, write_text)
 
 
 def _eps(value):
@@ -46,15 +51,59 @@ def _dask_client(knn, scheduler):
         yield client
 
 
+def _contents_format(path):
+    """"csv" or "json" from the --contents file name (``-``: JSON on standard output)."""
+    if path is None:
+        return None
+    if path == STDOUT:
+        return "json"
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".csv", ".json"):
+        fail(f"--contents {path}: the file name must end with .csv or .json.")
+    return ext[1:]
+
+
+def _contents_csv(contents) -> str:
+    """One line per member: cluster, cluster size, the cluster's modality make-up, row, modality, name."""
+    buf = io.StringIO()
+    has_mod = any("modalities" in c for c in contents)
+    has_name = any("name" in m for c in contents for m in c["members"][:1])
+    header = ["cluster", "size"] + (["cluster_modalities"] if has_mod else []) + ["row"] \
+        + (["modality"] if has_mod else []) + (["name"] if has_name else [])
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for c in contents:
+        makeup = ";".join(f"{k}:{v}" for k, v in c.get("modalities", {}).items())
+        for m in c["members"]:
+            writer.writerow([c["cluster"], c["size"]] + ([makeup] if has_mod else []) + [m["row"]]
+                            + ([m.get("modality", "")] if has_mod else []) + ([m.get("name", "")] if has_name else []))
+    return buf.getvalue()
+
+
 @click.command("cluster")
 @click.argument("features", type=click.Path(dir_okay=False))
-@click.option("--modalities", "-m", type=click.Path(dir_okay=False), help="Per-row modality labels (.npy/.npz).")
-@click.option("--cameras", "-c", type=click.Path(dir_okay=False), help="Per-row camera labels (.npy/.npz).")
+@click.option("--modalities", "-m", type=click.Path(dir_okay=False),
+              help="Per-row modality labels (a file of one array: .npy, .npz, .csv, .pt, ...; or PATH:KEY).")
+@click.option("--cameras", "-c", type=click.Path(dir_okay=False), help="Per-row camera labels (as --modalities).")
+@click.option("--labels", type=click.Path(dir_okay=False),
+              help="Per-row identities: score the clustering against them (the scores of `xmrank diagnose`).")
+@click.option("--names", type=click.Path(dir_okay=False),
+              help="A name per row (image paths, ...) for --contents; a 'names' or 'paths' array in FEATURES also works.")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
               help="Jaccard method; 'auto' is 'modality' when modalities are given, else 'camera' with cameras, else 'vanilla'.")
-@click.option("--mode", type=click.Choice(["global", "per-modality", "subset"]), default="global", show_default=True,
+@click.option("--mode", type=click.Choice(["global", "per-modality", "subset", "associate"]), default="global",
+              show_default=True,
               help="global: all rows together; per-modality: each modality alone (vanilla Jaccard), labels unique; "
-                   "subset: per-modality with the largest modality clustered on a random subset only (BMIL).")
+                   "subset: per-modality with the largest modality clustered on a random subset only (BMIL); "
+                   "associate: per-modality, then the clusters joined across modalities (--association).")
+@click.option("--association", type=click.Choice(ASSOCIATIONS), default=None,
+              help="With --mode associate (default hungarian): hungarian: one-to-one matching of cluster prototypes "
+                   "(PGM); ot: optimal transport between clusters, many-to-one (RPNR); ot-instance: each row of the "
+                   "other modality sent to the first modality's prototypes by optimal transport (OTLA).")
+@click.option("--refine", is_flag=True,
+              help="--mode global or associate, DBSCAN: also cluster at eps - --eps-gap and eps + --eps-gap and keep "
+                   "only the stable part (SpCL's independence and compactness); dropped rows become noise.")
+@click.option("--eps-gap", type=float, default=0.02, show_default=True, help="Radius step of --refine, > 0.")
 @click.option("--k1", type=int, default=30, show_default=True, help="Neighbour-list length.")
 @click.option("--k2", type=int, default=6, show_default=True, help="Query-expansion length (per modality for 'modality').")
 @click.option("--k1-intra", type=int, default=5, show_default=True, help="CA-Jaccard same-camera list length.")
@@ -62,7 +111,8 @@ def _dask_client(knn, scheduler):
 @click.option("--k2-intra", type=int, default=2, show_default=True, help="CA-Jaccard same-camera expansion length.")
 @click.option("--k2-inter", type=int, default=4, show_default=True, help="CA-Jaccard other-camera expansion length.")
 @click.option("--eps", default="0.6", show_default=True, callback=lambda c, p, v: _eps(v),
-              help="DBSCAN radius (0.6 on SYSU-MM01, 0.3 on RegDB), or 'auto' to pick it from the data.")
+              help="DBSCAN radius (0.6 on SYSU-MM01, 0.3 on RegDB), or 'auto': the eps of the best label-free "
+                   "quality (modularity + silhouette) over 0.05-0.95; the eps chosen is printed and in --json.")
 @click.option("--min-samples", type=int, default=4, show_default=True, help="Rows (self included) that make a core point.")
 @click.option("--algorithm", type=click.Choice(["dbscan", "hdbscan"]), default="dbscan", show_default=True)
 @click.option("--subset-ratio", type=float, default=0.5, show_default=True, help="Subset share for --mode subset.")
@@ -72,59 +122,170 @@ def _dask_client(knn, scheduler):
                    "search (recall >= 0.97, measured and logged with -v), for hundreds of thousands of rows and more. "
                    "dask: exact search in row blocks on a dask.distributed cluster (--scheduler, else a local one); "
                    "xmrank.distributed.jaccard_distance_dask also sends the Jaccard rows there.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
-              help="cuda: kNN and Jaccard on the GPU (needs the gpu extra: cupy, optionally faiss-gpu).")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True,
+              help="cuda (or cuda:N, a GPU by index): kNN and Jaccard on the GPU (needs the gpu extra: cupy, "
+                   "optionally faiss-gpu).")
 @click.option("--scheduler", metavar="ADDRESS",
               help="With --knn dask: address of a running dask scheduler (tcp://host:8786); "
                    "without it a local cluster is started.")
+@click.option("--noise", type=click.Choice(["singletons", "cluster"]), default="singletons", show_default=True,
+              help="With --labels: score noise rows each alone, or all together as one cluster.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write one int64 label per row (-1 = noise) to this .npy.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the summary as JSON ('-': standard output): counts, cluster sizes, the scores with "
+                   "--labels, and every setting needed to rerun it (resolved method, eps used, k1, k2, min_samples, "
+                   "kNN engine, device, xmrank version).")
+@click.option("--contents", "contents_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write each cluster's members (row, modality, name), size and modality make-up: .csv (one line "
+                   "per member) or .json (one entry per cluster, largest first; '-': standard output).")
+@click.option("--with-noise", is_flag=True, help="List the noise rows in --contents too (as cluster -1).")
+@click.option("--save-distance", "distance_path", type=click.Path(dir_okay=False),
+              help="Write the sparse Jaccard distance (scipy.sparse.save_npz, .npz; --mode global only). With a "
+                   "numeric eps and DBSCAN it holds the pairs within eps (all DBSCAN reads); otherwise every stored pair.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress: a bar on a terminal; elsewhere (nohup, a scheduler) a line per stage with its time. "
+                   "Default: the bar on a terminal, the lines only with -v.")
 @user_errors
-def cluster_cmd(features, modalities, cameras, method, mode, k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, eps,
-                min_samples, algorithm, subset_ratio, seed, knn, device, scheduler, output, json_path):
-    """Cluster the rows of FEATURES (.npy, or .npz holding `features` and optionally
-    `modalities`/`cameras`) with a k-reciprocal Jaccard distance and DBSCAN.
+def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, k2, k1_intra, k1_inter, k2_intra,
+                k2_inter, eps, min_samples, algorithm, subset_ratio, seed, knn, device, scheduler, noise, output,
+                json_path, contents_path, with_noise, distance_path, progress, association, refine, eps_gap):
+    """Cluster the rows of FEATURES with a k-reciprocal Jaccard distance and DBSCAN.
+
+    FEATURES is a .npy array, or a file holding `features` and optionally
+    `modalities`, `cameras` (or `cams`), `ids`/`labels` and `names`/`paths`:
+    .npz, .pt/.pth (torch, read with weights_only), .csv/.tsv (a header names
+    the label columns; the other columns are the features), .h5/.hdf5 (needs
+    h5py) or .parquet (needs pyarrow; `pip install 'xmrank[io]'`).
 
     \b
     Examples:
       xmrank cluster feats.npy --modalities mods.npy -o labels.npy
-      xmrank cluster feats.npy -m mods.npy --method vanilla --eps auto
+      xmrank cluster feats.npy -m mods.npy --method vanilla --eps auto --json -
+      xmrank cluster data.npz --labels ids.npy --contents clusters.csv
       xmrank cluster data.npz --mode subset --seed 3 -o stage1_labels.npy
+      xmrank cluster data.npz --mode associate --association ot --refine -o labels.npy
       xmrank -v cluster big.npy -m mods.npy --knn ann -o labels.npy    # 10^5-10^6 rows
       xmrank cluster big.npy -m mods.npy --knn dask --scheduler tcp://10.0.0.5:8786
-      xmrank cluster feats.npy -m mods.npy --device cuda
+      xmrank cluster feats.pt -m mods.npy --device cuda:1 --save-distance D.npz
     """
     import xmrank
 
     check_npy_output(output, "--output")
-    check_outputs([("--output", output), ("--json", json_path)],
-                  inputs=[("FEATURES", features), ("--modalities", modalities), ("--cameras", cameras)])
-    X, mods, cams, _ = load_inputs(features, modalities=modalities, cameras=cameras)
-    if mode != "global" and mods is None:
-        fail(f"--mode {mode} needs --modalities.")
+    contents_format = _contents_format(contents_path)
+    if distance_path is not None:
+        check_output(distance_path, "--save-distance", suffix=".npz")
+    check_outputs([("--output", output), ("--json", json_path), ("--contents", contents_path),
+                   ("--save-distance", distance_path)],
+                  inputs=[("FEATURES", features), ("--modalities", modalities), ("--cameras", cameras),
+                          ("--labels", labels), ("--names", names)],
+                  stdout=("--json", "--contents"))
+    if mode != "global" and distance_path is not None:
+        fail(f"--save-distance needs --mode global: --mode {mode} computes one distance per modality.")
     if scheduler and knn != "dask":
         fail("--scheduler is only used with --knn dask.")
+    if association is not None and mode != "associate":
+        fail("--association is only used with --mode associate.")
+    if refine and mode not in ("global", "associate"):
+        fail(f"--refine needs --mode global or associate; got --mode {mode}.")
+    if refine and algorithm != "dbscan":
+        fail("--refine needs --algorithm dbscan: it compares clusterings at three radii.")
+    if refine and distance_path is not None:
+        fail("--save-distance cannot be combined with --refine.")
+    arrays = load_bundle(features, modalities=modalities, cameras=cameras, labels=labels, names=names)
+    X, mods, cams = arrays["features"], arrays.get("modalities"), arrays.get("cameras")
+    ids, row_names = arrays.get("labels"), arrays.get("names")
+    if mode != "global" and mods is None:
+        fail(f"--mode {mode} needs --modalities.")
+    if row_names is not None and (row_names.ndim != 1 or row_names.shape[0] != len(X)):
+        fail(f"--names must hold one name per row of FEATURES ({len(X)}); got shape {row_names.shape}.")
     t0 = time.perf_counter()
-    subsets = None
-    common = dict(eps=eps, min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2, knn=knn, device=device)
+    subsets = D = None
+    extra = {}
+    common = dict(eps=eps, min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2, knn=knn, device=device,
+                  progress=progress, return_info=True)
     with _dask_client(knn, scheduler):
-        if mode == "global":
-            labels = xmrank.cluster(X, modalities=mods, cameras=cams, method=method, k1_intra=k1_intra,
-                                    k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, **common)
+        if mode == "associate" or refine:
+            labels_out, info, extra = cluster_associated(
+                X, mods, cams, mode=mode, association=association or "hungarian", refine=refine, eps_gap=eps_gap,
+                method=method, camera_lengths=dict(k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra,
+                                                   k2_inter=k2_inter), common=common)
+        elif mode == "global":
+            result = xmrank.cluster(X, modalities=mods, cameras=cams, method=method, k1_intra=k1_intra,
+                                    k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
+                                    return_distance=distance_path is not None, **common)
+            labels_out, info = result[0], result[-1]
+            D = result[1] if distance_path is not None else None
         elif mode == "per-modality":
-            labels = xmrank.cluster_per_modality(X, mods, **common)
+            labels_out, info = xmrank.cluster_per_modality(X, mods, **common)
         else:
-            labels, subsets = xmrank.subset_cluster(X, mods, ratio=subset_ratio, seed=seed, **common)
+            labels_out, subsets, info = xmrank.subset_cluster(X, mods, ratio=subset_ratio, seed=seed, **common)
     elapsed = time.perf_counter() - t0
-    summary = xmrank.cluster_summary(labels, mods)
-    summary.update(seconds=round(elapsed, 3), mode=mode, method=method)
+    summary = xmrank.cluster_summary(labels_out, mods)
+    scores = None
+    if ids is not None:
+        from xmrank.diagnostics import cluster_scores
+
+        scores = cluster_scores(ids, labels_out, modalities=mods, noise=noise)
+        summary["scores"] = scores
+    summary["seconds"] = round(elapsed, 3)
+    summary["parameters"] = _parameters(info, mode=mode, requested_method=method, subset_ratio=subset_ratio,
+                                        seed=seed, scheduler=scheduler)
+    summary["parameters"].update(parameters(mode, association or "hungarian", refine, eps_gap))
+    summary.update(extra)
+    given = {"modalities": modalities, "cameras": cameras, "labels": labels, "names": names}
+    summary["inputs"] = {"features": features, **given,
+                         "from_features_file": [k for k, v in given.items() if v is None and arrays.get(k) is not None]}
+    summary["xmrank_version"] = xmrank.__version__
+    summary["warnings"] = _warnings(info)
     if output:
-        write_npy(output, labels.astype(np.int64), "--output")
+        write_npy(output, labels_out.astype(np.int64), "--output")
+    if D is not None:
+        write_sparse(distance_path, D, "--save-distance")
+    if contents_path:
+        from xmrank.clustering import cluster_contents
+
+        contents = cluster_contents(labels_out, mods, row_names, include_noise=with_noise)
+        if contents_format == "csv":
+            write_text(contents_path, _contents_csv(contents), "--contents")
+        else:
+            write_json(contents_path, contents, "--contents")
     if json_path:
         write_json(json_path, summary, "--json")
     mixed = f", {summary['mixed_share']:.1%} of clusters mix modalities" if "mixed_share" in summary else ""
+    eps_used = info.get("eps")
+    eps_text = ""
+    if eps == "auto" and eps_used is not None:
+        eps_text = ("; eps=auto chose " + (f"{eps_used:.3f}" if not isinstance(eps_used, dict) else
+                                           ", ".join(f"{k}: {v:.3f}" for k, v in eps_used.items())))
+    score_text = (f"; ARI {scores['ari']:.3f}, NMI {scores['nmi']:.3f}, pairwise F {scores['pairwise_f1']:.3f}"
+                  if scores is not None else "")
+    to_stdout = STDOUT in (json_path, contents_path)
     click.echo(
         f"{summary['n_samples']} rows -> {summary['n_clusters']} clusters, {summary['n_noise']} noise "
-        f"({summary['noise_share']:.1%}){mixed}; {elapsed:.2f}s"
-        + (f"; labels written to {output}" if output else "")
+        f"({summary['noise_share']:.1%}){mixed}{eps_text}{score_text}{describe(extra)}; {elapsed:.2f}s"
+        + (f"; labels written to {output}" if output else ""),
+        err=to_stdout,  # standard output carries the JSON then
     )
+
+
+def _parameters(info, *, mode, requested_method, subset_ratio, seed, scheduler):
+    """Every setting of the run, resolved (the method and eps used, the kNN engine that ran)."""
+    keep = ("method", "algorithm", "eps", "eps_requested", "min_samples", "k1", "k2", "k1_intra", "k1_inter",
+            "k2_intra", "k2_inter", "knn", "knn_requested", "device")
+    out = {"mode": mode, "method_requested": requested_method}
+    out.update({k: info[k] for k in keep if k in info})
+    if "auto_eps" in info:
+        out["auto_eps"] = info["auto_eps"]
+    if "per_modality" in info and info.get("eps_requested") == "auto":
+        out["auto_eps"] = {m: i.get("auto_eps") for m, i in info["per_modality"].items()}
+    if mode == "subset":
+        out.update(subset_ratio=subset_ratio, seed=seed, subset_modality=info.get("subset_modality"))
+    if scheduler:
+        out["scheduler"] = scheduler
+    return out
+
+
+def _warnings(info):
+    if "per_modality" in info:
+        return [i["warning"] for i in info["per_modality"].values() if i.get("warning")]
+    return [info["warning"]] if info.get("warning") else []

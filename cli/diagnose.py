@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import os
-import zipfile
 
 import click
 import numpy as np
 
-from ._io import atomic_path, check_outputs, fail, load_array, user_errors, write_json
-
-#: Arrays read from a FEATURES .npz bundle (first key present wins).
-_BUNDLE_KEYS = {
-    "features": ("features",),
-    "modalities": ("modalities",),
-    "labels": ("labels", "ids", "pids"),
-    "cameras": ("cameras", "cams"),
-}
+from ._features import load_bundle
+from ._io import atomic_path, check_outputs, fail, user_errors, write_json
 
 _METHODS = ("vanilla", "modality-qe", "modality", "camera")
 
 
 def _load_inputs(features_path, paths):
-    """Features and per-row arrays: options win over the arrays of a FEATURES .npz bundle."""
-    arrays = {}
-    bundle = features_path.endswith(".npz") and os.path.exists(features_path)
-    if bundle:
-        try:
-            with np.load(features_path, allow_pickle=False) as npz:
-                for field, keys in _BUNDLE_KEYS.items():
-                    key = next((k for k in keys if k in npz.files), None)
-                    if key is not None:
-                        arrays[field] = npz[key]
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            fail(f"FEATURES: cannot read {features_path} as a .npz array file ({exc.__class__.__name__}: {exc}).")
-    if "features" not in arrays:
-        arrays["features"] = load_array(features_path, name="FEATURES")
-    for field, path in paths.items():
-        if path is not None:
-            arrays[field] = load_array(path, name=f"--{field}")
-    return arrays
+    """Features and per-row arrays (any format the CLI reads): options win over the arrays bundled in FEATURES."""
+    return load_bundle(features_path, **paths)
 
 
 def _check_plot_format(path):
@@ -107,10 +83,12 @@ def format_report(report) -> str:
 
 @click.command("diagnose", help="""Measure modality bias: neighbour make-up, distance histograms, cluster scores.
 
-FEATURES is a .npy array (n_rows x dim, L2-normalised rows) or a .npz bundle
+FEATURES is a .npy array (n_rows x dim, L2-normalised rows) or a bundle
 holding 'features' and optionally 'modalities', 'ids' (or 'labels'),
-'cameras' (or 'cams'); the options below override the bundle's arrays.
-Each per-row array is a .npy (or PATH.npz:KEY) of n_rows labels.
+'cameras' (or 'cams'): .npz, .pt/.pth (torch), .csv/.tsv (a header names the
+label columns), .h5 (h5py) or .parquet (pyarrow); the options below override
+the bundle's arrays. Each per-row array is a file of n_rows labels (.npy,
+.csv, ..., or PATH:KEY).
 
 Reports (1) the share of cross-modal rows among each row's k1 neighbours, for
 plain kNN lists and for the modality-aware lists; (2) intra- vs
@@ -150,7 +128,9 @@ Example:
 @click.option("--knn", default="auto", show_default=True, help="Exact kNN engine: auto, faiss or numpy.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Draw the make-up and histograms into this image (.png, .pdf, .svg; needs matplotlib).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report (numbers and histograms) to this JSON file.")
-@click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress: a bar on a terminal; elsewhere (nohup, a scheduler) a line per stage with its time. "
+                   "Default: the bar on a terminal, the lines only with -v.")
 @user_errors
 def diagnose_cmd(features, modalities, labels, cameras, methods, k1, k2, eps, min_samples, noise, bins, max_pairs,
                  knn, plot_path, json_path, progress):
@@ -162,10 +142,7 @@ def diagnose_cmd(features, modalities, labels, cameras, methods, k1, k2, eps, mi
     eps_value = _parse_eps(eps)
     arrays = _load_inputs(features, {"modalities": modalities, "labels": labels, "cameras": cameras})
     if arrays.get("modalities") is None:
-        fail("--modalities is required: one modality label per row (or a 'modalities' array in the FEATURES .npz).")
-    for field in ("modalities", "labels", "cameras"):
-        if arrays.get(field) is not None and arrays[field].dtype == object:
-            fail(f"--{field} must hold integer or string labels.")
+        fail("--modalities is required: one modality label per row (or a 'modalities' array in the FEATURES file).")
     report = diagnose(
         arrays["features"], arrays["modalities"], labels=arrays.get("labels"), cameras=arrays.get("cameras"),
         k1=k1, k2=k2, eps=eps_value, min_samples=min_samples, methods=list(methods) or None, noise=noise,

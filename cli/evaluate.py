@@ -13,11 +13,37 @@ import numpy as np
 
 from ._io import check_outputs, fail, load_array, user_errors, write_json
 
-PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market"])
+PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market", "llcm"])
 METRICS = ("inner", "cosine", "euclidean")
+#: Neighbour rules of the k-reciprocal re-ranking (``xmrank.rerank``).
+RERANK_METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera")
 
 #: Keys read from a QUERY/GALLERY .npz bundle (first present wins).
-_KEYS = {"features": ("features",), "ids": ("ids", "pids", "labels"), "cams": ("cams", "cameras"), "modalities": ("modalities",)}
+_KEYS = {"features": ("features",), "ids": ("ids", "pids", "labels"), "cams": ("cams", "cameras"),
+         "modalities": ("modalities",), "paths": ("paths",)}
+
+
+class KOrAuto(click.ParamType):
+    """A list length: a positive integer, or ``auto`` (chosen from the data)."""
+
+    name = "INTEGER|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is neither a positive integer nor 'auto'.", param, ctx)
+        if not 1 <= number < 2**63:
+            self.fail(f"expected a positive integer or 'auto'; got {value!r}.", param, ctx)
+        return number
+
+
+K_OR_AUTO = KOrAuto()
 
 
 def load_side(path: str, side: str, overrides: dict) -> dict:
@@ -98,7 +124,7 @@ def feature_distance(query, gallery, metric: str) -> np.ndarray:
     return -(Q @ G.T)
 
 
-def score(distances, qa: dict, ga: dict, protocol: str, max_rank: int) -> dict:
+def score(distances, qa: dict, ga: dict, protocol: str, max_rank: int, roc: bool = False) -> dict:
     """:func:`xmrank.evaluate` on loaded arrays, with one-line errors for what is missing."""
     from xmrank.retrieval import evaluate
 
@@ -111,27 +137,92 @@ def score(distances, qa: dict, ga: dict, protocol: str, max_rank: int) -> dict:
         chint = "add a 'cams' array to the .npz or pass --{}-cams (protocol '" + protocol + "' needs cameras)"
         require(qa, "cams", "query", chint.format("query"))
         require(ga, "cams", "gallery", chint.format("gallery"))
-    return evaluate(distances, q_ids, g_ids, q_cams, g_cams, protocol=protocol, max_rank=max_rank)
+    return evaluate(distances, q_ids, g_ids, q_cams, g_cams, protocol=protocol, max_rank=max_rank, roc=roc)
 
 
 def format_table(rows: dict, protocol: str) -> str:
-    """A plain-text table: one line per named result, mAP, mINP and Rank-1/5/10/20 in percent."""
+    """A plain-text table: one line per named result, mAP, mINP, Rank-1/5/10/20 (and TPR@FPR) in percent."""
     first = next(iter(rows.values()))
     ranks = [k for k in (1, 5, 10, 20) if k <= len(first["cmc"])]
-    head = ["", "mAP", "mINP"] + [f"Rank-{k}" for k in ranks]
+    fprs = list(first.get("roc_fpr", []))
+    head = ["", "mAP", "mINP"] + [f"Rank-{k}" for k in ranks] + [f"TPR@{f:.0e}" for f in fprs]
     width = max(8, max(len(name) for name in rows))
     lines = [
         f"protocol {protocol}: {first['n_queries']} queries ({first['n_skipped']} skipped: no valid match)",
-        f"{head[0]:<{width}}" + "".join(f"{h:>9}" for h in head[1:]),
+        f"{head[0]:<{width}}" + "".join(f"{h:>{max(9, len(h) + 1)}}" for h in head[1:]),
     ]
     for name, res in rows.items():
-        vals = [res["mAP"], res["mINP"]] + [res["cmc"][k - 1] for k in ranks]
-        lines.append(f"{name:<{width}}" + "".join(f"{100 * v:>9.2f}" for v in vals))
+        vals = [res["mAP"], res["mINP"]] + [res["cmc"][k - 1] for k in ranks] + list(res.get("roc_tpr", []))
+        lines.append(f"{name:<{width}}" + "".join(f"{100 * v:>{max(9, len(h) + 1)}.2f}" for v, h in zip(vals, head[1:])))
     return "\n".join(lines)
 
 
 def result_json(res: dict) -> dict:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()}
+
+
+def load_distances(path, option: str, shape=None) -> np.ndarray:
+    """A 2-D matrix of finite real distances from ``path`` (one-line errors naming ``option``)."""
+    D = load_array(path, name=option)
+    if D.ndim != 2:
+        fail(f"{option} must be a 2-D matrix; got an array of shape {D.shape}.")
+    if D.dtype.kind not in "biuf":
+        fail(f"{option} must hold real numbers; got dtype {D.dtype}.")
+    if not np.isfinite(D).all():
+        fail(f"{option} holds {int((~np.isfinite(D)).sum())} NaN or infinite value(s).")
+    if shape is not None and D.shape != shape:
+        fail(f"{option} must be {shape[0]} x {shape[1]}; got {D.shape[0]} x {D.shape[1]}.")
+    return D
+
+
+def check_side_lengths(arrays: dict, side: str, n: int, what: str):
+    """Per-row label arrays of ``side`` must have ``n`` entries (one per row/column of the distances ``what``)."""
+    rows = D_ROWS[side]
+    for field in ("ids", "cams", "modalities", "paths"):
+        labels = arrays.get(field)
+        if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.shape[0] != n:
+            fail(f"{what} has {n} {rows}s, but the {side} {field} must have one entry per {rows} of it; "
+                 f"got {labels.shape[0]}.")
+
+
+D_ROWS = {"query": "row", "gallery": "column"}
+
+
+def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normalize="gallery", knn="auto"):
+    """``xmrank.rerank`` of loaded inputs: features when both sides have them, else the three distance matrices.
+
+    Returns the re-ranked distances and the (k1, k2) used (resolved when "auto").
+    """
+    import logging
+
+    from xmrank.retrieval import auto_k, rerank
+
+    q_n = D.shape[0] if D is not None else len(qa["features"])
+    g_n = D.shape[1] if D is not None else len(ga["features"])
+    q_mod, g_mod = side_labels(qa, "modalities", q_n), side_labels(ga, "modalities", g_n)
+    q_cam, g_cam = side_labels(qa, "cams", q_n), side_labels(ga, "cams", g_n)
+    for field, option, (q_has, g_has) in (("modalities", "modalities", (q_mod, g_mod)), ("cameras", "cams", (q_cam, g_cam))):
+        if (q_has is None) != (g_has is None):
+            given = "query" if g_has is None else "gallery"
+            fail(f"--query-{option} and --gallery-{option} go together ('{option}' arrays in both files, or both "
+                 f"options): {field} were given for the {given} side only.")
+    if method in ("modality", "modality-qe") and q_mod is None:
+        fail(f"--method {method} needs modalities for both sides: 'modalities' arrays or --query-modalities/--gallery-modalities.")
+    if method == "camera" and q_cam is None:
+        fail("--method camera needs cameras for both sides: 'cams' arrays or --query-cams/--gallery-cams.")
+    use_mod = method in ("auto", "modality", "modality-qe") and q_mod is not None
+    use_cam = method in ("auto", "camera") and q_cam is not None
+    labels = dict(query_modalities=q_mod if use_mod else None, gallery_modalities=g_mod if use_mod else None,
+                  query_cameras=q_cam if use_cam else None, gallery_cameras=g_cam if use_cam else None)
+    inputs = dict(distances=(D, QQ, GG)) if D is not None else dict(query=qa["features"], gallery=ga["features"])
+    if k1 == "auto" or k2 == "auto":
+        chosen = auto_k(**inputs, **labels, method=method)
+        k1 = chosen["k1"] if k1 == "auto" else k1
+        k2 = chosen["k2"] if k2 == "auto" else k2
+        logging.getLogger("xmrank").info("k1/k2 'auto': about %d item(s) per identity and modality", chosen["group_size"])
+    extra = {} if D is not None else dict(knn=knn)
+    R = rerank(**inputs, **labels, method=method, k1=k1, k2=k2, lambda_value=lambda_value, normalize=normalize, **extra)
+    return R, k1, k2
 
 
 SIDE_HELP = (
@@ -141,13 +232,20 @@ SIDE_HELP = (
 )
 
 
-@click.command("evaluate", help=f"""Score query/gallery retrieval: mAP, mINP and CMC (Rank-1/5/10/20).
+@click.command("evaluate", help=f"""Score query/gallery retrieval: mAP, mINP and CMC (Rank-1/5/10/20), optionally ROC.
 
 Distances come from the features (default: -q.g, the published VI-ReID test
 scripts' choice) or from --distances. Protocols: 'sysu' drops camera-2 gallery
 items for camera-3 queries and ranks distinct identities for CMC; 'regdb'
-removes nothing; 'market' drops same-identity same-camera gallery items.
-Queries with no valid match are skipped and counted.
+removes nothing; 'market' drops same-identity same-camera gallery items;
+'llcm' (the LLCM authors' eval_llcm) drops those and ranks distinct
+identities for CMC. Queries with no valid match are skipped and counted.
+
+--roc adds the true-positive rate at false-positive rates 1e-4, 1e-3, 1e-2
+and 1e-1 over all kept query/gallery pairs. --rerank both adds a row for the
+k-reciprocal re-ranked distances (xmrank.rerank: modality-aware when
+modalities are given; from the features, or from --distances with
+--query-distances and --gallery-distances), so that a paper can report both.
 
 {SIDE_HELP}
 
@@ -156,46 +254,81 @@ Examples:
 \b
   xmrank evaluate query.npz gallery.npz --protocol sysu --json scores.json
   xmrank evaluate q.npz g.npz --distances reranked.npy --protocol regdb
+  xmrank evaluate q.npz g.npz --rerank both --k1 auto --k2 auto --roc
 """)
 @click.argument("query", required=False, type=click.Path(dir_okay=False))
 @click.argument("gallery", required=False, type=click.Path(dir_okay=False))
 @click.option("--distances", type=click.Path(dir_okay=False), help="Query x gallery distance matrix (.npy, smaller = closer); replaces the features.")
+@click.option("--query-distances", type=click.Path(dir_okay=False), help="Query x query distances (.npy), for --rerank both with --distances.")
+@click.option("--gallery-distances", type=click.Path(dir_okay=False), help="Gallery x gallery distances (.npy), for --rerank both with --distances.")
 @click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy).")
 @click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy).")
 @click.option("--query-cams", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
 @click.option("--gallery-cams", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
+@click.option("--query-modalities", callback=label_or_path, help="Modality of each query row (.npy), or one integer for all (re-ranking).")
+@click.option("--gallery-modalities", callback=label_or_path, help="Modality of each gallery row (.npy), or one integer for all (re-ranking).")
 @click.option("--protocol", type=PROTOCOL_CHOICE, default="sysu", show_default=True, help="Exclusion and CMC rules.")
 @click.option("--metric", type=click.Choice(METRICS), default="inner", show_default=True, help="Distance between features: -q.g, 1 - cosine, or Euclidean.")
 @click.option("--max-rank", type=click.IntRange(min=1), default=20, show_default=True, help="Length of the CMC curve.")
+@click.option("--roc", is_flag=True, help="Also report TPR at FPR 1e-4, 1e-3, 1e-2, 1e-1.")
+@click.option("--rerank", "rerank_mode", type=click.Choice(["none", "both"]), default="none", show_default=True,
+              help="'both': one table with the scores without and with k-reciprocal re-ranking.")
+@click.option("--method", type=click.Choice(RERANK_METHODS), default="auto", show_default=True, help="Neighbour rule of the re-ranking.")
+@click.option("--k1", type=K_OR_AUTO, default=20, show_default=True, help="Re-ranking list length, or 'auto'.")
+@click.option("--k2", type=K_OR_AUTO, default=6, show_default=True, help="Re-ranking query-expansion length, or 'auto'.")
+@click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Re-ranking weight of the original distance.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores (with the full CMC) to this JSON file.")
 @user_errors
-def evaluate_cmd(query, gallery, distances, query_ids, gallery_ids, query_cams, gallery_cams, protocol, metric, max_rank, json_path):
+def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, query_ids, gallery_ids, query_cams,
+                 gallery_cams, query_modalities, gallery_modalities, protocol, metric, max_rank, roc, rerank_mode, method,
+                 k1, k2, lambda_value, json_path):
     if query is None or gallery is None:
         fail("give QUERY and GALLERY files (features and/or labels); see --help.")
     check_outputs([("--json", json_path)],
-                  inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances), ("--query-ids", query_ids),
-                          ("--gallery-ids", gallery_ids), ("--query-cams", query_cams), ("--gallery-cams", gallery_cams)])
-    qa = load_side(query, "query", {"ids": query_ids, "cams": query_cams})
-    ga = load_side(gallery, "gallery", {"ids": gallery_ids, "cams": gallery_cams})
+                  inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances),
+                          ("--query-distances", query_distances), ("--gallery-distances", gallery_distances),
+                          ("--query-ids", query_ids), ("--gallery-ids", gallery_ids), ("--query-cams", query_cams),
+                          ("--gallery-cams", gallery_cams), ("--query-modalities", query_modalities),
+                          ("--gallery-modalities", gallery_modalities)])
+    both = rerank_mode == "both"
+    if not both:
+        for option, value in (("--query-distances", query_distances), ("--gallery-distances", gallery_distances)):
+            if value is not None:
+                fail(f"{option} is for re-ranking: add --rerank both.")
+    if (query_distances is None) != (gallery_distances is None):
+        fail("--query-distances and --gallery-distances go together (re-ranking from distances needs both).")
+    if query_distances is not None and distances is None:
+        fail("--query-distances and --gallery-distances go with --distances (the query x gallery matrix).")
+    qa = load_side(query, "query", {"ids": query_ids, "cams": query_cams, "modalities": query_modalities})
+    ga = load_side(gallery, "gallery", {"ids": gallery_ids, "cams": gallery_cams, "modalities": gallery_modalities})
+    QQ = GG = None
     if distances is not None:
-        D = load_array(distances, name="--distances")
-        if D.ndim != 2:
-            fail(f"--distances must be a 2-D query x gallery matrix; got an array of shape {D.shape}.")
-        if D.dtype.kind not in "biuf":
-            fail(f"--distances must hold real numbers; got dtype {D.dtype}.")
-        if not np.isfinite(D).all():
-            fail(f"--distances holds {int((~np.isfinite(D)).sum())} NaN or infinite value(s).")
-        for side, arrays, n in (("query", qa, D.shape[0]), ("gallery", ga, D.shape[1])):
-            for field in ("ids", "cams"):
-                labels = arrays.get(field)
-                if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.shape[0] != n:
-                    fail(f"--distances is {D.shape[0]} x {D.shape[1]}, but the {side} {field} must have one entry per "
-                         f"{'row' if side == 'query' else 'column'} of it; got {labels.shape[0]}.")
+        D = load_distances(distances, "--distances")
+        check_side_lengths(qa, "query", D.shape[0], "--distances")
+        check_side_lengths(ga, "gallery", D.shape[1], "--distances")
+        if both:
+            if query_distances is None:
+                fail("--rerank both with --distances needs --query-distances and --gallery-distances too "
+                     "(or drop --distances to re-rank from the features).")
+            QQ = load_distances(query_distances, "--query-distances", (D.shape[0], D.shape[0]))
+            GG = load_distances(gallery_distances, "--gallery-distances", (D.shape[1], D.shape[1]))
     else:
         hint = "the {} file has no 'features' array; give features or --distances"
-        D = feature_distance(require(qa, "features", "query", hint.format("query")),
-                             require(ga, "features", "gallery", hint.format("gallery")), metric)
-    res = score(D, qa, ga, protocol, max_rank)
-    click.echo(format_table({"distance": res}, protocol))
+        Q = require(qa, "features", "query", hint.format("query"))
+        G = require(ga, "features", "gallery", hint.format("gallery"))
+        D = feature_distance(Q, G, metric)
+    res = score(D, qa, ga, protocol, max_rank, roc)
+    if not both:
+        click.echo(format_table({"distance": res}, protocol))
+        if json_path:
+            write_json(json_path, result_json(res), "--json")
+        return
+    R, k1, k2 = rerank_distances(qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2,
+                                 lambda_value=lambda_value)
+    rows = {"without re-ranking": res, f"re-ranked (k1={k1}, k2={k2})": score(R, qa, ga, protocol, max_rank, roc)}
+    click.echo(format_table(rows, protocol))
     if json_path:
-        write_json(json_path, result_json(res), "--json")
+        write_json(json_path, {"protocol": protocol,
+                               "rerank": {"method": method, "k1": k1, "k2": k2, "lambda": lambda_value},
+                               "results": {"without re-ranking": result_json(res), "re-ranked": result_json(rows[list(rows)[1]])}},
+                   "--json")

@@ -21,10 +21,12 @@ COMMANDS = {
     "diagnose": ("diagnose", "diagnose_cmd", "Measure modality bias: neighbour make-up, distance histograms, cluster scores."),
     "rerank": ("rerank", "rerank_cmd", "Re-rank query/gallery distances with k-reciprocal Jaccard."),
     "evaluate": ("evaluate", "evaluate_cmd", "Score a query x gallery distance matrix (mAP, mINP, CMC)."),
+    "visrank": ("visrank", "visrank_cmd", "Draw ranked lists: sample queries beside their top-k gallery items."),
     "test": ("test", "test_cmd", "Evaluate a checkpoint on SYSU-MM01 or RegDB with the published protocol (needs xmrank[torch])."),
     "embed": ("embed", "embed_cmd", "Embed a data set's images with a checkpoint into a features .npz (needs xmrank[torch])."),
     "train": ("train", "train_cmd", "Train the two-stage unsupervised VI-ReID pipeline (needs xmrank[torch])."),
     "make-synthetic": ("make_synthetic", "make_synthetic_cmd", "Write the synthetic visible/infrared image set in SYSU-MM01 layout."),
+    "warmup": ("warmup", "warmup_cmd", "Compile xmrank's kernels ahead of time into the user cache folder (for container images)."),
 }
 
 
@@ -78,8 +80,17 @@ def main(verbose):
     Run `xmrank demo` for a self-contained example, or `xmrank COMMAND --help`.
     """
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # -v is about xmrank: third-party libraries (faiss' loader, dask, numba) keep the root's WARNING level;
+    # xmrank's records reach the root handler by propagation whatever the root's own level is
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("xmrank").setLevel(level)
+    # the first use of the compiled kernels on this machine compiles them (seconds): say so, on stderr, as is
+    notice = logging.getLogger("xmrank._warmup")
+    notice.setLevel(min(level, logging.INFO))
+    notice.propagate = False
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    notice.handlers[:] = [handler]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,11 @@ def make_synthetic_cmd(root, train_ids, val_ids, test_ids, images_per_camera, he
     and pillow only. The default set (52 identities, 1,248 images) takes a
     few seconds.
     """
+    try:
+        import PIL.Image  # noqa: F401  (checked first: nothing is written without it)
+    except ImportError:
+        fail("make-synthetic needs pillow, which is not installed: pip install 'xmrank[torch]' "
+             "(or only the image library: pip install pillow).")
     from xmrank.torch.synthetic import make_synthetic
 
     try:

@@ -1,24 +1,68 @@
-"""``xmrank rerank``: k-reciprocal re-ranking of query x gallery distances."""
+"""``xmrank rerank``: re-rank query x gallery distances (k-reciprocal, torchreid's, hubness reduction, query expansion)."""
 
 from __future__ import annotations
 
 import click
 import numpy as np
 
-from ._io import check_npy_output, check_outputs, fail, user_errors, write_json, write_npy
-from .evaluate import PROTOCOL_CHOICE, SIDE_HELP, format_table, label_or_path, load_side, require, result_json, score, side_labels
+from ._io import FiniteFloat, check_npy_output, check_outputs, fail, load_array, user_errors, write_json, write_npy
+from .evaluate import (
+    K_OR_AUTO,
+    PROTOCOL_CHOICE,
+    SIDE_HELP,
+    check_side_lengths,
+    feature_distance,
+    format_table,
+    label_or_path,
+    load_distances,
+    load_side,
+    require,
+    rerank_distances,
+    result_json,
+    score,
+    side_labels,
+)
 
-METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera")
+#: k-reciprocal neighbour rules (xmrank.rerank), torchreid's script, hubness reduction and query expansion.
+KRECIPROCAL = ("auto", "vanilla", "modality", "modality-qe", "camera")
+FEATURE_ONLY = ("qb-norm", "db-norm", "aqe", "alpha-qe")
+METHODS = KRECIPROCAL + ("torchreid",) + FEATURE_ONLY
 
 
-@click.command("rerank", help=f"""Re-rank query x gallery distances with k-reciprocal Jaccard.
+class BetaType(click.ParamType):
+    """A positive inverse temperature, or ``auto``."""
 
-Computes (1 - lambda) * Jaccard + lambda * original over query + gallery, where
-the original distance is the squared Euclidean distance divided by each
-query's largest one, and the Jaccard part uses the vanilla, modality-aware or
-camera-aware neighbour rule. With modalities given (method 'auto' picks
-'modality'), each neighbour list is drawn half from each modality: use it when
-queries and gallery are of different modalities.
+    name = "FLOAT|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        number = FiniteFloat(min=0.0, min_open=True).convert(value, param, ctx)
+        return number
+
+
+@click.command("rerank", help=f"""Re-rank query x gallery distances.
+
+k-reciprocal methods (auto, vanilla, modality, modality-qe, camera) compute
+(1 - lambda) * Jaccard + lambda * original over query + gallery, where the
+original distance is the squared Euclidean distance divided by each query's
+largest one. With modalities given (method 'auto' picks 'modality'), each
+neighbour list is drawn half from each modality: use it when queries and
+gallery are of different modalities. --k1 auto --k2 auto choose the list
+lengths from the data (one item per identity and modality: re-ranking then
+keeps the ranking as it is). 'torchreid' is torchreid's re_ranking exactly
+(distance inputs).
+
+Inputs: features (QUERY, GALLERY), or the three distance matrices
+--distances (query x gallery), --query-distances and --gallery-distances
+(QUERY and GALLERY then only carry labels, and may be left out).
+
+For one item per identity and modality (image/caption pairs), hubness
+reduction and query expansion help instead (features, cosine similarity):
+'qb-norm' (QB-Norm's dynamic inverted softmax, --bank: a query bank, default
+the queries), 'db-norm' (DBNorm, query and gallery banks), 'aqe' and
+'alpha-qe' (fast-reid's query expansion, modality-balanced when modalities
+are given; --qe-k, --alpha).
 
 Writes the distances with --output (.npy, n_query x n_gallery float32). When
 identities are available, prints mAP, mINP and Rank-1/5/10/20 of the original
@@ -26,88 +70,146 @@ and the re-ranked distances.
 
 {SIDE_HELP}
 
-Example (infrared queries, visible gallery):
+Examples:
 
 \b
   xmrank rerank ir.npz rgb.npz --query-modalities 1 --gallery-modalities 0 \\
       -o reranked.npy --protocol sysu --json scores.json
+  xmrank rerank --distances qg.npy --query-distances qq.npy \\
+      --gallery-distances gg.npy --method torchreid -o reranked.npy
+  xmrank rerank captions.npz images.npz --method qb-norm --protocol regdb
 """)
 @click.argument("query", required=False, type=click.Path(dir_okay=False))
 @click.argument("gallery", required=False, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the re-ranked distances here (.npy).")
+@click.option("--distances", type=click.Path(dir_okay=False), help="Query x gallery distances (.npy) instead of features.")
+@click.option("--query-distances", type=click.Path(dir_okay=False), help="Query x query distances (.npy), with --distances.")
+@click.option("--gallery-distances", type=click.Path(dir_okay=False), help="Gallery x gallery distances (.npy), with --distances.")
 @click.option("--query-modalities", callback=label_or_path, help="Modality of each query row (.npy), or one integer for all.")
 @click.option("--gallery-modalities", callback=label_or_path, help="Modality of each gallery row (.npy), or one integer for all.")
 @click.option("--query-cams", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
 @click.option("--gallery-cams", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
 @click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy), for the scores.")
 @click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy), for the scores.")
-@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help="Neighbour rule of the Jaccard part.")
-@click.option("--k1", type=click.IntRange(min=1), default=20, show_default=True, help="Neighbour-list length.")
-@click.option("--k2", type=click.IntRange(min=1), default=6, show_default=True, help="Query-expansion length (per modality for 'modality').")
+@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help="Re-ranking method.")
+@click.option("--k1", type=K_OR_AUTO, default=20, show_default=True, help="Neighbour-list length, or 'auto'.")
+@click.option("--k2", type=K_OR_AUTO, default=6, show_default=True, help="Query-expansion length (per modality for 'modality'), or 'auto'.")
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Weight of the original distance.")
 @click.option("--normalize", type=click.Choice(["gallery", "union"]), default="gallery", show_default=True, help="Divide each query's squared distances by their max over the gallery, or over query + gallery (Zhong et al.).")
-@click.option("--knn", type=click.Choice(["auto", "faiss", "numpy"]), default="auto", show_default=True, help="Exact kNN engine.")
+@click.option("--knn", type=click.Choice(["auto", "faiss", "numpy"]), default="auto", show_default=True, help="Exact kNN engine (features).")
+@click.option("--bank", type=click.Path(dir_okay=False), help="qb-norm/db-norm: query bank features (.npy, query modality); default: the queries.")
+@click.option("--gallery-bank", type=click.Path(dir_okay=False), help="db-norm: gallery bank features (.npy); default: the gallery.")
+@click.option("--beta", type=BetaType(), default="auto", show_default=True, help="qb-norm/db-norm inverse temperature, or 'auto' (2 / std of the bank similarities).")
+@click.option("--qe-k", type=K_OR_AUTO, default=5, show_default=True, help="aqe/alpha-qe: rows averaged (per modality with modalities), or 'auto'.")
+@click.option("--alpha", type=FiniteFloat(min=0.0), default=3.0, show_default=True, help="alpha-qe: weight exponent.")
 @click.option("--protocol", type=PROTOCOL_CHOICE, default="regdb", show_default=True, help="Evaluation rules for the printed scores.")
 @click.option("--max-rank", type=click.IntRange(min=1), default=20, show_default=True, help="Length of the CMC curve.")
+@click.option("--roc", is_flag=True, help="Also report TPR at FPR 1e-4, 1e-3, 1e-2, 1e-1.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores (original and re-ranked) to this JSON file.")
 @user_errors
-def rerank_cmd(query, gallery, output, query_modalities, gallery_modalities, query_cams, gallery_cams, query_ids, gallery_ids,
-               method, k1, k2, lambda_value, normalize, knn, protocol, max_rank, json_path):
-    from xmrank.retrieval import rerank
-
-    if query is None or gallery is None:
-        fail("give QUERY and GALLERY feature files; see --help.")
+def rerank_cmd(query, gallery, output, distances, query_distances, gallery_distances, query_modalities,
+               gallery_modalities, query_cams, gallery_cams, query_ids, gallery_ids, method, k1, k2, lambda_value,
+               normalize, knn, bank, gallery_bank, beta, qe_k, alpha, protocol, max_rank, roc, json_path):
+    from_distances = distances is not None or query_distances is not None or gallery_distances is not None
+    if from_distances and None in (distances, query_distances, gallery_distances):
+        fail("re-ranking from distances needs all three: --distances, --query-distances and --gallery-distances.")
+    if not from_distances and (query is None or gallery is None):
+        fail("give QUERY and GALLERY feature files, or --distances, --query-distances and --gallery-distances; see --help.")
+    if from_distances and method in FEATURE_ONLY:
+        fail(f"--method {method} works on features (cosine similarity); give QUERY and GALLERY features instead of distances.")
+    if method == "torchreid" and not from_distances:
+        fail("--method torchreid takes the three distance matrices: --distances, --query-distances, --gallery-distances.")
+    if method != "db-norm" and gallery_bank is not None:
+        fail("--gallery-bank is for --method db-norm.")
+    if method not in ("qb-norm", "db-norm") and bank is not None:
+        fail("--bank is for --method qb-norm or db-norm.")
     check_npy_output(output, "--output")
     check_outputs([("--output", output), ("--json", json_path)],
-                  inputs=[("QUERY", query), ("GALLERY", gallery), ("--query-modalities", query_modalities),
-                          ("--gallery-modalities", gallery_modalities), ("--query-cams", query_cams),
-                          ("--gallery-cams", gallery_cams), ("--query-ids", query_ids), ("--gallery-ids", gallery_ids)])
+                  inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances),
+                          ("--query-distances", query_distances), ("--gallery-distances", gallery_distances),
+                          ("--query-modalities", query_modalities), ("--gallery-modalities", gallery_modalities),
+                          ("--query-cams", query_cams), ("--gallery-cams", gallery_cams), ("--query-ids", query_ids),
+                          ("--gallery-ids", gallery_ids), ("--bank", bank), ("--gallery-bank", gallery_bank)])
     qa = load_side(query, "query", {"modalities": query_modalities, "cams": query_cams, "ids": query_ids})
     ga = load_side(gallery, "gallery", {"modalities": gallery_modalities, "cams": gallery_cams, "ids": gallery_ids})
-    hint = "the {} file has no 'features' array"
-    Q = require(qa, "features", "query", hint.format("query"))
-    G = require(ga, "features", "gallery", hint.format("gallery"))
-    if Q.ndim != 2 or G.ndim != 2:
-        fail(f"query and gallery features must be 2-D arrays; got shapes {Q.shape} and {G.shape}.")
-    nq, ng = Q.shape[0], G.shape[0]
-    q_mod, g_mod = side_labels(qa, "modalities", nq), side_labels(ga, "modalities", ng)
-    q_cam, g_cam = side_labels(qa, "cams", nq), side_labels(ga, "cams", ng)
-    for field, option in (("modalities", "modalities"), ("cameras", "cams")):
-        q_has, g_has = (q_mod, g_mod) if field == "modalities" else (q_cam, g_cam)
-        if (q_has is None) != (g_has is None):
-            given = "query" if g_has is None else "gallery"
-            fail(f"--query-{option} and --gallery-{option} go together ('{option}' arrays in both files, or both options): "
-                 f"{field} were given for the {given} side only.")
-    if method in ("modality", "modality-qe") and (q_mod is None or g_mod is None):
-        fail(f"--method {method} needs modalities for both sides: 'modalities' arrays or --query-modalities/--gallery-modalities.")
-    if method == "camera" and (q_cam is None or g_cam is None):
-        fail("--method camera needs cameras for both sides: 'cams' arrays or --query-cams/--gallery-cams.")
+    D = QQ = GG = None
+    if from_distances:
+        D = load_distances(distances, "--distances")
+        QQ = load_distances(query_distances, "--query-distances", (D.shape[0], D.shape[0]))
+        GG = load_distances(gallery_distances, "--gallery-distances", (D.shape[1], D.shape[1]))
+        nq, ng = D.shape
+        check_side_lengths(qa, "query", nq, "--distances")
+        check_side_lengths(ga, "gallery", ng, "--distances")
+    else:
+        hint = "the {} file has no 'features' array"
+        Q = require(qa, "features", "query", hint.format("query"))
+        G = require(ga, "features", "gallery", hint.format("gallery"))
+        if Q.ndim != 2 or G.ndim != 2:
+            fail(f"query and gallery features must be 2-D arrays; got shapes {Q.shape} and {G.shape}.")
+        nq, ng = Q.shape[0], G.shape[0]
     has_ids = qa.get("ids") is not None and ga.get("ids") is not None
     if not has_ids and json_path:
         fail("--json needs ids for both sides (the scores): 'ids' arrays or --query-ids/--gallery-ids.")
     if not has_ids and output is None:
         fail("nothing to do: give --output to save the distances, or ids for both sides to print the scores.")
-    use_mod = method in ("auto", "modality", "modality-qe") and q_mod is not None and g_mod is not None
-    use_cam = method in ("auto", "camera") and q_cam is not None and g_cam is not None
-    D = rerank(
-        Q, G,
-        query_modalities=q_mod if use_mod else None, gallery_modalities=g_mod if use_mod else None,
-        query_cameras=q_cam if use_cam else None, gallery_cameras=g_cam if use_cam else None,
-        method=method, k1=k1, k2=k2, lambda_value=lambda_value, normalize=normalize, knn=knn,
-    )
+
+    note = ""
+    if method in KRECIPROCAL:
+        R, k1, k2 = rerank_distances(qa, ga, D, QQ, GG, method=method, k1=k1, k2=k2, lambda_value=lambda_value,
+                                     normalize=normalize, knn=knn)
+        note = f" (k1={k1}, k2={k2})"
+        if from_distances:
+            from xmrank.retrieval._distances import DistanceBlocks, original_from_blocks
+
+            original = original_from_blocks(DistanceBlocks(D, QQ, GG), normalize=normalize)
+        else:
+            from xmrank.retrieval import original_distance
+
+            original = original_distance(Q, G, normalize=normalize)
+    elif method == "torchreid":
+        from xmrank.compat import re_ranking
+
+        if k1 == "auto" or k2 == "auto":
+            fail("--method torchreid takes fixed --k1 and --k2 (torchreid's defaults: 20 and 6).")
+        R = re_ranking(D, QQ, GG, k1=k1, k2=k2, lambda_value=lambda_value)
+        original = D
+        note = f" (k1={k1}, k2={k2})"
+    else:
+        R, note = _feature_method(method, Q, G, qa, ga, nq, ng, bank, gallery_bank, beta, qe_k, alpha)
+        original = feature_distance(Q, G, "inner")
     rows = None
     if has_ids:
-        from xmrank.retrieval import original_distance
-
-        rows = {
-            "original": score(original_distance(Q, G, normalize=normalize), qa, ga, protocol, max_rank),
-            "re-ranked": score(D, qa, ga, protocol, max_rank),
-        }
+        rows = {"original": score(original, qa, ga, protocol, max_rank, roc),
+                f"{method if method not in KRECIPROCAL else 're-ranked'}{note}": score(R, qa, ga, protocol, max_rank, roc)}
         click.echo(format_table(rows, protocol))
     else:
-        click.echo(f"re-ranked {nq} queries against {ng} gallery items")
+        click.echo(f"re-ranked {nq} queries against {ng} gallery items ({method}{note})")
     if output:
-        write_npy(output, D.astype(np.float32, copy=False), "--output")
+        write_npy(output, np.asarray(R, dtype=np.float32), "--output")
     if json_path:
-        write_json(json_path, {"protocol": protocol, "method": method, "k1": k1, "k2": k2, "lambda": lambda_value,
-                               "results": {name: result_json(r) for name, r in rows.items()}}, "--json")
+        settings = {"protocol": protocol, "method": method}
+        if method in KRECIPROCAL + ("torchreid",):
+            settings.update(k1=k1, k2=k2, **{"lambda": lambda_value})
+        write_json(json_path, {**settings, "results": {name: result_json(r) for name, r in
+                                                       zip(("original", "re-ranked"), rows.values())}}, "--json")
+
+
+def _feature_method(method, Q, G, qa, ga, nq, ng, bank, gallery_bank, beta, qe_k, alpha):
+    """Hubness reduction or query expansion on features; returns the distances and a note for the table."""
+    from xmrank.retrieval import db_norm, qb_norm, query_expansion
+
+    if method == "qb-norm":
+        B = None if bank is None else load_array(bank, name="--bank")
+        return qb_norm(Q, G, bank=B, beta=beta), ""
+    if method == "db-norm":
+        B = None if bank is None else load_array(bank, name="--bank")
+        GB = None if gallery_bank is None else load_array(gallery_bank, name="--gallery-bank")
+        return db_norm(Q, G, query_bank=B, gallery_bank=GB, beta1=beta, beta2=beta), ""
+    q_mod, g_mod = side_labels(qa, "modalities", nq), side_labels(ga, "modalities", ng)
+    if (q_mod is None) != (g_mod is None):
+        given = "query" if g_mod is None else "gallery"
+        fail("--query-modalities and --gallery-modalities go together ('modalities' arrays in both files, or both "
+             f"options): modalities were given for the {given} side only.")
+    a = 0.0 if method == "aqe" else alpha
+    Qe, Ge = query_expansion(Q, G, k=qe_k, alpha=a, query_modalities=q_mod, gallery_modalities=g_mod)
+    return 1.0 - Qe @ Ge.T, f" (k={qe_k}{', balanced' if q_mod is not None else ''})"

@@ -92,7 +92,7 @@ def test_cluster_on_a_local_dask_cluster(tmp_path, monkeypatch):
     (["--knn", "dask", "--scheduler", "tcp://127.0.0.1:9"], "--scheduler tcp://127.0.0.1:9: could not connect"),
     (["--knn", "dask", "--scheduler", "notanaddress"], "--scheduler notanaddress: could not connect"),
     (["--knn", "nearest"], "'nearest' is not one of"),
-    (["--device", "tpu"], "'tpu' is not one of"),
+    (["--device", "tpu"], "expected cpu, cuda or cuda:N (a GPU index); got 'tpu'"),
 ])
 def test_cluster_scale_options_fail_in_one_line(tmp_path, args, message):
     _files(tmp_path)

@@ -7,6 +7,9 @@ jaccard_distance
     Jaccard distance, sparse by default.
 cluster, cluster_per_modality, subset_cluster, XMCluster
     DBSCAN/HDBSCAN clustering on it, as the papers run it.
+associate, match_clusters, refine_labels, cluster_refined
+    The association baselines: per-modality clustering joined by Hungarian or
+    optimal-transport matching, and tight/loose pseudo-label refinement.
 diagnose, cluster_scores, neighbor_makeup
     How biased a feature set is, and how good a clustering is.
 rerank, evaluate, sysu_evaluation, regdb_evaluation
@@ -16,6 +19,7 @@ rerank, evaluate, sysu_evaluation, regdb_evaluation
 import logging
 
 from ._validation import InputError
+from .association import associate, cluster_refined, match_clusters, refine_labels
 from .clustering import (
     XMCluster,
     cluster,
@@ -38,17 +42,21 @@ __all__ = [
     "ImageRecord",
     "InputError",
     "XMCluster",
+    "associate",
     "cluster",
     "cluster_distance",
     "cluster_per_modality",
+    "cluster_refined",
     "cluster_scores",
     "cluster_summary",
     "diagnose",
     "evaluate",
     "jaccard_distance",
+    "match_clusters",
     "mean_results",
     "neighbor_makeup",
     "original_distance",
+    "refine_labels",
     "regdb_evaluation",
     "rerank",
     "sysu_evaluation",

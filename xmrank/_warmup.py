@@ -21,7 +21,7 @@ import time
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["kernel_modules", "kernels", "kernels_ready", "compile_kernels", "ensure_compiled", "set_announcer"]
+__all__ = ["kernel_modules", "kernels", "kernels_ready", "compile_kernels", "ensure_compiled"]
 
 #: Modules holding compiled kernels, and whether :func:`compile_kernels` needs torch to run theirs.
 _MODULES = (
@@ -31,7 +31,7 @@ _MODULES = (
     ("xmrank.knn.exact_bf16", True),
 )
 
-_state: dict = {"announce": None, "checked": False}
+_state: dict = {"checked": False}
 
 
 def _have(module: str) -> bool:
@@ -71,9 +71,9 @@ def kernels() -> list:
     return found
 
 
-def _ready(dispatcher) -> bool:
-    """Compiled in this process, or a cache entry for this source and this CPU is on disk."""
-    if dispatcher.overloads:
+def _ready(dispatcher, on_disk: bool = False) -> bool:
+    """Compiled in this process (unless ``on_disk``), or a cache entry for this source and this CPU is on disk."""
+    if dispatcher.overloads and not on_disk:
         return True
     from numba.core.caching import FunctionCache
 
@@ -88,9 +88,12 @@ def _ready(dispatcher) -> bool:
         return True
 
 
-def kernels_ready() -> bool:
-    """True when every kernel is compiled in this process or can be loaded from the cache folder."""
-    return all(_ready(d) for d in kernels())
+def kernels_ready(on_disk: bool = False) -> bool:
+    """True when every kernel is compiled in this process or can be loaded from the cache folder.
+
+    ``on_disk=True``: only the cache folder counts.
+    """
+    return all(_ready(d, on_disk) for d in kernels())
 
 
 def _caching() -> str | None:
@@ -112,6 +115,7 @@ def compile_kernels() -> float:
     from .jaccard import jaccard_distance
     from .retrieval.rerank import rerank
 
+    _state["checked"] = True  # the calls below must not start a second warm-up
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     n, d = 48, 8
@@ -136,16 +140,9 @@ def compile_kernels() -> float:
     return time.perf_counter() - start
 
 
-def set_announcer(announce) -> None:
-    """Route :func:`ensure_compiled`'s "compiling" notice to ``announce(text)`` (the CLI prints it); None logs it at INFO."""
-    _state["announce"] = announce
-
-
 def _say(text: str) -> None:
-    if _state["announce"] is not None:
-        _state["announce"](text)
-    else:
-        logger.info("%s", text)
+    """An INFO record of this module's logger (the ``xmrank`` command prints them on stderr, without -v)."""
+    logger.info("%s", text)
 
 
 def ensure_compiled() -> float | None:

@@ -13,9 +13,11 @@ Engines returned by :func:`resolve_knn`:
 ``"numpy"``           exact, blocked numpy matrix products
 ``"ann"``             approximate, faiss IVF-Flat per database, recall-calibrated
 ``"dask"``            blocks of queries on a ``dask.distributed`` cluster
+``"bf16"``            exact, bfloat16 candidates re-scored in float64 (torch)
 ``"faiss-gpu"``       exact, faiss ``GpuIndexFlatIP``
 ``"cupy"``            exact, blocked cupy matrix products
 ``"ann-gpu"``         approximate, faiss ``GpuIndexIVFFlat``
+``"bf16-gpu"``        exact, bfloat16 tensor-core candidates re-scored in float64
 ====================  =========================================================
 """
 
@@ -27,13 +29,22 @@ import sys
 
 import numpy as np
 
-from ._validation import InputError, check_option
+from ._validation import InputError, check_option, plain
 
 logger = logging.getLogger("xmrank")
 
 #: kNN engines accepted by ``knn=``. "auto" resolves to the best exact engine.
-KNN_ENGINES = ("auto", "faiss", "numpy", "ann", "dask")
-#: Devices accepted by ``device=``.
+KNN_ENGINES = ("auto", "faiss", "numpy", "ann", "dask", "bf16")
+#: ``knn="auto"`` on the CPU picks "bf16" for a search of at least this many multiply-adds
+#: (``n_queries * n_database * d``), :data:`BF16_AUTO_MIN_DATABASE` database rows and
+#: :data:`BF16_AUTO_MIN_DIM` columns, where torch is installed and the CPU multiplies bfloat16
+#: natively (:mod:`xmrank.knn.exact_bf16`). Measured on a 2-core AVX-512 BF16 CPU: "bf16" took
+#: 0.79x faiss' time at 5e9 multiply-adds (2000 x 1300 x 2048), 0.65x at 3.3e10 and ~0.5x from
+#: 1e11 on; torch's import (2-3 s, once per process) is what the threshold amortises.
+BF16_AUTO_MIN_WORK = 2 * 10**10
+BF16_AUTO_MIN_DATABASE = 2048
+BF16_AUTO_MIN_DIM = 64
+#: Devices accepted by ``device=``; "cuda" also takes a GPU index, "cuda:1" (see :func:`parse_device`).
 DEVICES = ("cpu", "cuda")
 
 
@@ -59,6 +70,35 @@ def have_dask() -> bool:
     return _installed("distributed")
 
 
+def have_torch() -> bool:
+    """Whether ``torch`` is importable (the ``torch`` extra), without importing it."""
+    return _installed("torch")
+
+
+_CPU_FLAGS: dict = {}
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX-BF16), read from /proc/cpuinfo.
+
+    False where that file is missing (not Linux) or unreadable: torch then
+    emulates bfloat16 products, slower than float32 ones.
+    """
+    if "bf16" not in _CPU_FLAGS:
+        found = False
+        try:
+            with open("/proc/cpuinfo") as fh:
+                for line in fh:
+                    if line.startswith("flags"):
+                        flags = set(line.split(":", 1)[1].split())
+                        found = bool(flags & {"avx512_bf16", "amx_bf16"})
+                        break
+        except OSError:
+            pass
+        _CPU_FLAGS["bf16"] = found
+    return _CPU_FLAGS["bf16"]
+
+
 def have_faiss_gpu() -> bool:
     """Whether faiss was built with GPU support and sees at least one GPU."""
     if not have_faiss():
@@ -80,23 +120,78 @@ def cuda_available() -> bool:
         return False
 
 
-def resolve_device(device: str = "cpu") -> str:
-    """Check a ``device=`` option and that it can run here.
+def parse_device(device) -> tuple[str, int | None]:
+    """Split a ``device=`` option into its kind and GPU index, checking only its spelling.
+
+    ``"cpu"`` -> ``("cpu", None)``, ``"cuda"`` -> ``("cuda", None)`` (the
+    current GPU), ``"cuda:1"`` -> ``("cuda", 1)``.
 
     Raises
     ------
     xmrank.InputError
-        For an unknown device, or ``"cuda"`` without cupy or without a GPU.
+        For anything else.
     """
-    check_option(device, "device", DEVICES)
-    if device == "cuda":
+    if isinstance(device, str):
+        kind, sep, index = device.partition(":")
+        if kind in DEVICES and not sep:
+            return kind, None
+        if kind == "cuda" and index.isascii() and index.isdigit():
+            return "cuda", int(index)
+    raise InputError(f"Unknown device {plain(device)}: expected 'cpu', 'cuda' or 'cuda:N' (a GPU index).")
+
+
+def resolve_device(device: str = "cpu") -> str:
+    """Check a ``device=`` option and that it can run here; return its kind, "cpu" or "cuda".
+
+    ``"cuda:N"`` names a GPU by index: it must exist. Code that runs on it
+    enters :func:`using_device` (which makes GPU ``N`` cupy's current device).
+
+    Raises
+    ------
+    xmrank.InputError
+        For an unknown device, or ``"cuda"`` without cupy, without a GPU or
+        without GPU ``N``.
+    """
+    kind, index = parse_device(device)
+    if kind == "cuda":
         if not have_cupy():
             raise InputError(
-                "device='cuda' needs cupy, which is not installed: pip install 'xmrank[gpu]' (or use device='cpu')."
+                f"device={device!r} needs cupy, which is not installed: pip install 'xmrank[gpu]' (or use device='cpu')."
             )
         if not cuda_available():
-            raise InputError("device='cuda' found no CUDA GPU on this machine; use device='cpu'.")
-    return device
+            raise InputError(f"device={device!r} found no CUDA GPU on this machine; use device='cpu'.")
+        if index is not None:
+            import cupy
+
+            count = cupy.cuda.runtime.getDeviceCount()
+            if index >= count:
+                raise InputError(f"device={device!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}.")
+    return kind
+
+
+def using_device(device: str = "cpu"):
+    """A context in which ``device``'s GPU is cupy's current device (a no-op for "cpu" and plain "cuda")."""
+    import contextlib
+
+    kind, index = parse_device(device)
+    if kind != "cuda" or index is None:
+        return contextlib.nullcontext()
+    resolve_device(device)
+    import cupy
+
+    return cupy.cuda.Device(index)
+
+
+def on_device(func):
+    """Decorator: run ``func`` inside :func:`using_device` of its ``device=`` keyword argument."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with using_device(kwargs.get("device", "cpu")):
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def array_module(device: str = "cpu"):
@@ -177,7 +272,7 @@ def device_features(features, device: str = "cpu", name: str = "features"):
     return X
 
 
-def resolve_knn(knn: str = "auto", device: str = "cpu") -> str:
+def resolve_knn(knn: str = "auto", device: str = "cpu", *, shape: tuple[int, int, int] | None = None) -> str:
     """Resolve a ``knn=`` option to a concrete engine name.
 
     Parameters
@@ -192,24 +287,37 @@ def resolve_knn(knn: str = "auto", device: str = "cpu") -> str:
           :mod:`xmrank.knn.ann`.
         - "dask": exact search in blocks on the current ``dask.distributed``
           client; see :mod:`xmrank.distributed`.
+        - "bf16": exact search from bfloat16 candidates re-scored in float64
+          (torch; on "cuda", tensor cores); see :mod:`xmrank.knn.exact_bf16`.
+          "auto" picks it on the CPU for a large enough ``shape`` (at least
+          :data:`BF16_AUTO_MIN_WORK` multiply-adds, :data:`BF16_AUTO_MIN_DATABASE`
+          database rows and :data:`BF16_AUTO_MIN_DIM` columns) where torch
+          is installed and the CPU has AVX-512 BF16 or AMX.
         A named engine that cannot run raises :class:`~xmrank.InputError`
         instead of falling back silently.
     device : {"cpu", "cuda"}, default="cpu"
         Where the search runs.
+    shape : (n_queries, n_database, d), default=None
+        The search's size, for "auto"; None resolves as for a small search.
 
     Returns
     -------
     engine : str
-        One of "faiss", "numpy", "ann", "dask", "faiss-gpu", "cupy", "ann-gpu".
+        One of "faiss", "numpy", "ann", "dask", "bf16", "faiss-gpu", "cupy",
+        "ann-gpu", "bf16-gpu".
     """
     check_option(knn, "knn backend", KNN_ENGINES)
     device = resolve_device(device)
     if device == "cuda":
         return _resolve_knn_cuda(knn)
     if knn == "auto":
-        engine = "faiss" if have_faiss() else "numpy"
+        engine = "bf16" if _bf16_pays(shape) else ("faiss" if have_faiss() else "numpy")
         logger.debug("knn='auto' resolved to %r", engine)
         return engine
+    if knn == "bf16" and not have_torch():
+        raise InputError(
+            "knn='bf16' needs torch, which is not installed: pip install 'xmrank[torch]' (or use knn='faiss')."
+        )
     if knn in ("faiss", "ann") and not have_faiss():
         raise InputError(
             f"knn={knn!r} needs the faiss package, which is not installed: "
@@ -222,9 +330,24 @@ def resolve_knn(knn: str = "auto", device: str = "cpu") -> str:
     return knn
 
 
+def _bf16_pays(shape) -> bool:
+    """Whether "auto" should pick the bfloat16 engine for a search of this ``shape``."""
+    if shape is None:
+        return False
+    nq, nd, d = (int(v) for v in shape)
+    return (nq * nd * d >= BF16_AUTO_MIN_WORK and nd >= BF16_AUTO_MIN_DATABASE and d >= BF16_AUTO_MIN_DIM
+            and have_torch() and native_bf16_cpu())
+
+
 def _resolve_knn_cuda(knn: str) -> str:
     if knn == "dask":
         raise InputError("knn='dask' runs on CPU workers; use device='cpu' with it.")
+    if knn == "bf16":
+        if not have_torch():
+            raise InputError(
+                "knn='bf16' needs torch (with CUDA), which is not installed: pip install 'xmrank[torch]'."
+            )
+        return "bf16-gpu"
     if knn == "numpy":
         return "cupy"
     if knn == "auto":

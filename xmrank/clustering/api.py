@@ -6,14 +6,20 @@ import logging
 
 import numpy as np
 
-from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real, check_seed, plain
+from .._validation import (InputError, check_features, check_int, check_labels, check_option, check_real, check_seed,
+                           plain, warn_user)
 from ..jaccard import jaccard_distance
 from .algorithms import ALGORITHMS, cluster_distance
 from .eps import auto_eps
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["cluster", "cluster_per_modality", "subset_split", "subset_cluster"]
+
+#: A clustering is reported as degenerate when one cluster holds more than this share of the rows ...
+GIANT_SHARE = 0.5
+#: ... or when at least this share of the rows is noise.
+NOISE_SHARE = 0.9
 
 
 def _check_eps(eps):
@@ -25,12 +31,60 @@ def _check_eps(eps):
     return check_real(eps, "eps", low=0.0, low_open=True)
 
 
-def _resolve_eps(eps, D, min_samples):
-    if eps == "auto":
-        value = auto_eps(D, min_samples=min_samples)
-        logger.info("eps='auto' chose eps=%.3f", value)
-        return value
-    return eps
+def _check_flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False; got {plain(value)}.")
+    return bool(value)
+
+
+def _resolve_method(method, modalities, cameras):
+    """The Jaccard method that ``method="auto"`` stands for (as :func:`xmrank.jaccard_distance` resolves it)."""
+    if method != "auto":
+        return method
+    return "modality" if modalities is not None else ("camera" if cameras is not None else "vanilla")
+
+
+def degenerate_message(labels, *, eps=None, min_samples=4, algorithm="dbscan", eps_auto=False, where=""):
+    """The warning text for a degenerate clustering, or None when it is not degenerate.
+
+    Degenerate: one cluster holds more than half of the rows (:data:`GIANT_SHARE`),
+    or at least 90% of the rows are noise (:data:`NOISE_SHARE`). The text says
+    what to change.
+    """
+    labels = np.asarray(labels)
+    n = labels.size
+    if n < 2:
+        return None
+    ok = labels >= 0
+    noise = 1.0 - ok.mean()
+    largest = np.bincount(labels[ok]).max() / n if ok.any() else 0.0
+    setting = (f"eps={eps:.3g}{' (chosen by eps=auto)' if eps_auto else ''}, min_samples={min_samples}"
+               if algorithm == "dbscan" and eps is not None else f"algorithm={algorithm}, min_samples={min_samples}")
+    if largest > GIANT_SHARE and n >= 2 * min_samples:
+        if algorithm == "dbscan":
+            fix = ("lower eps" + (f" (try {max(eps - 0.1, 0.05):.2f}; or pass a number instead of 'auto')" if eps_auto
+                                  else f" (try {max(eps - 0.1, 0.05):.2f})" if eps is not None else "")
+                   + " or raise min_samples")
+        else:
+            fix = "raise min_samples"
+        return (f"{where}degenerate clustering: one cluster holds {largest:.0%} of the {n} rows ({setting}); "
+                f"{fix}. With identity labels, `xmrank diagnose --labels` scores each setting.")
+    if noise >= NOISE_SHARE:
+        if algorithm == "dbscan":
+            fix = ("raise eps" + (" (or pass a number instead of 'auto')" if eps_auto else "")
+                   + f", or lower min_samples: a core row needs {min_samples} rows (itself included) within eps")
+        else:
+            fix = f"lower min_samples: a cluster needs at least {min_samples} rows"
+        return f"{where}degenerate clustering: {noise:.0%} of the {n} rows are noise ({setting}); {fix}."
+    return None
+
+
+def _warn_degenerate(labels, info, where=""):
+    text = degenerate_message(labels, eps=info.get("eps"), min_samples=info["min_samples"],
+                              algorithm=info["algorithm"], eps_auto=info.get("eps_requested") == "auto", where=where)
+    if text is not None:
+        warn_user(text)
+    return text
 
 
 def cluster(
@@ -53,6 +107,7 @@ def cluster(
     n_jobs: int | None = None,
     progress: bool | None = None,
     return_distance: bool = False,
+    return_info: bool = False,
 ):
     """Jaccard distance, then density clustering: the papers' global clustering.
 
@@ -64,20 +119,32 @@ def cluster(
     method : str, default="auto"
         Jaccard method, see :func:`xmrank.jaccard_distance`.
     eps : float or "auto", default=0.6
-        DBSCAN radius, > 0; "auto" picks it from the data
-        (:func:`xmrank.clustering.auto_eps`). Jaccard distances are at most
-        1, so ``eps >= 1`` makes every pair a neighbour, as scikit-learn's
-        DBSCAN does on the dense matrix: one cluster (all noise with fewer
-        than ``min_samples`` rows).
+        DBSCAN radius, > 0; "auto" picks it from the data by maximising a
+        label-free clustering quality (:func:`xmrank.clustering.auto_eps`;
+        the eps chosen is in the ``info`` of ``return_info=True`` and logged).
+        Jaccard distances are at most 1, so ``eps >= 1`` makes every pair a
+        neighbour, as scikit-learn's DBSCAN does on the dense matrix: one
+        cluster (all noise with fewer than ``min_samples`` rows).
     min_samples : int, default=4
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
     k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, device, n_jobs, progress
         Passed to :func:`xmrank.jaccard_distance`; ``knn="ann"`` (approximate
         search) is the engine for hundreds of thousands of rows and more,
-        ``device="cuda"`` runs the distance on the GPU.
+        ``device="cuda"`` (or ``"cuda:1"``, a GPU by index) runs the distance
+        on the GPU.
     return_distance : bool, default=False
         Also return the sparse distance matrix. With DBSCAN and a numeric
         eps it stores only the pairs within eps (all DBSCAN reads).
+    return_info : bool, default=False
+        Also return a dict of everything needed to rerun the clustering:
+        ``method`` (resolved, never "auto"), ``eps`` (the eps used, the one
+        chosen with ``eps="auto"``; None for HDBSCAN), ``eps_requested``,
+        ``min_samples``, ``algorithm``, ``k1``, ``k2`` (and CA-Jaccard's
+        lengths with ``method="camera"``), ``knn`` (the engine ``knn``
+        resolves to for this size) and ``knn_requested``, ``device``,
+        ``n_rows``, ``n_stored_pairs``, ``warning`` (the degenerate-clustering
+        warning, or None); with ``eps="auto"`` also ``auto_eps`` (the
+        criterion at the chosen eps).
 
     Returns
     -------
@@ -85,7 +152,32 @@ def cluster(
         -1 marks noise.
     distance : scipy.sparse.csr_matrix
         Only with ``return_distance=True``.
+    info : dict
+        Only with ``return_info=True`` (after ``distance`` when both are asked).
+
+    Warns
+    -----
+    UserWarning
+        When the clustering is degenerate: one cluster holds more than half
+        of the rows, or at least 90% of the rows are noise. The message says
+        which setting to change.
     """
+    return_distance = _check_flag(return_distance, "return_distance")
+    return_info = _check_flag(return_info, "return_info")
+    labels, D, info = _cluster(
+        features, modalities=modalities, cameras=cameras, method=method, eps=eps, min_samples=min_samples,
+        algorithm=algorithm, k1=k1, k2=k2, k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra,
+        k2_inter=k2_inter, knn=knn, device=device, n_jobs=n_jobs, progress=progress)
+    info["warning"] = _warn_degenerate(labels, info)
+    out = (labels,) + ((D,) if return_distance else ()) + ((info,) if return_info else ())
+    return out[0] if len(out) == 1 else out
+
+
+def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorithm, k1, k2, k1_intra, k1_inter,
+             k2_intra, k2_inter, knn, device, n_jobs, progress):
+    """:func:`cluster` without the degenerate-clustering warning: ``(labels, distance, info)``."""
+    from ..backend import resolve_knn
+
     min_samples = check_int(min_samples, "min_samples", minimum=1)
     algorithm = check_option(algorithm, "algorithm", ALGORITHMS)
     eps = _check_eps(eps)
@@ -98,14 +190,41 @@ def cluster(
         k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
         max_distance=cut, knn=knn, device=device, n_jobs=n_jobs, progress=progress,
     )
-    eps_value = _resolve_eps(eps, D, min_samples) if algorithm == "dbscan" else 0.6
-    labels = cluster_distance(D, eps=eps_value, min_samples=min_samples, algorithm=algorithm)
-    return (labels, D) if return_distance else labels
+    resolved = _resolve_method(method, modalities, cameras)
+    info = {"method": resolved, "algorithm": algorithm, "eps": None, "eps_requested": eps,
+            "min_samples": min_samples, "k1": k1, "k2": k2}
+    if resolved in ("camera", "modality-camera"):
+        info.update(k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter)
+    info.update(knn=_engine(resolve_knn, knn, device, features, D.shape[0]), knn_requested=knn, device=device,
+                n_rows=int(D.shape[0]), n_stored_pairs=int(D.nnz))
+    if algorithm == "dbscan":
+        if eps == "auto":
+            value, scores = auto_eps(D, min_samples=min_samples, return_scores=True)
+            logger.info("eps='auto' chose eps=%.3f", value)
+            if scores is not None:
+                i = int(np.flatnonzero(scores["eps"] == value)[0])
+                info["auto_eps"] = {k: float(scores[k][i]) for k in ("score", "modularity", "silhouette")}
+        else:
+            value = eps
+        info["eps"] = float(value)
+        labels = cluster_distance(D, eps=value, min_samples=min_samples, algorithm=algorithm)
+    else:
+        labels = cluster_distance(D, min_samples=min_samples, algorithm=algorithm)
+    return labels, D, info
+
+
+def _engine(resolve_knn, knn, device, features, n):
+    """The kNN engine ``knn`` resolves to for an all-rows search of ``features`` (what "auto" picked)."""
+    shape = np.shape(features)
+    try:
+        return resolve_knn(knn, device, shape=(n, n, int(shape[-1]) if len(shape) == 2 else 1))
+    except TypeError:  # a resolve_knn without the shape argument
+        return resolve_knn(knn, device)
 
 
 def cluster_per_modality(features, modalities, *, eps=0.6, min_samples: int = 4, algorithm: str = "dbscan",
                          k1: int = 30, k2: int = 6, knn: str = "auto", device: str = "cpu", n_jobs=None,
-                         progress=None):
+                         progress=None, return_info: bool = False):
     """Cluster each modality on its own with vanilla Jaccard (the paper's stage 1).
 
     Parameters are those of :func:`cluster`.
@@ -117,13 +236,24 @@ def cluster_per_modality(features, modalities, *, eps=0.6, min_samples: int = 4,
     -------
     labels : ndarray of int64, shape (n_samples,)
         -1 marks noise.
+    info : dict
+        Only with ``return_info=True``: as :func:`cluster`'s, with ``eps`` a
+        dict of the eps used per modality (its label as a string) and
+        ``per_modality`` the info of each modality's clustering.
+
+    Warns
+    -----
+    UserWarning
+        For each modality whose clustering is degenerate (see :func:`cluster`).
     """
+    return_info = _check_flag(return_info, "return_info")
     X = check_features(features)
     if modalities is None:
         raise InputError("modalities is required: one modality label per row.")
     codes, classes = check_labels(modalities, X.shape[0], "modalities")
-    return _per_modality(X, codes, classes, eps=eps, min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2,
-                         knn=knn, device=device, n_jobs=n_jobs, progress=progress)
+    labels, info = _per_modality(X, codes, classes, eps=eps, min_samples=min_samples, algorithm=algorithm, k1=k1,
+                                 k2=k2, knn=knn, device=device, n_jobs=n_jobs, progress=progress)
+    return (labels, info) if return_info else labels
 
 
 def _per_modality(X, codes, classes, *, eps, min_samples, algorithm, k1, k2, knn, device, n_jobs, progress):
@@ -133,18 +263,29 @@ def _per_modality(X, codes, classes, *, eps, min_samples, algorithm, k1, k2, knn
     eps = _check_eps(eps)
     labels = np.full(X.shape[0], -1, dtype=np.int64)
     offset = 0
+    per = {}
     for g in range(classes.size):
         rows = np.flatnonzero(codes == g)
         if rows.size <= k1:
             raise InputError(
                 f"k1={k1} must be smaller than the number of rows of modality {plain(classes[g])} ({rows.size})."
             )
-        sub = cluster(X[rows], method="vanilla", eps=eps, min_samples=min_samples, algorithm=algorithm,
-                      k1=k1, k2=k2, knn=knn, device=device, n_jobs=n_jobs, progress=progress)
+        sub, _, info = _cluster(X[rows], modalities=None, cameras=None, method="vanilla", eps=eps,
+                                min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2, k1_intra=5, k1_inter=20,
+                                k2_intra=2, k2_inter=4, knn=knn, device=device, n_jobs=n_jobs, progress=progress)
+        info["warning"] = _warn_degenerate(sub, info, where=f"modality {plain(classes[g])}: ")
+        per[str(classes[g].item() if hasattr(classes[g], "item") else classes[g])] = info
         keep = sub >= 0
         labels[rows[keep]] = sub[keep] + offset
         offset += int(sub.max()) + 1 if keep.any() else 0
-    return labels
+    first = next(iter(per.values()))
+    info = {key: first[key] for key in ("method", "algorithm", "eps_requested", "min_samples", "k1", "k2", "knn",
+                                        "knn_requested", "device")}
+    info["eps"] = {m: i["eps"] for m, i in per.items()} if eps == "auto" else first["eps"]
+    info["n_rows"] = int(X.shape[0])
+    info["n_stored_pairs"] = int(sum(i["n_stored_pairs"] for i in per.values()))
+    info["per_modality"] = per
+    return labels, info
 
 
 def subset_split(n_rows: int, *, ratio: float = 0.5, seed=None):
@@ -176,7 +317,7 @@ def subset_split(n_rows: int, *, ratio: float = 0.5, seed=None):
 
 def subset_cluster(features, modalities, *, subset_modality=None, ratio: float = 0.5, seed=None, eps=0.6,
                    min_samples: int = 4, algorithm: str = "dbscan", k1: int = 30, k2: int = 6, knn: str = "auto",
-                   device: str = "cpu", n_jobs=None, progress=None):
+                   device: str = "cpu", n_jobs=None, progress=None, return_info: bool = False):
     """Per-modality clustering where one modality is clustered on a random subset only.
 
     The rows of ``subset_modality`` (default: the largest modality) are split
@@ -191,7 +332,11 @@ def subset_cluster(features, modalities, *, subset_modality=None, ratio: float =
         Row indices (into ``features``) of each subset of ``subset_modality``;
         the paper clusters ``subsets[1]`` plus every other modality's rows
         globally in stage 2.
+    info : dict
+        Only with ``return_info=True``: as :func:`cluster_per_modality`'s,
+        plus ``subset_modality``, ``ratio`` and ``seed``.
     """
+    return_info = _check_flag(return_info, "return_info")
     X = check_features(features)
     if modalities is None:
         raise InputError("modalities is required: one modality label per row.")
@@ -211,9 +356,13 @@ def subset_cluster(features, modalities, *, subset_modality=None, ratio: float =
     labels = np.full(X.shape[0], -1, dtype=np.int64)
     kept_codes, kept_classes = codes[kept], classes
     present = np.unique(kept_codes)  # a modality can vanish only if its rows were all subset away: none can
-    labels[kept] = _per_modality(X[kept], np.searchsorted(present, kept_codes), kept_classes[present], eps=eps,
-                                 min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2, knn=knn, device=device,
-                                 n_jobs=n_jobs, progress=progress)
+    labels[kept], info = _per_modality(X[kept], np.searchsorted(present, kept_codes), kept_classes[present], eps=eps,
+                                       min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2, knn=knn,
+                                       device=device, n_jobs=n_jobs, progress=progress)
+    if return_info:
+        subset_label = classes[g].item() if hasattr(classes[g], "item") else classes[g]
+        info.update(subset_modality=subset_label, ratio=ratio, seed=seed)
+        return labels, subsets, info
     return labels, subsets
 
 

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 from sklearn.utils.validation import validate_data
 
 from .._validation import InputError
-from ..backend import DEVICES, KNN_ENGINES
+from ..backend import KNN_ENGINES, parse_device
 from ..jaccard.distance import METHODS
 from .algorithms import ALGORITHMS
 from .api import cluster
@@ -58,8 +58,9 @@ class XMCluster(ClusterMixin, BaseEstimator):
     knn : {"auto", "faiss", "numpy", "ann", "dask"}, default="auto"
         kNN engine, see :func:`xmrank.backend.resolve_knn`; "ann" is the
         approximate search for very large N.
-    device : {"cpu", "cuda"}, default="cpu"
-        Where the distance is computed (see :func:`xmrank.jaccard_distance`).
+    device : {"cpu", "cuda", "cuda:N"}, default="cpu"
+        Where the distance is computed (see :func:`xmrank.jaccard_distance`);
+        "cuda:1" names a GPU by index.
     n_jobs : int, default=None
         Threads for the compiled kernels; None uses all cores.
 
@@ -68,8 +69,12 @@ class XMCluster(ClusterMixin, BaseEstimator):
     labels_ : ndarray of int64, shape (n_samples,)
         Cluster of each row, -1 for noise.
     n_clusters_ : int
-    eps_ : float
-        The eps used (the chosen one when ``eps="auto"``).
+    eps_ : float or None
+        The eps used (the chosen one when ``eps="auto"``); None with HDBSCAN.
+    info_ : dict
+        Everything needed to rerun the clustering: the resolved Jaccard
+        method, eps, min_samples, k1, k2, the kNN engine that ran, the
+        device (see ``return_info`` of :func:`xmrank.cluster`).
     n_features_in_ : int
 
     See Also
@@ -100,7 +105,7 @@ class XMCluster(ClusterMixin, BaseEstimator):
         "k2_intra": [Interval(Integral, 1, None, closed="left")],
         "k2_inter": [Interval(Integral, 1, None, closed="left")],
         "knn": [StrOptions(set(KNN_ENGINES))],
-        "device": [StrOptions(set(DEVICES))],
+        "device": [str],
         "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
     }
 
@@ -139,26 +144,27 @@ class XMCluster(ClusterMixin, BaseEstimator):
         except InvalidParameterError as exc:
             raise ParameterError(_first_line(exc)) from None
         try:
+            parse_device(self.device)
+        except InputError as exc:
+            raise ParameterError(f"The 'device' parameter of XMCluster must be 'cpu', 'cuda' or 'cuda:N'; "
+                                 f"got {self.device!r}.") from exc
+        try:
             X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
         except InputError:
             raise
         except (ValueError, TypeError) as exc:
             # scikit-learn's checks of X (shape, NaN, dtype), as one-line InputErrors of the same text
             raise (_InputTypeError if isinstance(exc, TypeError) else InputError)(_first_line(exc)) from None
-        labels, D = cluster(
+        labels, info = cluster(
             X, modalities=modalities, cameras=cameras, method=self.method, eps=self.eps,
             min_samples=self.min_samples, algorithm=self.algorithm, k1=self.k1, k2=self.k2,
             k1_intra=self.k1_intra, k1_inter=self.k1_inter, k2_intra=self.k2_intra, k2_inter=self.k2_inter,
-            knn=self.knn, device=self.device, n_jobs=self.n_jobs, return_distance=True,
+            knn=self.knn, device=self.device, n_jobs=self.n_jobs, return_info=True,
         )
         self.labels_ = labels
         self.n_clusters_ = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
-        if self.eps == "auto" and self.algorithm == "dbscan":
-            from .eps import auto_eps
-
-            self.eps_ = auto_eps(D, min_samples=self.min_samples)
-        else:
-            self.eps_ = self.eps
+        self.eps_ = info["eps"]
+        self.info_ = info
         return self
 
     def fit_predict(self, X, y=None, *, modalities=None, cameras=None):

@@ -40,6 +40,7 @@ __all__ = [
     "INFRARED_CAMERAS",
     "INDOOR_CAMERAS",
     "SYSU_MODES",
+    "SYSU_SHOTS",
     "sysu_ids",
     "sysu_train_records",
     "sysu_test_records",
@@ -54,6 +55,8 @@ INFRARED_CAMERAS = (3, 6)
 INDOOR_CAMERAS = (1, 2)
 #: Search modes: gallery cameras of each.
 SYSU_MODES = {"all": VISIBLE_CAMERAS, "indoor": INDOOR_CAMERAS}
+#: Gallery settings: images drawn per (identity, camera).
+SYSU_SHOTS = {"single": 1, "multi": 10}
 
 
 def sysu_ids(root, split: str) -> list[int]:
@@ -146,8 +149,8 @@ def sysu_test_records(root) -> list[ImageRecord]:
     return _require_some(recs, "test", root)
 
 
-def sysu_query_gallery(root, *, mode: str = "all", trial: int = 0):
-    """Query and single-shot gallery of one SYSU-MM01 test trial, as the published code draws them.
+def sysu_query_gallery(root, *, mode: str = "all", trial: int = 0, shot: str = "single"):
+    """Query and single-shot (or multi-shot) gallery of one SYSU-MM01 test trial, as the published code draws them.
 
     Parameters
     ----------
@@ -158,6 +161,12 @@ def sysu_query_gallery(root, *, mode: str = "all", trial: int = 0):
         The query is the same in both modes.
     trial : int, default=0
         Seed of the gallery draw; the published protocol uses trials 0-9.
+    shot : {"single", "multi"}, default="single"
+        Images per (identity, gallery camera): one (``random.choice``), or
+        ten (``random.sample(files, 10)``, as the multi-shot setting of the
+        code that reports it draws them; a folder with fewer than ten images
+        gives all of them, in a random order). 301 and 3,010 images in
+        all-search on the full data set.
 
     Returns
     -------
@@ -165,10 +174,10 @@ def sysu_query_gallery(root, *, mode: str = "all", trial: int = 0):
         Every infrared (camera 3 and 6) image of the test ids: 3,803 on the
         full data set.
     gallery : list of ImageRecord
-        One image per (test id, gallery camera) that has images, drawn with
-        ``random.choice`` from the sorted file list after ``random.seed(trial)``
-        (a private generator, so the global ``random`` state is untouched):
-        301 images in all-search on the full data set.
+        One image (ten with ``shot="multi"``) per (test id, gallery camera)
+        that has images, drawn from the sorted file list after
+        ``random.seed(trial)`` (a private generator, so the global ``random``
+        state is untouched).
 
     Notes
     -----
@@ -177,6 +186,7 @@ def sysu_query_gallery(root, *, mode: str = "all", trial: int = 0):
     """
     root = require_dir(root, "SYSU-MM01 root")
     check_option(mode, "mode", tuple(SYSU_MODES))
+    check_option(shot, "shot", tuple(SYSU_SHOTS))
     trial = check_int(trial, "trial", minimum=0, maximum=SEED_MAX)
     ids = sorted(set(sysu_ids(root, "test")))
     skipped = Skipped("SYSU-MM01", root)
@@ -190,8 +200,10 @@ def sysu_query_gallery(root, *, mode: str = "all", trial: int = 0):
             if not os.path.isdir(folder):
                 continue
             names = list_images(folder, root_real, skipped)
-            if names:
-                gallery.append(ImageRecord(os.path.join(folder, rng.choice(names)), pid, cam, VISIBLE))
+            if not names:
+                continue
+            picks = [rng.choice(names)] if shot == "single" else rng.sample(names, min(SYSU_SHOTS[shot], len(names)))
+            gallery.extend(ImageRecord(os.path.join(folder, name), pid, cam, VISIBLE) for name in picks)
     skipped.warn()
     _require_some(query, "infrared test (query)", root)
     _require_some(gallery, "visible test (gallery)", root)

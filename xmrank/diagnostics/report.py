@@ -167,9 +167,9 @@ def diagnose(
     }
     with progress_bar(total=2 + len(methods), desc="diagnose", show=progress) as bar:
         report["neighbor_makeup"] = neighbor_makeup(X, codes, k1=k1, labels=ids, knn=knn)
-        bar.update(1)
+        bar.stage("neighbour make-up")
         hists = {"original": original_histogram(X, codes, bins=bins, max_pairs=max_pairs, seed=seed)}
-        bar.update(1)
+        bar.stage("original distances")
         clustering = {}
         for method in methods:
             logger.info("diagnose: %s Jaccard", method)
@@ -179,7 +179,7 @@ def diagnose(
             if ids is not None:
                 clustering[method] = _cluster_and_score(D, ids, codes, eps, min_samples, noise)
             del D
-            bar.update(1)
+            bar.stage(f"{method} Jaccard")
     report["distances"] = {name: histogram_summary(h) for name, h in hists.items()}
     report["histograms"] = {name: {k: h[k] for k in ("edges", "intra", "inter")} for name, h in hists.items()}
     if ids is not None:

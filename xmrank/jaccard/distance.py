@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from .. import neighbors
 from ..knn import knn_search
 from .._progress import progress_bar
-from ..backend import array_module, device_features, is_device_array, resolve_device, resolve_knn
+from ..backend import array_module, device_features, is_device_array, on_device, resolve_device, resolve_knn
 from .._validation import (InputError, check_features, check_int, check_labels, check_norms, check_option,
                            check_real, plain, widen_torch)
 from .. import _warmup
@@ -44,6 +44,7 @@ def _round_half_even(x: float) -> int:
     return int(np.around(x))
 
 
+@on_device
 def jaccard_distance(
     features,
     *,
@@ -120,10 +121,11 @@ def jaccard_distance(
         measured recall >= 0.97 ("ann", for N in the hundreds of
         thousands and more), or exact search on the current
         ``dask.distributed`` client ("dask").
-    device : {"cpu", "cuda"}, default="cpu"
+    device : {"cpu", "cuda", "cuda:N"}, default="cpu"
         "cuda" runs the kNN search (faiss-gpu, else cupy) and the Jaccard
-        kernels (:mod:`xmrank.jaccard.kernels_xp` on cupy) on the GPU; needs
-        the ``gpu`` extra. ``features`` may then be a cupy array or a CUDA
+        kernels (:mod:`xmrank.jaccard.kernels_xp` on cupy) on the GPU
+        ("cuda:N": on GPU ``N``, else the current one); needs the ``gpu``
+        extra. ``features`` may then be a cupy array or a CUDA
         torch tensor (moved by DLPack): it is checked on the GPU and not
         copied to the host (the faiss-gpu engine stages its input through
         the host, as faiss' Python API takes numpy arrays).
@@ -298,7 +300,7 @@ class _StageTimer:
         self.stages.append((name, now - self.last))
         logger.debug("jaccard stage %-28s %.2fs", name, now - self.last)
         self.last = now
-        bar.update(1)
+        bar.stage(name)
 
     def report(self):
         return ", ".join(f"{name} {sec:.2f}s" for name, sec in self.stages)

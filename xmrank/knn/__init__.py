@@ -1,7 +1,7 @@
 """k-nearest-neighbour search by inner product.
 
 :func:`knn_search` is the single entry point; the engines live in their own
-modules (``exact_faiss``, ``exact_numpy``, ``ann``, ``gpu``, and
+modules (``exact_faiss``, ``exact_numpy``, ``exact_bf16``, ``ann``, ``gpu``, and
 :mod:`xmrank.distributed.dask` for a cluster) and are chosen by
 :func:`xmrank.backend.resolve_knn`.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import InputError, check_int
-from ..backend import resolve_knn
+from ..backend import on_device, resolve_knn
 
 __all__ = ["knn_search"]
 
 
+@on_device
 def knn_search(queries, database, k: int, *, knn: str = "auto", device: str = "cpu"):
     """Top-``k`` rows of ``database`` by inner product for each query row.
 
@@ -26,10 +27,13 @@ def knn_search(queries, database, k: int, *, knn: str = "auto", device: str = "c
     database : ndarray of float32, shape (n_database, d)
     k : int
         Number of neighbours, at most ``n_database``.
-    knn : {"auto", "faiss", "numpy", "ann", "dask"}, default="auto"
+    knn : {"auto", "faiss", "numpy", "ann", "dask", "bf16"}, default="auto"
         Engine, see :func:`xmrank.backend.resolve_knn`. "ann" is approximate
         (recall >= 0.97 measured on a sample and logged); the others are exact.
-    device : {"cpu", "cuda"}, default="cpu"
+        "auto" picks "bf16" (:mod:`xmrank.knn.exact_bf16`) for large searches
+        where torch is installed and the CPU multiplies bfloat16 natively.
+    device : {"cpu", "cuda", "cuda:N"}, default="cpu"
+        "cuda:N" runs on GPU ``N``.
 
     Returns
     -------
@@ -39,7 +43,8 @@ def knn_search(queries, database, k: int, *, knn: str = "auto", device: str = "c
         Row indices into ``database``. Both are numpy arrays on the host,
         whatever the device: neighbour lists are small (N x k).
     """
-    engine = resolve_knn(knn, device)
+    db_shape = np.shape(database)  # .shape, without copying device arrays
+    engine = resolve_knn(knn, device, shape=(np.shape(queries)[0], db_shape[0], db_shape[-1]))
     k = check_int(k, "k", minimum=1)
     if k > database.shape[0]:
         raise InputError(f"k={k} exceeds the {database.shape[0]} database rows.")
@@ -51,6 +56,12 @@ def knn_search(queries, database, k: int, *, knn: str = "auto", device: str = "c
         from .ann import search
     elif engine == "dask":
         from ..distributed.dask import knn_search_blocks as search
+    elif engine == "bf16":
+        from .exact_bf16 import search
+    elif engine == "bf16-gpu":
+        from .exact_bf16 import search_torch
+
+        return search_torch(queries, database, k, device="cuda")
     else:
         from . import gpu
 

@@ -75,12 +75,15 @@ def search(queries, database, k: int, *, engine: str):
     import faiss
 
     res = faiss.StandardGpuResources()
+    gpu = cupy.cuda.runtime.getDevice()  # cupy's current GPU: the one device="cuda:N" names
     qh, dbh = cupy.asnumpy(q), cupy.asnumpy(db)  # faiss' python API takes host arrays
     if engine == "faiss-gpu":
-        index = faiss.GpuIndexFlatIP(res, dbh.shape[1])
+        config = faiss.GpuIndexFlatConfig()
+        config.device = gpu
+        index = faiss.GpuIndexFlatIP(res, dbh.shape[1], config)
         index.add(dbh)
         sims, idx = index.search(qh, k)
         return sims, idx.astype(np.int64, copy=False)
     from . import ann
 
-    return ann.search(qh, dbh, k, place=lambda cpu_index: faiss.index_cpu_to_gpu(res, 0, cpu_index))
+    return ann.search(qh, dbh, k, place=lambda cpu_index: faiss.index_cpu_to_gpu(res, gpu, cpu_index))

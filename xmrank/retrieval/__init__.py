@@ -1,22 +1,33 @@
-"""Retrieval: k-reciprocal re-ranking, VI-ReID evaluation metrics and protocol runners.
+"""Retrieval: k-reciprocal re-ranking, hubness reduction, VI-ReID evaluation metrics and protocol runners.
 
-- :mod:`.rerank`: :func:`rerank` (query x gallery re-ranked distances) and
+- :mod:`.rerank`: :func:`rerank` (query x gallery re-ranked distances, from
+  features or from precomputed distances), :func:`auto_k` and
   :func:`original_distance`.
-- :mod:`.metrics`: :func:`evaluate` (mAP, mINP, CMC; SYSU-MM01, RegDB and
-  Market-1501 rules).
-- :mod:`.protocols`: the multi-trial SYSU-MM01 and RegDB evaluations.
+- :mod:`.hubness`: :func:`qb_norm`, :func:`db_norm`, :func:`query_expansion`
+  (:func:`aqe`, :func:`alpha_qe`) for cross-modal retrieval.
+- :mod:`.metrics`: :func:`evaluate` (mAP, mINP, CMC, ROC; SYSU-MM01, RegDB,
+  Market-1501 and LLCM rules).
+- :mod:`.protocols`: the multi-trial SYSU-MM01, RegDB and LLCM evaluations.
 """
 
+from .hubness import alpha_qe, aqe, db_norm, qb_norm, query_expansion
 from .metrics import PROTOCOLS, evaluate
-from .protocols import mean_results, regdb_evaluation, sysu_evaluation
-from .rerank import original_distance, rerank
+from .protocols import llcm_evaluation, mean_results, regdb_evaluation, sysu_evaluation
+from .rerank import auto_k, original_distance, rerank
 
 __all__ = [
     "rerank",
+    "auto_k",
     "original_distance",
+    "qb_norm",
+    "db_norm",
+    "query_expansion",
+    "aqe",
+    "alpha_qe",
     "evaluate",
     "PROTOCOLS",
     "sysu_evaluation",
     "regdb_evaluation",
+    "llcm_evaluation",
     "mean_results",
 ]

@@ -10,10 +10,19 @@ protocol      gallery items removed for a query            CMC computed on
                                                            ranking
 ``"regdb"``   none                                         raw ranking
 ``"market"``  same identity *and* same camera as the query raw ranking
+``"llcm"``    same identity *and* same camera as the query identity-deduplicated
+                                                           ranking
 ============  ===========================================  ======================
 
 mAP and mINP always use the raw ranking (after removal). A query with no
-remaining gallery item of its identity is skipped and counted.
+remaining gallery item of its identity is skipped and counted. ``"llcm"``
+is ``eval_llcm`` of the LLCM authors' code (ZYK100/LLCM, CVPR 2023): the
+Market-1501 removal with the SYSU-MM01 CMC.
+
+With ``roc=True`` the verification rate is reported too: every kept
+(query, gallery) pair is a same-identity or a different-identity pair, and
+``TPR@FPR=f`` is the share of same-identity pairs accepted by the distance
+threshold that accepts a share ``f`` of the different-identity pairs.
 
 Everything is vectorised over blocks of queries, with boolean masks for the
 removals. Two exact strategies give identical results: when queries have few
@@ -32,10 +41,14 @@ from .._validation import InputError, _to_numpy, check_int, check_label_values, 
 
 logger = logging.getLogger("xmrank")
 
-__all__ = ["evaluate", "PROTOCOLS"]
+__all__ = ["evaluate", "PROTOCOLS", "ROC_FPRS"]
 
 #: Protocol names accepted by ``protocol=``.
-PROTOCOLS = ("sysu", "regdb", "market")
+PROTOCOLS = ("sysu", "regdb", "market", "llcm")
+#: Protocols whose CMC ranks distinct identities.
+_DEDUP = ("sysu", "llcm")
+#: False-positive rates of ``roc=True`` (fast-reid reports 1e-4, 1e-3, 1e-2).
+ROC_FPRS = (1e-4, 1e-3, 1e-2, 1e-1)
 
 #: Entries of the query x gallery block processed at once.
 _BLOCK_ENTRIES = 1 << 22
@@ -52,6 +65,7 @@ def evaluate(
     *,
     protocol: str = "sysu",
     max_rank: int = 20,
+    roc: bool = False,
 ):
     """Score a query x gallery distance matrix: mAP, mINP and the CMC curve.
 
@@ -64,12 +78,15 @@ def evaluate(
         Identity labels (ints or strings); equal labels are matches.
     query_cams, gallery_cams : array-like of int, default=None
         Camera numbers. Required by ``"sysu"`` (SYSU-MM01 camera numbers 1-6:
-        the rule compares with cameras 3 and 2) and ``"market"``; ignored by
-        ``"regdb"``.
-    protocol : {"sysu", "regdb", "market"}, default="sysu"
+        the rule compares with cameras 3 and 2), ``"market"`` and ``"llcm"``;
+        ignored by ``"regdb"``.
+    protocol : {"sysu", "regdb", "market", "llcm"}, default="sysu"
         See the module docstring.
     max_rank : int, default=20
         Length of the returned CMC curve (cut at ``n_gallery``).
+    roc : bool, default=False
+        Also report the true-positive rate at false-positive rates 1e-4,
+        1e-3, 1e-2 and 1e-1 over all kept pairs (see Notes).
 
     Returns
     -------
@@ -78,6 +95,8 @@ def evaluate(
         ``"cmc"`` : ndarray of float64, ``cmc[k-1]`` = Rank-k;
         ``"n_queries"``, ``"n_valid"``, ``"n_skipped"`` : int, queries in all,
         scored, and skipped for having no valid match; ``"protocol"`` : str.
+        With ``roc=True`` also ``"roc_fpr"`` and ``"roc_tpr"`` (ndarrays):
+        ``roc_tpr[i]`` is the TPR at false-positive rate ``roc_fpr[i]``.
 
     Raises
     ------
@@ -94,6 +113,17 @@ def evaluate(
     - Ties in ``distmat`` are broken by the smaller gallery index (a stable
       sort); the published code uses numpy's default, unstable, sort, so the
       two can differ only where a query has exactly tied distances.
+    - ROC: the pairs are those the protocol keeps, from every query (also
+      those without a match). At a false-positive rate ``f`` the threshold
+      accepts the ``floor(f · n_different)`` closest different-identity pairs
+      and nothing at or beyond the next one; TPR is the share of
+      same-identity pairs closer than that. fast-reid's ``evaluate_roc``
+      labels the pairs the other way round (same identity = 0, distance as
+      the score), so what it prints as TPR at FPR ``f`` is the share of
+      different-identity pairs rejected when a share ``f`` of same-identity
+      pairs is rejected; the two agree only by coincidence. The distances
+      of all queries are compared with one threshold, so they must be on
+      one scale (true of cosine, Euclidean and re-ranked distances).
 
     Examples
     --------
@@ -109,6 +139,8 @@ def evaluate(
     max_rank = check_int(max_rank, "max_rank", minimum=1)
     q_ids, g_ids = _encode_ids(query_ids, gallery_ids, nq, ng)
     q_cam = g_cam = None
+    if not isinstance(roc, (bool, np.bool_)):
+        raise InputError(f"roc must be True or False; got {roc!r}.")
     if protocol != "regdb":
         if query_cams is None or gallery_cams is None:
             raise InputError(f"protocol={protocol!r} needs query_cams and gallery_cams: one camera number per row.")
@@ -121,7 +153,7 @@ def evaluate(
     ap = np.zeros(nq)
     inp = np.zeros(nq)
     first = np.zeros(nq, dtype=np.int64)  # 1-based rank of the first positive (0 = none)
-    groups = _id_groups(g_ids) if protocol == "sysu" else None
+    groups = _id_groups(g_ids) if protocol in _DEDUP else None
     rows = max(1, _BLOCK_ENTRIES // ng)
     for lo in range(0, nq, rows):
         hi = min(nq, lo + rows)
@@ -136,7 +168,7 @@ def evaluate(
         logger.info("evaluate(protocol=%r): %d of %d queries have no valid match and are skipped", protocol, nq - n_valid, nq)
     hist = np.bincount(first[valid], minlength=n_ranks + 1)[1 : n_ranks + 1]
     cmc = np.cumsum(hist) / n_valid
-    return {
+    out = {
         "mAP": float(ap[valid].mean()),
         "mINP": float(inp[valid].mean()),
         "cmc": cmc.astype(np.float64),
@@ -145,6 +177,36 @@ def evaluate(
         "n_skipped": int(nq - n_valid),
         "protocol": protocol,
     }
+    if roc:
+        out["roc_fpr"] = np.array(ROC_FPRS)
+        out["roc_tpr"] = _roc(D, q_ids, g_ids, q_cam, g_cam, protocol, rows)
+    return out
+
+
+def _roc(D, q_ids, g_ids, q_cam, g_cam, protocol, rows):
+    """TPR at each of :data:`ROC_FPRS` over the kept pairs (see :func:`evaluate`, Notes)."""
+    genuine, impostor = [], []
+    for lo in range(0, D.shape[0], rows):
+        hi = min(D.shape[0], lo + rows)
+        match, keep = _masks(q_ids[lo:hi], g_ids, None if q_cam is None else q_cam[lo:hi], g_cam, protocol)
+        block = D[lo:hi]
+        genuine.append(block[match & keep])
+        impostor.append(block[~match & keep])
+    genuine = np.concatenate(genuine)
+    impostor = np.concatenate(impostor)
+    if genuine.size == 0 or impostor.size == 0:
+        raise InputError("roc=True needs both same-identity and different-identity pairs among the kept pairs.")
+    allowed = np.floor(np.array(ROC_FPRS) * impostor.size + 1e-9).astype(np.int64)
+    kth = np.unique(allowed[allowed < impostor.size])
+    part = np.partition(impostor, kth) if kth.size else impostor
+    tpr = np.empty(len(ROC_FPRS))
+    genuine.sort()
+    for i, a in enumerate(allowed):
+        if a >= impostor.size:
+            tpr[i] = 1.0
+        else:
+            tpr[i] = np.searchsorted(genuine, part[a], side="left") / genuine.size
+    return tpr
 
 
 def _masks(q_ids, g_ids, q_cam, g_cam, protocol, order=None):
@@ -154,7 +216,7 @@ def _masks(q_ids, g_ids, q_cam, g_cam, protocol, order=None):
     match = ids == q_ids[:, None]
     if protocol == "sysu":
         keep = ~((q_cam == 3)[:, None] & (cams == 2))
-    elif protocol == "market":
+    elif protocol in ("market", "llcm"):
         keep = ~(match & (cams == q_cam[:, None]))
     else:
         keep = np.ones(match.shape, dtype=bool)
@@ -204,13 +266,13 @@ def _score_by_counting(D, pos, keep, protocol, groups):
         if protocol != "regdb":
             ahead &= keep[r]
         rank[a:b] = np.count_nonzero(ahead, axis=1) + 1
-        if protocol == "sysu":
+        if protocol in _DEDUP:
             # distinct identities with a kept item ranked before the first positive, plus one
             f = firsts[a:b]
             perm, starts = groups
             per_id = np.logical_or.reduceat(ahead[f][:, perm], starts, axis=1)
             first_rank[r[f]] = np.count_nonzero(per_id, axis=1) + 1
-    if protocol != "sysu":
+    if protocol not in _DEDUP:
         first_rank[qi[firsts]] = rank[firsts]
     ap = np.bincount(qi, weights=hits / rank, minlength=nq) / np.maximum(n_pos, 1)
     last = np.zeros(nq, dtype=np.int64)
@@ -235,7 +297,7 @@ def _score_by_sorting(D, q_ids, g_ids, q_cam, g_cam, protocol):
     last = np.where(pos, rank, 0).max(axis=1)
     inp = np.where(valid, n_pos / np.maximum(last, 1), 0.0)
     first_col = np.argmax(pos, axis=1)
-    if protocol == "sysu":
+    if protocol in _DEDUP:
         first_rank = _dedup_rank(ids, keep, first_col)
     else:
         first_rank = rank[np.arange(nq), first_col]

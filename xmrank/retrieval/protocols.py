@@ -1,4 +1,4 @@
-"""Multi-trial evaluation protocols of SYSU-MM01 and RegDB.
+"""Multi-trial evaluation protocols of SYSU-MM01, RegDB and LLCM.
 
 Both runners take the features either from a callable that embeds a list of
 :class:`~xmrank.datasets.ImageRecord` (your model) or from precomputed
@@ -20,6 +20,7 @@ import numpy as np
 
 from .._progress import progress_bar
 from .._validation import InputError, check_features, check_int, plain
+from ..datasets.llcm import llcm_query_gallery
 from ..datasets.records import records_to_arrays
 from ..datasets.regdb import regdb_query_gallery
 from ..datasets.sysu import sysu_query_gallery
@@ -28,11 +29,12 @@ from .rerank import rerank as rerank_fn
 
 logger = logging.getLogger("xmrank")
 
-__all__ = ["sysu_evaluation", "regdb_evaluation", "mean_results", "score_features"]
+__all__ = ["sysu_evaluation", "regdb_evaluation", "llcm_evaluation", "mean_results", "score_features"]
 
 
-def sysu_evaluation(embed, root, *, mode: str = "all", trials=range(10), rerank=None, max_rank: int = 20, progress=None):
-    """The SYSU-MM01 single-shot protocol: infrared queries, one visible image per (id, camera) in the gallery.
+def sysu_evaluation(embed, root, *, mode: str = "all", trials=range(10), rerank=None, max_rank: int = 20, progress=None,
+                    shot: str = "single"):
+    """The SYSU-MM01 protocol: infrared queries, one (or ten) visible image(s) per (id, camera) in the gallery.
 
     Parameters
     ----------
@@ -54,6 +56,9 @@ def sysu_evaluation(embed, root, *, mode: str = "all", trials=range(10), rerank=
     max_rank : int, default=20
     progress : bool, default=None
         Progress bar over the trials; None shows it only on a terminal.
+    shot : {"single", "multi"}, default="single"
+        Single-shot (one image per id and camera) or multi-shot (ten) gallery,
+        see :func:`xmrank.datasets.sysu_query_gallery`.
 
     Returns
     -------
@@ -61,13 +66,13 @@ def sysu_evaluation(embed, root, *, mode: str = "all", trials=range(10), rerank=
         ``"trials"``: one :func:`xmrank.evaluate` result per trial (plus
         ``"trial"`` and ``"n_gallery"``); ``"mean"``: mAP, mINP and CMC
         averaged over the trials (:func:`mean_results`); ``"mode"``,
-        ``"n_query"``.
+        ``"shot"``, ``"n_query"``.
     """
     trials = _check_trials(trials, minimum=0)
     query = None
     galleries = []
     for t in trials:
-        query, gallery = sysu_query_gallery(root, mode=mode, trial=t)
+        query, gallery = sysu_query_gallery(root, mode=mode, trial=t, shot=shot)
         galleries.append(gallery)
     pool = list(dict.fromkeys(r for g in galleries for r in g))
     source = _FeatureSource(embed)
@@ -75,15 +80,15 @@ def sysu_evaluation(embed, root, *, mode: str = "all", trials=range(10), rerank=
     pf = source(pool)
     row = {r.path: i for i, r in enumerate(pool)}
     out = []
-    with progress_bar(total=len(trials), desc=f"sysu[{mode}]", show=progress) as bar:
+    with progress_bar(total=len(trials), desc=f"sysu[{mode}, {shot}]", show=progress) as bar:
         for t, gallery in zip(trials, galleries):
             gf = pf[[row[r.path] for r in gallery]]
             res = score_features(qf, gf, query, gallery, protocol="sysu", rerank=rerank, max_rank=max_rank)
             res.update(trial=t, n_gallery=len(gallery))
             out.append(res)
-            logger.info("SYSU-MM01 %s trial %d: mAP %.4f, Rank-1 %.4f", mode, t, res["mAP"], res["cmc"][0])
+            logger.info("SYSU-MM01 %s %s-shot trial %d: mAP %.4f, Rank-1 %.4f", mode, shot, t, res["mAP"], res["cmc"][0])
             bar.update(1)
-    return {"mode": mode, "n_query": len(query), "trials": out, "mean": mean_results(out)}
+    return {"mode": mode, "shot": shot, "n_query": len(query), "trials": out, "mean": mean_results(out)}
 
 
 def regdb_evaluation(embed, root, *, trials=range(1, 11), direction: str = "v2t", rerank=None, max_rank: int = 20, progress=None):
@@ -126,6 +131,55 @@ def regdb_evaluation(embed, root, *, trials=range(1, 11), direction: str = "v2t"
             logger.info("RegDB %s trial %d: mAP %.4f, Rank-1 %.4f", direction, t, res["mAP"], res["cmc"][0])
             bar.update(1)
     return {"direction": direction, "trials": out, "mean": mean_results(out)}
+
+
+def llcm_evaluation(embed, root, *, direction: str = "ir2vis", trials=range(10), rerank=None, max_rank: int = 20,
+                    progress=None):
+    """The LLCM protocol of the authors' ``test.py``: 10 trials, ``eval_llcm`` scoring.
+
+    Parameters
+    ----------
+    embed : callable or (records, features)
+        As in :func:`sysu_evaluation`; precomputed features typically cover
+        ``xmrank.datasets.llcm_test_records(root)``. The callable is called
+        twice: for the side every trial shares, and for the union of every
+        trial's draws; it sees each record's ``modality``.
+    root : str or path-like
+        The LLCM folder.
+    direction : {"ir2vis", "vis2ir"}, default="ir2vis"
+        See :mod:`xmrank.datasets.llcm` (for ``"vis2ir"`` the drawn infrared
+        images are the rows of the scored matrix, as in the authors' code).
+    trials : iterable of int, default=range(10)
+    rerank, max_rank, progress
+        As in :func:`sysu_evaluation`.
+
+    Returns
+    -------
+    result : dict
+        ``"trials"``, ``"mean"``, ``"direction"``, ``"n_query"`` (rows of the
+        first trial).
+    """
+    trials = _check_trials(trials, minimum=0)
+    sides = [llcm_query_gallery(root, direction=direction, trial=t) for t in trials]
+    drawn_is_query = direction == "vis2ir"
+    fixed = sides[0][1] if drawn_is_query else sides[0][0]
+    pool = list(dict.fromkeys(r for q, g in sides for r in (q if drawn_is_query else g)))
+    source = _FeatureSource(embed)
+    ff = source(fixed)
+    pf = source(pool)
+    row = {r.path: i for i, r in enumerate(pool)}
+    out = []
+    with progress_bar(total=len(trials), desc=f"llcm[{direction}]", show=progress) as bar:
+        for t, (query, gallery) in zip(trials, sides):
+            drawn = query if drawn_is_query else gallery
+            df = pf[[row[r.path] for r in drawn]]
+            qf, gf = (df, ff) if drawn_is_query else (ff, df)
+            res = score_features(qf, gf, query, gallery, protocol="llcm", rerank=rerank, max_rank=max_rank)
+            res.update(trial=t, n_query=len(query), n_gallery=len(gallery))
+            out.append(res)
+            logger.info("LLCM %s trial %d: mAP %.4f, Rank-1 %.4f", direction, t, res["mAP"], res["cmc"][0])
+            bar.update(1)
+    return {"direction": direction, "n_query": out[0]["n_query"], "trials": out, "mean": mean_results(out)}
 
 
 def score_features(query_features, gallery_features, query_records, gallery_records, *, protocol, rerank=None, max_rank=20):

@@ -4,25 +4,31 @@ The Jaccard part is :func:`xmrank.jaccard_distance` over query ∪ gallery, so
 the vanilla, modality-aware and camera-aware neighbour rules are exactly the
 core ones; only the query x gallery block of its sparse result is densified.
 The "original" distance is computed directly for that block; no
-(n_query + n_gallery)^2 array is ever built.
+(n_query + n_gallery)^2 array is ever built. Precomputed distance matrices
+go through :mod:`._distances` with the same rules; :func:`auto_k` chooses
+the list lengths from the data.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from numbers import Integral
 
+import numba
 import numba as nb
 import numpy as np
 
 from .._jit import njit
-from .._validation import InputError, _to_numpy, check_features, check_label_values, check_option, check_real
+from .._validation import (InputError, _to_numpy, check_features, check_int, check_label_values, check_labels,
+                           check_option, check_real, plain)
 from ..jaccard import METHODS, jaccard_distance
 from ..jaccard.distance import check_arguments as check_jaccard_arguments
+from ..knn import knn_search
 
 logger = logging.getLogger("xmrank")
 
-__all__ = ["rerank", "original_distance", "NORMALIZE"]
+__all__ = ["rerank", "auto_k", "original_distance", "NORMALIZE"]
 
 #: Accepted ``normalize=`` values of the original distance.
 NORMALIZE = ("gallery", "union")
@@ -34,16 +40,17 @@ _SCATTER_ENTRIES = 1 << 18
 
 
 def rerank(
-    query,
-    gallery,
+    query=None,
+    gallery=None,
     *,
+    distances=None,
     query_modalities=None,
     gallery_modalities=None,
     query_cameras=None,
     gallery_cameras=None,
     method: str = "auto",
-    k1: int = 20,
-    k2: int = 6,
+    k1: int | str = 20,
+    k2: int | str = 6,
     lambda_value: float = 0.3,
     normalize: str = "gallery",
     k1_intra: int = 5,
@@ -60,35 +67,56 @@ def rerank(
 
     Parameters
     ----------
-    query : array-like of shape (n_query, n_features)
-    gallery : array-like of shape (n_gallery, n_features)
+    query : array-like of shape (n_query, n_features), default=None
+    gallery : array-like of shape (n_gallery, n_features), default=None
         Embeddings, used as given (the Jaccard weights assume L2-normalised rows).
+        Give ``query`` and ``gallery``, or ``distances``.
+    distances : tuple of three array-likes, default=None
+        Precomputed ``(q_g_dist, q_q_dist, g_g_dist)``, in the order torchreid
+        passes them: query x gallery, query x query and gallery x gallery
+        distances, non-negative and finite (Euclidean distances between the
+        embeddings, as ReID code computes them; they are squared here). The
+        same neighbour rules apply; see Notes.
     query_modalities, gallery_modalities : int, str or array-like, default=None
         Modality of each query / gallery row, or one label for the whole side
         (``query_modalities=1, gallery_modalities=0`` for infrared queries
         against a visible gallery). Give both or neither.
     query_cameras, gallery_cameras : int, str or array-like, default=None
         Camera of each row (or one per side), for ``method="camera"``.
-    method : {"auto", "vanilla", "modality", "modality-qe", "camera"}, default="auto"
+    method : {"auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera"}, default="auto"
         Neighbour rule of the Jaccard part, as in :func:`xmrank.jaccard_distance`;
         ``"auto"`` is ``"modality"`` when modalities are given, else
         ``"camera"`` when cameras are given, else ``"vanilla"``.
-    k1, k2 : int, default=20, 6
+    k1, k2 : int or "auto", default=20, 6
         Zhong et al.'s re-ranking defaults. With ``"modality"`` each list takes
         ``k1 // 2`` neighbours per modality and ``k2`` per modality in the
-        query expansion.
+        query expansion. ``"auto"`` chooses them from the data
+        (:func:`auto_k`): from how many items each identity has per
+        modality, estimated without labels; where identities have one item
+        per modality the lists shrink to one neighbour per modality and
+        re-ranking leaves the ranking as it is. An explicit ``k2`` beside
+        ``k1="auto"`` is kept (``k1`` grows to fit it). Not for ``"camera"``
+        (its lengths are ``k1_intra`` ... ``k2_inter``).
     lambda_value : float in [0, 1], default=0.3
         Weight of the original distance. 0 gives the pure Jaccard distance,
         1 the original distance (the Jaccard part is then skipped).
     normalize : {"gallery", "union"}, default="gallery"
         Normaliser of the original distance, see :func:`original_distance`.
     k1_intra, k1_inter, k2_intra, k2_inter, self_in_k1, knn, device, n_jobs, progress
-        Passed to :func:`xmrank.jaccard_distance`.
+        Passed to :func:`xmrank.jaccard_distance` (``knn`` and ``device``
+        choose the feature search and apply to features only).
 
     Returns
     -------
     distance : ndarray of float32, shape (n_query, n_gallery)
         Smaller is more similar; values lie in [0, 1].
+
+    Raises
+    ------
+    xmrank.InputError
+        Features and distances both or neither given; shapes that do not
+        fit; NaN, infinite or negative distances; labels, ``k`` or ``method``
+        as :func:`xmrank.jaccard_distance` refuses them.
 
     Notes
     -----
@@ -109,6 +137,15 @@ def rerank(
     use ``2 − 2 q·x`` rather than the normalised distance, and with
     ``self_in_k1=True`` a row counts itself among its ``k1`` neighbours
     (Zhong: ``k1 + 1`` columns including itself, i.e. ``self_in_k1=False``).
+    For Zhong's exact script on distance matrices use
+    :func:`xmrank.compat.re_ranking`.
+
+    **From distances** the neighbour lists are read from the rows of the
+    assembled matrix ``[[q_q, q_g], [q_g.T, g_g]]`` (block by block; that
+    (n_query + n_gallery)² matrix is never built) and the weights use
+    ``d²`` where the features use ``2 − 2 q·x``; for Euclidean distances
+    between L2-normalised rows the two are equal, and so are the results
+    (up to float32 rounding and exactly tied neighbours).
 
     In cross-modal retrieval every query is of one modality and the whole
     gallery of the other; plain ("vanilla") neighbour lists then hold almost
@@ -125,42 +162,231 @@ def rerank(
     >>> D = xmrank.rerank(q, g, query_modalities=1, gallery_modalities=0, k1=10, k2=3)
     >>> D.shape
     (50, 60)
+    >>> dist = lambda a, b: np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))
+    >>> D2 = xmrank.rerank(distances=(dist(q, g), dist(q, q), dist(g, g)),
+    ...                    query_modalities=1, gallery_modalities=0, k1=10, k2=3)
+    >>> D2.shape
+    (50, 60)
     """
-    Q = check_features(query, "query", min_rows=1)
-    G = check_features(gallery, "gallery", min_rows=1)
-    if Q.shape[1] != G.shape[1]:
-        raise InputError(
-            f"query and gallery must have the same number of features; got {Q.shape[1]} and {G.shape[1]}."
-        )
     lam = check_real(lambda_value, "lambda_value", low=0.0, high=1.0)
     check_option(method, "method", METHODS)
-    nq, ng = Q.shape[0], G.shape[0]
+    check_option(normalize, "normalize", NORMALIZE)
+    source = _Source(query, gallery, distances, knn=knn, device=device)
+    nq, ng = source.nq, source.ng
     mods = _stack_labels(query_modalities, gallery_modalities, nq, ng, "modalities")
     cams = _stack_labels(query_cameras, gallery_cameras, nq, ng, "cameras")
+    for value, name in ((k1, "k1"), (k2, "k2")):
+        if isinstance(value, str) and not _is_auto(value):
+            raise InputError(f"{name} must be a positive integer or 'auto'; got {value!r}.")
+    if _is_auto(k1) or _is_auto(k2):
+        chosen = _auto_for(source, mods, cams, method, k1, k2, self_in_k1)
+        logger.info("rerank: k1=%r -> %d, k2=%r -> %d (about %d item(s) per identity and modality)",
+                    k1, chosen["k1"], k2, chosen["k2"], chosen["group_size"])
+        k1, k2 = chosen["k1"], chosen["k2"]
 
     t0 = time.perf_counter()
-    check_option(normalize, "normalize", NORMALIZE)
+    jaccard_args = dict(modalities=mods, cameras=cams, method=method, k1=k1, k2=k2, k1_intra=k1_intra,
+                        k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, self_in_k1=self_in_k1,
+                        n_jobs=n_jobs)
+    if source.blocks is not None:
+        return _rerank_distances(source.blocks, jaccard_args, lam, normalize, t0)
+    Q, G = source.Q, source.G
     if lam == 1.0:
         # the Jaccard part is skipped, but its arguments are still checked
-        check_jaccard_arguments(
-            np.concatenate([Q, G], axis=0), modalities=mods, cameras=cams, method=method, k1=k1, k2=k2,
-            k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, self_in_k1=self_in_k1,
-            knn=knn, device=device, n_jobs=n_jobs, combined=False,
-        )
+        check_jaccard_arguments(np.concatenate([Q, G], axis=0), knn=knn, device=device, combined=False, **jaccard_args)
         return _original_into(Q, G, normalize=normalize, scale=1.0, shift=0.0)
     out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
     t_orig = time.perf_counter() - t0
     X = np.concatenate([Q, G], axis=0)
-    J = jaccard_distance(
-        X, modalities=mods, cameras=cams, method=method, k1=k1, k2=k2,
-        k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
-        self_in_k1=self_in_k1, dense=False, knn=knn, device=device, n_jobs=n_jobs, progress=progress,
-    )
+    J = jaccard_distance(X, dense=False, knn=knn, device=device, progress=progress, **jaccard_args)
     # add (1 − λ)·(J − 1) where J stores a value: J = 1 wherever the sparse matrix stores nothing
     _add_query_gallery_block(out, J, np.float32(1.0 - lam))
     logger.info(
         "rerank(method=%r, %d x %d): %.2fs (original distance %.2fs)", method, nq, ng, time.perf_counter() - t0, t_orig
     )
+    return out
+
+
+def auto_k(query=None, gallery=None, *, distances=None, query_modalities=None, gallery_modalities=None,
+           query_cameras=None, gallery_cameras=None, method: str = "auto", self_in_k1: bool = True) -> dict:
+    """The ``k1`` and ``k2`` that ``rerank(k1="auto", k2="auto")`` uses, and why.
+
+    Parameters
+    ----------
+    query, gallery, distances, query_modalities, gallery_modalities, query_cameras, gallery_cameras, method, self_in_k1
+        As in :func:`rerank`.
+
+    Returns
+    -------
+    chosen : dict
+        ``"k1"``, ``"k2"``; ``"group_size"``: the estimated number of items
+        per identity and modality (the smallest over the modalities);
+        ``"per_modality"``: the estimate of each modality, by label.
+
+    Notes
+    -----
+    **Estimate.** Within each modality, take every item's ``K`` nearest
+    neighbours of that modality (``K = min(50, size - 2)``) and, for each
+    rank ``j``, the share ``f(j)`` of items that are themselves among the
+    first ``j`` neighbours of their ``j``-th neighbour. Items of one
+    identity are each other's neighbours, so ``f`` stays high for the first
+    ``m - 1`` ranks (``m`` items per identity) and falls to its background
+    level after them. The background ``b`` is the median of ``f`` over the
+    second half of the ranks; ``m`` is one plus the number of leading ranks
+    with ``f(j) >= b + 0.1``. No labels are used.
+
+    **Rule.** One item per identity (``m = 1``): one neighbour per modality
+    (``k1`` = the number of modalities) and no query expansion (``k2 = 1``):
+    each list holds an item and its nearest item of every other modality,
+    which leaves the cosine ranking as it is, so re-ranking never costs
+    accuracy there. Otherwise ``2m + 2`` neighbours per modality and
+    ``k2 = min(m + 1, 2m + 2)`` (per modality for ``"modality"``).
+
+    On the bundled CLIP COCO pairs (one image and one caption per id) the
+    estimate is 1 in both modalities; on the synthetic 200 ids x 5 items per
+    modality set it is 5, giving ``k1 = 24, k2 = 6``; see the README for the
+    scores against fixed settings.
+    """
+    source = _Source(query, gallery, distances, knn="auto", device="cpu")
+    check_option(method, "method", METHODS)
+    mods = _stack_labels(query_modalities, gallery_modalities, source.nq, source.ng, "modalities")
+    cams = _stack_labels(query_cameras, gallery_cameras, source.nq, source.ng, "cameras")
+    return _auto_for(source, mods, cams, method, "auto", "auto", self_in_k1)
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"
+
+
+def _auto_for(source, mods, cams, method, k1, k2, self_in_k1):
+    """Resolve ``"auto"`` list lengths (see :func:`auto_k`)."""
+    for value, name in ((k1, "k1"), (k2, "k2")):
+        if isinstance(value, str) and not _is_auto(value):
+            raise InputError(f"{name} must be a positive integer or 'auto'; got {value!r}.")
+    resolved = method
+    if method == "auto":
+        resolved = "modality" if mods is not None else ("camera" if cams is not None else "vanilla")
+    if resolved == "camera":
+        raise InputError("k1='auto' and k2='auto' choose the lists of the vanilla and modality rules; method='camera' "
+                         "uses k1_intra, k1_inter, k2_intra and k2_inter instead.")
+    n = source.nq + source.ng
+    if resolved in ("modality", "modality-qe", "modality-camera"):
+        if mods is None:
+            raise InputError(f"method={resolved!r} needs modalities: query_modalities and gallery_modalities.")
+        codes, classes = check_labels(mods, n, "modalities")
+    else:
+        codes, classes = np.zeros(n, dtype=np.int64), np.array([0])
+    groups = [np.flatnonzero(codes == g) for g in range(len(classes))]
+    sizes = {plain(classes[g]): _group_size(source, rows) for g, rows in enumerate(groups)}
+    m = min(sizes.values())
+    n_groups = len(groups)
+    per = 1 if m == 1 else 2 * m + 2
+    if resolved == "modality-camera" and cams is not None:
+        cam_codes, _ = check_labels(cams, n, "cameras")
+        per = max(per, max(np.unique(cam_codes[rows]).size for rows in groups))
+    smallest = min(rows.size for rows in groups)
+    per = max(1, min(per, smallest if n_groups > 1 else n - 1))
+    chosen_k2 = 1 if m == 1 else min(m + 1, per)
+    if not _is_auto(k2):
+        chosen_k2 = k2
+        if isinstance(k2, Integral) and not isinstance(k2, bool) and _is_auto(k1):
+            per = max(per, min(int(k2), smallest if n_groups > 1 else n - 1))
+    chosen_k1 = k1 if not _is_auto(k1) else n_groups * per if n_groups > 1 else per
+    if _is_auto(k2) and not _is_auto(k1) and isinstance(k1, Integral) and not isinstance(k1, bool):
+        chosen_k2 = max(1, min(chosen_k2, int(k1) // n_groups if n_groups > 1 else int(k1)))
+    if resolved == "vanilla" and not self_in_k1 and _is_auto(k1):
+        chosen_k1 = max(1, min(chosen_k1, n - 2))
+    return {"k1": chosen_k1, "k2": chosen_k2, "group_size": int(m), "per_modality": sizes}
+
+
+def _group_size(source, rows) -> int:
+    """Estimated items per identity among ``rows`` (one modality), from the reciprocity of their neighbour lists."""
+    size = rows.size
+    K = min(50, size - 2)
+    if K < 4:
+        return 1
+    nb_rank = source.within(rows, K + 1)  # (size, K + 1) local indices, nearest first
+    local = np.arange(size)
+    # drop each row itself (first occurrence), else the last column
+    is_self = nb_rank == local[:, None]
+    drop = np.where(is_self.any(axis=1), np.argmax(is_self, axis=1), K)
+    keep = np.ones_like(nb_rank, dtype=bool)
+    keep[local, drop] = False
+    nb_rank = nb_rank[keep].reshape(size, K)
+    f = np.empty(K)
+    for j in range(1, K + 1):
+        y = nb_rank[:, j - 1]
+        f[j - 1] = np.mean(np.any(nb_rank[y, :j] == local[:, None], axis=1))
+    background = float(np.median(f[K // 2:]))
+    above = f >= background + 0.1
+    lead = K if above.all() else int(np.argmin(above))
+    return 1 + lead
+
+
+class _Source:
+    """Features (``Q``, ``G``) or distance blocks (``blocks``), checked; one of the two."""
+
+    def __init__(self, query, gallery, distances, *, knn, device):
+        self.blocks = self.Q = self.G = None
+        if distances is not None:
+            if query is not None or gallery is not None:
+                raise InputError("give query and gallery features, or distances=(q_g_dist, q_q_dist, g_g_dist); "
+                                 "not both.")
+            if isinstance(distances, (str, bytes)) or not isinstance(distances, (tuple, list)) or len(distances) != 3:
+                raise InputError("distances must be a tuple (q_g_dist, q_q_dist, g_g_dist) of three distance "
+                                 f"matrices; got {type(distances).__name__}"
+                                 f"{' of length ' + str(len(distances)) if isinstance(distances, (tuple, list)) else ''}.")
+            if not (isinstance(knn, str) and knn == "auto") or not (isinstance(device, str) and device == "cpu"):
+                raise InputError("knn and device choose the search over features; with distances leave them at "
+                                 "knn='auto', device='cpu'.")
+            from ._distances import check_blocks
+
+            self.blocks = check_blocks(*distances)
+            self.nq, self.ng = self.blocks.nq, self.blocks.ng
+            return
+        if query is None or gallery is None:
+            raise InputError("give query and gallery features (2-D arrays), or distances=(q_g_dist, q_q_dist, g_g_dist).")
+        self.Q = check_features(query, "query", min_rows=1)
+        self.G = check_features(gallery, "gallery", min_rows=1)
+        if self.Q.shape[1] != self.G.shape[1]:
+            raise InputError(
+                f"query and gallery must have the same number of features; got {self.Q.shape[1]} and {self.G.shape[1]}."
+            )
+        self.nq, self.ng = self.Q.shape[0], self.G.shape[0]
+
+    def within(self, rows, k):
+        """The ``k`` nearest rows of ``rows`` to each row of ``rows`` (local indices, nearest first)."""
+        if self.blocks is not None:
+            from ._distances import select
+
+            return np.searchsorted(rows, select(self.blocks, k, rows=rows, cols=rows)[1])
+        X = np.concatenate([self.Q, self.G], axis=0)[rows]
+        return knn_search(X, X, k)[1]
+
+
+def _rerank_distances(blocks, args, lam, normalize, t0):
+    """:func:`rerank` on distance blocks: the same argument checks, then :func:`._distances.rules_rerank`."""
+    from ._distances import rules_rerank
+
+    n = blocks.n
+    stand_in = np.zeros((n, 1), dtype=np.float32)  # the checks need a row count only
+    check_jaccard_arguments(stand_in, combined=lam < 1.0, **args)
+    method = args["method"]
+    mod_codes = None if args["modalities"] is None else check_labels(args["modalities"], n, "modalities")[0]
+    cam_codes = None if args["cameras"] is None else check_labels(args["cameras"], n, "cameras")[0]
+    if method == "auto":
+        method = "modality" if mod_codes is not None else ("camera" if cam_codes is not None else "vanilla")
+    n_threads = numba.config.NUMBA_NUM_THREADS if args["n_jobs"] is None else check_int(args["n_jobs"], "n_jobs", minimum=1)
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        out = rules_rerank(blocks, mod_codes=mod_codes, cam_codes=cam_codes, method=method, k1=args["k1"],
+                           k2=args["k2"], k1_intra=args["k1_intra"], k1_inter=args["k1_inter"],
+                           k2_intra=args["k2_intra"], k2_inter=args["k2_inter"], self_in_k1=args["self_in_k1"],
+                           lambda_value=lam, normalize=normalize)
+    finally:
+        numba.set_num_threads(old)
+    logger.info("rerank(distances, method=%r, %d x %d): %.2fs", method, blocks.nq, blocks.ng, time.perf_counter() - t0)
     return out
 
 

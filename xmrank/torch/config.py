@@ -90,6 +90,7 @@ class TrainConfig:
     k2: int = 6
     subset_ratio: float = 0.5              #: 1.0 disables subset clustering of the larger modality
     global_method: str = "modality"        #: Jaccard of stage-2 global clustering: modality | vanilla | modality-qe
+    global_labels: str = "jaccard"         #: stage-2 global labels: jaccard (global clustering, published) | hungarian | ot | ot-instance (per-modality clusters matched, xmrank.match_clusters)
     split_contrast: bool = True            #: one global prototype per modality of a cluster (False: one per cluster, ablation)
     cluster_knn: str = "auto"              #: kNN engine of the clustering: auto | faiss | numpy | ann
     cluster_device: str = "cpu"            #: where the Jaccard distance runs: cpu | cuda (needs cupy)
@@ -121,6 +122,10 @@ class TrainConfig:
 
 
 PRESETS = ("paper", "smoke")
+
+#: How stage 2 makes its global pseudo labels: global clustering on the Jaccard of ``global_method``
+#: (the published method), or the stage's per-modality clusters joined by :func:`xmrank.match_clusters`.
+GLOBAL_LABELS = ("jaccard", "hungarian", "ot", "ot-instance")
 
 _SMOKE = dict(
     arch="resnet18",
@@ -290,6 +295,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     check_option(cfg.arch, "arch", ("resnet18", "resnet34", "resnet50"))
     check_option(cfg.non_local_width, "non_local_width", ("one", "half", "full"))
     check_option(cfg.global_method, "global_method", ("modality", "vanilla", "modality-qe"))
+    check_option(cfg.global_labels, "global_labels", GLOBAL_LABELS)
     check_option(cfg.eval_mode, "eval_mode", ("all", "indoor"))
     check_option(cfg.regdb_direction, "regdb_direction", ("v2t", "t2v"))
     if cfg.last_stride not in (1, 2):

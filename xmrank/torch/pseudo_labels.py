@@ -3,7 +3,9 @@
 - :func:`cluster_epoch`: intra-modality clustering (subset clustering of the
   larger modality) and, in stage 2, global clustering of subset 1 of the
   larger modality plus every row of the other (every row when
-  ``subset_ratio`` is 1.0, as in the RegDB recipe).
+  ``subset_ratio`` is 1.0, as in the RegDB recipe); with ``global_labels``
+  other than ``jaccard``, those rows' per-modality clusters joined by
+  Hungarian or optimal-transport matching instead (the baselines).
 - :func:`intra_parts`: per modality, a :class:`~xmrank.torch.memory.HybridMemory`
   and a :class:`Stream` of batches drawn by pseudo-identity.
 - :func:`global_part`: a :class:`~xmrank.torch.memory.SplitContrastMemory`
@@ -131,10 +133,16 @@ def cluster_epoch(feats, mods, pids, cfg, rng, *, stage: int, larger: int) -> di
         g_larger = subsets[1] if len(subsets) > 1 else subsets[0]
         g_rows = np.sort(np.concatenate([g_larger, np.flatnonzero(mods != larger)]))
         kg1, kg2 = fitted_k(cfg.k1, cfg.k2, min(len(g_larger), n_other))
-        glabels = clustering.cluster(feats[g_rows], modalities=mods[g_rows], method=cfg.global_method,
-                                     eps=cfg.eps_global, min_samples=cfg.min_samples, k1=kg1, k2=kg2,
-                                     knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False)
+        matched = {}
+        if cfg.global_labels == "jaccard":
+            glabels = clustering.cluster(feats[g_rows], modalities=mods[g_rows], method=cfg.global_method,
+                                         eps=cfg.eps_global, min_samples=cfg.min_samples, k1=kg1, k2=kg2,
+                                         knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False)
+        else:
+            glabels, matched = _matched_global(feats, mods, labels, g_rows, g_larger, subsets[0], cfg, kg1, kg2)
         s = clustering.cluster_summary(glabels, mods[g_rows])
+        s["labels"] = cfg.global_labels
+        s.update(matched)
         s["purity"] = purity(glabels, pids[g_rows])
         s["ari"] = identity_ari(glabels, pids[g_rows])
         stats["global"] = s
@@ -142,6 +150,29 @@ def cluster_epoch(feats, mods, pids, cfg, rng, *, stage: int, larger: int) -> di
         out["global"] = glabels
     stats["time_s"] = round(time.perf_counter() - t0, 2)
     return out
+
+
+def _matched_global(feats, mods, labels, g_rows, g_larger, clustered_larger, cfg, k1, k2):
+    """Stage-2 global labels of ``g_rows`` from per-modality clusters joined by :func:`xmrank.match_clusters`.
+
+    The other modality keeps this epoch's intra-modality clusters (all its
+    rows are among ``g_rows``); the larger modality's global rows
+    (``g_larger``, its subset 1) are clustered alone the same way (vanilla
+    Jaccard, ``eps_intra``), unless they are the rows already clustered
+    (no subset split). Returns the labels and ``{"n_matches": ...}`` (or
+    ``n_assigned_rows`` for ``ot-instance``).
+    """
+    from ..association import match_clusters
+
+    per = labels.copy()
+    if not np.array_equal(g_larger, clustered_larger):
+        sub = clustering.cluster(feats[g_larger], method="vanilla", eps=cfg.eps_intra, min_samples=cfg.min_samples,
+                                 k1=k1, k2=k2, knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False)
+        per[g_larger] = np.where(sub >= 0, sub + per.max(initial=-1) + 1, -1)
+    glabels, info = match_clusters(feats[g_rows], per[g_rows], mods[g_rows], method=cfg.global_labels,
+                                   return_info=True)
+    key = "n_assigned_rows" if cfg.global_labels == "ot-instance" else "n_matches"
+    return glabels, {key: info[key]}
 
 
 def _loop(loader):

@@ -1,0 +1,107 @@
+"""``xmrank visrank``: pictures of ranked lists (query, then its top-k gallery items, matches framed green)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ._io import SEED, atomic_path, check_outputs, fail, user_errors
+from .evaluate import (
+    METRICS,
+    PROTOCOL_CHOICE,
+    check_side_lengths,
+    feature_distance,
+    label_or_path,
+    load_distances,
+    load_side,
+    require,
+    side_labels,
+)
+
+_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+@click.command("visrank", help="""Draw ranked lists: for sample queries, the query and its top-k gallery items.
+
+Each row shows a query (blue frame) and its nearest gallery items in order,
+framed green when they share the query's identity and red when not, titled
+with the rank, identity and distance. Images come from a 'paths' array in
+each .npz (paths relative to --images-root, or absolute) and are shown as
+they are: infrared (single-channel) images in grey beside colour ones. A side
+without paths is drawn as a grid of identity labels.
+
+QUERY and GALLERY are .npz files holding 'ids' (n,), optionally 'features'
+(n x d; used when --distances is not given), 'paths' (n,) and 'cams' (n,).
+
+Example:
+
+\b
+  xmrank visrank query.npz gallery.npz --distances reranked.npy \\
+      --images-root /data/SYSU-MM01 -o ranks.png --queries 6
+""")
+@click.argument("query", required=False, type=click.Path(dir_okay=False))
+@click.argument("gallery", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="The picture (.png, .pdf, .svg, .jpg).")
+@click.option("--distances", type=click.Path(dir_okay=False), help="Query x gallery distances (.npy, smaller = closer); default: from the features.")
+@click.option("--images-root", type=click.Path(file_okay=False), help="Folder the 'paths' are relative to.")
+@click.option("--queries", type=click.IntRange(min=1), default=5, show_default=True, help="Number of queries drawn at random.")
+@click.option("--top-k", type=click.IntRange(min=1, max=50), default=10, show_default=True, help="Gallery items per query.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the query draw.")
+@click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy).")
+@click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy).")
+@click.option("--query-cams", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
+@click.option("--gallery-cams", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
+@click.option("--protocol", type=PROTOCOL_CHOICE, default="regdb", show_default=True, help="Gallery items removed before ranking ('regdb': none).")
+@click.option("--metric", type=click.Choice(METRICS), default="inner", show_default=True, help="Distance between features without --distances.")
+@user_errors
+def visrank_cmd(query, gallery, output, distances, images_root, queries, top_k, seed, query_ids, gallery_ids,
+                query_cams, gallery_cams, protocol, metric):
+    if query is None or gallery is None:
+        fail("give QUERY and GALLERY .npz files (ids, and features or --distances); see --help.")
+    if output is None:
+        fail("give -o/--output: the picture to write (.png, .pdf, .svg or .jpg).")
+    if not output.lower().endswith(_FORMATS):
+        fail(f"--output {output}: the file name must end with {', '.join(_FORMATS)}.")
+    if images_root is not None and not os.path.isdir(images_root):
+        fail(f"--images-root {images_root} is not a folder.")
+    check_outputs([("--output", output)],
+                  inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances),
+                          ("--query-ids", query_ids), ("--gallery-ids", gallery_ids), ("--query-cams", query_cams),
+                          ("--gallery-cams", gallery_cams)])
+    try:
+        from xmrank.diagnostics.plots import require_matplotlib
+
+        require_matplotlib()
+    except ImportError:
+        fail("visrank needs matplotlib: pip install 'xmrank[plot]'")
+    from xmrank.retrieval.visualize import plot_ranked_lists
+
+    qa = load_side(query, "query", {"ids": query_ids, "cams": query_cams})
+    ga = load_side(gallery, "gallery", {"ids": gallery_ids, "cams": gallery_cams})
+    if distances is not None:
+        D = load_distances(distances, "--distances")
+        check_side_lengths(qa, "query", D.shape[0], "--distances")
+        check_side_lengths(ga, "gallery", D.shape[1], "--distances")
+    else:
+        hint = "the {} file has no 'features' array; give features or --distances"
+        D = feature_distance(require(qa, "features", "query", hint.format("query")),
+                             require(ga, "features", "gallery", hint.format("gallery")), metric)
+    hint = "add an 'ids' array to the .npz or pass --{}-ids IDS.npy"
+    q_ids = require(qa, "ids", "query", hint.format("query"))
+    g_ids = require(ga, "ids", "gallery", hint.format("gallery"))
+    for side, arrays in (("query", qa), ("gallery", ga)):
+        paths = arrays.get("paths")
+        if paths is not None and paths.dtype.kind not in "US":
+            fail(f"{side}: the 'paths' array must hold strings (image paths); got dtype {paths.dtype}.")
+    fig = plot_ranked_lists(
+        D, q_ids, g_ids, query_paths=qa.get("paths"), gallery_paths=ga.get("paths"), images_root=images_root,
+        query_cams=side_labels(qa, "cams", D.shape[0]), gallery_cams=side_labels(ga, "cams", D.shape[1]),
+        protocol=protocol, queries=queries, top_k=top_k, seed=seed,
+    )
+    fmt = os.path.splitext(output)[1].lower().lstrip(".")
+    with atomic_path(output, "--output") as tmp:
+        fig.savefig(tmp, format="jpeg" if fmt == "jpg" else fmt, dpi=110)
+    has_images = qa.get("paths") is not None or ga.get("paths") is not None
+    click.echo(f"wrote {output}: {min(queries, D.shape[0])} queries x top-{min(top_k, D.shape[1])}"
+               f"{'' if has_images else ' (identity grid: no paths arrays)'}")

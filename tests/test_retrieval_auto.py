@@ -1,0 +1,103 @@
+"""k1="auto", k2="auto": never below cosine with one item per identity, near the best fixed setting with several."""
+
+import numpy as np
+import pytest
+
+from xmrank import InputError
+from xmrank.data import load_clip_pairs
+from xmrank.retrieval import auto_k, evaluate, rerank
+
+
+def synthetic(n_ids, per_id, *, gap=1.5, noise=1.4, dim=128, seed=0):
+    """The benchmark's set: identity centres + an orthogonal offset per modality + noise; unit rows."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_ids, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    offsets, _ = np.linalg.qr(rng.standard_normal((dim, 2)))
+    ids = np.tile(np.repeat(np.arange(n_ids), per_id), 2)
+    mods = np.repeat([0, 1], n_ids * per_id)
+    X = centres[ids] + gap * offsets.T[mods] + rng.standard_normal((len(ids), dim)) * noise / np.sqrt(dim)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X.astype(np.float32), ids, mods
+
+
+def split(X, ids, mods, q_mod):
+    q, g = mods == q_mod, mods != q_mod
+    return X[q], X[g], ids[q], ids[g]
+
+
+def unit_clip():
+    """The bundled CLIP pairs with rows normalised exactly (stored norms are 1 ± 6e-4, enough to
+    reorder a query's ranking between the inner product and the squared Euclidean distance)."""
+    X, ids, mods = load_clip_pairs()
+    return X / np.linalg.norm(X, axis=1, keepdims=True), ids, mods
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return unit_clip()
+
+
+@pytest.mark.parametrize("q_mod", [0, 1], ids=["images", "captions"])
+def test_one_item_per_identity_never_below_cosine(clip, q_mod):
+    Q, G, qi, gi = split(*clip, q_mod)
+    side = dict(query_modalities=q_mod, gallery_modalities=1 - q_mod)
+    chosen = auto_k(Q, G, **side)
+    assert chosen["group_size"] == 1 and (chosen["k1"], chosen["k2"]) == (2, 1)
+    cos = evaluate(-(Q @ G.T), qi, gi, protocol="regdb")
+    auto = evaluate(rerank(Q, G, k1="auto", k2="auto", **side), qi, gi, protocol="regdb")
+    assert auto["cmc"][0] >= cos["cmc"][0]
+    # the default lists (k1=20) cost about 20 Rank-1 points here
+    fixed = evaluate(rerank(Q, G, **side), qi, gi, protocol="regdb")
+    assert fixed["cmc"][0] < cos["cmc"][0] - 0.1
+
+
+def test_several_items_per_identity_near_the_best_fixed_setting():
+    X, ids, mods = synthetic(200, 5)
+    Q, G, qi, gi = split(X, ids, mods, 1)
+    side = dict(query_modalities=1, gallery_modalities=0)
+    chosen = auto_k(Q, G, **side)
+    assert chosen["group_size"] == 5 and chosen["per_modality"] == {"0": 5, "1": 5}
+    auto = evaluate(rerank(Q, G, k1="auto", k2="auto", **side), qi, gi, protocol="regdb")
+    # the best of the benchmark's grid (k1 2-30, k2 1-6) is 20/6 at mAP 0.960
+    best = evaluate(rerank(Q, G, k1=20, k2=6, **side), qi, gi, protocol="regdb")["mAP"]
+    assert auto["mAP"] >= best - 0.02
+
+
+def test_distances_give_the_same_choice():
+    X, ids, mods = synthetic(60, 4, noise=1.0, dim=32)
+    Q, G, _, _ = split(X, ids, mods, 1)
+
+    def d(A, B):
+        return np.sqrt(np.maximum(2 - 2 * A @ B.T, 0)).astype(np.float32)
+
+    side = dict(query_modalities=1, gallery_modalities=0)
+    a = auto_k(Q, G, **side)
+    b = auto_k(distances=(d(Q, G), d(Q, Q), d(G, G)), **side)
+    assert a == b and a["group_size"] == 4
+
+
+def test_vanilla_without_modalities_and_explicit_k2():
+    X, ids, mods = synthetic(60, 4, noise=1.0, dim=32)
+    Q, G, _, _ = split(X, ids, mods, 1)
+    chosen = auto_k(Q, G)
+    assert chosen["per_modality"].keys() == {"0"}
+    side = dict(query_modalities=1, gallery_modalities=0)
+    # an explicit k2 beside k1="auto" is kept, and k1 grows to fit it
+    D = rerank(Q, G, k1="auto", k2=2, **side)
+    assert D.shape == (len(Q), len(G))
+    Qc, Gc, _, _ = split(*unit_clip(), 0)
+    assert auto_k(Qc, Gc, query_modalities=0, gallery_modalities=1)["k1"] == 2
+    D = rerank(Qc, Gc, query_modalities=0, gallery_modalities=1, k1="auto", k2=3)  # k1 becomes 6
+    np.testing.assert_allclose(D, rerank(Qc, Gc, query_modalities=0, gallery_modalities=1, k1=6, k2=3))
+
+
+def test_auto_errors():
+    X, ids, mods = synthetic(20, 2, dim=16)
+    Q, G, _, _ = split(X, ids, mods, 1)
+    with pytest.raises(InputError, match="method='camera' uses k1_intra"):
+        rerank(Q, G, query_cameras=1, gallery_cameras=2, k1="auto")
+    with pytest.raises(InputError, match="k1 must be a positive integer or 'auto'"):
+        rerank(Q, G, k1="automatic")
+    with pytest.raises(InputError, match="needs modalities"):
+        auto_k(Q, G, method="modality")

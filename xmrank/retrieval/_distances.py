@@ -1,0 +1,438 @@
+"""k-reciprocal re-ranking from precomputed distance matrices, sparse inside.
+
+The re-ranking literature passes three distance matrices, query x gallery,
+query x query and gallery x gallery (torchreid's ``re_ranking(q_g_dist,
+q_q_dist, g_g_dist)``). Together they are one (n_query + n_gallery)² matrix
+``D``; this module never builds it. It reads ``D`` block by block of rows to
+find each row's neighbour list, looks single entries up where a weight needs
+one, and writes only the query x gallery output. Memory: the inputs, the
+output, and O((n_query + n_gallery) · k) for the lists, sets and weights.
+
+Two flavours share the machinery:
+
+- ``zhong``: Zhong et al.'s script as torchreid ships it (``compat.re_ranking``):
+  squared distances, each row divided by its maximum, ``k1 + 1`` forward
+  columns, expansion with ``round(k1 / 2) + 1`` columns, weights
+  ``exp(-d²/max)``, query expansion over each row's first ``k2`` list columns.
+- the neighbour rules of :func:`xmrank.jaccard_distance` (vanilla,
+  modality-aware, camera-aware) with weights ``exp(-d²)``: for Euclidean
+  distances between L2-normalised rows ``d² = 2 - 2 x·y``, so the result is
+  the one :func:`xmrank.rerank` computes from the features.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numba as nb
+import numpy as np
+import scipy.sparse as sp
+
+from .._jit import njit
+from .._validation import InputError, _to_numpy, plain
+from ..jaccard import kernels
+from ..jaccard import query_expansion as qe
+
+logger = logging.getLogger("xmrank")
+
+__all__ = ["DistanceBlocks", "check_blocks", "select", "zhong_rerank", "rules_rerank"]
+
+#: Entries of a block of rows of D held at once (float64: 32 MB).
+_BLOCK_ENTRIES = 1 << 22
+_PARALLEL = dict(parallel=True, cache=True, nogil=True)
+
+
+# --- input ----------------------------------------------------------------------------------
+
+def _as_matrix(value, name):
+    if value is None:
+        raise InputError(f"{name} is required: a 2-D array of distances.")
+    if type(value).__module__.startswith("scipy.sparse"):
+        raise InputError(f"{name} must be a dense array; convert a sparse matrix with .toarray().")
+    A = _to_numpy(value, name)
+    if A.dtype == object or A.dtype.kind not in "biuf":
+        raise InputError(f"{name} must hold real numbers; got an array of dtype {A.dtype}.")
+    if A.ndim != 2:
+        raise InputError(f"{name} must be a 2-D array; got shape {A.shape}.")
+    if A.shape[0] < 1 or A.shape[1] < 1:
+        raise InputError(f"{name} must not be empty; got shape {A.shape[0]}x{A.shape[1]}.")
+    if A.dtype.kind != "f":
+        A = A.astype(np.float64)
+    elif A.dtype.itemsize < 4:
+        A = A.astype(np.float32)
+    return A
+
+
+def _scan(A, name):
+    """NaN/inf and negative entries, block by block (no temporary of A's size)."""
+    rows = max(1, _BLOCK_ENTRIES // A.shape[1])
+    for lo in range(0, A.shape[0], rows):
+        block = A[lo:lo + rows]
+        finite = np.isfinite(block)
+        if not finite.all():
+            r, c = np.argwhere(~finite)[0]
+            total = sum(int((~np.isfinite(A[s:s + rows])).sum()) for s in range(0, A.shape[0], rows))
+            raise InputError(f"{name} contains {total} NaN or infinite value(s), the first at [{lo + r}, {c}].")
+        low = block.min()
+        if low < 0:
+            r, c = np.argwhere(block < 0)[0]
+            raise InputError(f"{name} must hold non-negative distances; {name}[{lo + r}, {c}] = {plain(block[r, c])}.")
+
+
+def check_blocks(q_g_dist, q_q_dist, g_g_dist, names=("q_g_dist", "q_q_dist", "g_g_dist")) -> DistanceBlocks:
+    """The three distance blocks, checked: dense, 2-D, shapes that fit together, finite, non-negative."""
+    qg = _as_matrix(q_g_dist, names[0])
+    qq = _as_matrix(q_q_dist, names[1])
+    gg = _as_matrix(g_g_dist, names[2])
+    nq, ng = qg.shape
+    if qq.shape[0] != qq.shape[1]:
+        raise InputError(f"{names[1]} must be square (n_query x n_query); got {qq.shape[0]}x{qq.shape[1]}.")
+    if gg.shape[0] != gg.shape[1]:
+        raise InputError(f"{names[2]} must be square (n_gallery x n_gallery); got {gg.shape[0]}x{gg.shape[1]}.")
+    if qq.shape[0] != nq or gg.shape[0] != ng:
+        raise InputError(
+            f"the shapes disagree: {names[0]} is {nq}x{ng}, so {names[1]} must be {nq}x{nq} and {names[2]} "
+            f"{ng}x{ng}; got {qq.shape[0]}x{qq.shape[1]} and {gg.shape[0]}x{gg.shape[1]}."
+        )
+    for A, name in ((qg, names[0]), (qq, names[1]), (gg, names[2])):
+        _scan(A, name)
+    return DistanceBlocks(qg, qq, gg)
+
+
+class DistanceBlocks:
+    """The (n_query + n_gallery)² matrix ``D = [[q_q, q_g], [q_g.T, g_g]]``, never assembled.
+
+    Row ``i`` of ``D`` is ``[q_q[i], q_g[i]]`` for a query and
+    ``[q_g[:, g], g_g[g]]`` for gallery item ``g = i - n_query``.
+    """
+
+    def __init__(self, qg, qq, gg):
+        self.qg, self.qq, self.gg = qg, qq, gg
+        self.nq, self.ng = qg.shape
+        self.n = self.nq + self.ng
+        self.dtype = np.result_type(qg.dtype, qq.dtype, gg.dtype)
+
+    def transposed(self) -> DistanceBlocks:
+        """``D.T``: the same blocks with ``q_q`` and ``g_g`` transposed (views)."""
+        return DistanceBlocks(self.qg, self.qq.T, self.gg.T)
+
+    def rows_of(self, ids) -> np.ndarray:
+        """Rows ``ids`` of ``D`` as a new (len(ids), n) array."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.empty((ids.size, self.n), dtype=self.dtype)
+        q = ids < self.nq
+        if q.any():
+            r = ids[q]
+            out[q, :self.nq] = self.qq[r]
+            out[q, self.nq:] = self.qg[r]
+        if not q.all():
+            g = ids[~q] - self.nq
+            out[~q, :self.nq] = self.qg[:, g].T
+            out[~q, self.nq:] = self.gg[g]
+        return out
+
+    def row_chunks(self, ids=None):
+        """``(ids_chunk, rows)`` over ``ids`` (default: every row), a few million entries at a time."""
+        ids = np.arange(self.n) if ids is None else np.asarray(ids, dtype=np.int64)
+        step = max(1, _BLOCK_ENTRIES // self.n)
+        for lo in range(0, ids.size, step):
+            chunk = ids[lo:lo + step]
+            yield chunk, self.rows_of(chunk)
+
+
+def squared32(M) -> np.ndarray:
+    """``float32(M²)`` (for float32 input the float32 product, correctly rounded; float64 squared then cast)."""
+    return np.square(M).astype(np.float32, copy=False)
+
+
+def _smallest(vals, k):
+    """Column indices of the ``k`` smallest entries of each row, ordered by (value, column)."""
+    m = vals.shape[1]
+    if k < m:
+        part = np.argpartition(vals, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(m), vals.shape).copy()
+    part.sort(axis=1)
+    order = np.argsort(np.take_along_axis(vals, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def select(blocks: DistanceBlocks, k: int, *, rows=None, cols=None):
+    """The ``k`` nearest columns (of ``cols``, default all) of each row (of ``rows``, default all).
+
+    Returns
+    -------
+    d2 : ndarray of float32, shape (len(rows), k)
+        ``float32(D²)`` of the selected entries, ascending.
+    idx : ndarray of int64, shape (len(rows), k)
+        Their column indices into ``D``.
+    """
+    n_rows = blocks.n if rows is None else len(rows)
+    d2 = np.empty((n_rows, k), dtype=np.float32)
+    idx = np.empty((n_rows, k), dtype=np.int64)
+    pos = 0
+    for chunk, M in blocks.row_chunks(rows):
+        if cols is not None:
+            M = M[:, cols]
+        sq = squared32(M)
+        local = _smallest(sq, k)
+        d2[pos:pos + len(chunk)] = np.take_along_axis(sq, local, axis=1)
+        idx[pos:pos + len(chunk)] = local if cols is None else np.asarray(cols)[local]
+        pos += len(chunk)
+    return d2, idx
+
+
+# --- compiled kernels -----------------------------------------------------------------------
+
+@njit(inline="always", cache=True)
+def _lookup(qq, qg, gg, nq, i, j):
+    if i < nq:
+        if j < nq:
+            return np.float64(qq[i, j])
+        return np.float64(qg[i, j - nq])
+    g = i - nq
+    if j < nq:
+        return np.float64(qg[j, g])
+    return np.float64(gg[g, j - nq])
+
+
+@njit(**_PARALLEL)
+def _set_weights(qq, qg, gg, nq, scale, indptr, indices):
+    """``V[i, j] = softmax_{j in E_i}(-float32(D[i, j]²) / scale[i])`` over each CSR row."""
+    n = indptr.shape[0] - 1
+    data = np.empty(indices.shape[0], dtype=np.float32)
+    for i in nb.prange(n):
+        lo, hi = indptr[i], indptr[i + 1]
+        if hi == lo:
+            continue
+        a = np.empty(hi - lo, dtype=np.float64)
+        low = np.inf
+        for p in range(lo, hi):
+            d = _lookup(qq, qg, gg, nq, i, indices[p])
+            v = np.float64(np.float32(np.float32(d * d) / scale[i]))
+            a[p - lo] = v
+            if v < low:
+                low = v
+        total = 0.0
+        for p in range(hi - lo):
+            e = np.exp(low - a[p])
+            a[p] = e
+            total += e
+        for p in range(hi - lo):
+            data[lo + p] = np.float32(a[p] / total)
+    return data
+
+
+@njit(**_PARALLEL)
+def _query_minsum(nq, ng, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, out, weight, n_chunks):
+    """``out[i, j] += weight * (J(i, j) - 1)`` for every query ``i`` and gallery ``j`` sharing a column.
+
+    ``J = 1 - m / (2 - m)``, ``m = sum_l min(V'[i, l], V'[nq + j, l])``; ``r_*`` are the
+    query rows of ``V'`` (CSR), ``c_*`` the gallery rows of ``V'`` by column (CSC,
+    row indices 0..ng-1). One O(ng) accumulator per chunk.
+    """
+    for ch in nb.prange(n_chunks):
+        acc = np.zeros(ng, dtype=np.float64)
+        seen = np.zeros(ng, dtype=np.bool_)
+        touched = np.empty(ng, dtype=np.int64)
+        for i in range(ch, nq, n_chunks):
+            m = 0
+            for p in range(r_ptr[i], r_ptr[i + 1]):
+                col = r_idx[p]
+                a = r_val[p]
+                for q in range(c_ptr[col], c_ptr[col + 1]):
+                    j = c_idx[q]
+                    b = c_val[q]
+                    if not seen[j]:
+                        seen[j] = True
+                        touched[m] = j
+                        m += 1
+                    acc[j] += a if a < b else b
+            for t in range(m):
+                j = touched[t]
+                seen[j] = False
+                s = acc[j]
+                acc[j] = 0.0
+                v = 1.0 - s / (2.0 - s)
+                if v < 0.0:
+                    v = 0.0
+                out[i, j] += np.float32(weight * (v - 1.0))
+
+
+def set_weights(blocks: DistanceBlocks, indptr, indices, scale) -> np.ndarray:
+    return _set_weights(blocks.qq, blocks.qg, blocks.gg, blocks.nq, np.ascontiguousarray(scale, dtype=np.float32),
+                        indptr, indices)
+
+
+def add_query_jaccard(out, Vq, nq, weight):
+    """``out += weight * (J - 1)`` on the query x gallery pairs of the expanded weights ``Vq`` (N x N CSR)."""
+    Vq = Vq.tocsr()
+    rows = Vq[:nq]
+    rows.sort_indices()
+    cols = Vq[nq:].tocsc()
+    cols.sort_indices()
+    ng = Vq.shape[0] - nq
+    n_chunks = max(1, min(nq, 4 * nb.get_num_threads()))
+    _query_minsum(nq, ng, rows.indptr.astype(np.int64), rows.indices.astype(np.int64), rows.data.astype(np.float64),
+                  cols.indptr.astype(np.int64), cols.indices.astype(np.int64), cols.data.astype(np.float64),
+                  out, float(weight), n_chunks)
+
+
+# --- Zhong et al. (torchreid) ---------------------------------------------------------------
+
+def zhong_rerank(blocks: DistanceBlocks, k1: int, k2: int, lambda_value: float) -> np.ndarray:
+    """torchreid's ``re_ranking`` on the blocks; see :func:`xmrank.compat.re_ranking`.
+
+    ``blocks`` must already be the matrix whose *rows* torchreid uses: it
+    divides each column of the assembled matrix by its maximum and transposes,
+    so the caller passes :meth:`DistanceBlocks.transposed`.
+    """
+    n, nq = blocks.n, blocks.nq
+    width = max(k1 + 1, k2)
+    rank = np.empty((n, width), dtype=np.int64)
+    scale = np.empty(n, dtype=np.float32)
+    out = np.empty((nq, blocks.ng), dtype=np.float32)
+    lam = np.float32(lambda_value)
+    pos = 0
+    for chunk, M in blocks.row_chunks():
+        sq = squared32(M)
+        top = sq.max(axis=1)
+        if not (top > 0).all():
+            r = int(chunk[np.argmin(top > 0)])
+            raise InputError(f"every distance in row {r} of the assembled (query + gallery) matrix is 0; "
+                             "re-ranking divides each row by its largest distance.")
+        A = sq / top[:, None]
+        rank[pos:pos + len(chunk)] = _smallest(A, width)
+        scale[pos:pos + len(chunk)] = top
+        q = chunk < nq
+        if q.any():  # the output starts as λ · original + (1 − λ) · 1 (the Jaccard part added below)
+            out[chunk[q]] = A[q, nq:] * lam + (np.float32(1.0) - lam)
+        pos += len(chunk)
+    if lambda_value == 1.0:
+        return out
+    r_mask = kernels.reciprocal_mask(rank, k1)
+    k_half = int(np.around(k1 / 2.0))
+    h_mask = kernels.reciprocal_mask(rank, k_half)
+    indptr, indices = kernels.expand_lists(rank, r_mask, rank, h_mask)
+    del r_mask, h_mask
+    V = sp.csr_matrix((set_weights(blocks, indptr, indices, scale), indices, indptr), shape=(n, n))
+    del indptr, indices
+    if k2 > 1:
+        V = (qe.mean_of_lists(n, [rank[:, :k2]]) @ V).tocsr()
+    del rank
+    add_query_jaccard(out, V, nq, 1.0 - lambda_value)
+    return out
+
+
+# --- xmrank's neighbour rules on distances ---------------------------------------------------
+
+def rules_rerank(blocks: DistanceBlocks, *, mod_codes, cam_codes, method, k1, k2, k1_intra, k1_inter, k2_intra,
+                 k2_inter, self_in_k1, lambda_value, normalize) -> np.ndarray:
+    """``(1 − λ) · Jaccard + λ · original`` on the query x gallery block, neighbour rules of ``method``.
+
+    Arguments are already checked (see :func:`xmrank.rerank`); ``method`` is resolved (no "auto").
+    """
+    out = original_from_blocks(blocks, normalize=normalize, scale=lambda_value, shift=1.0 - lambda_value)
+    if lambda_value == 1.0:
+        return out
+    n = blocks.n
+    sets, Q = _PLANS[method](blocks, mod_codes, cam_codes, dict(
+        k1=k1, k2=k2, k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
+        self_in_k1=self_in_k1))
+    indptr, indices = kernels.expand_lists(*sets)
+    del sets
+    V = sp.csr_matrix((set_weights(blocks, indptr, indices, np.ones(n, np.float32)), indices, indptr), shape=(n, n))
+    del indptr, indices
+    if Q is not None:
+        V = (Q @ V).tocsr()
+    add_query_jaccard(out, V, blocks.nq, 1.0 - lambda_value)
+    return out
+
+
+def original_from_blocks(blocks: DistanceBlocks, *, normalize="gallery", scale=1.0, shift=0.0) -> np.ndarray:
+    """``scale · q_g² / max + shift``, the max over each query's gallery row (or its q_q row too: "union")."""
+    nq, ng = blocks.nq, blocks.ng
+    out = np.empty((nq, ng), dtype=np.float32)
+    step = max(1, _BLOCK_ENTRIES // ng)
+    for lo in range(0, nq, step):
+        sq = squared32(blocks.qg[lo:lo + step])
+        top = sq.max(axis=1)
+        if normalize == "union":
+            top = np.maximum(top, squared32(blocks.qq[lo:lo + step]).max(axis=1))
+        f = np.where(top > 0, np.float32(scale) / np.where(top > 0, top, 1), 0).astype(np.float32)
+        out[lo:lo + step] = sq * f[:, None] + np.float32(shift)
+    return out
+
+
+def _reciprocal_plan(n, rank, k1, k2, qe_cols, codes):
+    r_mask = kernels.reciprocal_mask(rank, k1)
+    h_mask = kernels.reciprocal_mask(rank, int(np.around(k1 / 2)))
+    Q = None
+    if k2 > 1 and qe_cols is not None:
+        Q = qe.mean_of_lists(n, [qe_cols]) if codes is None else qe.balanced_by_label(n, qe_cols, codes)
+    return (rank, r_mask, rank, h_mask), Q
+
+
+def _merge(lists):
+    """Per-group (d2, idx) lists merged and sorted by distance (ties: earlier group first)."""
+    d2 = np.concatenate([d for d, _ in lists], axis=1)
+    idx = np.concatenate([i for _, i in lists], axis=1)
+    order = np.argsort(d2, axis=1, kind="stable")
+    return np.take_along_axis(d2, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+def _plan_global(blocks, mod_codes, cam_codes, p, balance_qe=False):
+    width = p["k1"] if p["self_in_k1"] else p["k1"] + 1
+    _, rank = select(blocks, width)
+    return _reciprocal_plan(blocks.n, rank, p["k1"], p["k2"], rank[:, :p["k2"]], mod_codes if balance_qe else None)
+
+
+def _plan_modality(blocks, mod_codes, cam_codes, p):
+    n_mod = int(mod_codes.max()) + 1
+    per = p["k1"] // n_mod
+    lists = [select(blocks, per, cols=np.flatnonzero(mod_codes == g)) for g in range(n_mod)]
+    _, rank = _merge(lists)
+    sets, _ = _reciprocal_plan(blocks.n, rank, p["k1"], p["k2"], None, None)
+    Q = qe.balanced_over_lists(blocks.n, [idx[:, :p["k2"]] for _, idx in lists]) if p["k2"] > 1 else None
+    return sets, Q
+
+
+def _plan_modality_camera(blocks, mod_codes, cam_codes, p):
+    n_mod = int(mod_codes.max()) + 1
+    per_mod = p["k1"] // n_mod
+    per_modality = []
+    for g in range(n_mod):
+        rows = np.flatnonzero(mod_codes == g)
+        cams = np.unique(cam_codes[rows])
+        per_cam = per_mod // cams.size
+        per_modality.append(_merge([select(blocks, per_cam, cols=rows[cam_codes[rows] == c]) for c in cams]))
+    _, rank = _merge(per_modality)
+    sets, _ = _reciprocal_plan(blocks.n, rank, p["k1"], p["k2"], None, None)
+    Q = qe.balanced_over_lists(blocks.n, [idx[:, :p["k2"]] for _, idx in per_modality]) if p["k2"] > 1 else None
+    return sets, Q
+
+
+def _plan_camera(blocks, mod_codes, cam_codes, p):
+    n = blocks.n
+    ka, kb = p["k1_intra"] + 1, p["k1_inter"] + 1
+    r_a = np.empty((n, ka), np.int64)
+    r_b = np.empty((n, kb), np.int64)
+    for g in range(int(cam_codes.max()) + 1):
+        rows = np.flatnonzero(cam_codes == g)
+        others = np.flatnonzero(cam_codes != g)
+        r_a[rows] = select(blocks, ka, rows=rows, cols=rows)[1]
+        r_b[rows] = select(blocks, kb, rows=rows, cols=others)[1]
+    mask = np.concatenate([kernels.reciprocal_mask(r_a, p["k1_intra"]), kernels.reciprocal_mask(r_b, p["k1_inter"])],
+                          axis=1)
+    rank = np.concatenate([r_a, r_b], axis=1)
+    Q = qe.mean_of_lists(n, [r_a[:, :p["k2_intra"]], r_b[:, :p["k2_inter"]]])
+    return (rank, mask), Q
+
+
+_PLANS = {
+    "vanilla": _plan_global,
+    "modality-qe": lambda b, m, c, p: _plan_global(b, m, c, p, balance_qe=True),
+    "modality": _plan_modality,
+    "modality-camera": _plan_modality_camera,
+    "camera": _plan_camera,
+}
