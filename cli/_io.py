@@ -506,13 +506,13 @@ def load_optional(path, *, name, npz=None, key=None):
 # --- output paths: checked before any work ------------------------------------------------
 
 def file_of(path):
-    """The file behind an input argument: ``PATH.npz:KEY`` -> ``PATH.npz``; None for a non-path (an integer label)."""
+    """The file behind an input argument: ``PATH.EXT:KEY`` -> ``PATH.EXT``; None for a non-path (an integer label)."""
     if not isinstance(path, (str, os.PathLike)):
         return None
     path = os.fspath(path)
     if ":" in os.path.basename(path):
         head = path.rsplit(":", 1)[0]
-        if head.endswith(".npz") and not os.path.exists(path):
+        if os.path.splitext(head)[1].lower() in FORMATS and not os.path.exists(path):
             return head
     return path
 

@@ -12,14 +12,16 @@ from ._io import fail, user_errors
               help="Compile nothing: exit 0 when every kernel is compiled and cached, else 1 with one line.")
 @user_errors
 def warmup_cmd(check):
-    """Compile every compiled kernel of xmrank once, on tiny inputs, and cache it.
+    """Compile every numba kernel of xmrank once, on tiny inputs, and cache it.
 
-    The first Jaccard computation on a machine otherwise compiles them (9-15 s,
+    The first Jaccard computation on a machine otherwise compiles them (10-30 s,
     once); run this while building a container image so that the image ships
     warm. The cache is the user cache folder (`~/.cache/xmrank/numba` on Linux;
-    XMRANK_CACHE_DIR=DIR moves it, NUMBA_CACHE_DIR is honoured). A cache entry
-    is specific to the xmrank version, the Python version and the CPU model:
-    a machine with another CPU compiles again, once.
+    XMRANK_CACHE_DIR=DIR moves it, NUMBA_CACHE_DIR is honoured). numba reads a
+    cache only from a folder it may write to: in an image run as another user,
+    make the folder writable for it. A cache entry is specific to the xmrank
+    version, the Python version and the CPU model: a machine with another CPU
+    compiles again, once.
     """
     from xmrank import _jit, _warmup
 

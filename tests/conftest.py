@@ -29,3 +29,12 @@ def unit_rows(n, d, *, seed=0, n_modalities=2, gap=0.0, n_ids=None):
 def golden(request):
     with np.load(DATA / request.param) as z:
         return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kernels_compiled():
+    """Compile xmrank's kernels once before any test (a no-op when the cache is warm), so that no
+    command's output in a test carries the one-time "compiling xmrank's kernels" notice."""
+    from xmrank import _warmup
+
+    _warmup.ensure_compiled()

@@ -64,9 +64,11 @@ def test_random_rows_equal_the_oracle(name, engine, n, nd, d, k):
 
 
 @pytest.mark.parametrize("name,engine", ENGINES)
-def test_exact_duplicates_tie_by_the_smaller_index(name, engine):
+@pytest.mark.parametrize("d", [256, 2048])
+def test_exact_duplicates_tie_by_the_smaller_index(name, engine, d):
+    """Equal rows score equally wherever they sit (the scores do not depend on a row's position)."""
     rng = np.random.default_rng(0)
-    base = rng.standard_normal((6, 256)).astype(np.float32)
+    base = rng.standard_normal((6, d)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     Y = base[rng.integers(0, 6, size=400)]
     sims, idx, _ = engine(Y[:50], Y, 30)

@@ -97,7 +97,7 @@ def test_auto_errors():
     Q, G, _, _ = split(X, ids, mods, 1)
     with pytest.raises(InputError, match="method='camera' uses k1_intra"):
         rerank(Q, G, query_cameras=1, gallery_cameras=2, k1="auto")
-    with pytest.raises(InputError, match="k1 must be a positive integer or 'auto'"):
+    with pytest.raises(InputError, match="k1 must be an integer; got 'automatic' \\(or 'auto'"):
         rerank(Q, G, k1="automatic")
     with pytest.raises(InputError, match="needs modalities"):
         auto_k(Q, G, method="modality")

@@ -177,7 +177,7 @@ def rerank(
     cams = _stack_labels(query_cameras, gallery_cameras, nq, ng, "cameras")
     for value, name in ((k1, "k1"), (k2, "k2")):
         if isinstance(value, str) and not _is_auto(value):
-            raise InputError(f"{name} must be a positive integer or 'auto'; got {value!r}.")
+            raise InputError(f"{name} must be an integer; got {value!r} (or 'auto', to choose it from the data).")
     if _is_auto(k1) or _is_auto(k2):
         chosen = _auto_for(source, mods, cams, method, k1, k2, self_in_k1)
         logger.info("rerank: k1=%r -> %d, k2=%r -> %d (about %d item(s) per identity and modality)",
@@ -262,7 +262,7 @@ def _auto_for(source, mods, cams, method, k1, k2, self_in_k1):
     """Resolve ``"auto"`` list lengths (see :func:`auto_k`)."""
     for value, name in ((k1, "k1"), (k2, "k2")):
         if isinstance(value, str) and not _is_auto(value):
-            raise InputError(f"{name} must be a positive integer or 'auto'; got {value!r}.")
+            raise InputError(f"{name} must be an integer; got {value!r} (or 'auto', to choose it from the data).")
     resolved = method
     if method == "auto":
         resolved = "modality" if mods is not None else ("camera" if cams is not None else "vanilla")

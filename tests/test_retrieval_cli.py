@@ -1,0 +1,164 @@
+"""CLI: ``evaluate --rerank both``, ``--roc``, LLCM protocol; ``rerank`` from distances, torchreid, hubness, QE."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from xmrank.cli.main import main
+from xmrank.compat import re_ranking
+from xmrank.retrieval import evaluate, qb_norm, query_expansion, rerank
+
+GOLDEN = Path(__file__).parent / "data" / "torchreid_rerank_n420.npz"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result, pattern):
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and pattern in lines[0], result.output
+
+
+def euclid(A, B):
+    return np.sqrt(np.maximum((A * A).sum(1)[:, None] + (B * B).sum(1)[None] - 2 * A @ B.T, 0)).astype(np.float32)
+
+
+@pytest.fixture()
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    n_ids, per_id = 25, 3
+    centres = rng.standard_normal((n_ids, 16))
+    offsets = rng.standard_normal((2, 16)) * 1.5
+    ids = np.tile(np.repeat(np.arange(n_ids), per_id), 2)
+    mods = np.repeat([0, 1], n_ids * per_id)
+    X = centres[ids] + offsets[mods] + rng.standard_normal((len(ids), 16)) * 0.8
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    cams = np.where(mods == 1, 3, 1 + np.arange(len(ids)) % 2)
+    q, g = mods == 1, mods == 0
+    Q, G = X[q], X[g]
+    np.savez(tmp_path / "q.npz", features=Q, ids=ids[q], cams=cams[q], modalities=mods[q])
+    np.savez(tmp_path / "g.npz", features=G, ids=ids[g], cams=cams[g], modalities=mods[g])
+    np.savez(tmp_path / "ql.npz", ids=ids[q], cams=cams[q], modalities=mods[q])
+    np.savez(tmp_path / "gl.npz", ids=ids[g], cams=cams[g], modalities=mods[g])
+    for name, D in (("qg", euclid(Q, G)), ("qq", euclid(Q, Q)), ("gg", euclid(G, G))):
+        np.save(tmp_path / f"{name}.npy", D)
+    return tmp_path, dict(Q=Q, G=G, qi=ids[q], gi=ids[g], qc=cams[q], gc=cams[g])
+
+
+def test_evaluate_rerank_both_prints_and_writes_both(files):
+    d, a = files
+    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--k1", 8, "--k2", 2,
+              "--json", d / "s.json")
+    assert res.exit_code == 0, res.output
+    assert "without re-ranking" in res.output and "re-ranked (k1=8, k2=2)" in res.output
+    data = json.loads((d / "s.json").read_text())
+    assert data["rerank"] == {"method": "auto", "k1": 8, "k2": 2, "lambda": 0.3}
+    ref = evaluate(rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, k1=8, k2=2), a["qi"], a["gi"],
+                   protocol="regdb")
+    assert data["results"]["re-ranked"]["mAP"] == pytest.approx(ref["mAP"])
+    base = evaluate(-(a["Q"] @ a["G"].T), a["qi"], a["gi"], protocol="regdb")
+    assert data["results"]["without re-ranking"]["mAP"] == pytest.approx(base["mAP"])
+
+
+def test_evaluate_rerank_both_from_distances_and_auto(files):
+    d, a = files
+    res = run("evaluate", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
+              "--gallery-distances", d / "gg.npy", "--protocol", "regdb", "--rerank", "both", "--k1", "auto",
+              "--k2", "auto", "--roc", "--json", d / "s.json")
+    assert res.exit_code == 0, res.output
+    assert "TPR@1e-04" in res.output and "TPR@1e-01" in res.output
+    data = json.loads((d / "s.json").read_text())
+    k1, k2 = data["rerank"]["k1"], data["rerank"]["k2"]
+    assert isinstance(k1, int) and isinstance(k2, int)
+    ref = rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, k1=k1, k2=k2)
+    got = data["results"]["re-ranked"]
+    assert got["mAP"] == pytest.approx(evaluate(ref, a["qi"], a["gi"], protocol="regdb")["mAP"], abs=1e-6)
+    assert len(got["roc_tpr"]) == 4
+
+
+def test_evaluate_roc_and_llcm(files):
+    d, a = files
+    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "llcm", "--roc", "--json", d / "s.json")
+    assert res.exit_code == 0, res.output
+    data = json.loads((d / "s.json").read_text())
+    ref = evaluate(-(a["Q"] @ a["G"].T), a["qi"], a["gi"], a["qc"], a["gc"], protocol="llcm", roc=True)
+    assert data["roc_tpr"] == pytest.approx(ref["roc_tpr"].tolist()) and data["protocol"] == "llcm"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--query-distances", "{d}/qq.npy", "--gallery-distances", "{d}/gg.npy"], "add --rerank both"),
+    (["--rerank", "both", "--distances", "{d}/qg.npy"], "needs --query-distances"),
+    (["--rerank", "both", "--distances", "{d}/qg.npy", "--query-distances", "{d}/qq.npy"], "go together"),
+    (["--rerank", "both", "--distances", "{d}/qg.npy", "--query-distances", "{d}/small.npy",
+      "--gallery-distances", "{d}/gg.npy"], "--query-distances must be 75 x 75; got 10 x 10"),
+    (["--rerank", "both", "--k1", "many"], "neither a positive integer nor 'auto'"),
+    (["--rerank", "both", "--k1", 1000], "k1 // 2 modalities=500 asks the smallest modality"),
+    (["--rerank", "both", "--method", "camera", "--query-cams", 1, "--gallery-cams", 1], "at least two distinct cameras"),
+])
+def test_evaluate_errors(files, args, message):
+    d, _ = files
+    np.save(d / "small.npy", np.ones((10, 10), np.float32))
+    args = [str(x).format(d=d) for x in args]
+    one_line_error(run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", *args, "--json", d / "o.json"),
+                   message)
+    assert not (d / "o.json").exists()
+
+
+def test_rerank_torchreid_from_distances_matches_compat(tmp_path):
+    with np.load(GOLDEN) as z:
+        g = {k: z[k] for k in z.files}
+    for name, key in (("qg", "q_g_dist"), ("qq", "q_q_dist"), ("gg", "g_g_dist")):
+        np.save(tmp_path / f"{name}.npy", g[key])
+    res = run("rerank", "--distances", tmp_path / "qg.npy", "--query-distances", tmp_path / "qq.npy",
+              "--gallery-distances", tmp_path / "gg.npy", "--method", "torchreid", "-o", tmp_path / "r.npy")
+    assert res.exit_code == 0, res.output
+    assert np.abs(np.load(tmp_path / "r.npy") - g["final_dist"]).max() <= 1e-5
+
+
+def test_rerank_rules_from_distances(files):
+    d, a = files
+    res = run("rerank", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
+              "--gallery-distances", d / "gg.npy", "--k1", 8, "--k2", 2, "-o", d / "r.npy", "--json", d / "r.json")
+    assert res.exit_code == 0, res.output
+    ref = rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, k1=8, k2=2)
+    assert np.abs(np.load(d / "r.npy") - ref).max() <= 1e-5
+    assert json.loads((d / "r.json").read_text())["k1"] == 8
+
+
+def test_rerank_hubness_and_query_expansion(files):
+    d, a = files
+    res = run("rerank", d / "q.npz", d / "g.npz", "--method", "qb-norm", "--beta", 20, "-o", d / "r.npy")
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(np.load(d / "r.npy"), qb_norm(a["Q"], a["G"], beta=20), atol=1e-5)
+    np.save(d / "bank.npy", a["Q"][:10])
+    res = run("rerank", d / "q.npz", d / "g.npz", "--method", "db-norm", "--bank", d / "bank.npy", "-o", d / "r.npy")
+    assert res.exit_code == 0, res.output
+    res = run("rerank", d / "q.npz", d / "g.npz", "--method", "alpha-qe", "--qe-k", 2, "-o", d / "r.npy")
+    assert res.exit_code == 0, res.output
+    assert "alpha-qe (k=2, balanced)" in res.output
+    qe, ge = query_expansion(a["Q"], a["G"], k=2, alpha=3.0, query_modalities=1, gallery_modalities=0)
+    np.testing.assert_allclose(np.load(d / "r.npy"), 1 - qe @ ge.T, atol=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--distances", "{d}/qg.npy"], "needs all three"),
+    (["{d}/ql.npz", "{d}/gl.npz", "--distances", "{d}/qg.npy", "--query-distances", "{d}/qq.npy",
+      "--gallery-distances", "{d}/gg.npy", "--method", "aqe"], "works on features"),
+    (["{d}/q.npz", "{d}/g.npz", "--method", "torchreid"], "takes the three distance matrices"),
+    (["{d}/q.npz", "{d}/g.npz", "--bank", "{d}/qg.npy"], "--bank is for"),
+    (["{d}/q.npz", "{d}/g.npz", "--method", "qb-norm", "--beta", "-1"], "--beta"),
+    (["{d}/ql.npz", "{d}/gl.npz", "--distances", "{d}/qg.npy", "--query-distances", "{d}/qq.npy",
+      "--gallery-distances", "{d}/neg.npy"], "non-negative"),
+])
+def test_rerank_errors(files, args, message):
+    d, _ = files
+    np.save(d / "neg.npy", -np.load(d / "gg.npy"))
+    args = [str(x).format(d=d) for x in args]
+    one_line_error(run("rerank", *args, "-o", d / "out.npy"), message)
+    assert not (d / "out.npy").exists()
