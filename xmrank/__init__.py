@@ -16,25 +16,53 @@ rerank, evaluate, sysu_evaluation, regdb_evaluation
     Query/gallery re-ranking and the standard VI-ReID protocols.
 """
 
+import importlib
 import logging
 
 from ._validation import InputError
-from .association import associate, cluster_refined, match_clusters, refine_labels
-from .clustering import (
-    XMCluster,
-    cluster,
-    cluster_distance,
-    cluster_per_modality,
-    cluster_summary,
-    subset_cluster,
-    subset_split,
-)
-from .datasets import ImageRecord
-from .diagnostics import cluster_scores, diagnose, neighbor_makeup
-from .jaccard import jaccard_distance
-from .retrieval import evaluate, mean_results, original_distance, regdb_evaluation, rerank, sysu_evaluation
 
 logging.getLogger("xmrank").addHandler(logging.NullHandler())
+
+#: public name -> submodule: loaded on first use, so ``import xmrank`` (and ``xmrank --help``)
+#: never pays for scikit-learn, scipy or the compiled kernels it does not use
+_EXPORTS = {
+    "associate": "association",
+    "cluster_refined": "association",
+    "match_clusters": "association",
+    "refine_labels": "association",
+    "XMCluster": "clustering",
+    "cluster": "clustering",
+    "cluster_distance": "clustering",
+    "cluster_per_modality": "clustering",
+    "cluster_summary": "clustering",
+    "subset_cluster": "clustering",
+    "subset_split": "clustering",
+    "ImageRecord": "datasets",
+    "cluster_scores": "diagnostics",
+    "diagnose": "diagnostics",
+    "neighbor_makeup": "diagnostics",
+    "jaccard_distance": "jaccard",
+    "evaluate": "retrieval",
+    "mean_results": "retrieval",
+    "original_distance": "retrieval",
+    "regdb_evaluation": "retrieval",
+    "rerank": "retrieval",
+    "sysu_evaluation": "retrieval",
+}
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xmrank' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __version__ = "0.1.0"
 

@@ -94,7 +94,11 @@ class _Lines:
     def stage(self, name, n=1):
         now = time.perf_counter()
         self.n += n
-        self._line(f"{name} {now - self._last_stage:.2f}s ({self._count()})")
+        if self.total == 1 and self.n == 1:  # a single step: its line is the whole report
+            self._line(f"{name} in {now - self._start:.2f}s")
+            self._closed = True
+        else:
+            self._line(f"{name} {now - self._last_stage:.2f}s ({self._count()})")
         self._last_stage = self._last_line = now
 
     def update(self, n=1):

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._validation import (InputError, check_features, check_int, check_labels, check_option, check_real, check_seed,
                            plain, warn_user)
+from .._progress import progress_bar
 from ..jaccard import jaccard_distance
 from .algorithms import ALGORITHMS, cluster_distance
 from .eps import auto_eps
@@ -199,7 +200,9 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
                 n_rows=int(D.shape[0]), n_stored_pairs=int(D.nnz))
     if algorithm == "dbscan":
         if eps == "auto":
-            value, scores = auto_eps(D, min_samples=min_samples, return_scores=True)
+            with progress_bar(total=1, desc="eps=auto", show=progress) as bar:
+                value, scores = auto_eps(D, min_samples=min_samples, return_scores=True)
+                bar.stage(f"chose eps={value:.3f}")
             logger.info("eps='auto' chose eps=%.3f", value)
             if scores is not None:
                 i = int(np.flatnonzero(scores["eps"] == value)[0])

@@ -47,9 +47,11 @@ class XMCluster(ClusterMixin, BaseEstimator):
     method : {"auto", "vanilla", "modality", "modality-qe", "camera"}, default="auto"
         Jaccard method, see :func:`xmrank.jaccard_distance`.
     eps : float or "auto", default=0.6
-        DBSCAN radius on the Jaccard distance, > 0. Jaccard distances are at
-        most 1, so ``eps >= 1`` makes every pair a neighbour (one cluster),
-        as scikit-learn's DBSCAN does on the dense matrix.
+        DBSCAN radius on the Jaccard distance, > 0; "auto" picks the eps of
+        the best label-free clustering quality (:func:`xmrank.clustering.auto_eps`),
+        kept in :attr:`eps_`. Jaccard distances are at most 1, so
+        ``eps >= 1`` makes every pair a neighbour (one cluster), as
+        scikit-learn's DBSCAN does on the dense matrix.
     min_samples : int, default=4
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
     k1, k2 : int, default=30, 6
