@@ -93,7 +93,7 @@ class TrainConfig:
     global_labels: str = "jaccard"         #: stage-2 global labels: jaccard (global clustering, published) | hungarian | ot | ot-instance (per-modality clusters matched, xmrank.match_clusters)
     split_contrast: bool = True            #: one global prototype per modality of a cluster (False: one per cluster, ablation)
     cluster_knn: str = "auto"              #: kNN engine of the clustering: auto | faiss | numpy | ann
-    cluster_device: str = "cpu"            #: where the Jaccard distance runs: cpu | cuda (needs cupy)
+    cluster_device: str = "cpu"            #: where the Jaccard distance runs: cpu | cuda | cuda:N (needs cupy)
     # --- evaluation (reporting only, never used to pick weights)
     eval_mode: str = "all"                 #: SYSU-MM01 search mode: all | indoor
     eval_trials: int = 10
@@ -330,13 +330,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     check_real(cfg.erasing, "erasing", low=0.0, high=1.0)
     check_real(cfg.gray_probability, "gray_probability", low=0.0, high=1.0)
     check_real(cfg.gem_p, "gem_p", low=0.0)
-    from ..backend import DEVICES, KNN_ENGINES
+    from ..backend import KNN_ENGINES, parse_device, resolve_knn
 
     check_option(cfg.cluster_knn, "cluster_knn", tuple(k for k in KNN_ENGINES if k != "dask"))
-    check_option(cfg.cluster_device, "cluster_device", DEVICES)
-    from ..backend import resolve_knn
-
-    resolve_knn(cfg.cluster_knn, cfg.cluster_device)  # a missing package (faiss, cupy) fails here, not epochs later
+    try:
+        kind, _ = parse_device(cfg.cluster_device)
+    except InputError:
+        raise InputError(f"cluster_device must be cpu, cuda or cuda:N; got {cfg.cluster_device!r}.") from None
+    resolve_knn(cfg.cluster_knn, kind)  # a missing package (faiss, cupy) fails here, not epochs later
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {cfg.device!r}.")
     if any(n < 0 for n in cfg.non_local):
