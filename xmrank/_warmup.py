@@ -28,6 +28,7 @@ _MODULES = (
     ("xmrank.jaccard.kernels", False),
     ("xmrank.jaccard.blocks", False),
     ("xmrank.retrieval.rerank", False),
+    ("xmrank.retrieval._distances", False),
     ("xmrank.knn.exact_bf16", True),
 )
 
@@ -133,6 +134,15 @@ def compile_kernels() -> float:
     for normalize in ("gallery", "union"):
         rerank(X[:8], X[8:], query_modalities=mods[:8], gallery_modalities=mods[8:], k1=6, k2=2,
                normalize=normalize, progress=False)
+    from .compat import re_ranking
+
+    def dist(a, b):
+        return np.sqrt(np.maximum(2.0 - 2.0 * a @ b.T, 0.0)).astype(np.float32)
+
+    q, g = X[:8], X[8:]
+    re_ranking(dist(q, g), dist(q, q), dist(g, g), k1=6, k2=2)   # torchreid's drop-in
+    rerank(distances=(dist(q, g), dist(q, q), dist(g, g)), query_modalities=mods[:8],
+           gallery_modalities=mods[8:], k1=6, k2=2, progress=False)
     if "xmrank.knn.exact_bf16" in kernel_modules():
         from .knn import exact_bf16
 
