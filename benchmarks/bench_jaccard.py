@@ -248,11 +248,13 @@ def bf16_compare(args):
           "| Jaccard max diff |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in rows:
-        print(f"| {n:,} | {r['search_faiss']:.1f} | {r['search_bf16']:.1f} | {r['search_bf16'] / r['search_faiss']:.2f} "
+        print(f"| {n:,} | {r['search_faiss']:.1f} | {r['search_bf16']:.1f} "
+              f"| {r['search_bf16'] / r['search_faiss']:.2f} "
               f"| {r['jaccard_faiss']:.1f} | {r['jaccard_bf16']:.1f} | {r['jaccard_bf16'] / r['search_faiss']:.2f} "
               f"| {r['mean_candidates']:.1f} | {100 * r['share_over']:.0f}% "
               f"| {100 * (1 - r['list_rows_differ']):.2f}% "
-              f"| {100 * r['sample_exact_bf16']:.1f}%, {100 * r['sample_exact_faiss']:.1f}% | {r['jaccard_max_diff']:.1e} |")
+              f"| {100 * r['sample_exact_bf16']:.1f}%, {100 * r['sample_exact_faiss']:.1f}% "
+              f"| {r['jaccard_max_diff']:.1e} |")
 
 
 def main():

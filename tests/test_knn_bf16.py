@@ -1,4 +1,4 @@
-"""knn="bf16": exact search from bfloat16 candidates, against a float64 oracle, on adversarial inputs and the golden sets.
+"""knn="bf16": exact search from bfloat16 candidates, against a float64 oracle, adversarial inputs, golden sets.
 
 The oracle is the definition the engine promises: float64 inner products of
 the float32 rows, rounded to float32, ordered by (value decreasing, index

@@ -403,3 +403,20 @@ def test_cli_throughput_options(tmp_path):
     assert "num_workers: 2" in res.output and "amp: true" in res.output
     res = CliRunner().invoke(main, ["train", "--output", str(tmp_path), "--resume", "--amp"])
     assert res.exit_code == 1 and "cannot be combined with --resume" in res.output
+
+
+def test_a_run_that_cannot_cluster_is_refused_before_anything_is_written(tmp_path, data_root):
+    out = tmp_path / "never"
+    cfg = apply_overrides(preset_config("smoke"), {**TINY, "subset_ratio": 0.01})
+    with pytest.raises(InputError, match="subset_ratio=0.01"):
+        train(cfg, dataset="synthetic", root=data_root, output=str(out), progress=False)
+    assert not out.exists()
+
+
+def test_fitted_k_respects_the_per_modality_split():
+    from xmrank.torch.pseudo_labels import fitted_k
+
+    assert fitted_k(30, 6, 100) == (30, 6)
+    assert fitted_k(12, 3, 5) == (4, 3)              # one list over a group of 5 rows
+    assert fitted_k(12, 3, 5, parts=2) == (8, 3)     # k1 // 2 = 4 from each modality of 5 rows
+    assert fitted_k(12, 3, 3, parts=2) == (4, 2)     # k2 <= k1 // 2

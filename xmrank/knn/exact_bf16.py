@@ -252,7 +252,6 @@ def _select_block(approx, table, u, Xq, Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_re
         for r in range(ch, rows, n_chunks):
             row = approx[r]
             E = ex_max[r]
-            # pass over the row: a running k-th largest key and every column at or above the threshold it implies
             # chunk maxima (vectorised); the k-th largest of them is a lower bound on the k-th largest key
             n_ch = (nd + _CHUNK - 1) // _CHUNK
             for c in range(n_ch):
@@ -554,9 +553,14 @@ def search_torch(queries, database, k: int, *, device: str = "cuda", block_entri
     else bfloat16, its rounding in the bound), per-row lower and upper
     bounds in float64, the candidates ranked by upper bound, re-scored as
     float64 inner products of the float32 rows (``bmm`` in float64) and
-    ordered by (float32 score decreasing, index increasing). On the CPU it
-    runs too (slower than :func:`search`), which is how it is tested without
-    a GPU.
+    ordered by (float32 score decreasing, index increasing). cuBLAS picks the
+    float64 summation order, so a score can differ from :func:`search`'s in
+    the rare case where the two float64 sums (within ``d * 2**-53`` of exact)
+    straddle a float32 rounding boundary. The product's accumulation error is
+    taken four times wider on a GPU, and cuBLAS' bfloat16 split-K reduction
+    is switched off while it runs. On the CPU it runs too (slower than
+    :func:`search`), which is how it is tested without a GPU; on a GPU it is
+    untested here.
 
     Parameters
     ----------

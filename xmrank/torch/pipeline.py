@@ -53,7 +53,7 @@ from .data import DATASETS, ImageCache, resolve_num_workers, training_records
 from .evaluation import evaluate_model
 from .features import extract_features
 from .model import build_model
-from .pseudo_labels import StreamMaker, cluster_epoch, global_part, intra_parts
+from .pseudo_labels import StreamMaker, cluster_epoch, global_part, intra_parts, smallest_group
 from .runlog import atomic_json, log_epoch, run_log
 from .steps import Precision, build_optimizer, global_step, intra_step, resolve_device
 from .synthetic import is_synthetic_root, make_synthetic
@@ -101,6 +101,7 @@ class _Trainer:
         if counts.min() == 0:
             raise InputError(f"the training set must hold both modalities; found {counts[0]} visible and {counts[1]} infrared images.")
         self.larger = int(np.argmax(counts))
+        smallest_group(self.mods, cfg, self.larger)  # refuse a run that cannot cluster before anything is written
         self.num_workers = resolve_num_workers(cfg.num_workers)
         self.image_loader = ImageCache((cfg.height, cfg.width)) if cfg.cache_images else None
         self.size = dict(height=cfg.height, width=cfg.width)

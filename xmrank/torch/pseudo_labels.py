@@ -36,7 +36,7 @@ from .transforms import train_transform
 
 logger = logging.getLogger("xmrank.train")
 
-__all__ = ["MODALITY_NAMES", "Stream", "StreamMaker", "cluster_epoch", "fitted_k", "identity_ari", "purity",
+__all__ = ["MODALITY_NAMES", "Stream", "StreamMaker", "cluster_epoch", "fitted_k", "identity_ari", "purity", "smallest_group",
            "intra_parts", "global_part"]
 
 MODALITY_NAMES = {VISIBLE: "visible", INFRARED: "infrared"}
@@ -74,13 +74,40 @@ def identity_ari(labels, pids):
     return float(adjusted_rand_score(pids[known], pred))
 
 
-def fitted_k(k1: int, k2: int, n_rows: int):
-    """``k1``, ``k2`` lowered to fit the smallest clustered group (tiny data sets)."""
-    k1_fit = min(k1, max(1, n_rows - 1))
-    k2_fit = min(k2, k1_fit)
+def fitted_k(k1: int, k2: int, n_rows: int, parts: int = 1):
+    """``k1``, ``k2`` lowered to fit the smallest clustered group (tiny data sets).
+
+    ``parts``: how many groups ``k1`` is split over (2 for the modality-aware
+    lists, ``k1 // 2`` neighbours from each modality, whose expansion length
+    ``k2`` may not exceed ``k1 // 2``).
+    """
+    k1_fit = min(k1, parts * max(1, n_rows - 1))
+    k2_fit = min(k2, max(1, k1_fit // parts))
     if k1_fit < k1:
         logger.info("k1 lowered from %d to %d: a clustered group has only %d rows", k1, k1_fit, n_rows)
     return k1_fit, k2_fit
+
+
+def smallest_group(mods, cfg, larger: int) -> int:
+    """Rows of the smallest group clustered each epoch (a subset of the larger modality, or the other one).
+
+    Raises
+    ------
+    xmrank.InputError
+        When that group has fewer than 2 rows: nothing could be clustered.
+        The trainer checks this before it writes anything.
+    """
+    n_parts = max(1, int(round(1.0 / cfg.subset_ratio)))
+    n_larger = int((mods == larger).sum())
+    n_other = int((mods != larger).sum())
+    smallest = min(n_other, n_larger // n_parts)
+    if smallest < 2:
+        raise InputError(
+            f"too few training images to cluster: subset_ratio={cfg.subset_ratio} splits the {n_larger} rows of the "
+            f"larger modality into {n_parts} subsets, and the smallest group clustered has {smallest} rows "
+            f"(add images or raise subset_ratio)."
+        )
+    return smallest
 
 
 def cluster_epoch(feats, mods, pids, cfg, rng, *, stage: int, larger: int) -> dict:
@@ -107,14 +134,8 @@ def cluster_epoch(feats, mods, pids, cfg, rng, *, stage: int, larger: int) -> di
         (per-modality and global summaries), and in stage 2 ``"global_rows"``
         (the rows clustered globally) and ``"global"`` (their labels).
     """
-    n_parts = max(1, int(round(1.0 / cfg.subset_ratio)))
-    n_larger = int((mods == larger).sum())
+    smallest = smallest_group(mods, cfg, larger)
     n_other = int((mods != larger).sum())
-    smallest = min(n_other, n_larger // n_parts)
-    if smallest < 2:
-        raise InputError(
-            f"too few training images to cluster: a group of {smallest} rows (add images or raise subset_ratio)."
-        )
     k1, k2 = fitted_k(cfg.k1, cfg.k2, smallest)
     t0 = time.perf_counter()
     labels, subsets = clustering.subset_cluster(
@@ -132,7 +153,10 @@ def cluster_epoch(feats, mods, pids, cfg, rng, *, stage: int, larger: int) -> di
         # subset 1 of the larger modality (all of it when it is not split) and every row of the other
         g_larger = subsets[1] if len(subsets) > 1 else subsets[0]
         g_rows = np.sort(np.concatenate([g_larger, np.flatnonzero(mods != larger)]))
-        kg1, kg2 = fitted_k(cfg.k1, cfg.k2, min(len(g_larger), n_other))
+        if cfg.global_method == "vanilla":
+            kg1, kg2 = fitted_k(cfg.k1, cfg.k2, len(g_rows))
+        else:  # k1 // 2 neighbours from each modality
+            kg1, kg2 = fitted_k(cfg.k1, cfg.k2, min(len(g_larger), n_other), parts=2)
         matched = {}
         if cfg.global_labels == "jaccard":
             glabels = clustering.cluster(feats[g_rows], modalities=mods[g_rows], method=cfg.global_method,
