@@ -73,14 +73,12 @@ def read_run_checkpoint(path) -> dict:
         When the file is missing, cannot be read with ``weights_only=True``,
         or is not an xmrank training checkpoint.
     """
+    from .loading import read_checkpoint
+
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"cannot resume: {path} not found.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for a foreign object, RuntimeError / EOFError for a broken file
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), exc.__class__.__name__)
-        raise InputError(f"cannot read checkpoint {path} with weights_only=True: {first[:200]}") from None
+    state = read_checkpoint(path, what="checkpoint")
     if not isinstance(state, dict):
         raise InputError(f"checkpoint {path} holds a {type(state).__name__}, not an xmrank training checkpoint.")
     for key, kind in _REQUIRED.items():

@@ -64,12 +64,14 @@ def _numpy_safe_globals():
     return out
 
 
-def read_checkpoint(path):
+def read_checkpoint(path, *, what: str = "model file"):
     """Read a ``torch.save`` file with ``weights_only=True`` (no arbitrary objects).
 
     Parameters
     ----------
     path : str or path-like
+    what : str, default="model file"
+        How error messages name the file.
 
     Returns
     -------
@@ -84,7 +86,7 @@ def read_checkpoint(path):
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise InputError(f"model file {path} not found.")
+        raise InputError(f"{what} {path} not found.")
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -94,11 +96,12 @@ def read_checkpoint(path):
             if "Unsupported global" in line or "Unsupported operand" in line:
                 detail = line.strip()
                 break
-        if not detail:
-            detail = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), exc.__class__.__name__)
+        if not detail:  # torch's own advice (re-run with weights_only=False) is exactly what must not be done
+            detail = next((ln.strip() for ln in str(exc).splitlines()
+                           if ln.strip() and "weights_only" not in ln), exc.__class__.__name__)
         raise InputError(
-            f"model file {path} cannot be loaded with weights_only=True (tensors and plain containers only): "
-            f"{detail[:200]}"
+            f"{what} {path} cannot be loaded: it is read with weights_only=True, as data only (tensors, plain "
+            f"containers, numbers), and it holds something else ({detail[:200]})."
         ) from None
 
 
