@@ -8,7 +8,7 @@ resident memory *above* that baseline (VmHWM - VmRSS before the job).
     python benchmarks/bench_jaccard.py --sizes 5000 --dim 256 --methods modality vanilla
     python benchmarks/bench_jaccard.py --sizes 34167 --per-id 86 --device cuda   # SYSU-sized, on a GPU
     python benchmarks/bench_jaccard.py --k1-sweep        # k1 = 30, 200, 600 at N = 6,000, d = 32: time, peak RSS
-    python benchmarks/bench_jaccard.py --bf16 --repeats 2   # knn="bf16" against faiss float32, in one process each N
+    python benchmarks/bench_jaccard.py --bf16 --per-id 86 --repeats 2   # knn="bf16" vs faiss float32, one process per N
 
 ``--bf16`` times, in one process per N and interleaved (best of ``--repeats``):
 the faiss float32 search alone (top-``k1`` over all rows, the ``knn`` job),
