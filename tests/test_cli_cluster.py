@@ -73,7 +73,7 @@ def test_cluster_with_approximate_knn_is_the_library_result(tmp_path, monkeypatc
 
 def test_cluster_on_a_local_dask_cluster(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
-    from xmrank.distributed import dask as xdask
+    from xmrank.knn import dask_engine as xdask
 
     X, ids, mods, _ = _files(tmp_path)
     workers_seen = []

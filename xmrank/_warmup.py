@@ -7,9 +7,10 @@ fraction of a second. :func:`compile_kernels` runs every kernel once on tiny
 inputs, through the public functions, so each gets exactly the argument types
 real calls give it (features are always float32, labels int64, CSR indices
 int32). ``xmrank warmup`` runs it, for example while building a container
-image, and :func:`ensure_compiled` runs it before the first timed Jaccard
-computation of a process whose kernels are not compiled yet, so that stage
-timings never include compilation.
+image, and :func:`ensure_compiled` runs it before an ``xmrank`` command that
+reports timings, in a process whose kernels are not compiled yet, so that
+those timings never include compilation. (Library calls compile what they use
+on first use; their INFO stage timings then include it.)
 """
 
 from __future__ import annotations
@@ -159,8 +160,9 @@ def ensure_compiled() -> float | None:
     """Compile every kernel now if any is neither compiled nor cached; return the seconds it took, or None.
 
     Checked once per process (the check reads a few small index files).
-    Called by :func:`xmrank.jaccard_distance` after its arguments are checked
-    and before its clock starts.
+    The ``xmrank`` commands that report timings (cluster, demo, diagnose,
+    rerank, train) call it before they start, so that no reported time
+    includes first-use compilation.
     """
     if _state["checked"]:
         return None

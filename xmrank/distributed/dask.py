@@ -18,169 +18,21 @@ Workers need xmrank (and faiss for the faiss engines) installed.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
-import math
 import time
-import uuid
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 import scipy.sparse as sp
 
-from .._progress import progress_bar
-from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real
+from .._validation import check_features, check_int, check_labels, check_option, check_real
+
+from ..knn.dask_engine import BLOCK_ENGINES, _blocks, _client, _gather, _n_threads, dask_knn, knn_search_blocks
 
 logger = logging.getLogger("xmrank")
 
 __all__ = ["jaccard_distance_dask", "knn_search_blocks", "dask_knn"]
-
-#: Engines a worker may run for one block of queries.
-BLOCK_ENGINES = ("auto", "faiss", "numpy", "ann")
-
-
-@dataclass
-class _Options:
-    client: object
-    engine: str = "auto"
-    block_rows: int | None = None
-    progress: bool | None = None
-
-
-_OPTIONS: contextvars.ContextVar = contextvars.ContextVar("xmrank_dask_options", default=None)
-
-
-@contextlib.contextmanager
-def dask_knn(client=None, *, engine: str = "auto", block_rows: int | None = None, progress=None):
-    """Route ``knn="dask"`` searches in this block to ``client`` with ``engine`` per block.
-
-    Examples
-    --------
-    >>> with dask_knn(client, engine="ann"):                      # doctest: +SKIP
-    ...     D = xmrank.jaccard_distance(X, modalities=m, knn="dask")
-    """
-    check_option(engine, "engine", BLOCK_ENGINES)
-    token = _OPTIONS.set(_Options(_client(client), engine, block_rows, progress))
-    try:
-        yield
-    finally:
-        _OPTIONS.reset(token)
-
-
-def _client(client):
-    if client is not None:
-        return client
-    from distributed import default_client
-
-    try:
-        return default_client()
-    except ValueError:
-        raise InputError(
-            "knn='dask' needs a dask.distributed Client: create one first (Client(address) or "
-            "Client(LocalCluster())) or pass client= to jaccard_distance_dask."
-        ) from None
-
-
-def _n_threads(client) -> int:
-    """Worker threads in the cluster (at least 1)."""
-    return max(1, sum(client.nthreads().values()))
-
-
-def _blocks(n: int, block_rows: int | None, n_threads: int):
-    """Row ranges: about four blocks per worker thread unless ``block_rows`` is given."""
-    if block_rows is None:
-        block_rows = max(256, math.ceil(n / (4 * n_threads)))
-    step = max(1, int(block_rows))
-    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
-
-
-def _gather(client, futures, desc, show):
-    """Results of ``futures`` in submission order, with a progress bar as they complete."""
-    from distributed import as_completed
-
-    with client.as_current(), progress_bar(total=len(futures), desc=desc, show=show) as bar:
-        for _ in as_completed(futures):
-            bar.update(1)
-    return client.gather(futures)
-
-
-# --- kNN blocks ---------------------------------------------------------------
-
-def _exact_block(queries, database, k, engine):
-    """Worker task: exact top-k of one query block."""
-    if engine == "faiss":
-        from ..knn.exact_faiss import search
-    else:
-        from ..knn.exact_numpy import search
-    return search(queries, database, k)
-
-
-_INDEX_CACHE: dict = {}
-
-
-def _ann_block(queries, index_bytes, key, nprobe, k):
-    """Worker task: search one query block in a serialised faiss index (deserialised once per worker)."""
-    import faiss
-
-    index = _INDEX_CACHE.get(key)
-    if index is None:
-        _INDEX_CACHE.clear()  # keep one index per worker process
-        index = _INDEX_CACHE[key] = faiss.deserialize_index(index_bytes)
-    index.nprobe = nprobe
-    from ..knn.ann import search_index
-
-    return search_index(index, queries, k)
-
-
-def knn_search_blocks(queries, database, k: int):
-    """``knn="dask"``: the top-``k`` search in query blocks on the current client.
-
-    Uses the options of the enclosing :func:`dask_knn` block, else the
-    default client with exact search.
-
-    Returns
-    -------
-    similarities : ndarray of float32, shape (n_queries, k)
-    indices : ndarray of int64, shape (n_queries, k)
-    """
-    from ..backend import resolve_knn
-
-    opts = _OPTIONS.get() or _Options(_client(None))
-    client = opts.client
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    database = np.ascontiguousarray(database, dtype=np.float32)
-    nq = queries.shape[0]
-    ranges = _blocks(nq, opts.block_rows, _n_threads(client))
-    q_futures = client.scatter([queries[lo:hi] for lo, hi in ranges], hash=False)
-    t0 = time.perf_counter()
-    report = None
-    if opts.engine == "ann":
-        from ..knn import ann
-
-        index, report = ann.fit(queries, database, k)
-    if report is not None and index is not None:
-        import faiss
-
-        blob = client.scatter(faiss.serialize_index(index), broadcast=True, hash=False)
-        key = uuid.uuid4().hex
-        futures = [client.submit(_ann_block, q, blob, key, index.nprobe, k, pure=False) for q in q_futures]
-    else:
-        engine = resolve_knn("auto" if opts.engine == "ann" else opts.engine)
-        db = client.scatter(database, broadcast=True, hash=False)
-        futures = [client.submit(_exact_block, q, db, k, engine, pure=False) for q in q_futures]
-    parts = _gather(client, futures, "knn[dask]", opts.progress)
-    sims = np.concatenate([p[0] for p in parts])
-    idx = np.concatenate([p[1] for p in parts]).astype(np.int64, copy=False)
-    if report is not None:
-        from ..knn import ann
-
-        sims, idx = ann.fill_missing(sims, idx, queries, database, k)
-        report.seconds = time.perf_counter() - t0
-        ann.log_report(report)
-    logger.debug("knn='dask': %d x %d in %d blocks, %.1fs", nq, database.shape[0], len(ranges), time.perf_counter() - t0)
-    return sims, idx
 
 
 # --- min-sum blocks -----------------------------------------------------------

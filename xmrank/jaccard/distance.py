@@ -28,7 +28,6 @@ from .._progress import progress_bar
 from ..backend import array_module, device_features, is_device_array, on_device, resolve_device, resolve_knn
 from .._validation import (InputError, check_features, check_int, check_labels, check_norms, check_option,
                            check_real, plain, widen_torch)
-from .. import _warmup
 from . import blocks, kernels
 from . import query_expansion as qe
 
@@ -172,9 +171,6 @@ def jaccard_distance(
     """
     X, mod_codes, cam_codes, method, max_distance, n_threads, device, params = _validate(locals())
     n = X.shape[0]
-    if device != "cuda":
-        _warmup.ensure_compiled()  # first use: compile every kernel now, announced and outside the timings below
-
     t0 = time.perf_counter()
     timer = _StageTimer()
     old_threads = numba.get_num_threads()

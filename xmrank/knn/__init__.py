@@ -55,7 +55,7 @@ def knn_search(queries, database, k: int, *, knn: str = "auto", device: str = "c
     elif engine == "ann":
         from .ann import search
     elif engine == "dask":
-        from ..distributed.dask import knn_search_blocks as search
+        from .dask_engine import knn_search_blocks as search
     elif engine == "bf16":
         from .exact_bf16 import search
     elif engine == "bf16-gpu":

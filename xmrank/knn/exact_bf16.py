@@ -77,6 +77,7 @@ import numpy as np
 
 from .._jit import njit
 from .._validation import MAX_SQUARED_NORM, InputError
+from .rescore import _U_F64, rescore_row
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +90,8 @@ BLOCK_ENTRIES = 1 << 23
 EXTRA_CANDIDATES = 16
 
 _U_BF16 = 2.0**-8
-_U_F64 = 2.0**-53
 #: Columns per vectorised pre-check of the scan.
 _CHUNK = 32
-#: Reassociation for the float64 dot product (vector lanes); no assumption on NaN or infinities.
-_REORDER = {"reassoc", "contract"}
 
 
 @dataclass
@@ -203,30 +201,6 @@ def _heap_replace_min(heap, size, v):
         i = c
 
 
-@njit(cache=True, fastmath=_REORDER)
-def _dot64x4(x, y0, y1, y2, y3):
-    """``x . y0``, ..., ``x . y3`` of float32 rows, accumulated in float64 (each product is exact).
-
-    Four rows at a time keep four memory streams in flight (the re-scoring
-    reads each candidate row once, from memory). Every score goes through
-    this one function, whose summation order (vector lanes, then a tree) is
-    fixed when it is compiled and is the same for the four: it depends on
-    ``d`` only, not on where a row sits, so equal rows score equally. The
-    error is within ``d * 2**-53 * |x| |y|``.
-    """
-    a0 = 0.0
-    a1 = 0.0
-    a2 = 0.0
-    a3 = 0.0
-    for t in range(x.shape[0]):
-        xv = np.float64(x[t])
-        a0 += xv * np.float64(y0[t])
-        a1 += xv * np.float64(y1[t])
-        a2 += xv * np.float64(y2[t])
-        a3 += xv * np.float64(y3[t])
-    return a0, a1, a2, a3
-
-
 @njit(parallel=True, cache=True, nogil=True)
 def _select_block(approx, table, u, Xq, Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_res, slack_abs, k, n_chunks,
                   out_sims, out_idx, n_cand):
@@ -307,26 +281,8 @@ def _select_block(approx, table, u, Xq, Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_re
                     buf[kept] = j
                     kept += 1
             n_cand[r] = kept
-            # exact scores, then (float32 score decreasing, index increasing): buf is in index order, sort stably
-            sc = np.empty(kept, dtype=np.float32)
-            x = Xq[r]
-            for c in range(0, kept, 4):  # past the end, repeat the last row (scored and dropped)
-                j0 = buf[c]
-                j1 = buf[min(c + 1, kept - 1)]
-                j2 = buf[min(c + 2, kept - 1)]
-                j3 = buf[min(c + 3, kept - 1)]
-                s0, s1, s2, s3 = _dot64x4(x, Y[j0], Y[j1], Y[j2], Y[j3])
-                sc[c] = np.float32(s0)
-                if c + 1 < kept:
-                    sc[c + 1] = np.float32(s1)
-                if c + 2 < kept:
-                    sc[c + 2] = np.float32(s2)
-                if c + 3 < kept:
-                    sc[c + 3] = np.float32(s3)
-            order = np.argsort(-sc, kind="mergesort")
-            for c in range(k):
-                out_sims[r, c] = sc[order[c]]
-                out_idx[r, c] = buf[order[c]]
+            # exact scores, then (float32 score decreasing, index increasing): buf is in index order
+            rescore_row(Xq[r], Y, buf, kept, k, out_sims[r], out_idx[r])
 
 
 @njit(parallel=True, cache=True, nogil=True)
