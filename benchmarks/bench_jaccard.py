@@ -11,7 +11,8 @@ resident memory *above* that baseline (VmHWM - VmRSS before the job).
     python benchmarks/bench_jaccard.py --bf16 --per-id 86 --repeats 2   # knn="bf16" vs faiss float32, one process per N
 
 ``--bf16`` times, in one process per N and interleaved (best of ``--repeats``):
-the faiss float32 search alone (top-``k1`` over all rows, the ``knn`` job),
+faiss ``IndexFlatIP`` alone and ``knn="faiss"`` (the same search re-scored
+exactly, :mod:`xmrank.knn.rescore`; top-``k1`` over all rows, the ``knn`` job),
 the same search with the exact bfloat16 engine (:mod:`xmrank.knn.exact_bf16`),
 and the modality-aware Jaccard end to end with each engine; it reports the
 share of rows whose candidate list (per modality, ``k = k1 // 2``) holds more
@@ -184,7 +185,15 @@ def bf16_child(path: str, k1: int, k2: int, repeats: int):
     for knn in ("faiss", "bf16"):
         knn_search(X[:300], X[:300], 10, knn=knn)
         xmrank.jaccard_distance(X[:300], modalities=mods[:300], k1=10, k2=3, knn=knn)
+    def raw_faiss():  # faiss IndexFlatIP alone, without the exact re-scoring of knn="faiss" (its cost, below)
+        import faiss
+
+        index = faiss.IndexFlatIP(X.shape[1])
+        index.add(X)
+        return index.search(X, k1)
+
     jobs = {
+        "search_faiss_raw": raw_faiss,
         "search_faiss": lambda: knn_search(X, X, k1, knn="faiss"),
         "search_bf16": lambda: knn_search(X, X, k1, knn="bf16"),
         "jaccard_faiss": lambda: xmrank.jaccard_distance(X, modalities=mods, k1=k1, k2=k2, knn="faiss"),
@@ -216,6 +225,7 @@ def bf16_child(path: str, k1: int, k2: int, repeats: int):
         **best,
         "share_over": share, "mean_candidates": mean_cand, "k": per_modality[0][2] if per_modality else 0,
         "list_rows_differ": float((i_f != i_b).any(axis=1).mean()),
+        "raw_faiss_rows_differ": float((out["search_faiss_raw"][1] != i_f).any(axis=1).mean()),
         "sample_exact_bf16": float((i_b[sample] == truth).all(axis=1).mean()),
         "sample_exact_faiss": float((i_f[sample] == truth).all(axis=1).mean()),
         "sim_max_diff": float(np.abs(s_f - s_b).max()),
@@ -255,6 +265,12 @@ def bf16_compare(args):
               f"| {100 * (1 - r['list_rows_differ']):.2f}% "
               f"| {100 * r['sample_exact_bf16']:.1f}%, {100 * r['sample_exact_faiss']:.1f}% "
               f"| {r['jaccard_max_diff']:.1e} |")
+    print("\n| N | faiss IndexFlatIP alone s | knn='faiss' (re-scored, exact) s | ratio "
+          "| rows whose raw list differs |")
+    print("|---:|---:|---:|---:|---:|")
+    for n, r in rows:
+        print(f"| {n:,} | {r['search_faiss_raw']:.2f} | {r['search_faiss']:.2f} "
+              f"| {r['search_faiss'] / r['search_faiss_raw']:.3f} | {100 * r['raw_faiss_rows_differ']:.2f}% |")
 
 
 def main():

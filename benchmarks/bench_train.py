@@ -9,7 +9,8 @@ For each model (``paper``: dual-stream ResNet-50 + AGW at 288x144; ``smoke``:
 ResNet-18 at 64x32) and each DataLoader worker count it prints:
 
 - ``load``: decoding and augmenting training batches alone (the visible
-  training pipeline: two views per image), images per second;
+  training pipeline: two views per image), images per second over 12
+  consecutive batches (the steady state, past the workers' prefetch);
 - ``train``: one training iteration end to end (load, forward, intra-modality
   loss on a hybrid memory, backward, Adam step), images per second;
 - ``extract``: flip-averaged feature extraction of every image, images per
@@ -64,21 +65,26 @@ def _loader(records, height, width, batch, workers, device):
                                        generator=torch.Generator().manual_seed(0))
 
 
+def _forever(loader):
+    while True:
+        yield from loader
+
+
 def _best_rate(n_images, times):
     return n_images / min(times) if times else float("nan")
 
 
-def measure(name, records, *, workers, batch, iters, device, amp):
+def measure(name, records, *, workers, batch, iters, device, amp, load_batches=12):
     h, w = MODELS[name]["height"], MODELS[name]["width"]
     loader = _loader(records, h, w, batch, workers, device)
-    # loading alone
-    it = iter(loader)
+    # loading alone, in the steady state: many consecutive batches (workers prefetch a few, so one batch
+    # would measure the prefetch buffer, not the rate)
+    it = _forever(loader)
     next(it)  # warm-up (starts the workers)
-    load_times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    for _ in range(load_batches):
         next(it)
-        load_times.append(time.perf_counter() - t0)
+    load_rate = load_batches * 2 * batch / (time.perf_counter() - t0)
     # a training iteration
     model = _model(name).to(device).train()
     memory = HybridMemory(torch.nn.functional.normalize(torch.randn(8, model.feature_dim), dim=1)).to(device)
@@ -86,7 +92,6 @@ def measure(name, records, *, workers, batch, iters, device, amp):
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if amp
                 else torch.autocast(device.type, enabled=False))
     train_times = []
-    it = iter(loader)
     for i in range(iters + 1):
         t0 = time.perf_counter()
         v1, v2, index, _ = next(it)
@@ -109,7 +114,7 @@ def measure(name, records, *, workers, batch, iters, device, amp):
                      progress=False)
     t_extract = time.perf_counter() - t0
     return {
-        "load": _best_rate(2 * batch, load_times),
+        "load": load_rate,
         "train": _best_rate(2 * batch, train_times),
         "extract": len(records) / t_extract,
     }

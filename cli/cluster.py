@@ -118,7 +118,9 @@ def _contents_csv(contents) -> str:
 @click.option("--subset-ratio", type=float, default=0.5, show_default=True, help="Subset share for --mode subset.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed for --mode subset (0 to 2**64 - 1).")
 @click.option("--knn", type=click.Choice(KNN_ENGINES), default="auto", show_default=True,
-              help="kNN engine. auto: exact, faiss when installed, else blocked numpy. ann: approximate faiss IVF "
+              help="kNN engine. auto: exact, bf16 for large searches where torch and a bfloat16 CPU are there, "
+                   "else faiss when installed, else blocked numpy (all exact engines give identical lists). bf16: "
+                   "bfloat16 candidates re-scored exactly. ann: approximate faiss IVF "
                    "search (recall >= 0.97, measured and logged with -v), for hundreds of thousands of rows and more. "
                    "dask: exact search in row blocks on a dask.distributed cluster (--scheduler, else a local one); "
                    "xmrank.distributed.jaccard_distance_dask also sends the Jaccard rows there.")

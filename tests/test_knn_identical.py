@@ -28,11 +28,9 @@ def oracle(Q, Y, k):
 
 
 def _bf16_available():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def _engines():

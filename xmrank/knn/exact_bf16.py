@@ -216,7 +216,6 @@ def _select_block(approx, table, u, Xq, Y, ex_a, ex_b, ex_c, ex_max, y_hat, y_re
     slack_abs : per query row, the absolute part of the float32 slack.
     """
     rows, nd = approx.shape
-    d = Xq.shape[1]
     for ch in nb.prange(n_chunks):
         heap = np.empty(k, dtype=np.int32)
         cmax = np.empty((nd + _CHUNK - 1) // _CHUNK, dtype=np.int32)

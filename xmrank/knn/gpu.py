@@ -42,7 +42,13 @@ def blocked_topk(queries, database, k: int, *, xp=np, block_entries: int = BLOCK
         stop = min(nq, start + rows)
         block = queries[start:stop] @ dbT
         if k < nd:
-            part = xp.argpartition(-block, k - 1, axis=1)[:, :k]
+            # the k-th largest value t: every column above it, and the first (by index) of those equal to it
+            t = -xp.partition(-block, k - 1, axis=1)[:, k - 1:k]
+            above = block > t
+            tied = block == t
+            room = k - above.sum(axis=1, keepdims=True)
+            keep = above | (tied & (xp.cumsum(tied, axis=1, dtype=np.int32) <= room))
+            part = xp.nonzero(keep)[1].reshape(stop - start, k)
         else:
             part = xp.broadcast_to(xp.arange(nd), (stop - start, nd)).copy()
         local = xp.arange(stop - start)[:, None]
