@@ -43,7 +43,7 @@ stage's last epoch: the test set is never used to choose them.
               help="YAML file of field: value pairs applied over the preset.")
 @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
               help="Override one config field (repeatable); applied after --config. With --resume only "
-                   "device, threads, num_workers, cache_images and feature_batch_size.")
+                   "device, threads, num_workers, cache_images, feature_batch_size and cluster_device.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the config's, auto).")
 @click.option("--pretrained", default=None,
               help="ImageNet weights: 'imagenet' (torchvision download), 'none', or PATH to a .pth state dict.")

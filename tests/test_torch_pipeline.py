@@ -420,3 +420,25 @@ def test_fitted_k_respects_the_per_modality_split():
     assert fitted_k(12, 3, 5) == (4, 3)              # one list over a group of 5 rows
     assert fitted_k(12, 3, 5, parts=2) == (8, 3)     # k1 // 2 = 4 from each modality of 5 rows
     assert fitted_k(12, 3, 3, parts=2) == (4, 2)     # k2 <= k1 // 2
+
+
+def test_a_run_trained_with_another_clustering_backend_still_loads(tmp_path):
+    from xmrank.torch.loading import load_model
+    from xmrank.torch.model import build_model
+
+    cfg = preset_config("smoke")
+    model = build_model(cfg.arch, non_local=cfg.non_local, non_local_width=cfg.non_local_width)
+    config = cfg.to_dict()
+    config["cluster_device"] = "cuda"  # trained on a GPU machine; this one has no cupy
+    torch.save({"model": model.state_dict(), "config": config, "stage": 2}, tmp_path / "model.pt")
+    net, loaded = load_model(tmp_path / "model.pt", return_config=True)
+    assert loaded.cluster_device == "cuda" and not net.training
+
+
+def test_resume_refuses_a_checkpoint_of_an_earlier_format(tmp_path, data_root):
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"format": 1, "stage": 1, "epoch": 1, "model": {}, "metrics": {"epochs": []}, "config": {},
+                "dataset": "synthetic", "root": data_root}, run / "checkpoint.pt")
+    with pytest.raises(InputError, match="earlier xmrank"):
+        train(output=str(run), resume=True)

@@ -35,9 +35,12 @@ _REQUIRED = {"format": int, "stage": int, "epoch": int, "model": dict, "metrics"
 
 
 def save(path, payload):
-    """``torch.save`` to a temporary file beside ``path``, then ``os.replace``."""
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then ``os.replace``."""
     tmp = os.fspath(path) + ".tmp"
-    torch.save(payload, tmp)
+    with open(tmp, "wb") as fh:
+        torch.save(payload, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -84,8 +87,10 @@ def read_run_checkpoint(path) -> dict:
     for key, kind in _REQUIRED.items():
         if not isinstance(state.get(key), kind):
             raise InputError(f"checkpoint {path} is not an xmrank training checkpoint: no {kind.__name__} {key!r}.")
-    if state["format"] not in (1, FORMAT):
-        raise InputError(f"checkpoint {path} has format {state['format']}; this xmrank reads formats 1 and {FORMAT}.")
+    if state["format"] != FORMAT:
+        raise InputError(f"checkpoint {path} has format {state['format']}: a run from an earlier xmrank, trained with "
+                         f"another recipe, cannot be resumed by this one (format {FORMAT}); its network still loads "
+                         f"with xmrank.torch.load_model.")
     return state
 
 
@@ -102,8 +107,5 @@ def load_trained_model(path, *, device="cpu"):
     config : TrainConfig
     """
     from .loading import load_model
-    from .steps import resolve_device
 
-    if isinstance(device, str):
-        device = resolve_device(device)
     return load_model(path, device=device, return_config=True)

@@ -231,7 +231,7 @@ SHORTHANDS = {
 }
 
 
-def apply_overrides(cfg: TrainConfig, overrides: dict) -> TrainConfig:
+def apply_overrides(cfg: TrainConfig, overrides: dict, *, check_backends: bool = True) -> TrainConfig:
     """A copy of ``cfg`` with ``{field: value}`` applied (values converted to the field's type).
 
     A key of :data:`SHORTHANDS` sets each of its fields (a field named in the
@@ -247,7 +247,7 @@ def apply_overrides(cfg: TrainConfig, overrides: dict) -> TrainConfig:
         if name not in _FIELDS:
             raise InputError(f"Unknown config field {key!r}; fields are: {', '.join(sorted(_FIELDS))}.")
         changes[name] = _coerce(name, value)
-    return validate(dataclasses.replace(cfg, **changes))
+    return validate(dataclasses.replace(cfg, **changes), check_backends=check_backends)
 
 
 def load_yaml(path) -> dict:
@@ -288,8 +288,13 @@ def parse_overrides(pairs) -> dict:
     return out
 
 
-def validate(cfg: TrainConfig) -> TrainConfig:
-    """Check value ranges; raise InputError naming the first bad field."""
+def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
+    """Check value ranges; raise InputError naming the first bad field.
+
+    ``check_backends=False`` skips checking that the clustering's kNN engine
+    and device can run on this machine (a saved run's network can be loaded,
+    and a resumed run re-pointed at another device, where they cannot).
+    """
     from .._validation import check_int, check_option, check_real
 
     check_option(cfg.arch, "arch", ("resnet18", "resnet34", "resnet50"))
@@ -337,7 +342,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         kind, _ = parse_device(cfg.cluster_device)
     except InputError:
         raise InputError(f"cluster_device must be cpu, cuda or cuda:N; got {cfg.cluster_device!r}.") from None
-    resolve_knn(cfg.cluster_knn, kind)  # a missing package (faiss, cupy) fails here, not epochs later
+    if check_backends:
+        resolve_knn(cfg.cluster_knn, kind)  # a missing package (faiss, cupy) fails here, not epochs later
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {cfg.device!r}.")
     if any(n < 0 for n in cfg.non_local):
@@ -355,6 +361,10 @@ def build_config(preset: str = "paper", *, dataset: str = "sysu", yaml_path=None
     return validate(cfg)
 
 
-def config_from_dict(data: dict) -> TrainConfig:
-    """Rebuild a config saved with :meth:`TrainConfig.to_dict` (e.g. from a checkpoint)."""
-    return apply_overrides(TrainConfig(), {k: v for k, v in data.items() if k in _FIELDS or k in SHORTHANDS})
+def config_from_dict(data: dict, *, check_backends: bool = True) -> TrainConfig:
+    """Rebuild a config saved with :meth:`TrainConfig.to_dict` (e.g. from a checkpoint).
+
+    ``check_backends=False``: see :func:`validate`.
+    """
+    return apply_overrides(TrainConfig(), {k: v for k, v in data.items() if k in _FIELDS or k in SHORTHANDS},
+                           check_backends=check_backends)

@@ -170,8 +170,6 @@ class RecordDataset(torch.utils.data.Dataset):
     loader : callable, default=None
         ``path -> PIL image``; an :class:`ImageCache` or None for
         :func:`load_image`.
-    transforms_by_modality : dict, default=None
-        ``{modality: transform}`` overriding ``transform`` per record.
 
     Items
     -----
@@ -183,10 +181,9 @@ class RecordDataset(torch.utils.data.Dataset):
     states are left as they were.
     """
 
-    def __init__(self, records, transform, *, loader=None, transforms_by_modality=None):
+    def __init__(self, records, transform, *, loader=None):
         self.records = list(records)
         self.transforms = tuple(transform) if isinstance(transform, (list, tuple)) else (transform,)
-        self.by_modality = dict(transforms_by_modality or {})
         self.loader = loader or load_image
 
     def __len__(self):
@@ -208,9 +205,7 @@ class RecordDataset(torch.utils.data.Dataset):
     def _item(self, index):
         rec = self.records[index]
         img = self.loader(rec.path)
-        transforms = self.by_modality.get(rec.modality)
-        transforms = self.transforms if transforms is None else (transforms,)
-        return (*[t(img) for t in transforms], index, rec.modality)
+        return (*[t(img) for t in self.transforms], index, rec.modality)
 
 
 def collate_views(batch):

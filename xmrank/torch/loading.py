@@ -28,6 +28,7 @@ import re
 from .._validation import InputError
 from ._require import torch
 from .config import TrainConfig, config_from_dict
+from .device import resolve_device
 from .model import NON_LOCAL_WIDTHS, DualStreamReID, NonLocal
 
 logger = logging.getLogger(__name__)
@@ -152,21 +153,6 @@ def bmil_key_map(model: DualStreamReID) -> dict:
     return mapping
 
 
-def _resolve_device(device):
-    if isinstance(device, torch.device):
-        dev = device
-    else:
-        if not isinstance(device, str):
-            raise InputError(f"device must be a string such as 'cpu', 'cuda' or 'cuda:0'; got {device!r}.")
-        try:
-            dev = torch.device(device)
-        except RuntimeError:
-            raise InputError(f"device must be cpu, cuda or cuda:N; got {device!r}.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU; use device='cpu'.")
-    return dev
-
-
 def _bmil_config(state: dict, path: str) -> TrainConfig:
     """The network settings of a published checkpoint, read from its keys and shapes."""
     nl = [0, 0, 0, 0]
@@ -270,7 +256,7 @@ def load_model(path, *, device="cpu", return_config: bool = False):
         first missing or unexpected key).
     """
     path = os.fspath(path)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     if not isinstance(return_config, bool):
         raise InputError(f"return_config must be True or False; got {return_config!r}.")
     state = read_checkpoint(path)
@@ -282,7 +268,8 @@ def load_model(path, *, device="cpu", return_config: bool = False):
             raise InputError(f"model file {path}: its 'config' entry is a {kind}, not a dict.")
         # the network from its own fields: a run's other settings (e.g. cluster_knn=faiss) need not fit this machine
         net_cfg = config_from_dict({k: v for k, v in state["config"].items() if k in _NETWORK_FIELDS})
-        cfg = config_from_dict(state["config"]) if return_config else net_cfg
+        # the run's clustering backend (a GPU, faiss) need not exist where its network is loaded
+        cfg = config_from_dict(state["config"], check_backends=False) if return_config else net_cfg
         weights = state["model"]
         kind = "xmrank"
     else:

@@ -71,9 +71,11 @@ MODEL_SELECTION = (
     "last epoch of each stage (stage 2 starts from stage 1's last epoch); "
     "test-set scores are reported only and never used to choose weights"
 )
-#: Config fields a resumed run may change (they do not change what is computed, up to float rounding:
-#: augmentations are seeded per image, whatever the number of workers).
-RUN_FIELDS = ("device", "threads", "num_workers", "cache_images", "feature_batch_size")
+#: Config fields a resumed run may change. They do not change what is trained, up to float rounding
+#: (augmentations are seeded per image, whatever the number of workers; the exact kNN engines give identical
+#: lists on any device), with one exception: ``cache_images`` keeps images resized bicubic in memory, so
+#: turning it on or off changes the test images' resize (Lanczos without it) and so the reported scores.
+RUN_FIELDS = ("device", "threads", "num_workers", "cache_images", "feature_batch_size", "cluster_device")
 
 
 def _seed(cfg: TrainConfig, stage: int, epoch: int) -> np.random.Generator:
@@ -240,7 +242,7 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
                 f"cannot change {fixed[0]} when resuming: a resumed run keeps its configuration "
                 f"(only {', '.join(RUN_FIELDS)} may change)."
             )
-        config = config_from_dict(checkpoint["config"])
+        config = config_from_dict(checkpoint["config"], check_backends=False)  # checked after the overrides
         if dataset is not None and dataset != checkpoint["dataset"]:
             raise InputError(f"cannot resume: the checkpoint was trained on {checkpoint['dataset']!r}, not {dataset!r}.")
         dataset = checkpoint["dataset"]
@@ -291,6 +293,15 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
         torch.set_num_threads(old_threads)
 
 
+def _restore(load, checkpoint, key, path):
+    """``load(checkpoint[key])``; a state that does not fit this run is one InputError line."""
+    try:
+        load(checkpoint[key])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), exc.__class__.__name__)
+        raise InputError(f"checkpoint {path}: its {key} state does not fit this run ({first[:160]}).") from None
+
+
 def _run(trainer, checkpoint, max_epochs):
     t_start = time.perf_counter()
     cfg, dataset, root, output = trainer.cfg, trainer.dataset, trainer.root, trainer.output
@@ -305,8 +316,10 @@ def _run(trainer, checkpoint, max_epochs):
         stage, done = 1, 0
         _base_logger.info("config: %s", json.dumps(cfg.to_dict()))  # to train.log (stderr only with -v)
     else:
-        trainer.model.load_state_dict(checkpoint["model"])
+        _restore(trainer.model.load_state_dict, checkpoint, "model", ckpt_path)
         metrics = checkpoint["metrics"]
+        if not isinstance(metrics.get("epochs"), list):
+            raise InputError(f"checkpoint {ckpt_path} is not an xmrank training checkpoint: its metrics hold no epochs.")
         stage, done = checkpoint["stage"], checkpoint["epoch"]
         if stage > 2:
             logger.info("%s holds a finished run; nothing to resume", ckpt_path)
@@ -333,10 +346,10 @@ def _run(trainer, checkpoint, max_epochs):
     while stage <= 2:
         opt, sched = build_optimizer(trainer.model, cfg)
         if checkpoint is not None and checkpoint["stage"] == stage and "optimizer" in checkpoint:
-            opt.load_state_dict(checkpoint["optimizer"])
-            sched.load_state_dict(checkpoint["scheduler"])
+            _restore(opt.load_state_dict, checkpoint, "optimizer", ckpt_path)
+            _restore(sched.load_state_dict, checkpoint, "scheduler", ckpt_path)
             if trainer.precision.scaler is not None and "scaler" in checkpoint:
-                trainer.precision.scaler.load_state_dict(checkpoint["scaler"])
+                _restore(trainer.precision.scaler.load_state_dict, checkpoint, "scaler", ckpt_path)
         checkpoint = None
         for epoch in range(done, epochs[stage]):
             if max_epochs is not None and ran >= max_epochs:

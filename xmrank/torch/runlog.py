@@ -43,6 +43,8 @@ def atomic_json(path, payload):
     with open(tmp, "w") as fh:
         json.dump(payload, fh, indent=2, default=_json_default)
         fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

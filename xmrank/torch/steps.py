@@ -21,26 +21,14 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from .._validation import InputError
 from ..datasets import INFRARED, VISIBLE
 from ._require import torch
+from .device import resolve_device
 from .losses import global_step_loss, intra_modality_loss
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["resolve_device", "build_optimizer", "Precision", "forward_batches", "intra_step", "global_step"]
-
-
-def resolve_device(device: str):
-    """``"auto"`` -> cuda when available, else cpu; a CUDA device without CUDA is an InputError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU; use --device cpu.")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}.") from None
 
 
 def build_optimizer(model, cfg):
@@ -131,7 +119,10 @@ def forward_batches(model, streams, device, precision: Precision):
         n = len(index) * len(views)
         mods.append(torch.full((n,), m, dtype=torch.long))
         targets.append(stream.targets[index].repeat(len(views)))
-    x = torch.cat(images).to(device, non_blocking=True)
+    x = torch.cat(images)
+    if torch.device(device).type == "cuda":
+        x = x.pin_memory()  # the concatenation is a new, pageable tensor: pin it so the copy overlaps
+    x = x.to(device, non_blocking=True)
     mod = torch.cat(mods).to(device)
     with precision.autocast():
         feats = model(x, mod)

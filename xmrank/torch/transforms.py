@@ -35,7 +35,6 @@ __all__ = [
     "ChannelExchange",
     "ChannelAdapGray",
     "ChannelRandomErasing",
-    "RandomView",
     "channel_outcome",
     "train_transform",
     "test_transform",
@@ -233,19 +232,6 @@ class ChannelRandomErasing:
 
     def __repr__(self):
         return f"ChannelRandomErasing(probability={self.probability})"
-
-
-class RandomView:
-    """Apply one of several transforms, chosen uniformly with torch's generator."""
-
-    def __init__(self, transforms):
-        self.transforms = list(transforms)
-
-    def __call__(self, img):
-        return self.transforms[_randint(len(self.transforms))](img)
-
-    def __repr__(self):
-        return f"RandomView({self.transforms!r})"
 
 
 def _interpolation(name: str):
