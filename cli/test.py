@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ._io import check_output, fail, user_errors, write_json_atomic
-from ._model import check_checkpoint, load_network, require_torch, resolve_device
+from ._model import check_checkpoint, load_network, network_options, require_torch, resolve_device
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
 
@@ -131,15 +131,7 @@ def format_rows(title: str, rows: dict) -> str:
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
               help="Re-ranking: weight of the original distance.")
 @click.option("--json", "json_path", type=click.Path(), help="Also write every trial's scores (fractions) to this JSON file.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per forward pass.")
-@click.option("--num-workers", type=click.IntRange(min=-1), default=-1, show_default=True,
-              help="DataLoader worker processes decoding images (-1: min(4, CPU cores); 0: in this process).")
-@click.option("--height", type=click.IntRange(min=8), default=None,
-              help="Input height (default: the run's, 288 for a published checkpoint).")
-@click.option("--width", type=click.IntRange(min=8), default=None,
-              help="Input width (default: the run's, 144 for a published checkpoint).")
-@click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
+@network_options
 @user_errors
 def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, rerank, rerank_method, k1, k2,
              lambda_value, json_path, device, batch_size, num_workers, height, width, progress):
