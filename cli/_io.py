@@ -23,6 +23,7 @@ import zipfile
 import click
 import numpy as np
 
+from xmrank._json import json_default
 from xmrank._validation import InputError
 
 #: Click type of every ``--seed``: what numpy's and torch's generators accept (0 to 2**64 - 1).
@@ -688,7 +689,7 @@ def write_json(path: str, payload, option: str = "--json"):
 
     Serialised in full before anything is written.
     """
-    text = json.dumps(payload, indent=2, default=_json_default, allow_nan=True) + "\n"
+    text = json.dumps(payload, indent=2, default=json_default, allow_nan=True) + "\n"
     if os.fspath(path) == STDOUT:
         click.echo(text, nl=False)
         return
@@ -713,14 +714,6 @@ def write_sparse(path: str, matrix, option: str):
 def write_json_atomic(path: str, option: str, payload):
     """Same as :func:`write_json`, with the option first."""
     write_json(path, payload, option)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 # --- errors --------------------------------------------------------------------------------

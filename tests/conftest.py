@@ -38,3 +38,15 @@ def _kernels_compiled():
     from xmrank import _warmup
 
     _warmup.ensure_compiled()
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny tensors: one thread is as fast and does not fight other jobs for the cores (torch test modules
+    use it through ``pytestmark``)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -25,13 +25,7 @@ H, W = 32, 16
 TRAIN, VAL, TEST = [4, 5], [6], [1, 2, 3]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is as fast and does not fight other jobs for the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _image(path, pid, cam, k):

@@ -20,13 +20,7 @@ from xmrank.torch.sampler import PseudoIdentitySampler
 from xmrank.torch.transforms import ChannelAdapGray, ChannelExchange, ChannelRandomErasing, train_transform
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is as fast and does not fight other jobs for the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 F = torch.nn.functional
 

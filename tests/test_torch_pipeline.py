@@ -19,13 +19,7 @@ from xmrank.torch.pipeline import load_trained_model, train
 from xmrank.torch.synthetic import make_synthetic
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is as fast and does not fight other jobs for the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 # tiny images, a few iterations: mechanics only
 TINY = dict(height=32, width=16, iters=2, epochs_stage1=2, epochs_stage2=2, batch_size=8, num_instances=4,

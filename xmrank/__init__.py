@@ -16,9 +16,9 @@ rerank, evaluate, sysu_evaluation, regdb_evaluation
     Query/gallery re-ranking and the standard VI-ReID protocols.
 """
 
-import importlib
 import logging
 
+from ._lazy import lazy_exports
 from ._validation import InputError
 
 logging.getLogger("xmrank").addHandler(logging.NullHandler())
@@ -51,17 +51,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'xmrank' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 
-import numpy as np
+from .._json import json_default
 
 #: the trainer's own progress lines (per-epoch clustering statistics, evaluations)
 logger = logging.getLogger("xmrank.train")
@@ -24,24 +24,16 @@ _base_logger = logging.getLogger("xmrank")
 __all__ = ["run_log", "atomic_json", "plain", "log_epoch"]
 
 
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def plain(payload):
     """``payload`` with numpy scalars and arrays turned into Python numbers and lists (a JSON round trip)."""
-    return json.loads(json.dumps(payload, default=_json_default))
+    return json.loads(json.dumps(payload, default=json_default))
 
 
 def atomic_json(path, payload):
     """Write ``payload`` as indented JSON to ``path`` (temporary file beside it, then ``os.replace``)."""
     tmp = path + ".tmp"
     with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=2, default=_json_default)
+        json.dump(payload, fh, indent=2, default=json_default)
         fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())
