@@ -117,7 +117,7 @@ def format_rows(title: str, rows: dict) -> str:
 @click.option("--root", required=True, type=click.Path(), help="The data set folder.")
 @click.option("--mode", type=click.Choice(["all", "indoor"]), default=None,
               help="SYSU-MM01 search mode: all (gallery cameras 1, 2, 4, 5; default) or indoor (1, 2).")
-@click.option("--trials", type=click.IntRange(min=1), default=None,
+@click.option("--trials", type=click.IntRange(min=1, max=10_000), default=None,
               help="SYSU-MM01: number of gallery draws, trials 0..N-1 (default 10).")
 @click.option("--trial", "regdb_trials", default=None, metavar="LIST",
               help="RegDB: the trials whose test lists are used, e.g. 1, 1,2,5 or 1-10 (default 1).")

@@ -365,3 +365,10 @@ def test_missing_torch_is_one_line_naming_the_extra(tmp_path, ckpt, sysu):
         lines = (proc.stdout + proc.stderr).strip().splitlines()
         assert len(lines) == 1 and "pip install 'xmrank[torch]'" in lines[0], proc.stdout + proc.stderr
     assert not (tmp_path / "f.npz").exists()
+
+
+def test_trials_past_any_sensible_count_is_one_line(tmp_path):
+    res = CliRunner().invoke(main, ["test", "--checkpoint", str(tmp_path / "m.pt"), "--dataset", "sysu",
+                                    "--root", str(tmp_path), "--trials", str(2**70)])
+    assert res.exit_code != 0
+    assert "--trials" in res.output and "Traceback" not in res.output
