@@ -359,6 +359,41 @@ def check_int(value, name: str, *, minimum: int | None = None, maximum: int | No
     return value
 
 
+def check_n_jobs(n_jobs, name: str = "n_jobs") -> int:
+    """Threads for ``n_jobs``, with scikit-learn's meaning.
+
+    None means 1 (scikit-learn's default; inside a ``joblib.parallel_config``
+    context, that context's ``n_jobs``), a positive integer that many threads
+    (capped at the cores available), ``-1`` all cores and ``-k`` all but
+    ``k - 1``. 0 is refused, as in joblib.
+    """
+    cores = os.cpu_count() or 1
+    try:  # numba's pool size is the ceiling of what its kernels can use
+        import numba
+
+        cores = min(cores, int(numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+    if n_jobs is None:
+        try:
+            from joblib.parallel import get_active_backend
+
+            backend, default = get_active_backend()
+            configured = getattr(backend, "nesting_level", 0) == 0 and default
+            n_jobs = default if isinstance(configured, int) and configured not in (0, 1) else 1
+        except Exception:  # pragma: no cover - joblib is scikit-learn's dependency
+            n_jobs = 1
+        if n_jobs is None:
+            n_jobs = 1
+    value = check_int(n_jobs, name)
+    if value == 0:
+        raise InputError(f"{name} must be a positive number of threads, -1 for all cores or -k for all but k - 1; "
+                         "got 0.")
+    if value < 0:
+        return max(1, cores + 1 + value)
+    return min(value, cores)
+
+
 def check_seed(seed, name: str = "seed", *, maximum: int = SEED_MAX, generator: bool = True):
     """A seed: None, an integer in ``[0, maximum]`` (64 bits by default) or, with ``generator``, a numpy Generator."""
     if seed is None:
