@@ -102,7 +102,7 @@ def sweep_child(path: str, method: str, k1: int, k2: int):
     data = np.load(path)
     X, mods = np.ascontiguousarray(data["X"]), data["modalities"]
     import xmrank
-    from xmrank import neighbors
+    from xmrank.jaccard import neighbors
     from xmrank.jaccard import kernels
 
     xmrank.jaccard_distance(X[:200], modalities=mods[:200], method=method, k1=10, k2=3)  # compile

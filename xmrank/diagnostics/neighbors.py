@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import neighbors
+from ..jaccard import neighbors
 from .._validation import InputError, check_features, check_int, check_labels
 
 __all__ = ["neighbor_lists", "cross_modal_share", "neighbor_makeup", "LIST_KINDS"]

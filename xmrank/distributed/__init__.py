@@ -8,6 +8,6 @@ dask is imported only when these functions run (``pip install 'xmrank[dask]'``).
   any xmrank function to a given client and per-block engine.
 """
 
-from .dask import dask_knn, jaccard_distance_dask, knn_search_blocks
+from .dask import DaskExecutor, dask_knn, jaccard_distance_dask, knn_search_blocks
 
-__all__ = ["jaccard_distance_dask", "dask_knn", "knn_search_blocks"]
+__all__ = ["jaccard_distance_dask", "DaskExecutor", "dask_knn", "knn_search_blocks"]

@@ -1,5 +1,18 @@
-"""k-reciprocal Jaccard distances; the kernel lives in :mod:`xmrank.jaccard.kernels`."""
+"""k-reciprocal Jaccard distances: one pipeline, planned per method, run by an executor.
 
-from .distance import METHODS, jaccard_distance
+- :func:`jaccard_distance`: the whole pipeline;
+- :func:`plan_jaccard` and :class:`JaccardPlan` (:mod:`.plan`): the
+  method-dependent stage, neighbour lists (:mod:`.neighbors`), reciprocal
+  masks and query expansion;
+- :class:`Executor` and :func:`run_stages` (:mod:`.stages`): weights,
+  expansion, min-sum and output, on the numba kernels (:mod:`.kernels`,
+  :mod:`.blocks`), the array-module kernels (:mod:`.kernels_xp`) or a
+  cluster (:mod:`xmrank.distributed.dask`).
+"""
 
-__all__ = ["jaccard_distance", "METHODS"]
+from .distance import EXECUTORS, METHODS, jaccard_distance
+from .plan import JaccardPlan, plan_jaccard
+from .stages import Executor, NumbaExecutor, run_stages
+
+__all__ = ["jaccard_distance", "plan_jaccard", "JaccardPlan", "Executor", "NumbaExecutor", "run_stages", "METHODS",
+           "EXECUTORS"]

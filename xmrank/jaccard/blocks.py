@@ -1,70 +1,85 @@
-"""Min-sum Jaccard over a range of rows, each unordered pair computed once.
+"""The min-sum Jaccard kernel (numba): the one CPU implementation of the last pipeline stage.
 
-The same quantity as :func:`xmrank.jaccard.kernels.minsum_jaccard`,
 ``J(i, j) = 1 - m/(2 - m)`` with ``m(i, j) = sum_l min(V'[i, l], V'[j, l])``,
-organised for large N and for distributed row blocks:
+for the rows of ``V'`` (CSR) against the rows of a second sparse matrix read
+by column (CSC). One kernel, :func:`_minsum_rows`, serves every caller:
 
-- row ``i`` accumulates only partners ``j > i`` (``m`` is symmetric), which
-  halves the work; :func:`assemble` mirrors the pairs afterwards;
-- with ``max_distance`` below 1 a single pass computes and stores the pairs
-  (per-chunk buffers, re-run only if a buffer overflows), instead of a count
-  pass followed by a write pass;
-- :func:`minsum_rows` handles any row range ``[lo, hi)`` against the whole
-  matrix, so a cluster can compute the blocks independently
-  (:mod:`xmrank.distributed.dask`).
+- the square N x N case (:func:`minsum_jaccard`, used by
+  :func:`xmrank.jaccard_distance`): row ``i`` accumulates only partners
+  ``j > i`` (``m`` is symmetric), which halves the work, and :func:`assemble`
+  mirrors the pairs and adds the zero diagonal;
+- any row range ``[lo, hi)`` of it (:func:`minsum_rows`), so that a cluster
+  computes the blocks independently (:mod:`xmrank.distributed.dask`);
+- the query x gallery case of re-ranking (:func:`accumulate_rectangle`):
+  every query row against every gallery row, added into a dense output.
 
-Memory per thread is O(N) scratch; nothing is N x N.
+With ``max_distance`` below 1 a single pass computes and stores the pairs
+(per-chunk buffers, re-run only if a buffer overflows); otherwise every pair
+that shares a column is kept, and a first pass counts them. Memory per
+thread is O(N) scratch; nothing is N x N.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
 from .._jit import njit
-from . import kernels
 
-__all__ = ["prepare", "minsum_rows", "assemble", "minsum_jaccard"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["prepare", "minsum_rows", "assemble", "minsum_jaccard", "accumulate_rectangle"]
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 
+#: What :func:`_minsum_rows` does with each pair it finds.
+_COUNT, _PAIRS, _DENSE = 0, 1, 2
+
 
 @njit(**_PARALLEL)
-def _upper_pairs(lo, hi, n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_chunks, cap,
-                 out_row, out_col, out_val, need, count_only):
-    """Pairs ``(i, j > i)`` of rows ``lo <= i < hi`` with distance <= limit.
+def _minsum_rows(lo, hi, n_partners, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, upper, mode, limit, n_chunks, cap,
+                 out_row, out_col, out_val, need, dense, weight):
+    """Min-sum over the rows ``lo <= i < hi`` of ``r`` (CSR) and the partners ``j`` of ``c`` (CSC).
 
+    ``c_idx`` holds partner indices ``0 <= j < n_partners``, sorted within
+    each column; ``upper`` keeps only partners ``j > i`` (the square case).
     Chunk ``ch`` takes rows ``lo + ch, lo + ch + n_chunks, ...`` (strided, so
-    the heavier low rows spread over all threads) and writes at most ``cap``
-    pairs into row ``ch`` of the out arrays; ``need[ch]`` is the number it
-    found, which exceeds ``cap`` when the buffer overflowed. ``count_only``
-    (for ``limit >= 1``, where every pair sharing a column is kept) only
-    counts. ``c_idx`` must be sorted within each column.
+    the heavier low rows of the triangle spread over all threads) with one
+    O(``n_partners``) accumulator. ``mode``:
+
+    - ``_COUNT``: ``need[ch]`` = the partners chunk ``ch`` finds (no values);
+    - ``_PAIRS``: pairs with float32 distance <= ``limit`` go to row ``ch`` of
+      ``out_row``/``out_col``/``out_val`` (at most ``cap``); ``need[ch]`` is
+      the number found, above ``cap`` when the buffer overflowed;
+    - ``_DENSE``: ``dense[i - lo, j] += weight * (J - 1)``.
     """
     for ch in nb.prange(n_chunks):
-        acc = np.zeros(n, dtype=np.float64)
-        seen = np.zeros(n, dtype=np.bool_)
-        touched = np.empty(n, dtype=np.int64)
+        acc = np.zeros(n_partners, dtype=np.float64)
+        seen = np.zeros(n_partners, dtype=np.bool_)
+        touched = np.empty(n_partners, dtype=np.int64)
         stored = 0
         for i in range(lo + ch, hi, n_chunks):
             m = 0
             for p in range(r_ptr[i], r_ptr[i + 1]):
                 col = r_idx[p]
-                a = r_val[p]
+                a = np.float64(r_val[p])
                 q_lo = c_ptr[col]
                 q_hi = c_ptr[col + 1]
-                q0 = q_lo + np.searchsorted(c_idx[q_lo:q_hi], i, side="right")
-                for q in range(q0, q_hi):
+                if upper:  # column rows are sorted: skip to the first row > i
+                    q_lo = q_lo + np.searchsorted(c_idx[q_lo:q_hi], i, side="right")
+                for q in range(q_lo, q_hi):
                     j = c_idx[q]
-                    b = c_val[q]
                     fresh = not seen[j]
                     seen[j] = True
                     touched[m] = j
                     m += fresh
-                    if not count_only:
+                    if mode != _COUNT:
+                        b = np.float64(c_val[q])
                         acc[j] += a if a < b else b
-            if count_only:
+            if mode == _COUNT:
                 for t in range(m):
                     seen[touched[t]] = False
                 stored += m
@@ -77,13 +92,30 @@ def _upper_pairs(lo, hi, n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_c
                 v = 1.0 - s / (2.0 - s)
                 if v < 0.0:
                     v = 0.0
-                if np.float32(v) <= limit:  # the float32 value is what is stored and compared with eps
+                if mode == _DENSE:
+                    dense[i - lo, j] += np.float32(weight * (v - 1.0))
+                elif np.float32(v) <= limit:  # the float32 value is what is stored and compared with eps
                     if stored < cap:
                         out_row[ch, stored] = i
                         out_col[ch, stored] = j
                         out_val[ch, stored] = v
                     stored += 1
         need[ch] = stored
+
+
+def _kernel_arrays(rows_csr, cols_csc):
+    """``(r_ptr, r_idx, r_val, c_ptr, c_idx, c_val)`` in the kernel's dtypes (int64 pointers, float32 weights)."""
+    return (rows_csr.indptr.astype(np.int64, copy=False), rows_csr.indices,
+            rows_csr.data.astype(np.float32, copy=False), cols_csc.indptr.astype(np.int64, copy=False),
+            cols_csc.indices, cols_csc.data.astype(np.float32, copy=False))
+
+
+def _no_pairs(n_chunks):
+    empty_i = np.empty((n_chunks, 0), dtype=np.int64)
+    return empty_i, empty_i, np.empty((n_chunks, 0), dtype=np.float32)
+
+
+_NO_DENSE = np.empty((0, 0), dtype=np.float32)
 
 
 def prepare(vq_csr):
@@ -100,11 +132,12 @@ def prepare(vq_csr):
         ``(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val)``; ship this once to
         every worker of a cluster.
     """
-    n = vq_csr.shape[0]
+    vq_csr = sp.csr_matrix(vq_csr)
+    vq_csr.sort_indices()
     csc = vq_csr.tocsc()
     csc.sort_indices()
     # float32 weights are widened exactly inside the kernel: no float64 copies needed
-    return (n, vq_csr.indptr, vq_csr.indices, vq_csr.data, csc.indptr, csc.indices, csc.data)
+    return (vq_csr.shape[0], *_kernel_arrays(vq_csr, csc))
 
 
 def minsum_rows(parts, lo: int, hi: int, *, max_distance=None, n_threads: int = 1):
@@ -118,7 +151,7 @@ def minsum_rows(parts, lo: int, hi: int, *, max_distance=None, n_threads: int = 
         Row range.
     max_distance : float, default=None
         None keeps every pair that shares a column (distance < 1 up to
-        rounding), like ``kernels.minsum_jaccard``.
+        rounding).
     n_threads : int, default=1
         Parallel chunks (numba threads are set by the caller).
 
@@ -129,22 +162,23 @@ def minsum_rows(parts, lo: int, hi: int, *, max_distance=None, n_threads: int = 
         The upper-triangle pairs of the range, diagonal excluded.
     """
     n = parts[0]
+    arrays = parts[1:]
     limit = 2.0 if max_distance is None else float(np.float32(max_distance))
     n_chunks = max(1, min(hi - lo, 4 * n_threads))
     rows_per_chunk = (hi - lo + n_chunks - 1) // n_chunks
     cap = max(256, 32 * rows_per_chunk)
     if limit >= 1.0:  # every pair that shares a column is stored: count them first
         need = np.zeros(n_chunks, dtype=np.int64)
-        empty_i = np.empty((n_chunks, 0), dtype=np.int64)
-        _upper_pairs(lo, hi, n, *parts[1:], limit, n_chunks, 0, empty_i, empty_i,
-                     np.empty((n_chunks, 0), dtype=np.float32), need, True)
+        _minsum_rows(lo, hi, n, *arrays, True, _COUNT, limit, n_chunks, 0, *_no_pairs(n_chunks), need, _NO_DENSE,
+                     0.0)
         cap = int(need.max(initial=0))
     while True:
         out_row = np.empty((n_chunks, cap), dtype=np.int64)
         out_col = np.empty((n_chunks, cap), dtype=np.int64)
         out_val = np.empty((n_chunks, cap), dtype=np.float32)
         need = np.zeros(n_chunks, dtype=np.int64)
-        _upper_pairs(lo, hi, n, *parts[1:], limit, n_chunks, cap, out_row, out_col, out_val, need, False)
+        _minsum_rows(lo, hi, n, *arrays, True, _PAIRS, limit, n_chunks, cap, out_row, out_col, out_val, need,
+                     _NO_DENSE, 0.0)
         if need.max(initial=0) <= cap:
             break
         cap = int(need.max())  # rare: one more pass with buffers of the exact size
@@ -182,7 +216,7 @@ def assemble(n: int, pieces, nonempty_rows):
         From :func:`minsum_rows`, any order.
     nonempty_rows : ndarray of bool, shape (N,)
         Rows of ``V'`` with at least one entry; they get an explicit 0 on the
-        diagonal (as ``kernels.minsum_jaccard`` stores it).
+        diagonal.
 
     Returns
     -------
@@ -208,35 +242,58 @@ def assemble(n: int, pieces, nonempty_rows):
 
 
 def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None, block_rows: int | None = None):
-    """Drop-in for :func:`xmrank.jaccard.kernels.minsum_jaccard`, each pair computed once.
-
-    With ``max_distance < 1`` the result is the same matrix, to the bit, in
-    about 40% of the time (N=50,000: 10.8 s against 27.9 s on 2 cores).
-    Without it (or at >= 1) every pair that shares a column is stored, and
-    the call goes to ``kernels.minsum_jaccard``, whose count-then-write
-    passes need no pair buffers.
+    """Jaccard distance ``1 - m/(2-m)``, ``m(i,j) = sum_l min(V'[i,l], V'[j,l])``, each pair computed once.
 
     Parameters
     ----------
     vq_csr : scipy.sparse.csr_matrix, shape (N, N)
+        The query-expanded weights ``V'``.
     n_threads : int
+        Parallel chunks (numba threads are set by the caller).
     max_distance : float, default=None
+        Keep only pairs whose float32 distance is <= float32(max_distance).
+        None keeps every pair with ``m > 0``.
     block_rows : int, default=None
         Rows per call of the kernel; None does all rows in one call.
 
     Returns
     -------
-    indptr, indices, data : CSR arrays of the stored pairs, symmetric, with
-        the diagonal stored as 0 for every non-empty row of ``V'``.
+    indptr, indices, data : CSR arrays of the stored pairs (int32 indices
+        while they fit, float32 data). Unstored pairs have distance 1; the
+        diagonal is stored as 0 for every non-empty row of ``V'``. Each pair
+        is computed once and stored in both rows, so the matrix is exactly
+        symmetric.
     """
-    if max_distance is None or max_distance >= 1.0:
-        # every pair sharing a column is stored (hundreds to thousands per row): the
-        # count-then-write kernel, which needs no pair buffers, is faster there
-        return kernels.minsum_jaccard(vq_csr, n_threads, max_distance=max_distance)
-    vq_csr = sp.csr_matrix(vq_csr)
     parts = prepare(vq_csr)
     n = parts[0]
     step = n if block_rows is None else max(1, int(block_rows))
     pieces = [minsum_rows(parts, lo, min(n, lo + step), max_distance=max_distance, n_threads=n_threads)
               for lo in range(0, n, step)]
-    return assemble(n, pieces, np.diff(vq_csr.indptr) > 0)
+    return assemble(n, pieces, np.diff(parts[1]) > 0)
+
+
+def accumulate_rectangle(out, rows_csr, partners_csr, weight: float, n_threads: int = 1) -> None:
+    """``out[i, j] += weight * (J(i, j) - 1)`` for every row ``i`` and partner ``j`` sharing a column.
+
+    The query x gallery case of re-ranking: ``rows_csr`` holds the query rows
+    of ``V'``, ``partners_csr`` its gallery rows; ``J = 1 - m/(2-m)`` as in
+    :func:`minsum_jaccard`, by the same kernel. Pairs sharing no column
+    (``J = 1``) leave ``out`` unchanged.
+
+    Parameters
+    ----------
+    out : ndarray of float32, shape (n_rows, n_partners), C-contiguous
+        Updated in place.
+    rows_csr, partners_csr : scipy.sparse matrices with the same number of columns
+    weight : float
+    n_threads : int, default=1
+        Parallel chunks (numba threads are set by the caller).
+    """
+    rows_csr = sp.csr_matrix(rows_csr)
+    rows_csr.sort_indices()
+    cols = sp.csc_matrix(partners_csr)
+    cols.sort_indices()
+    nq, ng = out.shape
+    n_chunks = max(1, min(nq, 4 * n_threads))
+    _minsum_rows(0, nq, ng, *_kernel_arrays(rows_csr, cols), False, _DENSE, 2.0, n_chunks, 0, *_no_pairs(n_chunks),
+                 np.zeros(n_chunks, dtype=np.int64), out, float(weight))

@@ -1,7 +1,9 @@
 """Compiled kernels of the k-reciprocal Jaccard pipeline.
 
-All loops over rows live here, as ``numba`` functions over plain arrays and
-CSR structures; they are parallel over rows (``prange``). Nothing here
+The loops over rows of the sets and weights stages live here, as ``numba``
+functions over plain arrays and CSR structures; they are parallel over rows
+(``prange``). The min-sum stage lives in :mod:`xmrank.jaccard.blocks`
+(:func:`minsum_jaccard` is re-exported here). Nothing here
 allocates an N x N array: memory grows with N times the list lengths, plus
 one O(N) scratch array per thread. In particular the expanded sets are built
 in two passes (count, then fill), so their memory is the sets themselves
@@ -15,6 +17,7 @@ import numba as nb
 import numpy as np
 
 from .._jit import njit
+from .blocks import minsum_jaccard
 
 __all__ = [
     "reciprocal_mask",
@@ -214,129 +217,3 @@ def softmax_weights(X, indptr, indices, list_idx, list_sim):
     n = indptr.shape[0] - 1
     return _softmax_weights(X, indptr, indices, np.ascontiguousarray(list_idx), np.ascontiguousarray(list_sim),
                             _n_chunks(n))
-
-
-@njit(inline="always", cache=True)
-def _store_pair(write, ch, i, j, v, counts, offsets, out_idx, out_val):
-    """Count (``write=False``) or write pair (i, j) into row i and, unless i == j, row j.
-
-    Chunk ``ch`` writes row r from ``offsets[ch, r]`` on, a region no other chunk touches.
-    """
-    if write:
-        pos = offsets[ch, i]
-        out_idx[pos] = j
-        out_val[pos] = v
-        offsets[ch, i] = pos + 1
-        if i != j:
-            pos = offsets[ch, j]
-            out_idx[pos] = i
-            out_val[pos] = v
-            offsets[ch, j] = pos + 1
-    else:
-        counts[ch, i] += 1
-        if i != j:
-            counts[ch, j] += 1
-
-
-@njit(**_PARALLEL)
-def _minsum_half(n, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, limit, n_chunks, write, counts, offsets, out_idx,
-                 out_val):
-    """Min-sum Jaccard over pairs ``j > i`` only; each pair is stored twice.
-
-    Rows are dealt to ``n_chunks`` interleaved chunks (row ``i`` to chunk
-    ``i % n_chunks``, which balances the triangular work). Count pass
-    (``write=False``): ``counts[ch, r]`` = pairs chunk ``ch`` stores in row
-    ``r``. Write pass: chunk ``ch`` writes row ``r``'s pairs from
-    ``offsets[ch, r]`` on, a region no other chunk touches.
-    The diagonal is stored as 0 for every row with weights.
-    """
-    need_values = write or limit < 1.0
-    for ch in nb.prange(n_chunks):
-        acc = np.zeros(n, dtype=np.float64)
-        seen = np.zeros(n, dtype=np.bool_)
-        touched = np.empty(n, dtype=np.int64)
-        for i in range(ch, n, n_chunks):
-            if r_ptr[i + 1] == r_ptr[i]:
-                continue
-            m = 0
-            for p in range(r_ptr[i], r_ptr[i + 1]):
-                col = r_idx[p]
-                a = r_val[p]
-                lo = c_ptr[col]
-                hi = c_ptr[col + 1]
-                # column rows are sorted: skip to the first row > i
-                lo = lo + np.searchsorted(c_idx[lo:hi], i, side="right")
-                for q in range(lo, hi):
-                    j = c_idx[q]
-                    if not seen[j]:
-                        seen[j] = True
-                        touched[m] = j
-                        m += 1
-                    if need_values:
-                        b = c_val[q]
-                        acc[j] += a if a < b else b
-            _store_pair(write, ch, i, i, 0.0, counts, offsets, out_idx, out_val)
-            for t in range(m):
-                j = touched[t]
-                seen[j] = False
-                v = 0.0
-                if need_values:
-                    s = acc[j]
-                    acc[j] = 0.0
-                    v = 1.0 - s / (2.0 - s)
-                    if v < 0.0:
-                        v = 0.0
-                    if np.float32(v) > limit:
-                        continue
-                _store_pair(write, ch, i, j, v, counts, offsets, out_idx, out_val)
-
-
-def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None):
-    """Jaccard distance ``1 - m/(2-m)``, ``m(i,j) = sum_l min(V'[i,l], V'[j,l])``.
-
-    Parameters
-    ----------
-    vq_csr : scipy.sparse.csr_matrix, shape (N, N)
-        The query-expanded weights ``V'``.
-    n_threads : int
-    max_distance : float, default=None
-        Keep only pairs whose float32 distance is <= float32(max_distance).
-        None keeps every pair with ``m > 0``. (:func:`xmrank.jaccard.blocks.minsum_jaccard`
-        computes the thresholded case in one pass; ``jaccard_distance`` uses it.)
-
-    Returns
-    -------
-    indptr, indices, data : CSR arrays of the stored pairs (int32 indices
-        while they fit, float32 data). Unstored pairs have distance 1; the
-        diagonal is stored as 0. Each pair is computed once and stored in
-        both rows, so the matrix is exactly symmetric.
-    """
-    n = vq_csr.shape[0]
-    vq_csr = vq_csr.tocsr()
-    vq_csr.sort_indices()
-    r_ptr = vq_csr.indptr.astype(np.int64)
-    r_idx = vq_csr.indices.astype(np.int64)
-    r_val = vq_csr.data.astype(np.float64)
-    n_chunks = max(1, min(n, 4 * n_threads))
-    counts = np.zeros((n_chunks, n), dtype=np.int64)
-    csc = vq_csr.tocsc()
-    csc.sort_indices()
-    args = (n, r_ptr, r_idx, r_val, csc.indptr.astype(np.int64), csc.indices.astype(np.int64),
-            csc.data.astype(np.float64), 2.0 if max_distance is None else float(np.float32(max_distance)), n_chunks)
-    kernel = _minsum_half
-    del csc
-    kernel(*args, False, counts, counts, np.empty(0, np.int32), np.empty(0, np.float32))
-    per_row = counts.sum(axis=0)
-    nnz = int(per_row.sum())
-    idx_dtype = np.int32 if max(n, nnz) < np.iinfo(np.int32).max else np.int64
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(per_row, out=indptr[1:])
-    # chunk ch writes row r from indptr[r] + (pairs of chunks before ch in row r)
-    offsets = np.cumsum(counts, axis=0)
-    offsets -= counts
-    offsets += indptr[:-1][None, :]
-    del counts
-    out_idx = np.empty(nnz, dtype=idx_dtype)
-    out_val = np.empty(nnz, dtype=np.float32)
-    kernel(*args, True, offsets, offsets, out_idx, out_val)
-    return indptr.astype(idx_dtype), out_idx, out_val

@@ -19,7 +19,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .stages import Executor, run_stages
+
 __all__ = [
+    "ArrayModuleExecutor",
     "CSR",
     "reciprocal_mask",
     "expand_lists",
@@ -347,33 +350,55 @@ def minsum_jaccard(vq_csr, n_threads=None, *, max_distance=None, xp=np, budget=B
     return indptr.astype(idx_dtype), cols[order].astype(idx_dtype), vals[order]
 
 
+class ArrayModuleExecutor(Executor):
+    """The pipeline stages with this module's kernels, in array module ``xp`` (cupy on the GPU).
+
+    Parameters
+    ----------
+    xp : module, default=numpy
+        ``cupy`` for the GPU; ``numpy`` runs the same code on the host.
+    budget : int, default=BUDGET
+        Array entries a block of rows may hold at once.
+    """
+
+    name = "array-module"
+
+    def __init__(self, xp=np, budget: int = BUDGET):
+        self.xp = xp
+        self.budget = int(budget)
+
+    def weights(self, X, plan):
+        xp, budget = self.xp, self.budget
+        X = _to_xp(X, xp, np.float32)
+        indptr, indices = expand_lists(*plan.sets, xp=xp, budget=budget)
+        sims, rank = plan.known
+        data = softmax_weights(X, indptr, indices, rank, sims, xp=xp, budget=budget)
+        return CSR(indptr, indices, data, (plan.n, plan.n))
+
+    def expand(self, V, plan):
+        Q = plan.expansion
+        return V if Q is None else sparse_product(as_csr(Q, self.xp), V, xp=self.xp, budget=self.budget)
+
+    def minsum(self, Vq, max_distance):
+        out = minsum_jaccard(Vq, max_distance=max_distance, xp=self.xp, budget=self.budget)
+        return tuple(_host(a) for a in out)
+
+
 def jaccard_from_plan(X, plan, *, xp=np, max_distance=None, budget=BUDGET):
-    """Steps 2-5 of :func:`xmrank.jaccard_distance` on ``xp`` arrays: the GPU pipeline.
+    """The stages after planning (:func:`xmrank.jaccard.stages.run_stages`) on :class:`ArrayModuleExecutor`.
 
     Parameters
     ----------
     X : array of float32, shape (N, d)
         Features (numpy or ``xp``; moved to ``xp``).
-    plan : dict
-        A method plan of :mod:`xmrank.jaccard.distance`: ``"sets"`` (the
-        arguments of ``expand_lists``), ``"known"`` (similarities and
-        indices of the neighbour lists) and ``"qe"`` (scipy CSR or None).
+    plan : JaccardPlan
+        From :func:`xmrank.jaccard.plan_jaccard`.
     xp : module
     max_distance : float, default=None
+    budget : int
 
     Returns
     -------
     indptr, indices, data : numpy arrays of the distance CSR (on the host).
     """
-    X = _to_xp(X, xp, np.float32)
-    n = X.shape[0]
-    indptr, indices = expand_lists(*plan["sets"], xp=xp, budget=budget)
-    sims, idx = plan["known"]
-    data = softmax_weights(X, indptr, indices, idx, sims, xp=xp, budget=budget)
-    V = CSR(indptr, indices, data, (n, n))
-    del indptr, indices, data
-    Q = plan["qe"]
-    Vq = V if Q is None else sparse_product(as_csr(Q, xp), V, xp=xp, budget=budget)
-    del V
-    out = minsum_jaccard(Vq, max_distance=max_distance, xp=xp, budget=budget)
-    return tuple(_host(a) for a in out)
+    return run_stages(X, plan, ArrayModuleExecutor(xp, budget), max_distance=max_distance)

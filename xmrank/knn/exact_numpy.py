@@ -4,7 +4,9 @@ Never holds more than ``block_rows x n_database`` similarities at once. The
 float32 products propose ``k + MARGIN`` candidates per row, which
 :func:`xmrank.knn.rescore.exact_top_k` re-scores (float64 inner products
 rounded to float32) and orders by score, decreasing, ties by the smaller
-database index: the lists of ``knn="faiss"`` and ``knn="bf16"``.
+database index: the lists of ``knn="faiss"`` and ``knn="bf16"``. It is the
+engine of installs without faiss (where faiss is installed, ``knn="faiss"``
+proposes the candidates with ``faiss.knn`` instead of these products).
 """
 
 from __future__ import annotations

@@ -2,21 +2,31 @@
 
 Engines (chosen by :func:`xmrank.backend.resolve_knn`):
 
-- ``"faiss-gpu"``: faiss ``GpuIndexFlatIP``;
+- ``"faiss-gpu"``: faiss' brute-force ``knn_gpu`` (no index is built);
 - ``"ann-gpu"``: faiss ``GpuIndexIVFFlat`` with the CPU engine's calibration
   (:mod:`xmrank.knn.ann`), cells and ``nprobe`` chosen the same way;
 - ``"cupy"``: :func:`blocked_topk` with ``xp=cupy``, blocked matrix products
   and a partial sort.
 
 :func:`blocked_topk` is written for any array module and is tested with numpy;
-only :func:`search`'s device glue needs a GPU.
+only :func:`search`'s device glue needs a GPU. faiss' GPU resources (its
+memory pools and streams) are made once per device and process
+(:func:`gpu_resources`) and kept across calls.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import numpy as np
 
-__all__ = ["blocked_topk", "search"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["blocked_topk", "search", "gpu_resources"]
+
+_RESOURCES: dict = {}
+_RESOURCES_LOCK = threading.Lock()
 
 #: Similarities held at once by :func:`blocked_topk`, in entries.
 BLOCK_ENTRIES = 1 << 27
@@ -80,16 +90,29 @@ def search(queries, database, k: int, *, engine: str):
         return cupy.asnumpy(sims), cupy.asnumpy(idx)
     import faiss
 
-    res = faiss.StandardGpuResources()
     gpu = cupy.cuda.runtime.getDevice()  # cupy's current GPU: the one device="cuda:N" names
+    res = gpu_resources(gpu)
     qh, dbh = cupy.asnumpy(q), cupy.asnumpy(db)  # faiss' python API takes host arrays
     if engine == "faiss-gpu":
-        config = faiss.GpuIndexFlatConfig()
-        config.device = gpu
-        index = faiss.GpuIndexFlatIP(res, dbh.shape[1], config)
-        index.add(dbh)
-        sims, idx = index.search(qh, k)
+        # on the current CUDA device (faiss' device=-1), which is cupy's: device= is not in every faiss release
+        sims, idx = faiss.knn_gpu(res, qh, dbh, k, metric=faiss.METRIC_INNER_PRODUCT)
         return sims, idx.astype(np.int64, copy=False)
     from . import ann
 
     return ann.search(qh, dbh, k, place=lambda cpu_index: faiss.index_cpu_to_gpu(res, gpu, cpu_index))
+
+
+def gpu_resources(device: int):
+    """The faiss ``StandardGpuResources`` of GPU ``device``: made on first use, then kept for the process.
+
+    Making one allocates its scratch memory and streams (tens of ms and
+    hundreds of MB); every search on that GPU shares it. Thread-safe.
+    """
+    import faiss
+
+    with _RESOURCES_LOCK:
+        res = _RESOURCES.get(device)
+        if res is None:
+            res = _RESOURCES[device] = faiss.StandardGpuResources()
+            logger.debug("faiss GPU resources made for GPU %d", device)
+    return res

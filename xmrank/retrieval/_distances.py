@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from .._jit import njit
 from .._validation import InputError, _to_numpy, plain
 from ..jaccard import kernels
+from ..jaccard.blocks import accumulate_rectangle
 from ..jaccard import query_expansion as qe
 
 logger = logging.getLogger("xmrank")
@@ -223,42 +224,6 @@ def _set_weights(qq, qg, gg, nq, scale, indptr, indices):
     return data
 
 
-@njit(**_PARALLEL)
-def _query_minsum(nq, ng, r_ptr, r_idx, r_val, c_ptr, c_idx, c_val, out, weight, n_chunks):
-    """``out[i, j] += weight * (J(i, j) - 1)`` for every query ``i`` and gallery ``j`` sharing a column.
-
-    ``J = 1 - m / (2 - m)``, ``m = sum_l min(V'[i, l], V'[nq + j, l])``; ``r_*`` are the
-    query rows of ``V'`` (CSR), ``c_*`` the gallery rows of ``V'`` by column (CSC,
-    row indices 0..ng-1). One O(ng) accumulator per chunk.
-    """
-    for ch in nb.prange(n_chunks):
-        acc = np.zeros(ng, dtype=np.float64)
-        seen = np.zeros(ng, dtype=np.bool_)
-        touched = np.empty(ng, dtype=np.int64)
-        for i in range(ch, nq, n_chunks):
-            m = 0
-            for p in range(r_ptr[i], r_ptr[i + 1]):
-                col = r_idx[p]
-                a = r_val[p]
-                for q in range(c_ptr[col], c_ptr[col + 1]):
-                    j = c_idx[q]
-                    b = c_val[q]
-                    if not seen[j]:
-                        seen[j] = True
-                        touched[m] = j
-                        m += 1
-                    acc[j] += a if a < b else b
-            for t in range(m):
-                j = touched[t]
-                seen[j] = False
-                s = acc[j]
-                acc[j] = 0.0
-                v = 1.0 - s / (2.0 - s)
-                if v < 0.0:
-                    v = 0.0
-                out[i, j] += np.float32(weight * (v - 1.0))
-
-
 def set_weights(blocks: DistanceBlocks, indptr, indices, scale) -> np.ndarray:
     return _set_weights(blocks.qq, blocks.qg, blocks.gg, blocks.nq, np.ascontiguousarray(scale, dtype=np.float32),
                         indptr, indices)
@@ -267,15 +232,7 @@ def set_weights(blocks: DistanceBlocks, indptr, indices, scale) -> np.ndarray:
 def add_query_jaccard(out, Vq, nq, weight):
     """``out += weight * (J - 1)`` on the query x gallery pairs of the expanded weights ``Vq`` (N x N CSR)."""
     Vq = Vq.tocsr()
-    rows = Vq[:nq]
-    rows.sort_indices()
-    cols = Vq[nq:].tocsc()
-    cols.sort_indices()
-    ng = Vq.shape[0] - nq
-    n_chunks = max(1, min(nq, 4 * nb.get_num_threads()))
-    _query_minsum(nq, ng, rows.indptr.astype(np.int64), rows.indices.astype(np.int64), rows.data.astype(np.float64),
-                  cols.indptr.astype(np.int64), cols.indices.astype(np.int64), cols.data.astype(np.float64),
-                  out, float(weight), n_chunks)
+    accumulate_rectangle(out, Vq[:nq], Vq[nq:], float(weight), nb.get_num_threads())
 
 
 # --- Zhong et al. (torchreid) ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .knn import knn_search
+from ..knn import knn_search
 
 __all__ = ["global_lists", "per_group_lists", "merge_lists", "camera_lists"]
 
