@@ -35,12 +35,13 @@ def fail(message: str):
     raise click.ClickException(" ".join(str(message).split()))
 
 
-#: Array names read from an input file: the feature matrix, then the per-row arrays (first name present wins).
+#: Array names read from an input file, for every command: the feature matrix, then the per-row arrays
+#: (first name present wins). Read by :func:`xmrank.cli._bundle.read_bundle`, the one bundle reader.
 BUNDLE_KEYS = {
     "features": ("features", "X", "feats", "embeddings", "embedding", "feature"),
     "modalities": ("modalities", "modality", "mods"),
     "cameras": ("cameras", "cams", "camera", "cam", "camids"),
-    "labels": ("ids", "labels", "pids", "id", "label", "pid"),
+    "ids": ("ids", "labels", "pids", "id", "label", "pid"),
     "names": ("names", "paths", "name", "path", "files", "filenames", "file", "filename", "images", "image"),
 }
 
@@ -165,32 +166,6 @@ def read_arrays(path, *, name: str, keys=None) -> dict:
     if key is not None and key not in arrays:
         fail(f"{name}: {path} has no array {key!r}.")
     return arrays
-
-
-def read_bundle(path, *, name: str = "FEATURES") -> dict:
-    """An input file as ``{"features": X, "modalities": ..., "cameras": ..., "labels": ..., "names": ...}``.
-
-    Fields the file does not hold are absent; the first name of
-    :data:`BUNDLE_KEYS` present wins (``cams`` counts as cameras, ``ids`` and
-    ``pids`` as labels, ``paths`` as names). A file of one array is its
-    features. See :func:`read_arrays` for the formats.
-    """
-    path_only, key = _split_key(path)
-    arrays = read_arrays(path, name=name)
-    if key is not None:
-        return {"features": arrays[key]}
-    out = {}
-    for field, names in BUNDLE_KEYS.items():
-        hit = next((k for k in names if k in arrays), None)
-        if hit is not None:
-            out[field] = arrays[hit]
-    if "features" not in out:
-        if len(arrays) == 1:
-            out["features"] = next(iter(arrays.values()))
-        else:
-            fail(f"{name}: {path_only} has no array named {' or '.join(BUNDLE_KEYS['features'][:4])}; "
-                 f"it holds {', '.join(arrays) or 'none'}.")
-    return out
 
 
 def load_array(path: str, *, name: str, key: str | None = None, allow_pickle: bool = False) -> np.ndarray:

@@ -11,22 +11,11 @@ import time
 import click
 import numpy as np
 
-from xmrank.backend import KNN_ENGINES
-from xmrank.jaccard.distance import METHODS
-
 from ._associate import ASSOCIATIONS, cluster_associated, describe, parameters
-from ._features import load_bundle
-from ._io import (DEVICE, SEED, STDOUT, check_npy_output, check_output, check_outputs, fail, user_errors, write_json,
-                  write_npy, write_sparse, write_text)
-
-
-def _eps(value):
-    if value == "auto":
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a positive number or 'auto'; got {value!r}") from None
+from ._bundle import load_bundle
+from ._io import (STDOUT, check_npy_output, check_output, check_outputs, fail, user_errors, write_json, write_npy,
+                  write_sparse, write_text)
+from ._options import declared, jobs_option, progress_option
 
 
 @contextlib.contextmanager
@@ -89,8 +78,7 @@ def _contents_csv(contents) -> str:
               help="Per-row identities: score the clustering against them (the scores of `xmrank diagnose`).")
 @click.option("--names", type=click.Path(dir_okay=False),
               help="A name per row (image paths, ...) for --contents; a 'names' or 'paths' array in FEATURES also works.")
-@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
-              help="Jaccard method; 'auto' is 'modality' when modalities are given, else 'camera' with cameras, else 'vanilla'.")
+@declared("method")
 @click.option("--mode", type=click.Choice(["global", "per-modality", "subset", "associate"]), default="global",
               show_default=True,
               help="global: all rows together; per-modality: each modality alone (vanilla Jaccard), labels unique; "
@@ -103,30 +91,28 @@ def _contents_csv(contents) -> str:
 @click.option("--refine", is_flag=True,
               help="--mode global or associate, DBSCAN: also cluster at eps - --eps-gap and eps + --eps-gap and keep "
                    "only the stable part (SpCL's independence and compactness); dropped rows become noise.")
-@click.option("--eps-gap", type=float, default=0.02, show_default=True, help="Radius step of --refine, > 0.")
-@click.option("--k1", type=int, default=30, show_default=True, help="Neighbour-list length.")
-@click.option("--k2", type=int, default=6, show_default=True, help="Query-expansion length (per modality for 'modality').")
-@click.option("--k1-intra", type=int, default=5, show_default=True, help="CA-Jaccard same-camera list length.")
-@click.option("--k1-inter", type=int, default=20, show_default=True, help="CA-Jaccard other-camera list length.")
-@click.option("--k2-intra", type=int, default=2, show_default=True, help="CA-Jaccard same-camera expansion length.")
-@click.option("--k2-inter", type=int, default=4, show_default=True, help="CA-Jaccard other-camera expansion length.")
-@click.option("--eps", default="0.6", show_default=True, callback=lambda c, p, v: _eps(v),
-              help="DBSCAN radius (0.6 on SYSU-MM01, 0.3 on RegDB), or 'auto': the eps of the best label-free "
-                   "quality (modularity + silhouette) over 0.05-0.95; the eps chosen is printed and in --json.")
-@click.option("--min-samples", type=int, default=4, show_default=True, help="Rows (self included) that make a core point.")
-@click.option("--algorithm", type=click.Choice(["dbscan", "hdbscan"]), default="dbscan", show_default=True)
-@click.option("--subset-ratio", type=float, default=0.5, show_default=True, help="Subset share for --mode subset.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed for --mode subset (0 to 2**64 - 1).")
-@click.option("--knn", type=click.Choice(KNN_ENGINES), default="auto", show_default=True,
+@declared("eps_gap", help="Radius step of --refine, > 0.")
+@declared("k1")
+@declared("k2")
+@declared("k1_intra", help="CA-Jaccard same-camera list length.")
+@declared("k1_inter", help="CA-Jaccard other-camera list length.")
+@declared("k2_intra", help="CA-Jaccard same-camera expansion length.")
+@declared("k2_inter", help="CA-Jaccard other-camera expansion length.")
+@declared("eps", default="0.6", more="The eps chosen is printed and in --json.")
+@declared("min_samples")
+@declared("algorithm")
+@declared("ratio", option="--subset-ratio", dest="subset_ratio", help="Subset share for --mode subset, in (0, 1].")
+@declared("seed", help="Random seed for --mode subset (0 to 2**64 - 1).")
+@declared("knn",
               help="kNN engine. auto: exact, bf16 for large searches where torch and a bfloat16 CPU are there, "
                    "else faiss when installed, else blocked numpy (all exact engines give identical lists). bf16: "
                    "bfloat16 candidates re-scored exactly. ann: approximate faiss IVF "
                    "search (recall >= 0.97, measured and logged with -v), for hundreds of thousands of rows and more. "
                    "dask: exact search in row blocks on a dask.distributed cluster (--scheduler, else a local one); "
                    "xmrank.distributed.jaccard_distance_dask also sends the Jaccard rows there.")
-@click.option("--device", type=DEVICE, default="cpu", show_default=True,
-              help="cuda (or cuda:N, a GPU by index): kNN and Jaccard on the GPU (needs the gpu extra: cupy, "
-                   "optionally faiss-gpu).")
+@declared("device", help="cuda (or cuda:N, a GPU by index): kNN and Jaccard on the GPU (needs the gpu extra: cupy, "
+                         "optionally faiss-gpu).")
+@jobs_option("the kNN search and the Jaccard distance")
 @click.option("--scheduler", metavar="ADDRESS",
               help="With --knn dask: address of a running dask scheduler (tcp://host:8786); "
                    "without it a local cluster is started.")
@@ -144,20 +130,21 @@ def _contents_csv(contents) -> str:
 @click.option("--save-distance", "distance_path", type=click.Path(dir_okay=False),
               help="Write the sparse Jaccard distance (scipy.sparse.save_npz, .npz; --mode global only). With a "
                    "numeric eps and DBSCAN it holds the pairs within eps (all DBSCAN reads); otherwise every stored pair.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress: a bar on a terminal; elsewhere (nohup, a scheduler) a line per stage with its time. "
-                   "Default: the bar on a terminal, the lines only with -v.")
+@progress_option()
 @user_errors
 def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, k2, k1_intra, k1_inter, k2_intra,
-                k2_inter, eps, min_samples, algorithm, subset_ratio, seed, knn, device, scheduler, noise, output,
+                k2_inter, eps, min_samples, algorithm, subset_ratio, seed, knn, device, n_jobs, scheduler, noise, output,
                 json_path, contents_path, with_noise, distance_path, progress, association, refine, eps_gap):
     """Cluster the rows of FEATURES with a k-reciprocal Jaccard distance and DBSCAN.
 
-    FEATURES is a .npy array, or a file holding `features` and optionally
-    `modalities`, `cameras` (or `cams`), `ids`/`labels` and `names`/`paths`:
-    .npz, .pt/.pth (torch, read with weights_only), .csv/.tsv (a header names
-    the label columns; the other columns are the features), .h5/.hdf5 (needs
-    h5py) or .parquet (needs pyarrow; `pip install 'xmrank[io]'`).
+    FEATURES is a .npy array, or a bundle holding `features` and optionally
+    `modalities`, `cameras`, `ids` and `names` (the array names every command
+    reads: `features` or `X`, `feats`, `embeddings`; `modalities` or `mods`;
+    `cameras` or `cams`, `camids`; `ids` or `labels`, `pids`; `names` or
+    `paths`): .npz, .pt/.pth (torch, read with weights_only), .csv/.tsv (a
+    header names the label columns; the other columns are the features),
+    .h5/.hdf5 (needs h5py) or .parquet (needs pyarrow; `pip install
+    'xmrank[io]'`). The options below win over the bundled arrays.
 
     \b
     Examples:
@@ -193,9 +180,9 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
         fail("--refine needs --algorithm dbscan: it compares clusterings at three radii.")
     if refine and distance_path is not None:
         fail("--save-distance cannot be combined with --refine.")
-    arrays = load_bundle(features, modalities=modalities, cameras=cameras, labels=labels, names=names)
+    arrays = load_bundle(features, modalities=modalities, cameras=cameras, ids=labels, names=names)
     X, mods, cams = arrays["features"], arrays.get("modalities"), arrays.get("cameras")
-    ids, row_names = arrays.get("labels"), arrays.get("names")
+    ids, row_names = arrays.get("ids"), arrays.get("names")
     if mode != "global" and mods is None:
         fail(f"--mode {mode} needs --modalities.")
     if row_names is not None and (row_names.ndim != 1 or row_names.shape[0] != len(X)):
@@ -204,7 +191,7 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
     subsets = D = None
     extra = {}
     common = dict(eps=eps, min_samples=min_samples, algorithm=algorithm, k1=k1, k2=k2, knn=knn, device=device,
-                  progress=progress, return_info=True)
+                  n_jobs=n_jobs, progress=progress, return_info=True)
     with _dask_client(knn, scheduler):
         if mode == "associate" or refine:
             labels_out, info, extra = cluster_associated(
@@ -235,8 +222,10 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
     summary["parameters"].update(parameters(mode, association or "hungarian", refine, eps_gap))
     summary.update(extra)
     given = {"modalities": modalities, "cameras": cameras, "labels": labels, "names": names}
+    field = {"labels": "ids"}  # the bundle's field behind each option
     summary["inputs"] = {"features": features, **given,
-                         "from_features_file": [k for k, v in given.items() if v is None and arrays.get(k) is not None]}
+                         "from_features_file": [k for k, v in given.items()
+                                                if v is None and arrays.get(field.get(k, k)) is not None]}
     summary["xmrank_version"] = xmrank.__version__
     summary["warnings"] = _warnings(info)
     if output:

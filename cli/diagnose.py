@@ -5,17 +5,15 @@ from __future__ import annotations
 import os
 
 import click
-import numpy as np
 
-from ._features import load_bundle
+from xmrank._params import PARAMS
+
+from ._bundle import BUNDLE_HELP, load_bundle
 from ._io import atomic_path, check_outputs, fail, user_errors, write_json
+from ._options import declared, jobs_option, progress_option
 
-_METHODS = ("vanilla", "modality-qe", "modality", "camera")
-
-
-def _load_inputs(features_path, paths):
-    """Features and per-row arrays (any format the CLI reads): options win over the arrays bundled in FEATURES."""
-    return load_bundle(features_path, **paths)
+#: The Jaccard methods diagnose compares: every name of xmrank.jaccard.METHODS but "auto".
+_METHODS = tuple(m for m in PARAMS["method"].choices() if m != "auto")
 
 
 def _check_plot_format(path):
@@ -29,18 +27,6 @@ def _check_plot_format(path):
     formats = FigureCanvasBase.get_supported_filetypes()
     if ext not in formats:
         fail(f"--plot: unknown image format {ext or '(none)'!r} of {path}; use one of {', '.join(sorted(formats))}.")
-
-
-def _parse_eps(value):
-    if value.strip().lower() == "auto":
-        return "auto"
-    try:
-        eps = float(value)
-    except ValueError:
-        fail(f"--eps must be a positive number or 'auto'; got {value!r}.")
-    if not np.isfinite(eps) or eps <= 0:
-        fail(f"--eps must be a positive number or 'auto'; got {value}.")
-    return eps
 
 
 def _fmt(x, spec=".3f"):
@@ -81,14 +67,14 @@ def format_report(report) -> str:
     return "\n".join(lines)
 
 
-@click.command("diagnose", help="""Measure modality bias: neighbour make-up, distance histograms, cluster scores.
+@click.command("diagnose", help=f"""Measure modality bias: neighbour make-up, distance histograms, cluster scores.
 
 FEATURES is a .npy array (n_rows x dim, L2-normalised rows) or a bundle
-holding 'features' and optionally 'modalities', 'ids' (or 'labels'),
-'cameras' (or 'cams'): .npz, .pt/.pth (torch), .csv/.tsv (a header names the
-label columns), .h5 (h5py) or .parquet (pyarrow); the options below override
-the bundle's arrays. Each per-row array is a file of n_rows labels (.npy,
-.csv, ..., or PATH:KEY).
+holding 'features' and optionally 'modalities', 'ids' and 'cameras' (the
+array names every command reads: {BUNDLE_HELP}): .npz, .pt/.pth (torch),
+.csv/.tsv (a header names the label columns), .h5 (h5py) or .parquet
+(pyarrow); the options below override the bundle's arrays. Each per-row
+array is a file of n_rows labels (.npy, .csv, ..., or PATH:KEY).
 
 Reports (1) the share of cross-modal rows among each row's k1 neighbours, for
 plain kNN lists and for the modality-aware lists; (2) intra- vs
@@ -115,12 +101,12 @@ Example:
 @click.option("--labels", type=click.Path(dir_okay=False), help="Identity of each row (.npy): adds the clustering scores.")
 @click.option("--cameras", type=click.Path(dir_okay=False), help="Camera of each row (.npy): adds the camera-aware Jaccard.")
 @click.option("--method", "methods", multiple=True, metavar="NAME",
-              help=f"Jaccard method to compare (repeatable): {', '.join(_METHODS)}. "
-                   "Default: vanilla, modality-qe, modality, plus camera with --cameras.")
-@click.option("--k1", type=int, default=30, show_default=True, help="Neighbour-list length.")
-@click.option("--k2", type=int, default=6, show_default=True, help="Query-expansion length.")
-@click.option("--eps", default="0.6", show_default=True, help="DBSCAN radius for the scores, or 'auto' (chosen per method).")
-@click.option("--min-samples", type=int, default=4, show_default=True, help="DBSCAN core-point size.")
+              help=f"Jaccard method to compare (repeatable): {', '.join(_METHODS)} (camera and modality-camera "
+                   "need --cameras). Default: vanilla, modality-qe, modality, plus camera with --cameras.")
+@declared("k1")
+@declared("k2", help="Query-expansion length, >= 1.")
+@declared("eps", default="0.6", help="DBSCAN radius for the scores, > 0, or 'auto' (chosen per method).")
+@declared("min_samples", help="DBSCAN core-point size, >= 1.")
 @click.option("--noise", default="singletons", show_default=True, help="How noise is scored: 'singletons' or 'cluster'.")
 @click.option("--bins", type=int, default=50, show_default=True, help="Histogram bins.")
 @click.option("--max-pairs", type=int, default=2_000_000, show_default=True,
@@ -128,25 +114,23 @@ Example:
 @click.option("--knn", default="auto", show_default=True, help="Exact kNN engine: auto, faiss or numpy.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Draw the make-up and histograms into this image (.png, .pdf, .svg; needs matplotlib).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report (numbers and histograms) to this JSON file.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress: a bar on a terminal; elsewhere (nohup, a scheduler) a line per stage with its time. "
-                   "Default: the bar on a terminal, the lines only with -v.")
+@jobs_option("the Jaccard distances")
+@progress_option()
 @user_errors
 def diagnose_cmd(features, modalities, labels, cameras, methods, k1, k2, eps, min_samples, noise, bins, max_pairs,
-                 knn, plot_path, json_path, progress):
+                 knn, plot_path, json_path, n_jobs, progress):
     from xmrank.diagnostics import diagnose
 
     check_outputs([("--plot", plot_path), ("--json", json_path)],
                   inputs=[("FEATURES", features), ("--modalities", modalities), ("--labels", labels), ("--cameras", cameras)])
     _check_plot_format(plot_path)
-    eps_value = _parse_eps(eps)
-    arrays = _load_inputs(features, {"modalities": modalities, "labels": labels, "cameras": cameras})
+    arrays = load_bundle(features, modalities=modalities, ids=labels, cameras=cameras)
     if arrays.get("modalities") is None:
         fail("--modalities is required: one modality label per row (or a 'modalities' array in the FEATURES file).")
     report = diagnose(
-        arrays["features"], arrays["modalities"], labels=arrays.get("labels"), cameras=arrays.get("cameras"),
-        k1=k1, k2=k2, eps=eps_value, min_samples=min_samples, methods=list(methods) or None, noise=noise,
-        bins=bins, max_pairs=max_pairs, knn=knn, progress=progress,
+        arrays["features"], arrays["modalities"], labels=arrays.get("ids"), cameras=arrays.get("cameras"),
+        k1=k1, k2=k2, eps=eps, min_samples=min_samples, methods=list(methods) or None, noise=noise,
+        bins=bins, max_pairs=max_pairs, knn=knn, n_jobs=n_jobs, progress=progress,
     )
     click.echo(format_report(report))
     if plot_path:

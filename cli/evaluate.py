@@ -5,22 +5,22 @@ Also home of the loading and table helpers that ``xmrank rerank`` shares.
 
 from __future__ import annotations
 
-import os
-import zipfile
-
 import click
 import numpy as np
 
+from xmrank._params import PARAMS
+
+from ._bundle import BUNDLE_HELP, load_side
 from ._io import check_outputs, fail, load_array, user_errors, write_json
+from ._options import camera_alias, either_option, jobs_option, label_or_path
 
 PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market", "llcm"])
 METRICS = ("inner", "cosine", "euclidean")
-#: Neighbour rules of the k-reciprocal re-ranking (``xmrank.rerank``).
-RERANK_METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera")
-
-#: Keys read from a QUERY/GALLERY .npz bundle (first present wins).
-_KEYS = {"features": ("features",), "ids": ("ids", "pids", "labels"), "cams": ("cams", "cameras"),
-         "modalities": ("modalities",), "paths": ("paths",)}
+#: Neighbour rules of the k-reciprocal re-ranking (``xmrank.rerank``): xmrank.jaccard.METHODS, the one tuple.
+RERANK_METHODS = PARAMS["method"].choices()
+#: The rules that read modalities, and those that read cameras.
+_NEED_MODALITIES = ("modality", "modality-qe", "modality-camera")
+_NEED_CAMERAS = ("camera", "modality-camera")
 
 
 class KOrAuto(click.ParamType):
@@ -46,50 +46,9 @@ class KOrAuto(click.ParamType):
 K_OR_AUTO = KOrAuto()
 
 
-def load_side(path: str, side: str, overrides: dict) -> dict:
-    """Arrays of one side: a .npz bundle (features, ids, cams, modalities) or a .npy feature file.
-
-    ``overrides`` maps a field to a .npy/.npz path given on the command line
-    (or to an int: one label for the whole side); those win over the bundle.
-    """
-    arrays = {}
-    if path is not None:
-        if not os.path.exists(path):
-            fail(f"{side}: file not found: {path}")
-        if path.endswith(".npz"):
-            try:
-                with np.load(path, allow_pickle=False) as npz:
-                    for field, keys in _KEYS.items():
-                        key = next((k for k in keys if k in npz.files), None)
-                        if key is not None:
-                            arrays[field] = npz[key]
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-                fail(f"{side}: cannot read {path} as a .npz array file ({exc.__class__.__name__}: {exc}).")
-            if not arrays:
-                fail(f"{side}: {path} holds none of the arrays features, ids, cams, modalities.")
-        else:
-            arrays["features"] = load_array(path, name=side)
-    for field, value in overrides.items():
-        if value is None:
-            continue
-        if isinstance(value, int):
-            arrays[field] = value
-        else:
-            arrays[field] = load_array(value, name=f"--{side}-{field}")
-    return arrays
-
-
-def label_or_path(ctx, param, value):
-    """Click callback: an integer label for the whole side, or a path to an array file."""
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        return value
-    if not -(2**63) <= number < 2**63:
-        raise click.BadParameter(f"one label for the whole side must fit in a 64-bit integer; got {value}.")
-    return number
+def _spelling(query_option: str, gallery_option: str) -> str:
+    """"cams" when the user typed an older ``--*-cams`` camera option, else "cameras" (for messages)."""
+    return "cams" if query_option.endswith("cams") or gallery_option.endswith("cams") else "cameras"
 
 
 def require(arrays: dict, field: str, side: str, hint: str):
@@ -131,12 +90,12 @@ def score(distances, qa: dict, ga: dict, protocol: str, max_rank: int, roc: bool
     hint = "add an 'ids' array to the .npz or pass --{}-ids IDS.npy"
     q_ids = require(qa, "ids", "query", hint.format("query"))
     g_ids = require(ga, "ids", "gallery", hint.format("gallery"))
-    q_cams = side_labels(qa, "cams", distances.shape[0])
-    g_cams = side_labels(ga, "cams", distances.shape[1])
+    q_cams = side_labels(qa, "cameras", distances.shape[0])
+    g_cams = side_labels(ga, "cameras", distances.shape[1])
     if protocol != "regdb":
-        chint = "add a 'cams' array to the .npz or pass --{}-cams (protocol '" + protocol + "' needs cameras)"
-        require(qa, "cams", "query", chint.format("query"))
-        require(ga, "cams", "gallery", chint.format("gallery"))
+        chint = "add a 'cameras' array to the .npz or pass --{}-cameras (protocol '" + protocol + "' needs cameras)"
+        require(qa, "cameras", "query", chint.format("query"))
+        require(ga, "cameras", "gallery", chint.format("gallery"))
     return evaluate(distances, q_ids, g_ids, q_cams, g_cams, protocol=protocol, max_rank=max_rank, roc=roc)
 
 
@@ -178,7 +137,7 @@ def load_distances(path, option: str, shape=None) -> np.ndarray:
 def check_side_lengths(arrays: dict, side: str, n: int, what: str):
     """Per-row label arrays of ``side`` must have ``n`` entries (one per row/column of the distances ``what``)."""
     rows = D_ROWS[side]
-    for field in ("ids", "cams", "modalities", "paths"):
+    for field in ("ids", "cameras", "modalities", "names"):
         labels = arrays.get(field)
         if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.shape[0] != n:
             fail(f"{what} has {n} {rows}s, but the {side} {field} must have one entry per {rows} of it; "
@@ -188,10 +147,13 @@ def check_side_lengths(arrays: dict, side: str, n: int, what: str):
 D_ROWS = {"query": "row", "gallery": "column"}
 
 
-def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normalize="gallery", knn="auto"):
+def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normalize="gallery", knn="auto",
+                     n_jobs=-1, camera_option="cameras"):
     """``xmrank.rerank`` of loaded inputs: features when both sides have them, else the three distance matrices.
 
-    Returns the re-ranked distances and the (k1, k2) used (resolved when "auto").
+    ``camera_option`` is the spelling of the camera options the user typed
+    ("cameras", or the older "cams"), for messages. Returns the re-ranked
+    distances and the (k1, k2) used (resolved when "auto").
     """
     import logging
 
@@ -200,18 +162,20 @@ def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normali
     q_n = D.shape[0] if D is not None else len(qa["features"])
     g_n = D.shape[1] if D is not None else len(ga["features"])
     q_mod, g_mod = side_labels(qa, "modalities", q_n), side_labels(ga, "modalities", g_n)
-    q_cam, g_cam = side_labels(qa, "cams", q_n), side_labels(ga, "cams", g_n)
-    for field, option, (q_has, g_has) in (("modalities", "modalities", (q_mod, g_mod)), ("cameras", "cams", (q_cam, g_cam))):
+    q_cam, g_cam = side_labels(qa, "cameras", q_n), side_labels(ga, "cameras", g_n)
+    for field, option, (q_has, g_has) in (("modalities", "modalities", (q_mod, g_mod)),
+                                          ("cameras", camera_option, (q_cam, g_cam))):
         if (q_has is None) != (g_has is None):
             given = "query" if g_has is None else "gallery"
-            fail(f"--query-{option} and --gallery-{option} go together ('{option}' arrays in both files, or both "
+            fail(f"--query-{option} and --gallery-{option} go together ('{field}' arrays in both files, or both "
                  f"options): {field} were given for the {given} side only.")
-    if method in ("modality", "modality-qe") and q_mod is None:
+    if method in _NEED_MODALITIES and q_mod is None:
         fail(f"--method {method} needs modalities for both sides: 'modalities' arrays or --query-modalities/--gallery-modalities.")
-    if method == "camera" and q_cam is None:
-        fail("--method camera needs cameras for both sides: 'cams' arrays or --query-cams/--gallery-cams.")
-    use_mod = method in ("auto", "modality", "modality-qe") and q_mod is not None
-    use_cam = method in ("auto", "camera") and q_cam is not None
+    if method in _NEED_CAMERAS and q_cam is None:
+        fail(f"--method {method} needs cameras for both sides: 'cameras' arrays or "
+             f"--query-{camera_option}/--gallery-{camera_option}.")
+    use_mod = method in ("auto",) + _NEED_MODALITIES and q_mod is not None
+    use_cam = method in ("auto",) + _NEED_CAMERAS and q_cam is not None
     labels = dict(query_modalities=q_mod if use_mod else None, gallery_modalities=g_mod if use_mod else None,
                   query_cameras=q_cam if use_cam else None, gallery_cameras=g_cam if use_cam else None)
     inputs = dict(distances=(D, QQ, GG)) if D is not None else dict(query=qa["features"], gallery=ga["features"])
@@ -221,14 +185,16 @@ def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normali
         k2 = chosen["k2"] if k2 == "auto" else k2
         logging.getLogger("xmrank").info("k1/k2 'auto': about %d item(s) per identity and modality", chosen["group_size"])
     extra = {} if D is not None else dict(knn=knn)
+    extra["n_jobs"] = n_jobs
     R = rerank(**inputs, **labels, method=method, k1=k1, k2=k2, lambda_value=lambda_value, normalize=normalize, **extra)
     return R, k1, k2
 
 
 SIDE_HELP = (
-    "QUERY and GALLERY are .npz files holding 'features' (n x d), 'ids' (n,), 'cams' (n,) "
-    "and optionally 'modalities' (n,), or plain .npy feature files whose labels come from the "
-    "--query-*/--gallery-* options (a .npy path, or one integer for the whole side)."
+    "QUERY and GALLERY are bundles (.npz, .pt, .csv, .h5, .parquet) holding 'features' (n x d), 'ids' (n,), "
+    "'cameras' (n,) and optionally 'modalities' (n,), or plain .npy feature files whose labels come from the "
+    "--query-*/--gallery-* options (a .npy path, or one integer for the whole side). Array names, the same for "
+    f"every command: {BUNDLE_HELP}."
 )
 
 
@@ -263,8 +229,10 @@ Examples:
 @click.option("--gallery-distances", type=click.Path(dir_okay=False), help="Gallery x gallery distances (.npy), for --rerank both with --distances.")
 @click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy).")
 @click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy).")
-@click.option("--query-cams", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
-@click.option("--gallery-cams", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
+@click.option("--query-cameras", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
+@click.option("--gallery-cameras", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
+@camera_alias("--query-cams", "query_cams")
+@camera_alias("--gallery-cams", "gallery_cams")
 @click.option("--query-modalities", callback=label_or_path, help="Modality of each query row (.npy), or one integer for all (re-ranking).")
 @click.option("--gallery-modalities", callback=label_or_path, help="Modality of each gallery row (.npy), or one integer for all (re-ranking).")
 @click.option("--protocol", type=PROTOCOL_CHOICE, default="sysu", show_default=True, help="Exclusion and CMC rules.")
@@ -277,18 +245,21 @@ Examples:
 @click.option("--k1", type=K_OR_AUTO, default=20, show_default=True, help="Re-ranking list length, or 'auto'.")
 @click.option("--k2", type=K_OR_AUTO, default=6, show_default=True, help="Re-ranking query-expansion length, or 'auto'.")
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Re-ranking weight of the original distance.")
+@jobs_option("the re-ranking")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores (with the full CMC) to this JSON file.")
 @user_errors
-def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, query_ids, gallery_ids, query_cams,
-                 gallery_cams, query_modalities, gallery_modalities, protocol, metric, max_rank, roc, rerank_mode, method,
-                 k1, k2, lambda_value, json_path):
+def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, query_ids, gallery_ids, query_cameras,
+                 gallery_cameras, query_cams, gallery_cams, query_modalities, gallery_modalities, protocol, metric,
+                 max_rank, roc, rerank_mode, method, k1, k2, lambda_value, n_jobs, json_path):
     if query is None or gallery is None:
         fail("give QUERY and GALLERY files (features and/or labels); see --help.")
+    query_cameras, q_cam_opt = either_option(query_cameras, query_cams, "--query-cameras", "--query-cams")
+    gallery_cameras, g_cam_opt = either_option(gallery_cameras, gallery_cams, "--gallery-cameras", "--gallery-cams")
     check_outputs([("--json", json_path)],
                   inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances),
                           ("--query-distances", query_distances), ("--gallery-distances", gallery_distances),
-                          ("--query-ids", query_ids), ("--gallery-ids", gallery_ids), ("--query-cams", query_cams),
-                          ("--gallery-cams", gallery_cams), ("--query-modalities", query_modalities),
+                          ("--query-ids", query_ids), ("--gallery-ids", gallery_ids), (q_cam_opt, query_cameras),
+                          (g_cam_opt, gallery_cameras), ("--query-modalities", query_modalities),
                           ("--gallery-modalities", gallery_modalities)])
     both = rerank_mode == "both"
     if not both:
@@ -299,8 +270,10 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
         fail("--query-distances and --gallery-distances go together (re-ranking from distances needs both).")
     if query_distances is not None and distances is None:
         fail("--query-distances and --gallery-distances go with --distances (the query x gallery matrix).")
-    qa = load_side(query, "query", {"ids": query_ids, "cams": query_cams, "modalities": query_modalities})
-    ga = load_side(gallery, "gallery", {"ids": gallery_ids, "cams": gallery_cams, "modalities": gallery_modalities})
+    qa = load_side(query, "query", {"ids": query_ids, "cameras": query_cameras, "modalities": query_modalities},
+                   {"cameras": q_cam_opt})
+    ga = load_side(gallery, "gallery", {"ids": gallery_ids, "cameras": gallery_cameras, "modalities": gallery_modalities},
+                   {"cameras": g_cam_opt})
     QQ = GG = None
     if distances is not None:
         D = load_distances(distances, "--distances")
@@ -324,7 +297,7 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
             write_json(json_path, result_json(res), "--json")
         return
     R, k1, k2 = rerank_distances(qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2,
-                                 lambda_value=lambda_value)
+                                 lambda_value=lambda_value, n_jobs=n_jobs, camera_option=_spelling(q_cam_opt, g_cam_opt))
     rows = {"without re-ranking": res, f"re-ranked (k1={k1}, k2={k2})": score(R, qa, ga, protocol, max_rank, roc)}
     click.echo(format_table(rows, protocol))
     if json_path:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import click
 import numpy as np
 
+from ._bundle import load_side
 from ._io import FiniteFloat, check_npy_output, check_outputs, fail, load_array, user_errors, write_json, write_npy
+from ._options import camera_alias, either_option, jobs_option, label_or_path
 from .evaluate import (
     K_OR_AUTO,
     PROTOCOL_CHOICE,
+    RERANK_METHODS,
     SIDE_HELP,
+    _spelling,
     check_side_lengths,
     feature_distance,
     format_table,
-    label_or_path,
     load_distances,
-    load_side,
     require,
     rerank_distances,
     result_json,
@@ -23,8 +25,9 @@ from .evaluate import (
     side_labels,
 )
 
-#: k-reciprocal neighbour rules (xmrank.rerank), torchreid's script, hubness reduction and query expansion.
-KRECIPROCAL = ("auto", "vanilla", "modality", "modality-qe", "camera")
+#: k-reciprocal neighbour rules (xmrank.rerank: xmrank.jaccard.METHODS, the one tuple), torchreid's script,
+#: hubness reduction and query expansion.
+KRECIPROCAL = RERANK_METHODS
 FEATURE_ONLY = ("qb-norm", "db-norm", "aqe", "alpha-qe")
 METHODS = KRECIPROCAL + ("torchreid",) + FEATURE_ONLY
 
@@ -43,14 +46,15 @@ class BetaType(click.ParamType):
 
 @click.command("rerank", help=f"""Re-rank query x gallery distances.
 
-k-reciprocal methods (auto, vanilla, modality, modality-qe, camera) compute
+k-reciprocal methods ({", ".join(KRECIPROCAL)}) compute
 (1 - lambda) * Jaccard + lambda * original over query + gallery, where the
 original distance is the squared Euclidean distance divided by each query's
 largest one. With modalities given (method 'auto' picks 'modality'), each
 neighbour list is drawn half from each modality: use it when queries and
 gallery are of different modalities. --k1 auto --k2 auto choose the list
 lengths from the data (one item per identity and modality: re-ranking then
-keeps the ranking as it is). 'torchreid' is torchreid's re_ranking exactly
+keeps the ranking as it is). 'camera' reads cameras (CA-Jaccard) and
+'modality-camera' both. 'torchreid' is torchreid's re_ranking exactly
 (distance inputs).
 
 Inputs: features (QUERY, GALLERY), or the three distance matrices
@@ -87,8 +91,10 @@ Examples:
 @click.option("--gallery-distances", type=click.Path(dir_okay=False), help="Gallery x gallery distances (.npy), with --distances.")
 @click.option("--query-modalities", callback=label_or_path, help="Modality of each query row (.npy), or one integer for all.")
 @click.option("--gallery-modalities", callback=label_or_path, help="Modality of each gallery row (.npy), or one integer for all.")
-@click.option("--query-cams", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
-@click.option("--gallery-cams", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
+@click.option("--query-cameras", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
+@click.option("--gallery-cameras", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
+@camera_alias("--query-cams", "query_cams")
+@camera_alias("--gallery-cams", "gallery_cams")
 @click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy), for the scores.")
 @click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy), for the scores.")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help="Re-ranking method.")
@@ -97,6 +103,7 @@ Examples:
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Weight of the original distance.")
 @click.option("--normalize", type=click.Choice(["gallery", "union"]), default="gallery", show_default=True, help="Divide each query's squared distances by their max over the gallery, or over query + gallery (Zhong et al.).")
 @click.option("--knn", type=click.Choice(["auto", "faiss", "numpy"]), default="auto", show_default=True, help="Exact kNN engine (features).")
+@jobs_option("the re-ranking")
 @click.option("--bank", type=click.Path(dir_okay=False), help="qb-norm/db-norm: query bank features (.npy, query modality); default: the queries.")
 @click.option("--gallery-bank", type=click.Path(dir_okay=False), help="db-norm: gallery bank features (.npy); default: the gallery.")
 @click.option("--beta", type=BetaType(), default="auto", show_default=True, help="qb-norm/db-norm inverse temperature, or 'auto' (2 / std of the bank similarities).")
@@ -108,8 +115,11 @@ Examples:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores (original and re-ranked) to this JSON file.")
 @user_errors
 def rerank_cmd(query, gallery, output, distances, query_distances, gallery_distances, query_modalities,
-               gallery_modalities, query_cams, gallery_cams, query_ids, gallery_ids, method, k1, k2, lambda_value,
-               normalize, knn, bank, gallery_bank, beta, qe_k, alpha, protocol, max_rank, roc, json_path):
+               gallery_modalities, query_cameras, gallery_cameras, query_cams, gallery_cams, query_ids, gallery_ids,
+               method, k1, k2, lambda_value, normalize, knn, n_jobs, bank, gallery_bank, beta, qe_k, alpha, protocol,
+               max_rank, roc, json_path):
+    query_cameras, q_cam_opt = either_option(query_cameras, query_cams, "--query-cameras", "--query-cams")
+    gallery_cameras, g_cam_opt = either_option(gallery_cameras, gallery_cams, "--gallery-cameras", "--gallery-cams")
     from_distances = distances is not None or query_distances is not None or gallery_distances is not None
     if from_distances and None in (distances, query_distances, gallery_distances):
         fail("re-ranking from distances needs all three: --distances, --query-distances and --gallery-distances.")
@@ -128,10 +138,12 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
                   inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances),
                           ("--query-distances", query_distances), ("--gallery-distances", gallery_distances),
                           ("--query-modalities", query_modalities), ("--gallery-modalities", gallery_modalities),
-                          ("--query-cams", query_cams), ("--gallery-cams", gallery_cams), ("--query-ids", query_ids),
+                          (q_cam_opt, query_cameras), (g_cam_opt, gallery_cameras), ("--query-ids", query_ids),
                           ("--gallery-ids", gallery_ids), ("--bank", bank), ("--gallery-bank", gallery_bank)])
-    qa = load_side(query, "query", {"modalities": query_modalities, "cams": query_cams, "ids": query_ids})
-    ga = load_side(gallery, "gallery", {"modalities": gallery_modalities, "cams": gallery_cams, "ids": gallery_ids})
+    qa = load_side(query, "query", {"modalities": query_modalities, "cameras": query_cameras, "ids": query_ids},
+                   {"cameras": q_cam_opt})
+    ga = load_side(gallery, "gallery", {"modalities": gallery_modalities, "cameras": gallery_cameras, "ids": gallery_ids},
+                   {"cameras": g_cam_opt})
     D = QQ = GG = None
     if from_distances:
         D = load_distances(distances, "--distances")
@@ -156,7 +168,8 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
     note = ""
     if method in KRECIPROCAL:
         R, k1, k2 = rerank_distances(qa, ga, D, QQ, GG, method=method, k1=k1, k2=k2, lambda_value=lambda_value,
-                                     normalize=normalize, knn=knn)
+                                     normalize=normalize, knn=knn, n_jobs=n_jobs,
+                                     camera_option=_spelling(q_cam_opt, g_cam_opt))
         note = f" (k1={k1}, k2={k2})"
         if from_distances:
             from xmrank.retrieval._distances import DistanceBlocks, original_from_blocks

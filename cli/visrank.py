@@ -6,33 +6,26 @@ import os
 
 import click
 
+from ._bundle import BUNDLE_HELP, load_side
 from ._io import SEED, atomic_path, check_outputs, fail, user_errors
-from .evaluate import (
-    METRICS,
-    PROTOCOL_CHOICE,
-    check_side_lengths,
-    feature_distance,
-    label_or_path,
-    load_distances,
-    load_side,
-    require,
-    side_labels,
-)
+from ._options import camera_alias, either_option, label_or_path
+from .evaluate import METRICS, PROTOCOL_CHOICE, check_side_lengths, feature_distance, load_distances, require, side_labels
 
 _FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
-@click.command("visrank", help="""Draw ranked lists: for sample queries, the query and its top-k gallery items.
+@click.command("visrank", help=f"""Draw ranked lists: for sample queries, the query and its top-k gallery items.
 
 Each row shows a query (blue frame) and its nearest gallery items in order,
 framed green when they share the query's identity and red when not, titled
-with the rank, identity and distance. Images come from a 'paths' array in
-each .npz (paths relative to --images-root, or absolute) and are shown as
+with the rank, identity and distance. Images come from a 'paths' (or
+'names') array in each .npz (paths relative to --images-root, or absolute) and are shown as
 they are: infrared (single-channel) images in grey beside colour ones. A side
 without paths is drawn as a grid of identity labels.
 
-QUERY and GALLERY are .npz files holding 'ids' (n,), optionally 'features'
-(n x d; used when --distances is not given), 'paths' (n,) and 'cams' (n,).
+QUERY and GALLERY are bundles (.npz, ...) holding 'ids' (n,), optionally
+'features' (n x d; used when --distances is not given), 'paths' (n,) and
+'cameras' (n,); the array names are those of every command: {BUNDLE_HELP}.
 
 Example:
 
@@ -50,13 +43,17 @@ Example:
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the query draw.")
 @click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy).")
 @click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy).")
-@click.option("--query-cams", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
-@click.option("--gallery-cams", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
+@click.option("--query-cameras", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
+@click.option("--gallery-cameras", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
+@camera_alias("--query-cams", "query_cams")
+@camera_alias("--gallery-cams", "gallery_cams")
 @click.option("--protocol", type=PROTOCOL_CHOICE, default="regdb", show_default=True, help="Gallery items removed before ranking ('regdb': none).")
 @click.option("--metric", type=click.Choice(METRICS), default="inner", show_default=True, help="Distance between features without --distances.")
 @user_errors
 def visrank_cmd(query, gallery, output, distances, images_root, queries, top_k, seed, query_ids, gallery_ids,
-                query_cams, gallery_cams, protocol, metric):
+                query_cameras, gallery_cameras, query_cams, gallery_cams, protocol, metric):
+    query_cameras, q_cam_opt = either_option(query_cameras, query_cams, "--query-cameras", "--query-cams")
+    gallery_cameras, g_cam_opt = either_option(gallery_cameras, gallery_cams, "--gallery-cameras", "--gallery-cams")
     if query is None or gallery is None:
         fail("give QUERY and GALLERY .npz files (ids, and features or --distances); see --help.")
     if output is None:
@@ -67,8 +64,8 @@ def visrank_cmd(query, gallery, output, distances, images_root, queries, top_k, 
         fail(f"--images-root {images_root} is not a folder.")
     check_outputs([("--output", output)],
                   inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances),
-                          ("--query-ids", query_ids), ("--gallery-ids", gallery_ids), ("--query-cams", query_cams),
-                          ("--gallery-cams", gallery_cams)])
+                          ("--query-ids", query_ids), ("--gallery-ids", gallery_ids), (q_cam_opt, query_cameras),
+                          (g_cam_opt, gallery_cameras)])
     try:
         from xmrank.diagnostics.plots import require_matplotlib
 
@@ -77,8 +74,8 @@ def visrank_cmd(query, gallery, output, distances, images_root, queries, top_k, 
         fail("visrank needs matplotlib: pip install 'xmrank[plot]'")
     from xmrank.retrieval.visualize import plot_ranked_lists
 
-    qa = load_side(query, "query", {"ids": query_ids, "cams": query_cams})
-    ga = load_side(gallery, "gallery", {"ids": gallery_ids, "cams": gallery_cams})
+    qa = load_side(query, "query", {"ids": query_ids, "cameras": query_cameras}, {"cameras": q_cam_opt})
+    ga = load_side(gallery, "gallery", {"ids": gallery_ids, "cameras": gallery_cameras}, {"cameras": g_cam_opt})
     if distances is not None:
         D = load_distances(distances, "--distances")
         check_side_lengths(qa, "query", D.shape[0], "--distances")
@@ -91,17 +88,17 @@ def visrank_cmd(query, gallery, output, distances, images_root, queries, top_k, 
     q_ids = require(qa, "ids", "query", hint.format("query"))
     g_ids = require(ga, "ids", "gallery", hint.format("gallery"))
     for side, arrays in (("query", qa), ("gallery", ga)):
-        paths = arrays.get("paths")
+        paths = arrays.get("names")
         if paths is not None and paths.dtype.kind not in "US":
             fail(f"{side}: the 'paths' array must hold strings (image paths); got dtype {paths.dtype}.")
     fig = plot_ranked_lists(
-        D, q_ids, g_ids, query_paths=qa.get("paths"), gallery_paths=ga.get("paths"), images_root=images_root,
-        query_cams=side_labels(qa, "cams", D.shape[0]), gallery_cams=side_labels(ga, "cams", D.shape[1]),
+        D, q_ids, g_ids, query_paths=qa.get("names"), gallery_paths=ga.get("names"), images_root=images_root,
+        query_cameras=side_labels(qa, "cameras", D.shape[0]), gallery_cameras=side_labels(ga, "cameras", D.shape[1]),
         protocol=protocol, queries=queries, top_k=top_k, seed=seed,
     )
     fmt = os.path.splitext(output)[1].lower().lstrip(".")
     with atomic_path(output, "--output") as tmp:
         fig.savefig(tmp, format="jpeg" if fmt == "jpg" else fmt, dpi=110)
-    has_images = qa.get("paths") is not None or ga.get("paths") is not None
+    has_images = qa.get("names") is not None or ga.get("names") is not None
     click.echo(f"wrote {output}: {min(queries, D.shape[0])} queries x top-{min(top_k, D.shape[1])}"
                f"{'' if has_images else ' (identity grid: no paths arrays)'}")

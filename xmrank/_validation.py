@@ -26,6 +26,7 @@ __all__ = [
     "check_real",
     "check_option",
     "check_seed",
+    "either_spelling",
     "plain",
     "warn_user",
 ]
@@ -392,6 +393,20 @@ def check_n_jobs(n_jobs, name: str = "n_jobs") -> int:
     if value < 0:
         return max(1, cores + 1 + value)
     return min(value, cores)
+
+
+def either_spelling(value, old_value, name: str, old_name: str):
+    """An argument that also has an old spelling: ``(value, the name the caller used)``.
+
+    For the few signatures that keep a published older name beside the
+    current one (``query_cams`` beside ``query_cameras``). None is "not
+    given"; giving both is an InputError.
+    """
+    if old_value is None:
+        return value, name
+    if value is not None:
+        raise InputError(f"give {name} or its older spelling {old_name}, not both.")
+    return old_value, old_name
 
 
 def check_seed(seed, name: str = "seed", *, maximum: int = SEED_MAX, generator: bool = True):

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real, plain
+from .._params import DEFAULTS as _D
+from .._params import PARAMS, check_params
+from .._validation import InputError, check_features, check_labels, check_option, plain
 from .matching import ASSOCIATIONS, match_clusters
 from .refinement import refine_labels
 
 __all__ = ["associate", "cluster_refined"]
-
-
-def _check_gap(eps_gap):
-    return check_real(eps_gap, "eps_gap", low=0.0, low_open=True)
 
 
 def _three_radii(D, eps, gap, min_samples):
@@ -28,24 +26,18 @@ def _three_radii(D, eps, gap, min_samples):
     return [cluster_distance(D, eps=e, min_samples=min_samples) for e in (eps - gap, eps, eps + gap)], float(eps)
 
 
-def _eps_value(eps):
-    if isinstance(eps, str):
-        if eps != "auto":
-            raise InputError(f"eps must be a positive number or 'auto'; got {plain(eps)}.")
-        return eps
-    return check_real(eps, "eps", low=0.0, low_open=True)
-
-
-def cluster_refined(features, *, modalities=None, cameras=None, method: str = "auto", eps=0.6, eps_gap: float = 0.02,
-                    min_samples: int = 4, k1: int = 30, k2: int = 6, knn: str = "auto", device: str = "cpu",
-                    n_jobs=None, progress=None, min_independence=None, min_compactness=None,
+def cluster_refined(features, *, modalities=None, cameras=None, method: str = _D["method"], eps=_D["eps"],
+                    eps_gap: float = _D["eps_gap"], min_samples: int = _D["min_samples"], k1: int = _D["k1"],
+                    k2: int = _D["k2"], knn: str = _D["knn"], device: str = _D["device"], n_jobs=_D["n_jobs"],
+                    progress=_D["progress"], min_independence=None, min_compactness=None,
                     return_scores: bool = False, **jaccard):
     """:func:`xmrank.cluster` (DBSCAN), refined by :func:`~xmrank.association.refine_labels`.
 
     The Jaccard distance is computed once (stored up to ``eps + eps_gap``)
     and clustered at ``eps - eps_gap``, ``eps`` and ``eps + eps_gap``
     (``eps="auto"``: around the eps :func:`xmrank.clustering.auto_eps` picks).
-    Other keyword arguments (``k1_intra`` ...) go to :func:`xmrank.jaccard_distance`.
+    Other keyword arguments (``k1_intra`` ...) go to :func:`xmrank.jaccard_distance`;
+    ``n_jobs`` has scikit-learn's meaning (-1: all cores, None: one).
 
     Returns
     -------
@@ -57,9 +49,8 @@ def cluster_refined(features, *, modalities=None, cameras=None, method: str = "a
     """
     from ..jaccard import jaccard_distance
 
-    eps = _eps_value(eps)
-    gap = _check_gap(eps_gap)
-    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    eps, gap, min_samples, n_jobs = check_params(eps=eps, eps_gap=eps_gap, min_samples=min_samples,
+                                                 n_jobs=n_jobs).values()
     D = jaccard_distance(features, modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2,
                          max_distance=None if eps == "auto" else eps + gap, knn=knn, device=device, n_jobs=n_jobs,
                          progress=progress, **jaccard)
@@ -71,10 +62,11 @@ def cluster_refined(features, *, modalities=None, cameras=None, method: str = "a
     return out
 
 
-def associate(features, modalities, *, method: str = "hungarian", eps=0.6, min_samples: int = 4,
-              algorithm: str = "dbscan", k1: int = 30, k2: int = 6, knn: str = "auto", device: str = "cpu",
-              n_jobs=None, progress=None, anchor=None, min_similarity=None, min_share: float = 0.5, reg: float = 0.1,
-              refine: bool = False, eps_gap: float = 0.02, min_independence=None, min_compactness=None,
+def associate(features, modalities, *, method: str = "hungarian", eps=_D["eps"], min_samples: int = _D["min_samples"],
+              algorithm: str = _D["algorithm"], k1: int = _D["k1"], k2: int = _D["k2"], knn: str = _D["knn"],
+              device: str = _D["device"], n_jobs=_D["n_jobs"], progress=_D["progress"], anchor=None,
+              min_similarity=None, min_share: float = 0.5, reg: float = 0.1, refine: bool = False,
+              eps_gap: float = _D["eps_gap"], min_independence=None, min_compactness=None,
               return_info: bool = False):
     """Cluster each modality alone, then join the clusters across modalities: the association baselines.
 
@@ -90,7 +82,8 @@ def associate(features, modalities, *, method: str = "hungarian", eps=0.6, min_s
         As :func:`xmrank.cluster_per_modality`.
     method : {"hungarian", "ot", "ot-instance"}, default="hungarian"
     eps, min_samples, algorithm, k1, k2, knn, device, n_jobs, progress
-        The per-modality clustering, see :func:`xmrank.cluster`.
+        The per-modality clustering, see :func:`xmrank.cluster` (``n_jobs``
+        with scikit-learn's meaning: -1 all cores, None one).
     anchor, min_similarity, min_share, reg
         The matching, see :func:`~xmrank.association.match_clusters`.
     refine : bool, default=False
@@ -121,17 +114,15 @@ def associate(features, modalities, *, method: str = "hungarian", eps=0.6, min_s
         labels, info = match_clusters(features, per, modalities, **match)
         return (labels, info) if return_info else labels
 
-    algorithm = check_option(algorithm, "algorithm", ("dbscan", "hdbscan"))
+    algorithm = PARAMS["algorithm"](algorithm)
     if algorithm != "dbscan":
         raise InputError("refine needs algorithm='dbscan': the refinement compares clusterings at three radii.")
     X = check_features(features)
     if modalities is None:
         raise InputError("modalities is required: one modality label per row.")
     codes, classes = check_labels(modalities, X.shape[0], "modalities")
-    eps = _eps_value(eps)
-    gap = _check_gap(eps_gap)
-    k1 = check_int(k1, "k1", minimum=1)
-    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    eps, gap, k1, min_samples, n_jobs = check_params(eps=eps, eps_gap=eps_gap, k1=k1, min_samples=min_samples,
+                                                     n_jobs=n_jobs).values()
     three = [np.full(X.shape[0], -1, dtype=np.int64) for _ in range(3)]
     offsets = [0, 0, 0]
     used = {}

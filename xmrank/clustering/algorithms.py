@@ -7,13 +7,12 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import InputError, check_distance, check_int, check_option, check_real
+from .._params import ALGORITHMS, PARAMS, parse_eps
+from .._validation import InputError, check_distance, check_int
 
 logger = logging.getLogger("xmrank")
 
 __all__ = ["cluster_distance", "ALGORITHMS"]
-
-ALGORITHMS = ("dbscan", "hdbscan")
 
 
 _check_distance = check_distance
@@ -81,10 +80,22 @@ def cluster_distance(distance, *, eps: float = 0.6, min_samples: int = 4, algori
         Cluster index per row, -1 for noise.
     """
     D = _check_distance(distance)
-    check_option(algorithm, "algorithm", ALGORITHMS)
-    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    algorithm = PARAMS["algorithm"](algorithm)
+    min_samples = PARAMS["min_samples"](min_samples)
     if algorithm == "dbscan":
-        eps = check_real(eps, "eps", low=0.0, low_open=True)
+        eps = parse_eps(eps)
+        if eps == "auto":
+            raise InputError("eps='auto' is chosen by xmrank.cluster (or xmrank.clustering.auto_eps); "
+                             "cluster_distance needs a number > 0.")
+    elif min_cluster_size is not None:
+        min_cluster_size = check_int(min_cluster_size, "min_cluster_size", minimum=2)
+    return density_labels(D, eps=eps, min_samples=min_samples, algorithm=algorithm,
+                          min_cluster_size=min_cluster_size)
+
+
+def density_labels(D, *, eps, min_samples, algorithm, min_cluster_size=None):
+    """:func:`cluster_distance` on arguments already checked (``D`` CSR or a float ndarray)."""
+    if algorithm == "dbscan":
         from sklearn.cluster import DBSCAN
 
         if sp.issparse(D) and eps >= 1.0:
@@ -98,7 +109,7 @@ def cluster_distance(distance, *, eps: float = 0.6, min_samples: int = 4, algori
             import hdbscan
         except ImportError:
             raise InputError("algorithm='hdbscan' needs the hdbscan package: pip install 'xmrank[hdbscan]'.") from None
-        mcs = min_samples if min_cluster_size is None else check_int(min_cluster_size, "min_cluster_size", minimum=2)
+        mcs = min_samples if min_cluster_size is None else min_cluster_size
         if D.shape[0] < 2:  # a single row is no cluster
             return np.full(D.shape[0], -1, dtype=np.int64)
         labels = _hdbscan(hdbscan, D, min_samples=min_samples, min_cluster_size=max(mcs, 2))

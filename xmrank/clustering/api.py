@@ -6,11 +6,12 @@ import logging
 
 import numpy as np
 
-from .._validation import (InputError, check_features, check_int, check_labels, check_option, check_real, check_seed,
-                           plain, warn_user)
+from .._params import DEFAULTS as _D
+from .._params import PARAMS, check_params
+from .._validation import InputError, check_features, check_int, check_labels, plain, warn_user
 from .._progress import progress_bar
 from ..jaccard import jaccard_distance
-from .algorithms import ALGORITHMS, cluster_distance
+from .algorithms import density_labels
 from .eps import auto_eps
 
 logger = logging.getLogger(__name__)
@@ -23,13 +24,9 @@ GIANT_SHARE = 0.5
 NOISE_SHARE = 0.9
 
 
-def _check_eps(eps):
-    """``"auto"`` or a number > 0 (``eps >= 1``: every pair is a neighbour, see :func:`cluster_distance`)."""
-    if isinstance(eps, str):
-        if eps != "auto":
-            raise InputError(f"eps must be a positive number or 'auto'; got {plain(eps)}.")
-        return eps
-    return check_real(eps, "eps", low=0.0, low_open=True)
+def _check_clustering(eps, min_samples, algorithm, n_jobs):
+    """The clustering's own parameters, checked once (the Jaccard ones are :func:`xmrank.jaccard_distance`'s)."""
+    return check_params(min_samples=min_samples, algorithm=algorithm, eps=eps, n_jobs=n_jobs).values()
 
 
 def _check_flag(value, name):
@@ -93,20 +90,20 @@ def cluster(
     *,
     modalities=None,
     cameras=None,
-    method: str = "auto",
-    eps=0.6,
-    min_samples: int = 4,
-    algorithm: str = "dbscan",
-    k1: int = 30,
-    k2: int = 6,
-    k1_intra: int = 5,
-    k1_inter: int = 20,
-    k2_intra: int = 2,
-    k2_inter: int = 4,
-    knn: str = "auto",
-    device: str = "cpu",
-    n_jobs: int | None = None,
-    progress: bool | None = None,
+    method: str = _D["method"],
+    eps=_D["eps"],
+    min_samples: int = _D["min_samples"],
+    algorithm: str = _D["algorithm"],
+    k1: int = _D["k1"],
+    k2: int = _D["k2"],
+    k1_intra: int = _D["k1_intra"],
+    k1_inter: int = _D["k1_inter"],
+    k2_intra: int = _D["k2_intra"],
+    k2_inter: int = _D["k2_inter"],
+    knn: str = _D["knn"],
+    device: str = _D["device"],
+    n_jobs: int | None = _D["n_jobs"],
+    progress: bool | None = _D["progress"],
     return_distance: bool = False,
     return_info: bool = False,
 ):
@@ -128,11 +125,15 @@ def cluster(
         cluster (all noise with fewer than ``min_samples`` rows).
     min_samples : int, default=4
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
-    k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, device, n_jobs, progress
+    k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, device, progress
         Passed to :func:`xmrank.jaccard_distance`; ``knn="ann"`` (approximate
         search) is the engine for hundreds of thousands of rows and more,
         ``device="cuda"`` (or ``"cuda:1"``, a GPU by index) runs the distance
         on the GPU.
+    n_jobs : int or None, default=-1
+        Threads, with scikit-learn's meaning: -1 all cores, -k all but
+        k - 1, None one (or the ``n_jobs`` of an enclosing
+        ``joblib.parallel_config``), a positive number that many.
     return_distance : bool, default=False
         Also return the sparse distance matrix. With DBSCAN and a numeric
         eps it stores only the pairs within eps (all DBSCAN reads).
@@ -165,6 +166,7 @@ def cluster(
     """
     return_distance = _check_flag(return_distance, "return_distance")
     return_info = _check_flag(return_info, "return_info")
+    min_samples, algorithm, eps, n_jobs = _check_clustering(eps, min_samples, algorithm, n_jobs)
     labels, D, info = _cluster(
         features, modalities=modalities, cameras=cameras, method=method, eps=eps, min_samples=min_samples,
         algorithm=algorithm, k1=k1, k2=k2, k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra,
@@ -176,12 +178,12 @@ def cluster(
 
 def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorithm, k1, k2, k1_intra, k1_inter,
              k2_intra, k2_inter, knn, device, n_jobs, progress):
-    """:func:`cluster` without the degenerate-clustering warning: ``(labels, distance, info)``."""
+    """:func:`cluster` on checked clustering parameters, without the degenerate-clustering warning.
+
+    Returns ``(labels, distance, info)``; ``n_jobs`` is a number of threads.
+    """
     from ..backend import resolve_knn
 
-    min_samples = check_int(min_samples, "min_samples", minimum=1)
-    algorithm = check_option(algorithm, "algorithm", ALGORITHMS)
-    eps = _check_eps(eps)
     # DBSCAN at a fixed eps reads only pairs <= eps: store just those (same labels, far less memory)
     cut = None
     if algorithm == "dbscan" and eps != "auto":
@@ -210,9 +212,9 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
         else:
             value = eps
         info["eps"] = float(value)
-        labels = cluster_distance(D, eps=value, min_samples=min_samples, algorithm=algorithm)
+        labels = density_labels(D, eps=value, min_samples=min_samples, algorithm=algorithm)
     else:
-        labels = cluster_distance(D, min_samples=min_samples, algorithm=algorithm)
+        labels = density_labels(D, eps=None, min_samples=min_samples, algorithm=algorithm)
     return labels, D, info
 
 
@@ -225,9 +227,10 @@ def _engine(resolve_knn, knn, device, features, n):
         return resolve_knn(knn, device)
 
 
-def cluster_per_modality(features, modalities, *, eps=0.6, min_samples: int = 4, algorithm: str = "dbscan",
-                         k1: int = 30, k2: int = 6, knn: str = "auto", device: str = "cpu", n_jobs=None,
-                         progress=None, return_info: bool = False):
+def cluster_per_modality(features, modalities, *, eps=_D["eps"], min_samples: int = _D["min_samples"],
+                         algorithm: str = _D["algorithm"], k1: int = _D["k1"], k2: int = _D["k2"],
+                         knn: str = _D["knn"], device: str = _D["device"], n_jobs=_D["n_jobs"],
+                         progress=_D["progress"], return_info: bool = False):
     """Cluster each modality on its own with vanilla Jaccard (the paper's stage 1).
 
     Parameters are those of :func:`cluster`.
@@ -260,10 +263,8 @@ def cluster_per_modality(features, modalities, *, eps=0.6, min_samples: int = 4,
 
 
 def _per_modality(X, codes, classes, *, eps, min_samples, algorithm, k1, k2, knn, device, n_jobs, progress):
-    k1 = check_int(k1, "k1", minimum=1)
-    min_samples = check_int(min_samples, "min_samples", minimum=1)
-    algorithm = check_option(algorithm, "algorithm", ALGORITHMS)
-    eps = _check_eps(eps)
+    k1 = PARAMS["k1"](k1)  # read here: each modality must have more rows than k1
+    min_samples, algorithm, eps, n_jobs = _check_clustering(eps, min_samples, algorithm, n_jobs)
     labels = np.full(X.shape[0], -1, dtype=np.int64)
     offset = 0
     per = {}
@@ -291,7 +292,7 @@ def _per_modality(X, codes, classes, *, eps, min_samples, algorithm, k1, k2, knn
     return labels, info
 
 
-def subset_split(n_rows: int, *, ratio: float = 0.5, seed=None):
+def subset_split(n_rows: int, *, ratio: float = _D["ratio"], seed=None):
     """Randomly partition ``range(n_rows)`` into ``round(1/ratio)`` subsets (BMIL's subset clustering).
 
     Parameters
@@ -308,9 +309,9 @@ def subset_split(n_rows: int, *, ratio: float = 0.5, seed=None):
         Sorted indices; together a partition of ``range(n_rows)``.
     """
     n_rows = check_int(n_rows, "n_rows", minimum=1)
-    ratio = check_real(ratio, "ratio", low=0.0, high=1.0, low_open=True)
+    ratio = PARAMS["ratio"](ratio)
     parts = max(1, int(round(1.0 / ratio)))
-    rng = np.random.default_rng(check_seed(seed))
+    rng = np.random.default_rng(PARAMS["seed"](seed))
     try:
         perm = rng.permutation(n_rows)
     except (ValueError, MemoryError):
@@ -318,9 +319,10 @@ def subset_split(n_rows: int, *, ratio: float = 0.5, seed=None):
     return [np.sort(p) for p in np.array_split(perm, parts)]
 
 
-def subset_cluster(features, modalities, *, subset_modality=None, ratio: float = 0.5, seed=None, eps=0.6,
-                   min_samples: int = 4, algorithm: str = "dbscan", k1: int = 30, k2: int = 6, knn: str = "auto",
-                   device: str = "cpu", n_jobs=None, progress=None, return_info: bool = False):
+def subset_cluster(features, modalities, *, subset_modality=None, ratio: float = _D["ratio"], seed=None,
+                   eps=_D["eps"], min_samples: int = _D["min_samples"], algorithm: str = _D["algorithm"],
+                   k1: int = _D["k1"], k2: int = _D["k2"], knn: str = _D["knn"], device: str = _D["device"],
+                   n_jobs=_D["n_jobs"], progress=_D["progress"], return_info: bool = False):
     """Per-modality clustering where one modality is clustered on a random subset only.
 
     The rows of ``subset_modality`` (default: the largest modality) are split
@@ -344,8 +346,7 @@ def subset_cluster(features, modalities, *, subset_modality=None, ratio: float =
     if modalities is None:
         raise InputError("modalities is required: one modality label per row.")
     codes, classes = check_labels(modalities, X.shape[0], "modalities")
-    ratio = check_real(ratio, "ratio", low=0.0, high=1.0, low_open=True)
-    seed = check_seed(seed)
+    ratio, seed = PARAMS["ratio"](ratio), PARAMS["seed"](seed)
     if subset_modality is None:
         g = int(np.argmax(np.bincount(codes)))
     else:

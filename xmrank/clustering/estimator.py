@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import re
-from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
-from sklearn.utils.validation import validate_data
+from sklearn.utils import check_array
 
-from .._validation import InputError
-from ..backend import KNN_ENGINES, parse_device
-from ..jaccard.distance import METHODS
-from .algorithms import ALGORITHMS
+from .._params import DEFAULTS as _D
+from .._params import PARAMS
+from .._validation import InputError, plain
 from .api import cluster
 
 __all__ = ["XMCluster"]
 
 
-class ParameterError(InputError, InvalidParameterError):
-    """A bad constructor parameter of :class:`XMCluster`: an :class:`~xmrank.InputError` and scikit-learn's error."""
+class ParameterError(InputError):
+    """A bad constructor parameter of :class:`XMCluster`, raised by ``fit``.
+
+    An :class:`~xmrank.InputError`, hence a :class:`ValueError`, as
+    scikit-learn's own ``InvalidParameterError`` is; the message has
+    scikit-learn's form ("The 'eps' parameter of XMCluster must be ...
+    Got ... instead.").
+    """
 
 
 class _InputTypeError(InputError, TypeError):
@@ -31,6 +34,15 @@ def _first_line(exc) -> str:
     """The first line of scikit-learn's message, numpy scalars written plainly (``2.5``, not ``np.float64(2.5)``)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
     return re.sub(r"np\.[a-z_]+[0-9]*\((.*?)\)", r"\1", text)
+
+
+def _feature_names(X):
+    """The column names of a table (a pandas or polars DataFrame) when they are all strings, else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray):
+        return None
+    names = list(columns)
+    return np.asarray(names, dtype=object) if names and all(isinstance(c, str) for c in names) else None
 
 
 class XMCluster(ClusterMixin, BaseEstimator):
@@ -44,7 +56,7 @@ class XMCluster(ClusterMixin, BaseEstimator):
 
     Parameters
     ----------
-    method : {"auto", "vanilla", "modality", "modality-qe", "camera"}, default="auto"
+    method : {"auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera"}, default="auto"
         Jaccard method, see :func:`xmrank.jaccard_distance`.
     eps : float or "auto", default=0.6
         DBSCAN radius on the Jaccard distance, > 0; "auto" picks the eps of
@@ -63,8 +75,15 @@ class XMCluster(ClusterMixin, BaseEstimator):
     device : {"cpu", "cuda", "cuda:N"}, default="cpu"
         Where the distance is computed (see :func:`xmrank.jaccard_distance`);
         "cuda:1" names a GPU by index.
-    n_jobs : int, default=None
-        Threads for the compiled kernels; None uses all cores.
+    n_jobs : int or None, default=-1
+        Threads, with scikit-learn's meaning: -1 all cores, -k all but
+        k - 1, None one (or the ``n_jobs`` of an enclosing
+        ``joblib.parallel_config``), a positive number that many.
+
+    Every parameter is stored as given and checked by :meth:`fit`, against
+    the declaration the functions and the command line read
+    (``xmrank._params.PARAMS``): an invalid one raises a ``ValueError``
+    (an :class:`~xmrank.InputError`) naming it.
 
     Attributes
     ----------
@@ -95,25 +114,10 @@ class XMCluster(ClusterMixin, BaseEstimator):
     5
     """
 
-    _parameter_constraints: dict = {
-        "method": [StrOptions(set(METHODS))],
-        "eps": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "min_samples": [Interval(Integral, 1, None, closed="left")],
-        "algorithm": [StrOptions(set(ALGORITHMS))],
-        "k1": [Interval(Integral, 1, None, closed="left")],
-        "k2": [Interval(Integral, 1, None, closed="left")],
-        "k1_intra": [Interval(Integral, 1, None, closed="left")],
-        "k1_inter": [Interval(Integral, 1, None, closed="left")],
-        "k2_intra": [Interval(Integral, 1, None, closed="left")],
-        "k2_inter": [Interval(Integral, 1, None, closed="left")],
-        "knn": [StrOptions(set(KNN_ENGINES))],
-        "device": [str],
-        "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
-    }
-
-    def __init__(self, *, method="auto", eps=0.6, min_samples=4, algorithm="dbscan", k1=30, k2=6,
-                 k1_intra=5, k1_inter=20, k2_intra=2, k2_inter=4, knn="auto", device="cpu",
-                 n_jobs=None):
+    def __init__(self, *, method=_D["method"], eps=_D["eps"], min_samples=_D["min_samples"],
+                 algorithm=_D["algorithm"], k1=_D["k1"], k2=_D["k2"], k1_intra=_D["k1_intra"],
+                 k1_inter=_D["k1_inter"], k2_intra=_D["k2_intra"], k2_inter=_D["k2_inter"], knn=_D["knn"],
+                 device=_D["device"], n_jobs=_D["n_jobs"]):
         self.method = method
         self.eps = eps
         self.min_samples = min_samples
@@ -141,22 +145,8 @@ class XMCluster(ClusterMixin, BaseEstimator):
         -------
         self : XMCluster
         """
-        try:
-            self._validate_params()
-        except InvalidParameterError as exc:
-            raise ParameterError(_first_line(exc)) from None
-        try:
-            parse_device(self.device)
-        except InputError as exc:
-            raise ParameterError(f"The 'device' parameter of XMCluster must be 'cpu', 'cuda' or 'cuda:N'; "
-                                 f"got {self.device!r}.") from exc
-        try:
-            X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
-        except InputError:
-            raise
-        except (ValueError, TypeError) as exc:
-            # scikit-learn's checks of X (shape, NaN, dtype), as one-line InputErrors of the same text
-            raise (_InputTypeError if isinstance(exc, TypeError) else InputError)(_first_line(exc)) from None
+        self._check_params()
+        X = self._check_X(X)
         labels, info = cluster(
             X, modalities=modalities, cameras=cameras, method=self.method, eps=self.eps,
             min_samples=self.min_samples, algorithm=self.algorithm, k1=self.k1, k2=self.k2,
@@ -172,3 +162,31 @@ class XMCluster(ClusterMixin, BaseEstimator):
     def fit_predict(self, X, y=None, *, modalities=None, cameras=None):
         """Fit and return :attr:`labels_`."""
         return self.fit(X, modalities=modalities, cameras=cameras).labels_
+
+    def _check_params(self):
+        """Each parameter against its declaration (:data:`xmrank._params.PARAMS`), in scikit-learn's words."""
+        for name, value in self.get_params(deep=False).items():
+            param = PARAMS[name]
+            try:
+                param(value)
+            except InputError:
+                raise ParameterError(f"The {name!r} parameter of {type(self).__name__} must be {param.expected()}. "
+                                     f"Got {plain(value)} instead.") from None
+
+    def _check_X(self, X):
+        """``X`` as float32 through scikit-learn's public ``check_array``; sets ``n_features_in_`` (and
+        ``feature_names_in_`` for a table with string column names), as scikit-learn's estimators do."""
+        names = _feature_names(X)
+        try:
+            X = check_array(X, dtype=np.float32, ensure_min_samples=2, estimator=self, input_name="X")
+        except InputError:
+            raise
+        except (ValueError, TypeError) as exc:
+            # scikit-learn's checks of X (shape, NaN, dtype), as one-line InputErrors of the same text
+            raise (_InputTypeError if isinstance(exc, TypeError) else InputError)(_first_line(exc)) from None
+        self.n_features_in_ = int(X.shape[1])
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return X

@@ -7,11 +7,13 @@ import math
 
 import numpy as np
 
+from .._params import DEFAULTS as _D
+from .._params import PARAMS, parse_eps
 from .._progress import progress_bar
 from ..backend import resolve_knn
-from .._validation import InputError, check_features, check_int, check_labels, check_option, check_real, check_seed, plain
+from .._validation import InputError, check_features, check_int, check_labels, check_option, check_seed, plain
 from .distances import MAX_BINS
-from ..jaccard import jaccard_distance
+from ..jaccard import METHODS, jaccard_distance
 from .distances import histogram_summary, jaccard_histogram, original_histogram
 from .neighbors import neighbor_makeup
 from .scores import NOISE_MODES, cluster_scores
@@ -20,8 +22,10 @@ logger = logging.getLogger("xmrank")
 
 __all__ = ["diagnose", "DIAGNOSE_METHODS"]
 
-#: Jaccard methods ``diagnose`` can compare.
-DIAGNOSE_METHODS = ("vanilla", "modality-qe", "modality", "camera")
+#: Jaccard methods ``diagnose`` can compare: every method of :data:`xmrank.jaccard.METHODS` but "auto".
+DIAGNOSE_METHODS = tuple(m for m in METHODS if m != "auto")
+#: Methods that need cameras.
+_CAMERA_METHODS = ("camera", "modality-camera")
 
 
 def _json_ready(obj):
@@ -52,8 +56,9 @@ def _check_methods(methods, has_cameras):
         raise InputError("methods must name at least one Jaccard method.")
     for m in methods:
         check_option(m, "method", DIAGNOSE_METHODS)
-    if "camera" in methods and not has_cameras:
-        raise InputError("method 'camera' needs cameras: one camera label per row.")
+    for m in methods:
+        if m in _CAMERA_METHODS and not has_cameras:
+            raise InputError(f"method {m!r} needs cameras: one camera label per row.")
     return methods
 
 
@@ -63,17 +68,18 @@ def diagnose(
     *,
     labels=None,
     cameras=None,
-    k1: int = 30,
-    k2: int = 6,
-    eps=0.6,
-    min_samples: int = 4,
+    k1: int = _D["k1"],
+    k2: int = _D["k2"],
+    eps=_D["eps"],
+    min_samples: int = _D["min_samples"],
     methods=None,
     noise: str = "singletons",
     bins: int = 50,
     max_pairs: int = 2_000_000,
-    knn: str = "auto",
-    seed=0,
-    progress: bool | None = None,
+    knn: str = _D["knn"],
+    seed=_D["seed"],
+    progress: bool | None = _D["progress"],
+    n_jobs: int | None = _D["n_jobs"],
 ) -> dict:
     """Measure the modality bias of ``features`` and how each Jaccard method copes with it.
 
@@ -98,9 +104,10 @@ def diagnose(
     min_samples : int, default=4
         DBSCAN's core-point size.
     methods : sequence of str, default=None
-        Jaccard methods to compare, from "vanilla", "modality-qe",
-        "modality", "camera"; None takes the first three, plus "camera"
-        when cameras are given.
+        Jaccard methods to compare, from :data:`DIAGNOSE_METHODS` ("vanilla",
+        "modality", "modality-qe", "camera", "modality-camera"; the last two
+        need cameras); None takes "vanilla", "modality-qe" and "modality",
+        plus "camera" when cameras are given.
     noise : {"singletons", "cluster"}, default="singletons"
         How DBSCAN noise is scored, see :mod:`xmrank.diagnostics.scores`.
     bins : int, default=50
@@ -114,6 +121,9 @@ def diagnose(
         Seed of the pair sample (non-negative, at most 64 bits).
     progress : bool, default=None
         Progress bars; None shows them only on a terminal.
+    n_jobs : int or None, default=-1
+        Threads of the Jaccard distances, with scikit-learn's meaning: -1
+        all cores, -k all but k - 1, None one, a positive number that many.
 
     Returns
     -------
@@ -144,19 +154,16 @@ def diagnose(
     if k1 >= n:
         raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
     k2 = check_int(k2, "k2", minimum=1)
-    if not (isinstance(eps, str) and eps == "auto"):
-        if isinstance(eps, str):
-            raise InputError(f"eps must be a positive number or 'auto'; got {plain(eps)}.")
-        eps = check_real(eps, "eps", low=0.0, low_open=True)
-    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    eps = parse_eps(eps)
+    min_samples = PARAMS["min_samples"](min_samples)
     methods = _check_methods(methods, cams is not None)
     noise = check_option(noise, "noise", NOISE_MODES)
     bins = check_int(bins, "bins", minimum=1, maximum=MAX_BINS)
     max_pairs = check_int(max_pairs, "max_pairs", minimum=1)
     seed = check_seed(seed)
     resolve_knn(knn)
-    if not isinstance(progress, (bool, np.bool_)) and progress is not None:
-        raise InputError(f"progress must be True, False or None; got {plain(progress)}.")
+    progress = PARAMS["progress"](progress)
+    n_jobs = PARAMS["n_jobs"](n_jobs)
 
     report = {
         "n_samples": n,
@@ -174,7 +181,7 @@ def diagnose(
         for method in methods:
             logger.info("diagnose: %s Jaccard", method)
             D = jaccard_distance(X, modalities=codes, cameras=cams, method=method, k1=k1, k2=k2,
-                                 knn=knn, progress=progress)
+                                 knn=knn, n_jobs=n_jobs, progress=progress)
             hists[method] = jaccard_histogram(D, codes, bins=bins)
             if ids is not None:
                 clustering[method] = _cluster_and_score(D, ids, codes, eps, min_samples, noise)

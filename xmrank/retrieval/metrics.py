@@ -37,7 +37,7 @@ import logging
 
 import numpy as np
 
-from .._validation import InputError, _to_numpy, check_int, check_label_values, check_option
+from .._validation import InputError, _to_numpy, check_int, check_label_values, check_option, either_spelling
 
 logger = logging.getLogger("xmrank")
 
@@ -60,12 +60,14 @@ def evaluate(
     distmat,
     query_ids,
     gallery_ids,
-    query_cams=None,
-    gallery_cams=None,
+    query_cameras=None,
+    gallery_cameras=None,
     *,
     protocol: str = "sysu",
     max_rank: int = 20,
     roc: bool = False,
+    query_cams=None,
+    gallery_cams=None,
 ):
     """Score a query x gallery distance matrix: mAP, mINP and the CMC curve.
 
@@ -76,10 +78,11 @@ def evaluate(
         scores, as the published test scripts do). Finite values only.
     query_ids, gallery_ids : array-like of shape (n_query,), (n_gallery,)
         Identity labels (ints or strings); equal labels are matches.
-    query_cams, gallery_cams : array-like of int, default=None
+    query_cameras, gallery_cameras : array-like of int, default=None
         Camera numbers. Required by ``"sysu"`` (SYSU-MM01 camera numbers 1-6:
         the rule compares with cameras 3 and 2), ``"market"`` and ``"llcm"``;
-        ignored by ``"regdb"``.
+        ignored by ``"regdb"``. Fourth and fifth positional arguments, as in
+        the published ``eval_sysu(distmat, q_pids, g_pids, q_camids, g_camids)``.
     protocol : {"sysu", "regdb", "market", "llcm"}, default="sysu"
         See the module docstring.
     max_rank : int, default=20
@@ -87,6 +90,9 @@ def evaluate(
     roc : bool, default=False
         Also report the true-positive rate at false-positive rates 1e-4,
         1e-3, 1e-2 and 1e-1 over all kept pairs (see Notes).
+    query_cams, gallery_cams : array-like of int, default=None
+        The older spelling of ``query_cameras`` and ``gallery_cameras``,
+        still accepted as keywords (messages then use it).
 
     Returns
     -------
@@ -141,13 +147,16 @@ def evaluate(
     q_cam = g_cam = None
     if not isinstance(roc, (bool, np.bool_)):
         raise InputError(f"roc must be True or False; got {roc!r}.")
+    query_cameras, q_name = either_spelling(query_cameras, query_cams, "query_cameras", "query_cams")
+    gallery_cameras, g_name = either_spelling(gallery_cameras, gallery_cams, "gallery_cameras", "gallery_cams")
     if protocol != "regdb":
-        if query_cams is None or gallery_cams is None:
-            raise InputError(f"protocol={protocol!r} needs query_cams and gallery_cams: one camera number per row.")
-        q_cam = _check_1d(query_cams, nq, "query_cams", "row of distmat")
-        g_cam = _check_1d(gallery_cams, ng, "gallery_cams", "column of distmat")
+        if query_cameras is None or gallery_cameras is None:
+            raise InputError(f"protocol={protocol!r} needs query_cams and gallery_cams (query_cameras and "
+                             "gallery_cameras): one camera number per row.")
+        q_cam = _check_1d(query_cameras, nq, q_name, "row of distmat")
+        g_cam = _check_1d(gallery_cameras, ng, g_name, "column of distmat")
         if protocol == "sysu" and not (np.issubdtype(q_cam.dtype, np.integer) and np.issubdtype(g_cam.dtype, np.integer)):
-            raise InputError("protocol='sysu' needs integer camera numbers (1-6) in query_cams and gallery_cams.")
+            raise InputError(f"protocol='sysu' needs integer camera numbers (1-6) in {q_name} and {g_name}.")
 
     n_ranks = min(max_rank, ng)
     ap = np.zeros(nq)

@@ -20,7 +20,9 @@ import numba as nb
 import numpy as np
 
 from .._jit import njit
-from .._validation import (InputError, _to_numpy, check_features, check_int, check_label_values, check_labels,
+from .._params import DEFAULTS as _D
+from .._params import PARAMS
+from .._validation import (InputError, _to_numpy, check_features, check_label_values, check_labels,
                            check_option, check_real, plain)
 from ..jaccard import METHODS, jaccard_distance
 from ..jaccard.distance import check_arguments as check_jaccard_arguments
@@ -53,15 +55,15 @@ def rerank(
     k2: int | str = 6,
     lambda_value: float = 0.3,
     normalize: str = "gallery",
-    k1_intra: int = 5,
-    k1_inter: int = 20,
-    k2_intra: int = 2,
-    k2_inter: int = 4,
+    k1_intra: int = _D["k1_intra"],
+    k1_inter: int = _D["k1_inter"],
+    k2_intra: int = _D["k2_intra"],
+    k2_inter: int = _D["k2_inter"],
     self_in_k1: bool = True,
-    knn: str = "auto",
-    device: str = "cpu",
-    n_jobs: int | None = None,
-    progress: bool | None = None,
+    knn: str = _D["knn"],
+    device: str = _D["device"],
+    n_jobs: int | None = _D["n_jobs"],
+    progress: bool | None = _D["progress"],
 ) -> np.ndarray:
     """Re-ranked query x gallery distance ``(1 - λ) · Jaccard + λ · original``.
 
@@ -102,9 +104,13 @@ def rerank(
         1 the original distance (the Jaccard part is then skipped).
     normalize : {"gallery", "union"}, default="gallery"
         Normaliser of the original distance, see :func:`original_distance`.
-    k1_intra, k1_inter, k2_intra, k2_inter, self_in_k1, knn, device, n_jobs, progress
+    k1_intra, k1_inter, k2_intra, k2_inter, self_in_k1, knn, device, progress
         Passed to :func:`xmrank.jaccard_distance` (``knn`` and ``device``
         choose the feature search and apply to features only).
+    n_jobs : int or None, default=-1
+        Threads, with scikit-learn's meaning: -1 all cores, -k all but
+        k - 1, None one (or the ``n_jobs`` of an enclosing
+        ``joblib.parallel_config``), a positive number that many.
 
     Returns
     -------
@@ -170,6 +176,7 @@ def rerank(
     """
     lam = check_real(lambda_value, "lambda_value", low=0.0, high=1.0)
     check_option(method, "method", METHODS)
+    n_jobs = PARAMS["n_jobs"](n_jobs)  # threads: scikit-learn's meaning
     check_option(normalize, "normalize", NORMALIZE)
     source = _Source(query, gallery, distances, knn=knn, device=device)
     nq, ng = source.nq, source.ng
@@ -376,9 +383,8 @@ def _rerank_distances(blocks, args, lam, normalize, t0):
     cam_codes = None if args["cameras"] is None else check_labels(args["cameras"], n, "cameras")[0]
     if method == "auto":
         method = "modality" if mod_codes is not None else ("camera" if cam_codes is not None else "vanilla")
-    n_threads = numba.config.NUMBA_NUM_THREADS if args["n_jobs"] is None else check_int(args["n_jobs"], "n_jobs", minimum=1)
     old = numba.get_num_threads()
-    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(args["n_jobs"], numba.config.NUMBA_NUM_THREADS))
     try:
         out = rules_rerank(blocks, mod_codes=mod_codes, cam_codes=cam_codes, method=method, k1=args["k1"],
                            k2=args["k2"], k1_intra=args["k1_intra"], k1_inter=args["k1_inter"],

@@ -34,8 +34,8 @@ def plot_ranked_lists(
     query_paths=None,
     gallery_paths=None,
     images_root=None,
-    query_cams=None,
-    gallery_cams=None,
+    query_cameras=None,
+    gallery_cameras=None,
     protocol: str = "regdb",
     queries=5,
     top_k: int = 10,
@@ -55,7 +55,7 @@ def plot_ranked_lists(
         A side without paths is drawn as a grid of identity labels.
     images_root : str, default=None
         Folder the relative paths start from (default: as given).
-    query_cams, gallery_cams : array-like, default=None
+    query_cameras, gallery_cameras : array-like, default=None
         Cameras, for the gallery items a protocol removes.
     protocol : {"regdb", "sysu", "market", "llcm"}, default="regdb"
         Items removed before ranking, as :func:`xmrank.evaluate` removes them
@@ -83,10 +83,10 @@ def plot_ranked_lists(
     g_show = _check_1d(gallery_ids, ng, "gallery_ids", "column of distmat")
     q_cam = g_cam = None
     if protocol != "regdb":
-        if query_cams is None or gallery_cams is None:
-            raise InputError(f"protocol={protocol!r} needs query_cams and gallery_cams.")
-        q_cam = _check_1d(query_cams, nq, "query_cams", "row of distmat")
-        g_cam = _check_1d(gallery_cams, ng, "gallery_cams", "column of distmat")
+        if query_cameras is None or gallery_cameras is None:
+            raise InputError(f"protocol={protocol!r} needs query_cameras and gallery_cameras.")
+        q_cam = _check_1d(query_cameras, nq, "query_cameras", "row of distmat")
+        g_cam = _check_1d(gallery_cameras, ng, "gallery_cameras", "column of distmat")
     top_k = check_int(top_k, "top_k", minimum=1)
     rows = _pick_queries(queries, nq, check_seed(seed, generator=False))
     q_paths = _paths(query_paths, nq, "query_paths", images_root)

@@ -1,0 +1,105 @@
+"""The one reader of input bundles: a feature file and its per-row arrays, for every command.
+
+A bundle is any file :func:`xmrank.cli._io.read_arrays` reads (.npy, .npz,
+.pt, .csv, .h5, .parquet). Its arrays are found by the names of
+:data:`xmrank.cli._io.BUNDLE_KEYS`, the same for ``cluster``, ``diagnose``,
+``evaluate``, ``rerank`` and ``visrank``:
+
+============  ==============================================================
+field         array names (first present wins)
+============  ==============================================================
+features      features, X, feats, embeddings, embedding, feature
+modalities    modalities, modality, mods
+cameras       cameras, cams, camera, cam, camids
+ids           ids, labels, pids, id, label, pid
+names         names, paths, name, path, files, filenames, file, filename, ...
+============  ==============================================================
+"""
+
+from __future__ import annotations
+
+from ._io import BUNDLE_KEYS, _split_key, fail, load_array, read_arrays
+
+__all__ = ["BUNDLE_HELP", "load_bundle", "load_side", "read_bundle"]
+
+#: The bundle's array names, for --help texts.
+BUNDLE_HELP = ("'features' (or 'X', 'feats', 'embeddings'), 'modalities' (or 'mods'), 'cameras' (or 'cams', "
+               "'camids'), 'ids' (or 'labels', 'pids') and 'names' (or 'paths')")
+
+#: The command-line option behind each per-row field of ``cluster`` and ``diagnose``.
+_OPTION = {"modalities": "--modalities", "cameras": "--cameras", "ids": "--labels", "names": "--names"}
+
+
+def read_bundle(path, *, name: str = "FEATURES", require_features: bool = True) -> dict:
+    """A bundle as ``{"features": X, "modalities": ..., "cameras": ..., "ids": ..., "names": ...}``.
+
+    Fields the file does not hold are absent. A file of one array that
+    bears none of the names is its features; ``PATH.EXT:KEY`` reads array
+    ``KEY`` as the features. Every failure is one line naming ``name``.
+
+    Parameters
+    ----------
+    path : str
+    name : str, default="FEATURES"
+        The argument, for messages (``"query"``, ``"gallery"``).
+    require_features : bool, default=True
+        Fail when there is no feature matrix; without it a file of labels
+        only (ids and cameras beside a distance matrix) is fine, but a file
+        holding none of the names is not.
+    """
+    path_only, key = _split_key(path)
+    arrays = read_arrays(path, name=name)
+    if key is not None:
+        return {"features": arrays[key]}
+    out, claimed = {}, set()
+    for field, names in BUNDLE_KEYS.items():
+        hit = next((k for k in names if k in arrays), None)
+        if hit is not None:
+            out[field] = arrays[hit]
+            claimed.add(hit)
+    if "features" not in out and len(arrays) == 1 and not claimed:
+        out["features"] = next(iter(arrays.values()))
+    if "features" not in out and (require_features or not out):
+        wanted = " or ".join(BUNDLE_KEYS["features"][:4]) if require_features else \
+            ", ".join(v[0] for v in BUNDLE_KEYS.values())
+        fail(f"{name}: {path_only} has no array named {wanted}; it holds {', '.join(arrays) or 'none'}.")
+    return out
+
+
+def load_bundle(features_path, *, modalities=None, cameras=None, ids=None, names=None) -> dict:
+    """FEATURES and its per-row arrays (``cluster``, ``diagnose``): options win over the bundled arrays.
+
+    Each option is a file of one array (or ``PATH:KEY``).
+
+    Returns
+    -------
+    arrays : dict
+        ``features`` and, when present, ``modalities``, ``cameras``, ``ids``, ``names``.
+    """
+    arrays = read_bundle(features_path, name="FEATURES")
+    for field, path in (("modalities", modalities), ("cameras", cameras), ("ids", ids), ("names", names)):
+        if path is not None:
+            arrays[field] = load_array(path, name=_OPTION[field])
+    for field in ("modalities", "cameras", "ids"):
+        if arrays.get(field) is not None and arrays[field].dtype == object:
+            fail(f"{_OPTION[field]} must hold integer or string labels.")
+    return arrays
+
+
+def load_side(path, side: str, overrides: dict, options: dict | None = None) -> dict:
+    """The arrays of one side of a retrieval (``evaluate``, ``rerank``, ``visrank``): a bundle, or nothing.
+
+    ``overrides`` maps a field (``ids``, ``cameras``, ``modalities``) to a
+    file given on the command line, or to an int (one label for the whole
+    side); those win over the bundle. Without ``path`` the side is the
+    overrides alone (distances given instead of features). ``options``
+    names the option of a field in messages (default ``--SIDE-FIELD``).
+    """
+    arrays = {} if path is None else read_bundle(path, name=side, require_features=False)
+    options = options or {}
+    for field, value in overrides.items():
+        if value is None:
+            continue
+        option = options.get(field, f"--{side}-{field}")
+        arrays[field] = value if isinstance(value, int) else load_array(value, name=option)
+    return arrays

@@ -1,0 +1,126 @@
+"""Click options built from the one parameter declaration, ``xmrank._params.PARAMS``.
+
+``declared("k1")`` is ``--k1`` with the library's default, its check and its
+help text: the command line refuses what the functions and
+:class:`xmrank.XMCluster` refuse, with the same words, as a one-line usage
+error. Commands add their own sentence to a help text with ``more=``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from xmrank._params import PARAMS, parse_eps
+from xmrank._validation import InputError
+
+from ._io import DEVICE, SEED
+
+__all__ = ["DeclaredType", "EPS", "camera_alias", "declared", "either_option", "jobs_option", "label_or_path",
+           "progress_option"]
+
+
+class DeclaredType(click.ParamType):
+    """The click type of a declared parameter: the text read as its kind, then checked by its declaration."""
+
+    def __init__(self, param):
+        self.param = param
+        self.name = {"eps": "FLOAT|auto", "float": "FLOAT", "n_jobs": "INTEGER"}.get(param.kind, "INTEGER")
+
+    def convert(self, value, param, ctx):
+        p = self.param
+        try:
+            if p.kind == "eps":
+                return parse_eps(value, p.name, text=True)
+            if isinstance(value, str):
+                text = value.strip()
+                try:
+                    value = float(text) if p.kind == "float" else int(text)
+                except ValueError:
+                    kind = "number" if p.kind == "float" else "integer"
+                    self.fail(f"{p.name} must be an {kind}; got {value!r}.", param, ctx)
+            checked = p(value)
+        except InputError as exc:
+            self.fail(str(exc), param, ctx)
+        return value if p.kind == "n_jobs" else checked  # n_jobs: the library resolves -1 to the cores there
+
+
+#: The click type of every ``--eps``: a number > 0 or "auto", read by :func:`xmrank._params.parse_eps`.
+EPS = DeclaredType(PARAMS["eps"])
+
+
+def _click_type(param):
+    if param.kind == "choice":
+        return click.Choice(param.choices())
+    if param.kind == "device":
+        return DEVICE
+    if param.kind == "seed":
+        return SEED
+    return DeclaredType(param)
+
+
+def declared(name: str, *decls, more: str = "", **overrides):
+    """``click.option`` for the declared parameter ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`xmrank._params.PARAMS`.
+    *decls : str
+        Extra spellings (``"-j"``); the first option is ``--`` + ``name``
+        with dashes, unless ``overrides`` names ``option``.
+    more : str, default=""
+        A sentence appended to the declared help text.
+    **overrides
+        Other ``click.option`` arguments (``default``, ``type``, ``help``),
+        and ``option`` (the long option) or ``dest`` (the argument's name).
+    """
+    param = PARAMS[name]
+    option = overrides.pop("option", param.option)
+    dest = overrides.pop("dest", name)
+    help_text = overrides.pop("help", param.help)
+    settings = dict(type=_click_type(param), default=param.default, show_default=param.default is not None,
+                    help=f"{help_text} {more}".strip())
+    settings.update(overrides)
+    return click.option(option, *decls, dest, **settings)
+
+
+def jobs_option(what: str = "the Jaccard distance"):
+    """``--jobs/-j``: threads of ``what``, -1 (the default) for all cores, as scikit-learn's ``n_jobs``."""
+    return declared("n_jobs", "-j", option="--jobs",
+                    help=f"Threads for {what}, as scikit-learn's n_jobs counts them: -1 (the default) uses all "
+                         "cores, -k all but k - 1, a positive number that many.")
+
+
+def progress_option():
+    """``--progress/--no-progress``, with the declared help text."""
+    return click.option("--progress/--no-progress", default=None, help=PARAMS["progress"].help)
+
+
+def label_or_path(ctx, param, value):
+    """Click callback: an integer label for the whole side, or a path to an array file."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return value
+    if not -(2**63) <= number < 2**63:
+        raise click.BadParameter(f"one label for the whole side must fit in a 64-bit integer; got {value}.")
+    return number
+
+
+def camera_alias(option: str, dest: str):
+    """A hidden older spelling of a camera option (``--query-cams`` for ``--query-cameras``).
+
+    The command merges it with :func:`either_option`; it stays out of ``--help``.
+    """
+    return click.option(option, dest, callback=label_or_path, hidden=True)
+
+
+def either_option(value, old_value, option: str, old_option: str):
+    """The value of an option or of its hidden older spelling, and the spelling used (for messages)."""
+    if old_value is None:
+        return value, option
+    if value is not None:
+        raise click.UsageError(f"give {option} or its older spelling {old_option}, not both.")
+    return old_value, old_option

@@ -1,0 +1,210 @@
+"""The parameters shared by the clustering and re-ranking functions, declared once.
+
+Each :class:`Param` holds a parameter's name, default, check, the words that
+say what it accepts and its help text. The functions
+(:func:`xmrank.cluster`, :func:`xmrank.rerank`, ...), the estimator
+:class:`xmrank.XMCluster` and the command line (``xmrank.cli._options``) all
+read :data:`PARAMS`: a bound or a default changes here, and everywhere at once.
+
+:func:`parse_eps` is the one reader of ``eps`` (a number > 0 or ``"auto"``),
+for keyword arguments and command-line text alike.
+
+Layer: the declaration is read by the clustering, retrieval and diagnostics
+layers and the command line; it reads the Jaccard layer's method names
+(:data:`xmrank.jaccard.METHODS`, imported when first needed) and the
+backend's kNN engines, and nothing above them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ._validation import InputError, check_int, check_n_jobs, check_option, check_real, check_seed, plain
+
+__all__ = ["ALGORITHMS", "DEFAULTS", "PARAMS", "Param", "check_params", "parse_eps"]
+
+#: Density clusterings of :func:`xmrank.cluster_distance`.
+ALGORITHMS = ("dbscan", "hdbscan")
+
+
+def parse_eps(value, name: str = "eps", *, text: bool = False):
+    """``eps``: a finite number > 0, or ``"auto"`` (chosen from the data).
+
+    Parameters
+    ----------
+    value : float, int or str
+    name : str, default="eps"
+        The argument's name in messages (``"--eps"`` on the command line).
+    text : bool, default=False
+        ``value`` comes from the command line: a string holding a number is
+        read as that number, and ``"auto"`` is matched ignoring case and
+        surrounding spaces. Without it only the exact string ``"auto"``
+        is accepted.
+
+    Returns
+    -------
+    eps : float or "auto"
+
+    Raises
+    ------
+    xmrank.InputError
+        For anything else (a word, NaN, infinity, a number <= 0).
+    """
+    if isinstance(value, (str, bytes)):
+        word = value.strip().lower() if text and isinstance(value, str) else value
+        if word == "auto":
+            return "auto"
+        try:
+            if not text or isinstance(value, bytes):
+                raise ValueError
+            value = float(value)
+        except ValueError:
+            raise InputError(f"{name} must be a positive number or 'auto'; got {plain(value)}.") from None
+    return check_real(value, name, low=0.0, low_open=True)
+
+
+def _methods():
+    from .jaccard.distance import METHODS  # the one tuple of Jaccard method names
+
+    return METHODS
+
+
+def _knn_engines():
+    from .backend import KNN_ENGINES
+
+    return KNN_ENGINES
+
+
+def _positive_int(value, name):
+    return check_int(value, name, minimum=1)
+
+
+def _check_device(value, name):
+    from .backend import parse_device
+
+    parse_device(value)
+    return value
+
+
+def _check_progress(value, name):
+    if value is not None and not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise InputError(f"{name} must be True, False or None; got {plain(value)}.")
+    return None if value is None else bool(value)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its name, default, check and help text.
+
+    Attributes
+    ----------
+    name : str
+        The keyword argument (``"min_samples"``); the command-line option is
+        ``--`` and the name with dashes (``--min-samples``).
+    default : object
+        The default of the functions, the estimator and the command line.
+    check : callable
+        ``check(value, name)`` returns the value as used (``n_jobs``: the
+        number of threads) or raises :class:`xmrank.InputError`.
+    expects : str
+        What is accepted, in words ("an int in the range [1, inf)"); the
+        estimator's messages read "The 'k1' parameter of XMCluster must be
+        <expects>". Empty for a choice (:meth:`expected` lists the choices).
+    help : str
+        The help text of the command-line option.
+    choices : callable, default=None
+        For a parameter that takes one of a few words: returns them.
+    kind : {"int", "float", "eps", "choice", "device", "n_jobs", "seed", "flag"}
+        How the command line reads the text.
+    """
+
+    name: str
+    default: Any
+    check: Callable[[Any, str], Any]
+    expects: str
+    help: str
+    choices: Callable[[], tuple] | None = None
+    kind: str = "int"
+
+    def __call__(self, value, name: str | None = None):
+        """``value`` checked (and resolved) by :attr:`check`; ``name`` replaces :attr:`name` in messages."""
+        return self.check(value, self.name if name is None else name)
+
+    def expected(self) -> str:
+        """What is accepted, in words: :attr:`expects`, or the choices (read when first needed)."""
+        if self.choices is not None:
+            return "a str among {" + ", ".join(repr(c) for c in self.choices()) + "}"
+        return self.expects
+
+    @property
+    def option(self) -> str:
+        """The command-line option: ``--min-samples`` for ``min_samples``."""
+        return "--" + self.name.replace("_", "-")
+
+
+def _choice(name, default, choices, help):
+    def check(value, arg):
+        return check_option(value, arg, choices())
+
+    return Param(name, default, check, "", help, choices=choices, kind="choice")
+
+
+_CA_JACCARD = "CA-Jaccard's {} (method 'camera' and 'modality-camera'), >= 1."
+
+PARAMS: dict[str, Param] = {p.name: p for p in (
+    _choice("method", "auto", _methods,
+            "Jaccard method; 'auto' is 'modality' when modalities are given, else 'camera' with cameras, "
+            "else 'vanilla'."),
+    Param("eps", 0.6, parse_eps, "a float > 0 or 'auto'",
+          "DBSCAN radius (0.6 on SYSU-MM01, 0.3 on RegDB), > 0, or 'auto': the eps of the best label-free "
+          "quality (modularity + silhouette) over 0.05-0.95.", kind="eps"),
+    Param("min_samples", 4, _positive_int, "an int in the range [1, inf)",
+          "Rows (self included) that make a core point, >= 1."),
+    _choice("algorithm", "dbscan", lambda: ALGORITHMS, "Density clustering of the Jaccard distance."),
+    Param("k1", 30, _positive_int, "an int in the range [1, inf)", "Neighbour-list length, >= 1."),
+    Param("k2", 6, _positive_int, "an int in the range [1, inf)",
+          "Query-expansion length (per modality for 'modality'), >= 1."),
+    Param("k1_intra", 5, _positive_int, "an int in the range [1, inf)", _CA_JACCARD.format("same-camera list length")),
+    Param("k1_inter", 20, _positive_int, "an int in the range [1, inf)",
+          _CA_JACCARD.format("other-camera list length")),
+    Param("k2_intra", 2, _positive_int, "an int in the range [1, inf)",
+          _CA_JACCARD.format("same-camera expansion length")),
+    Param("k2_inter", 4, _positive_int, "an int in the range [1, inf)",
+          _CA_JACCARD.format("other-camera expansion length")),
+    _choice("knn", "auto", _knn_engines, "kNN engine, see xmrank.backend.resolve_knn."),
+    Param("device", "cpu", _check_device, "'cpu', 'cuda' or 'cuda:N'",
+          "cuda (or cuda:N, a GPU by index): kNN and Jaccard on the GPU (needs the gpu extra).", kind="device"),
+    Param("n_jobs", -1, check_n_jobs, "an int other than 0 (-1: all cores, -k: all but k - 1) or None",
+          "Threads, as scikit-learn counts them: -1 (the default) uses all cores, -k all but k - 1, "
+          "a positive number that many.", kind="n_jobs"),
+    Param("eps_gap", 0.02, lambda v, n: check_real(v, n, low=0.0, low_open=True), "a float > 0",
+          "Radius step of the refinement (clusterings at eps - gap, eps, eps + gap), > 0.", kind="float"),
+    Param("ratio", 0.5, lambda v, n: check_real(v, n, low=0.0, high=1.0, low_open=True), "a float in (0, 1]",
+          "Share of the rows of the subset modality in each subset, in (0, 1].", kind="float"),
+    Param("seed", 0, check_seed, "None, an int in [0, 2**64 - 1] or a numpy Generator",
+          "Random seed (0 to 2**64 - 1).", kind="seed"),
+    Param("progress", None, _check_progress, "True, False or None",
+          "Progress: a bar on a terminal; elsewhere (nohup, a scheduler) a line per stage with its time. "
+          "Default: the bar on a terminal, the lines only with -v.", kind="flag"),
+)}
+
+#: ``{name: default}`` of every declared parameter: the defaults of the signatures.
+DEFAULTS: dict[str, Any] = {name: p.default for name, p in PARAMS.items()}
+
+
+def check_params(**values) -> dict:
+    """Each keyword checked by its declaration in :data:`PARAMS`.
+
+    Returns
+    -------
+    checked : dict
+        ``{name: value as used}``, in the order given (``n_jobs`` resolved to
+        a number of threads, ``eps`` a float or ``"auto"``).
+
+    Raises
+    ------
+    xmrank.InputError
+        At the first value its declaration refuses.
+    """
+    return {name: PARAMS[name](value) for name, value in values.items()}
