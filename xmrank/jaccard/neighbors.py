@@ -9,23 +9,47 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import resolve_device, resolve_knn
 from ..knn import knn_search
 
 __all__ = ["global_lists", "per_group_lists", "merge_lists", "camera_lists"]
 
 
-def global_lists(X: np.ndarray, k: int, *, knn: str = "auto", device: str = "cpu"):
-    """The ``k`` most similar rows of ``X`` to each row (self included)."""
+def _reciprocal_ann(knn: str, device: str) -> bool:
+    """Whether these lists go through the calibrated approximate search of :mod:`xmrank.knn.ann_lists`."""
+    return resolve_device(device) == "cpu" and resolve_knn(knn, device) == "ann"  # raises without faiss
+
+
+def global_lists(X: np.ndarray, k: int, *, knn: str = "auto", device: str = "cpu", k_read: int = 1):
+    """The ``k`` most similar rows of ``X`` to each row (self included).
+
+    ``k_read``: leading columns read whether reciprocal or not (query
+    expansion), for the calibration of ``knn="ann"``.
+    """
+    if _reciprocal_ann(knn, device):
+        from ..knn.ann_lists import search_groups
+
+        return search_groups(X, [np.arange(X.shape[0])], k, k_read=k_read)[0]
     return knn_search(X, X, k, knn=knn, device=device)
 
 
-def per_group_lists(X: np.ndarray, codes: np.ndarray, n_groups: int, k: int, *, knn="auto", device="cpu"):
+def per_group_lists(X: np.ndarray, codes: np.ndarray, n_groups: int, k: int, *, knn="auto", device="cpu",
+                    k_read: int = 1):
     """For each group ``g``: the ``k`` most similar rows *of group g* to every row.
+
+    With ``knn="ann"`` on the CPU the lists are searched together by
+    :func:`xmrank.knn.ann_lists.search_groups`, calibrated on the reciprocal
+    pairs and the first ``k_read`` columns (what the Jaccard distance reads).
 
     Returns
     -------
     lists : list of (similarities, indices), one pair per group, each (N, k).
     """
+    if _reciprocal_ann(knn, device):
+        from ..knn.ann_lists import search_groups
+
+        groups = [np.flatnonzero(codes == g) for g in range(n_groups)]
+        return search_groups(X, groups, k, k_read=k_read)
     out = []
     for g in range(n_groups):
         members = np.flatnonzero(codes == g)

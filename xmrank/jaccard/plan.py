@@ -261,7 +261,7 @@ def _plan_global(X, req: PlanRequest, *, search: bool):
     if not search:
         return None
     width = k1 if req.self_in_k1 else k1 + 1
-    sims, rank = neighbors.global_lists(X, width, knn=req.knn, device=req.device)
+    sims, rank = neighbors.global_lists(X, width, knn=req.knn, device=req.device, k_read=k2)
     Q = None
     if k2 > 1:
         cols = rank[:, :k2]
@@ -282,7 +282,7 @@ def _plan_modality(X, req: PlanRequest, *, search: bool):
         raise InputError(f"k2={k2} must not exceed the per-modality list length k1 // {n_mod} = {per}.")
     if not search:
         return None
-    lists = neighbors.per_group_lists(X, codes, n_mod, per, knn=req.knn, device=req.device)
+    lists = neighbors.per_group_lists(X, codes, n_mod, per, knn=req.knn, device=req.device, k_read=k2)
     sims, rank = neighbors.merge_lists(lists)
     Q = qe.balanced_over_lists(n, [idx[:, :k2] for _, idx in lists]) if k2 > 1 else None
     return _k_reciprocal_plan(req.method, sims, rank, k1, Q)

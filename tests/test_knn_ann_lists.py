@@ -1,0 +1,153 @@
+"""knn="ann" for the Jaccard methods: calibration on reciprocal pairs and leading columns, the cost choice."""
+
+import logging
+import time
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+import xmrank
+from xmrank import InputError
+from xmrank.knn import ann, ann_lists
+from xmrank.knn.exact_faiss import search as exact_search
+
+from conftest import unit_rows
+
+
+def _clustered(n, d=32, *, seed=0, rows_per_id=25):
+    return unit_rows(n, d, seed=seed, n_ids=max(2, n // rows_per_id), gap=0.3)
+
+
+def _groups(mods):
+    return [np.flatnonzero(mods == g) for g in range(int(mods.max()) + 1)]
+
+
+def _exact_lists(X, groups, k):
+    out = []
+    for g in groups:
+        s, i = exact_search(X, np.ascontiguousarray(X[g]), k)
+        out.append((s, g[i]))
+    return out
+
+
+def _reciprocal_pairs(lists, owner):
+    """Set of (i, j), i != j, with j in i's list of j's group and i in j's list of i's group."""
+    members = [[set(row) for row in idx.tolist()] for _, idx in lists]
+    pairs = set()
+    for g, (_, idx) in enumerate(lists):
+        for i, row in enumerate(idx.tolist()):
+            for j in row:
+                if j != i and i in members[owner[i]][j]:
+                    pairs.add((i, j))
+    return pairs
+
+
+@pytest.fixture
+def slow_exact(monkeypatch):
+    """Make exact search look expensive (0.2 ms a query), so that the calibrated index is the cheaper one."""
+    real = ann_lists._exact_engine
+
+    def engine(nq, nd, d):
+        name, search = real(nq, nd, d)
+
+        def slowed(q, db, k):
+            time.sleep(2e-4 * q.shape[0])
+            return search(q, db, k)
+        return name, slowed
+    monkeypatch.setattr(ann_lists, "_exact_engine", engine)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _clustered(12_000)
+
+
+@pytest.mark.slow
+def test_calibrated_lists_keep_what_the_jaccard_reads(data, slow_exact):
+    X, mods = data
+    groups = _groups(mods)
+    k = 15
+    lists, reports = ann_lists.search_groups(X, groups, k, k_read=6, min_rows=0, return_report=True)
+    assert [r.choice for r in reports] == ["ann", "ann"]
+    for r in reports:
+        assert r.pair_recall >= ann_lists.TARGET_PAIRS and r.read_recall >= ann_lists.TARGET_READ
+        assert 1 <= r.nprobe < r.nlist and r.n_pairs > 100
+    exact = _exact_lists(X, groups, k)
+    owner = mods.astype(np.int64)
+    truth, found = _reciprocal_pairs(exact, owner), _reciprocal_pairs(lists, owner)
+    assert len(truth & found) / len(truth) >= 0.97  # over every row, not only the sample
+    for (s, i), (_, ti), g in zip(lists, exact, groups):
+        assert s.dtype == np.float32 and i.dtype == np.int64 and i.shape == (X.shape[0], k)
+        assert np.isin(i, g).all()  # indices are rows of X, inside the group
+        assert (np.diff(s, axis=1) <= 1e-6).all()
+        np.testing.assert_allclose(s[:40], np.einsum("id,ikd->ik", X[:40], X[i[:40]]), atol=1e-5)
+        assert (ti[:, :6, None] == i[:, None, :6]).any(axis=2).mean() >= 0.97  # leading columns
+
+
+@pytest.mark.slow
+def test_exact_search_is_chosen_when_it_is_cheaper():
+    # unstructured rows: every list's tail is near-random, an index must probe most cells, one matrix
+    # product is cheaper
+    X, mods = unit_rows(12_000, 64, seed=5)
+    groups = _groups(mods)
+    lists, reports = ann_lists.search_groups(X, groups, 10, k_read=3, min_rows=0, return_report=True)
+    assert [r.choice for r in reports] == ["exact", "exact"]
+    assert all(r.reason for r in reports)
+    for (s, i), (ts, ti) in zip(lists, _exact_lists(X, groups, 10)):
+        np.testing.assert_array_equal(i, ti)
+        np.testing.assert_array_equal(s, ts)
+
+
+def test_small_groups_are_searched_exactly(data):
+    X, mods = data
+    groups = _groups(mods)
+    lists, reports = ann_lists.search_groups(X[:3000], [g[g < 3000] for g in groups], 8, return_report=True)
+    assert all(r.choice == "exact" and "min_rows" in r.reason for r in reports)
+
+
+@pytest.mark.slow
+def test_choice_and_measurements_are_logged(data, slow_exact, caplog):
+    X, mods = data
+    with caplog.at_level(logging.INFO, logger="xmrank"):
+        ann_lists.search_groups(X, _groups(mods), 10, k_read=3, min_rows=0)
+    recs = [r for r in caplog.records if hasattr(r, "ann")]
+    assert len(recs) == 2
+    assert all("reciprocal pairs kept" in r.getMessage() for r in recs)
+    assert all(r.ann["probes_tried"] and r.ann["exact_seconds_estimate"] > r.ann["ann_seconds_estimate"] for r in recs)
+
+
+@pytest.mark.slow
+def test_modality_jaccard_with_ann_clusters_like_exact(slow_exact, monkeypatch):
+    X, mods = _clustered(8000, seed=3, rows_per_id=30)
+    monkeypatch.setattr(ann, "MIN_ROWS", 0)
+    D_ann = xmrank.jaccard_distance(X, modalities=mods, knn="ann", max_distance=0.6)
+    D_ex = xmrank.jaccard_distance(X, modalities=mods, knn="faiss", max_distance=0.6)
+    la = xmrank.cluster_distance(D_ann, eps=0.6, min_samples=4)
+    le = xmrank.cluster_distance(D_ex, eps=0.6, min_samples=4)
+    singletons = lambda a: np.where(a < 0, a.size + np.arange(a.size), a)  # noqa: E731
+    assert len(set(le)) > 20
+    assert adjusted_rand_score(singletons(le), singletons(la)) >= 0.98
+
+
+@pytest.mark.slow
+def test_vanilla_lists_go_through_the_same_calibration(data, slow_exact, monkeypatch, caplog):
+    X, _ = data
+    monkeypatch.setattr(ann, "MIN_ROWS", 0)
+    with caplog.at_level(logging.INFO, logger="xmrank"):
+        xmrank.jaccard_distance(X[:6000], method="vanilla", knn="ann", k1=20, k2=6, max_distance=0.6)
+    recs = [r for r in caplog.records if hasattr(r, "ann") and "group" in r.ann]
+    assert len(recs) == 1 and recs[0].ann["k_read"] == 6 and recs[0].ann["k"] == 20
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"k_read": 0}, "k_read"),
+    ({"target_pairs": 1.5}, "target_pairs"),
+    ({"target_read": float("nan")}, "target_read"),
+    ({"n_sample": 0}, "n_sample"),
+    ({"seed": -1}, "seed"),
+])
+def test_bad_arguments_are_input_errors(data, kwargs, match):
+    X, mods = data
+    with pytest.raises(InputError, match=match):
+        ann_lists.search_groups(X[:500], _groups(mods[:500]), 5, **kwargs)
