@@ -136,7 +136,7 @@ def main(argv=None):
         return
 
     from xmrank.torch.config import preset_config
-    from xmrank.torch.synthetic import make_synthetic
+    from xmrank.datasets import make_synthetic
 
     base = args.out or tempfile.mkdtemp(prefix="xmrank_ablation_")
     data_root = os.path.join(base, "synthetic")

@@ -21,7 +21,7 @@ Rows (each scored by :func:`xmrank.cluster_scores`, noise as singletons):
 
 Data sets:
 
-- ``biased g``: :func:`xmrank.data.make_biased` (50 identities, 8 rows per
+- ``biased g``: :func:`xmrank.datasets.make_biased` (50 identities, 8 rows per
   identity and modality, noise 0.3, seed 0) at modality gap ``g``;
   eps 0.6, min_samples 4, k1 30, k2 6 (``xmrank demo``'s settings);
 - ``CLIP pairs``: the shipped CLIP ViT-B/16 COCO image/caption features (one
@@ -128,7 +128,7 @@ def image_features(model_path, *, root=None, untrained=False):
 
 
 def datasets(args):
-    from xmrank.data import load_clip_pairs, make_biased
+    from xmrank.datasets import load_clip_pairs, make_biased
 
     out = []
     for gap in args.gaps:

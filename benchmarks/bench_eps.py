@@ -6,7 +6,7 @@
 Data sets:
 
 - CLIP COCO pairs: the shipped CLIP ViT-B/16 features of 500 COCO images and
-  their 500 captions (xmrank.data.load_clip_pairs); an identity is one image
+  their 500 captions (xmrank.datasets.load_clip_pairs); an identity is one image
   and its caption (two rows), with the default settings (k1=30, min_samples=4,
   where no cluster of two rows can form) and with settings for pairs (k1=4,
   k2=1, min_samples=2).
@@ -15,7 +15,7 @@ Data sets:
   its raw pixels and its blurred square-root pixels (a different feature
   transform, so a modality gap: 99% of each row's 20 nearest neighbours are
   of its own view); 10 classes, 2,000 rows.
-- synthetic: xmrank.data.make_biased, 60 identities x 8 rows x 2 modalities,
+- synthetic: xmrank.datasets.make_biased, 60 identities x 8 rows x 2 modalities,
   modality gaps 0.5, 1.0, 1.5.
 
 Columns: the best eps of a 0.025-step sweep (0.05-0.975) and its ARI, the eps
@@ -34,7 +34,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import xmrank
 from xmrank.clustering import auto_eps, kth_neighbor_distance
-from xmrank.data import load_clip_pairs, make_biased
+from xmrank.datasets import load_clip_pairs, make_biased
 
 SWEEP = np.round(np.arange(0.05, 1.0, 0.025), 3)
 

@@ -38,36 +38,17 @@ import time
 import numpy as np
 
 import xmrank
+from xmrank.datasets import load_clip_pairs, make_cross_modal
 from xmrank.knn import knn_search
 from xmrank.retrieval import auto_k, db_norm, evaluate, qb_norm, query_expansion, rerank
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLIP_PATHS = [
-    os.path.join(HERE, "..", "xmrank", "data", "clip_coco_pairs.npz"),
-    "/work/shared/data/clip_coco_pairs.npz",
-]
 
 
 def load_clip():
-    for path in CLIP_PATHS:
-        if os.path.exists(path):
-            with np.load(path) as z:
-                X = z["features"].astype(np.float32)
-                return X / np.linalg.norm(X, axis=1, keepdims=True), z["ids"], z["modalities"]
-    raise SystemExit("clip_coco_pairs.npz not found in xmrank/data or /work/shared/data")
-
-
-def synthetic(n_ids, per_id, *, gap=1.5, noise=1.0, dim=128, seed=0):
-    """Identity centres + an orthogonal offset per modality + Gaussian noise; unit rows."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_ids, dim))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    offsets, _ = np.linalg.qr(rng.standard_normal((dim, 2)))
-    ids = np.tile(np.repeat(np.arange(n_ids), per_id), 2)
-    mods = np.repeat([0, 1], n_ids * per_id)
-    X = centres[ids] + gap * offsets.T[mods] + rng.standard_normal((len(ids), dim)) * noise / np.sqrt(dim)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    return X.astype(np.float32), ids, mods
+    """The bundled CLIP pairs with rows normalised exactly."""
+    X, ids, mods = load_clip_pairs()
+    return X / np.linalg.norm(X, axis=1, keepdims=True), ids, mods
 
 
 CONFIGS = [  # (label, method, k1, k2)
@@ -153,7 +134,7 @@ def best_of(fn, repeats):
 
 
 def timing_rerank(repeats):
-    X, ids, mods = synthetic(400, 10, dim=512, noise=1.0, seed=1)  # 4,000 rows per modality
+    X, ids, mods = make_cross_modal(400, 10, dim=512, noise=1.0, seed=1)  # 4,000 rows per modality
     q, g = mods == 1, mods == 0
     Q, G = X[q], X[g]
     Xs = np.vstack([Q, G])
@@ -362,7 +343,7 @@ def main():
     )
     sets, raw = [], [("CLIP COCO pairs", "images", X, ids, mods, 0), ("CLIP COCO pairs", "captions", X, ids, mods, 1)]
     for n_ids, per_id in ((200, 5), (1000, 1), (500, 2), (100, 10)):
-        Xs, si, sm = synthetic(n_ids, per_id, noise=1.4)
+        Xs, si, sm = make_cross_modal(n_ids, per_id, noise=1.4)
         name = f"synthetic {n_ids} ids x {per_id}/modality"
         raw.append((name, "mod. 1", Xs, si, sm, 1))
         if per_id in (5, 1):

@@ -41,7 +41,7 @@ from xmrank.torch.features import extract_features  # noqa: E402
 from xmrank.torch.losses import intra_modality_loss  # noqa: E402
 from xmrank.torch.memory import HybridMemory  # noqa: E402
 from xmrank.torch.model import build_model  # noqa: E402
-from xmrank.torch.synthetic import make_synthetic  # noqa: E402
+from xmrank.datasets import make_synthetic  # noqa: E402
 from xmrank.torch.transforms import train_transform  # noqa: E402
 
 MODELS = {

@@ -38,7 +38,7 @@ def demo_cmd(n_ids, per_id, gap, seed, eps):
              f"(use `xmrank cluster` on your own features for larger sets).")
 
     import xmrank
-    from xmrank.data import make_biased
+    from xmrank.datasets import make_biased
     from xmrank.diagnostics.scores import cluster_scores
 
     X, ids, mods, _ = make_biased(n_ids=n_ids, per_id=per_id, gap=gap, seed=seed)

@@ -34,7 +34,7 @@ def make_synthetic_cmd(root, train_ids, val_ids, test_ids, images_per_camera, he
     except ImportError:
         fail("make-synthetic needs pillow, which is not installed: pip install 'xmrank[torch]' "
              "(or only the image library: pip install pillow).")
-    from xmrank.torch.synthetic import make_synthetic
+    from xmrank.datasets import make_synthetic
 
     try:
         summary = make_synthetic(root, n_train_ids=train_ids, n_val_ids=val_ids, n_test_ids=test_ids,

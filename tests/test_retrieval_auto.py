@@ -4,21 +4,9 @@ import numpy as np
 import pytest
 
 from xmrank import InputError
-from xmrank.data import load_clip_pairs
+from xmrank.datasets import load_clip_pairs
+from xmrank.datasets import make_cross_modal as synthetic  # the benchmark's set (benchmarks/bench_rerank.py)
 from xmrank.retrieval import auto_k, evaluate, rerank
-
-
-def synthetic(n_ids, per_id, *, gap=1.5, noise=1.4, dim=128, seed=0):
-    """The benchmark's set: identity centres + an orthogonal offset per modality + noise; unit rows."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_ids, dim))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    offsets, _ = np.linalg.qr(rng.standard_normal((dim, 2)))
-    ids = np.tile(np.repeat(np.arange(n_ids), per_id), 2)
-    mods = np.repeat([0, 1], n_ids * per_id)
-    X = centres[ids] + gap * offsets.T[mods] + rng.standard_normal((len(ids), dim)) * noise / np.sqrt(dim)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    return X.astype(np.float32), ids, mods
 
 
 def split(X, ids, mods, q_mod):
@@ -52,6 +40,7 @@ def test_one_item_per_identity_never_below_cosine(clip, q_mod):
     assert fixed["cmc"][0] < cos["cmc"][0] - 0.1
 
 
+@pytest.mark.slow
 def test_several_items_per_identity_near_the_best_fixed_setting():
     X, ids, mods = synthetic(200, 5)
     Q, G, qi, gi = split(X, ids, mods, 1)

@@ -1,9 +1,23 @@
-"""Readers for visible/infrared re-identification data sets (SYSU-MM01, RegDB, LLCM).
+"""Data for xmrank: readers of the visible/infrared re-identification sets, bundled and synthetic data.
 
-Each reader returns a list of :class:`ImageRecord` (path, pid, cam, modality);
-:func:`records_to_arrays` turns one into label arrays. Nothing here loads images.
+Readers (SYSU-MM01, RegDB, LLCM)
+    Each returns a list of :class:`ImageRecord` (path, pid, cam, modality);
+    :func:`records_to_arrays` turns one into label arrays. Nothing here loads
+    images.
+load_clip_pairs
+    Real CLIP image/caption features shipped with xmrank (module :mod:`.clip`;
+    the file and its licence live in the package :mod:`xmrank.data`).
+make_biased, make_cross_modal
+    Synthetic feature sets with a modality gap (module :mod:`.synthetic`).
+make_synthetic
+    The procedural visible/infrared image set in SYSU-MM01 layout, written to
+    disk (module :mod:`.synthetic_images`; numpy and pillow, no torch).
+
+The readers are imported with the package; the other names load their
+module on first use.
 """
 
+from .._lazy import lazy_exports
 from .llcm import (
     LLCM_DIRECTIONS,
     LLCM_INFRARED_CAMERAS,
@@ -52,4 +66,18 @@ __all__ = [
     "LLCM_VISIBLE_CAMERAS",
     "LLCM_INFRARED_CAMERAS",
     "LLCM_DIRECTIONS",
+    "load_clip_pairs",
+    "make_biased",
+    "make_cross_modal",
+    "make_synthetic",
 ]
+
+#: public name -> submodule, loaded on first use
+_EXPORTS = {
+    "load_clip_pairs": "clip",
+    "make_biased": "synthetic",
+    "make_cross_modal": "synthetic",
+    "make_synthetic": "synthetic_images",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -1,4 +1,4 @@
-"""The two-stage unsupervised visible-infrared trainer (REFERENCE.md §4-§6): :func:`train`.
+"""The two-stage unsupervised visible-infrared trainer (``docs/trainer.md``): :func:`train`.
 
 Stage 1, each epoch:
     extract flip-averaged features of every training image (not
@@ -56,7 +56,7 @@ from .model import build_model
 from .pseudo_labels import StreamMaker, cluster_epoch, global_part, intra_parts, smallest_group
 from .runlog import atomic_json, log_epoch, run_log
 from .steps import Precision, build_optimizer, global_step, intra_step, resolve_device
-from .synthetic import is_synthetic_root, make_synthetic
+from ..datasets.synthetic_images import is_synthetic_root, make_synthetic
 
 #: the trainer's own progress lines (per-epoch clustering statistics, evaluations)
 logger = logging.getLogger("xmrank.train")
