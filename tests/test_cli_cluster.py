@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 import xmrank
 from xmrank.cli.main import main
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 
 
 def _files(tmp_path):
@@ -55,22 +55,24 @@ def test_demo_shows_the_modality_aware_gain():
 
 
 def test_cluster_with_approximate_knn_is_the_library_result(tmp_path, monkeypatch):
-    from xmrank.knn import ann
+    from xmrank.knn import ann, ann_lists
 
     X, ids, mods, _ = _files(tmp_path)
     monkeypatch.setattr(ann, "MIN_ROWS", 0)  # the IVF index even on this small file
     calls = []
-    real = ann.search
-    monkeypatch.setattr(ann, "search", lambda q, db, k, **kw: calls.append(db.shape[0]) or real(q, db, k, **kw))
+    real = ann_lists.search_groups
+    monkeypatch.setattr(ann_lists, "search_groups",
+                        lambda X, groups, k, **kw: calls.append([len(g) for g in groups]) or real(X, groups, k, **kw))
     out = tmp_path / "labels.npy"
     res = CliRunner().invoke(main, ["cluster", str(tmp_path / "feats.npy"), "-m", str(tmp_path / "mods.npy"),
                                     "--knn", "ann", "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert sorted(calls) == sorted(np.bincount(mods).tolist())  # one approximate search per modality
+    assert calls == [np.bincount(mods).tolist()]  # one calibrated search over the modalities' lists
     calls.clear()
     assert np.array_equal(np.load(out), xmrank.cluster(X, modalities=mods, knn="ann"))
 
 
+@pytest.mark.slow
 def test_cluster_on_a_local_dask_cluster(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
     from xmrank.knn import dask_engine as xdask
@@ -89,7 +91,8 @@ def test_cluster_on_a_local_dask_cluster(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler is only used with --knn dask"),
-    (["--knn", "dask", "--scheduler", "tcp://127.0.0.1:9"], "--scheduler tcp://127.0.0.1:9: could not connect"),
+    pytest.param(["--knn", "dask", "--scheduler", "tcp://127.0.0.1:9"], "--scheduler tcp://127.0.0.1:9: could not connect",
+                 marks=pytest.mark.slow),  # a connection time-out
     (["--knn", "dask", "--scheduler", "notanaddress"], "--scheduler notanaddress: could not connect"),
     (["--knn", "nearest"], "'nearest' is not one of"),
     (["--device", "tpu"], "expected cpu, cuda or cuda:N (a GPU index); got 'tpu'"),
