@@ -183,7 +183,7 @@ def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normali
         chosen = auto_k(**inputs, **labels, method=method)
         k1 = chosen["k1"] if k1 == "auto" else k1
         k2 = chosen["k2"] if k2 == "auto" else k2
-        logging.getLogger("xmrank").info("k1/k2 'auto': about %d item(s) per identity and modality", chosen["group_size"])
+        logging.getLogger(__name__).info("k1/k2 'auto': about %d item(s) per identity and modality", chosen["group_size"])
     extra = {} if D is not None else dict(knn=knn)
     extra["n_jobs"] = n_jobs
     R = rerank(**inputs, **labels, method=method, k1=k1, k2=k2, lambda_value=lambda_value, normalize=normalize, **extra)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ._validation import InputError, check_option, plain
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 #: kNN engines accepted by ``knn=``. "auto" resolves to the best exact engine.
 KNN_ENGINES = ("auto", "faiss", "numpy", "ann", "dask", "bf16")
@@ -293,6 +293,7 @@ def resolve_knn(knn: str = "auto", device: str = "cpu", *, shape: tuple[int, int
           :data:`BF16_AUTO_MIN_WORK` multiply-adds, :data:`BF16_AUTO_MIN_DATABASE`
           database rows and :data:`BF16_AUTO_MIN_DIM` columns) where torch
           is installed and the CPU has AVX-512 BF16 or AMX.
+
         A named engine that cannot run raises :class:`~xmrank.InputError`
         instead of falling back silently.
     device : {"cpu", "cuda"}, default="cpu"

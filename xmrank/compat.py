@@ -25,7 +25,7 @@ import numpy as np
 from ._validation import InputError, check_features, check_int, check_label_values, check_real, plain
 from .jaccard import jaccard_distance
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["compute_jaccard_distance", "compute_jaccard_distance_xmodal", "re_ranking"]
 

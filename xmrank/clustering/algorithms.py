@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from .._params import ALGORITHMS, PARAMS, parse_eps
 from .._validation import InputError, check_distance, check_int
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["cluster_distance", "ALGORITHMS"]
 

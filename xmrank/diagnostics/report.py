@@ -18,7 +18,7 @@ from .distances import histogram_summary, jaccard_histogram, original_histogram
 from .neighbors import neighbor_makeup
 from .scores import NOISE_MODES, cluster_scores
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["diagnose", "DIAGNOSE_METHODS"]
 

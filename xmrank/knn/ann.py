@@ -22,7 +22,7 @@ import numpy as np
 
 from .._validation import check_int, check_real, check_seed, warn_user
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 
 class RecallWarning(UserWarning):

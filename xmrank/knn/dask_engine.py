@@ -24,7 +24,7 @@ import numpy as np
 from .._progress import progress_bar
 from .._validation import InputError, check_option
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["knn_search_blocks", "dask_knn", "BLOCK_ENGINES"]
 

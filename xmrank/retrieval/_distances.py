@@ -34,7 +34,7 @@ from ..jaccard import kernels
 from ..jaccard.blocks import accumulate_rectangle
 from ..jaccard import query_expansion as qe
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["DistanceBlocks", "check_blocks", "select", "zhong_rerank", "rules_rerank"]
 

@@ -27,7 +27,7 @@ import numpy as np
 from .._validation import InputError, check_features, check_int, check_real, plain
 from ..knn import knn_search
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["qb_norm", "db_norm", "query_expansion", "aqe", "alpha_qe", "auto_beta"]
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from .._validation import InputError, _to_numpy, check_int, check_label_values, check_option, either_spelling
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["evaluate", "PROTOCOLS", "ROC_FPRS"]
 

@@ -27,7 +27,7 @@ from ..datasets.sysu import sysu_query_gallery
 from .metrics import evaluate
 from .rerank import rerank as rerank_fn
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["sysu_evaluation", "regdb_evaluation", "llcm_evaluation", "mean_results", "score_features"]
 

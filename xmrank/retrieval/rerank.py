@@ -28,7 +28,7 @@ from ..jaccard import METHODS, jaccard_distance
 from ..jaccard.distance import check_arguments as check_jaccard_arguments
 from ..knn import knn_search
 
-logger = logging.getLogger("xmrank")
+logger = logging.getLogger(__name__)
 
 __all__ = ["rerank", "auto_k", "original_distance", "NORMALIZE"]
 
