@@ -106,8 +106,9 @@ def _contents_csv(contents) -> str:
 @declared("knn",
               help="kNN engine. auto: exact, bf16 for large searches where torch and a bfloat16 CPU are there, "
                    "else faiss when installed, else blocked numpy (all exact engines give identical lists). bf16: "
-                   "bfloat16 candidates re-scored exactly. ann: approximate faiss IVF "
-                   "search (recall >= 0.97, measured and logged with -v), for hundreds of thousands of rows and more. "
+                   "bfloat16 candidates re-scored exactly. ann: faiss IVF search calibrated on what the Jaccard "
+                   "distance reads (reciprocal pairs, the first k2 columns), or exact search per modality where that "
+                   "costs less (measured and logged with -v); for hundreds of thousands of rows and more. "
                    "dask: exact search in row blocks on a dask.distributed cluster (--scheduler, else a local one); "
                    "xmrank.distributed.jaccard_distance_dask also sends the Jaccard rows there.")
 @declared("device", help="cuda (or cuda:N, a GPU by index): kNN and Jaccard on the GPU (needs the gpu extra: cupy, "

@@ -1,4 +1,4 @@
-"""A slow, dense, literal transcription of REFERENCE.md §1-§3, used as a test oracle.
+"""A slow, dense, literal transcription of the method (``docs/method.rst``), used as a test oracle.
 
 Written for clarity, not speed: Python loops over rows and dense N x N
 arrays. It generalises the modality-aware method to M modalities the way

@@ -6,7 +6,7 @@ import pytest
 import xmrank
 from xmrank import InputError, associate, cluster_refined, cluster_scores, match_clusters, refine_labels
 from xmrank.association import ASSOCIATIONS, sinkhorn
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 
 
 # ------------------------------------------------------------------ helpers

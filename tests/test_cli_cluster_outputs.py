@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import xmrank
 from xmrank.cli.main import main
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 from xmrank.diagnostics import cluster_scores
 
 

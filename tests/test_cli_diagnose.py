@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from xmrank.cli.main import main
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 from xmrank.diagnostics import diagnose
 
 
@@ -41,6 +41,7 @@ def test_diagnose_json_matches_the_library(files):
     assert f"{report['clustering']['modality']['ari']:.3f}" in line
 
 
+@pytest.mark.slow
 def test_diagnose_plot_and_bundle(files):
     tmp, p, (X, ids, mods, cams) = files
     png = tmp / "bias.png"

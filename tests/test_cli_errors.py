@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from xmrank.cli.main import main
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import xmrank
 from xmrank.cli.main import main
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,7 @@ def test_hdf5(tmp_path, data):
                           expected)
 
 
+@pytest.mark.slow
 def test_parquet_list_column_and_wide_table(tmp_path, data):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import xmrank
 import xmrank.cli._io as cli_io
 from xmrank.cli.main import main
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 
 try:
     import resource
@@ -172,6 +172,7 @@ def test_a_write_cut_short_keeps_the_previous_file(data, tmp_path, monkeypatch, 
     assert stray_files(tmp_path) == [out.name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cluster -o", "cluster --json", "rerank -o", "evaluate --json", "diagnose --json",
                                   "diagnose --plot"])
 @pytest.mark.skipif(resource is None, reason="needs RLIMIT_FSIZE")
@@ -372,7 +373,7 @@ def test_make_synthetic_interrupted_new_root_leaves_nothing(tmp_path, monkeypatc
     monkeypatch.undo()
     res = invoke(["make-synthetic", root, *SMALL])  # no --overwrite needed: nothing was left
     assert res.exit_code == 0, res.output
-    from xmrank.torch.synthetic import is_synthetic_root
+    from xmrank.datasets.synthetic_images import is_synthetic_root
 
     assert is_synthetic_root(root)
     assert stray_files(tmp_path) == ["syn"]
@@ -401,7 +402,7 @@ def test_make_synthetic_interrupted_into_an_empty_folder_leaves_it_empty(tmp_pat
 
 def test_make_synthetic_overwrite_replaces_a_set_cut_short(tmp_path):
     """A swap cut short (say, a power cut): the marker folder is there, the manifest is not."""
-    from xmrank.torch.synthetic import MANIFEST, PARTIAL, is_synthetic_root
+    from xmrank.datasets.synthetic_images import MANIFEST, PARTIAL, is_synthetic_root
 
     root = tmp_path / "syn"
     assert invoke(["make-synthetic", root, *SMALL]).exit_code == 0

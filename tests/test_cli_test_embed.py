@@ -110,6 +110,7 @@ def _listing(folder):
 
 # ----------------------------------------------------------------------------- xmrank test
 
+@pytest.mark.slow
 def test_test_sysu_matches_the_protocol_with_and_without_rerank(sysu, ckpt, tmp_path):
     path, model = ckpt
     res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 3, "--rerank",
@@ -135,6 +136,7 @@ def test_test_sysu_matches_the_protocol_with_and_without_rerank(sysu, ckpt, tmp_
     assert f"{100 * ref_rr['mean']['mAP']:.2f}" in res.output
 
 
+@pytest.mark.slow
 def test_test_sysu_indoor_and_explicit_size(sysu, ckpt):
     path, model = ckpt
     res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--mode", "indoor", "--trials", 2,
@@ -145,6 +147,7 @@ def test_test_sysu_indoor_and_explicit_size(sysu, ckpt):
     assert f"{100 * ref['mean']['mAP']:.2f}" in res.output
 
 
+@pytest.mark.slow
 def test_test_regdb_trials_directions_and_per_trial_checkpoints(regdb, tmp_path):
     m1 = _save_run(tmp_path / "regdb1.pt", seed=1)
     m2 = _save_run(tmp_path / "regdb2.pt", seed=2)
@@ -170,6 +173,7 @@ def test_test_regdb_trials_directions_and_per_trial_checkpoints(regdb, tmp_path)
     assert data["results"]["v2t re-ranked"]["trials"][0]["mAP"] == pytest.approx(ref1["mAP"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_test_regdb_one_checkpoint_default_trial(regdb, ckpt):
     path, model = ckpt
     res = run("test", "--checkpoint", path, "--dataset", "regdb", "--root", regdb, "--device", "cpu")
@@ -181,6 +185,7 @@ def test_test_regdb_one_checkpoint_default_trial(regdb, ckpt):
     assert res.exit_code == 0 and "note: one model evaluated on 2 RegDB trials" in res.output
 
 
+@pytest.mark.slow
 def test_test_accepts_a_published_bmil_checkpoint(sysu, tmp_path):
     from xmrank.torch.loading import bmil_key_map
     from xmrank.torch.model import DualStreamReID
@@ -201,6 +206,7 @@ def test_test_accepts_a_published_bmil_checkpoint(sysu, tmp_path):
 
 # ----------------------------------------------------------------------------- xmrank embed
 
+@pytest.mark.slow
 def test_embed_sysu_train_bundle_feeds_cluster_and_diagnose(sysu, ckpt, tmp_path):
     path, model = ckpt
     out = tmp_path / "train.npz"
@@ -230,6 +236,7 @@ def test_embed_sysu_train_bundle_feeds_cluster_and_diagnose(sysu, ckpt, tmp_path
     assert report["n_samples"] == len(records) and "clustering" in report  # the ids were read
 
 
+@pytest.mark.slow
 def test_embed_test_split_by_modality_feeds_evaluate_and_rerank(sysu, ckpt, tmp_path):
     path, model = ckpt
     for mod in ("infrared", "visible"):
@@ -249,6 +256,7 @@ def test_embed_test_split_by_modality_feeds_evaluate_and_rerank(sysu, ckpt, tmp_
     assert res.exit_code == 0, res.output
 
 
+@pytest.mark.slow
 def test_embed_regdb_all_splits_and_folder(regdb, sysu, ckpt, tmp_path):
     path, _ = ckpt
     res = run("embed", "--checkpoint", path, "--root", regdb, "--dataset", "regdb", "--trial", 2, "--split", "all",

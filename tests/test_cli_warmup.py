@@ -32,6 +32,7 @@ def cold_demo(tmp_path_factory):
     return cache, check, demo
 
 
+@pytest.mark.slow
 def test_an_empty_cache_fails_the_check_in_one_line(cold_demo):
     _, check, _ = cold_demo
     assert check.returncode == 1
@@ -39,6 +40,7 @@ def test_an_empty_cache_fails_the_check_in_one_line(cold_demo):
     assert "xmrank warmup" in check.stderr and "Traceback" not in check.stderr
 
 
+@pytest.mark.slow
 def test_first_demo_says_it_compiles_and_keeps_it_out_of_the_table(cold_demo):
     cache, _, demo = cold_demo
     assert demo.returncode == 0, demo.stderr
@@ -52,6 +54,7 @@ def test_first_demo_says_it_compiles_and_keeps_it_out_of_the_table(cold_demo):
     assert max(times) < 0.5 * float(compiled.group(1)), (times, compiled.group(0))
 
 
+@pytest.mark.slow
 def test_after_the_first_run_everything_is_cached(cold_demo):
     cache, _, _ = cold_demo
     check = _run(["warmup", "--check"], cache)
@@ -65,6 +68,7 @@ def test_after_the_first_run_everything_is_cached(cold_demo):
     assert "compiling" not in demo.stderr
 
 
+@pytest.mark.slow
 def test_warmup_compiles_the_signatures_real_calls_use(cold_demo):
     """After compile_kernels(), a broad set of real calls compiles nothing new."""
     cache, _, _ = cold_demo
@@ -73,7 +77,7 @@ import numpy as np
 import xmrank
 from xmrank import _warmup
 from xmrank.compat import compute_jaccard_distance, compute_jaccard_distance_xmodal
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 from xmrank.diagnostics import neighbor_makeup
 
 _warmup.compile_kernels()
@@ -101,6 +105,7 @@ print("NEW", sorted(k for k in after if after[k] != before[k]))
     assert "NEW []" in res.stdout, res.stdout
 
 
+@pytest.mark.slow
 def test_verbose_logs_xmrank_only(cold_demo):
     cache, _, _ = cold_demo
     res = _run(["-v", "demo", "--n-ids", "20"], cache)

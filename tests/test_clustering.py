@@ -8,7 +8,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import xmrank
 from xmrank.clustering import auto_eps, kth_neighbor_distance
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 
 
 @pytest.fixture(scope="module")

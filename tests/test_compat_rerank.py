@@ -65,6 +65,7 @@ def test_asymmetric_inputs_follow_torchreids_column_convention(k1, k2, lam):
     assert np.abs(re_ranking(qg, qq, gg, k1=k1, k2=k2, lambda_value=lam) - ref).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_float64_torch_and_strided_inputs(golden):
     torch = pytest.importorskip("torch")
     args = [golden[k] for k in ("q_g_dist", "q_q_dist", "g_g_dist")]
@@ -75,6 +76,7 @@ def test_float64_torch_and_strided_inputs(golden):
     np.testing.assert_allclose(re_ranking(qg, args[1].T.copy().T, args[2]), ref, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_memory_grows_with_the_lists_not_with_the_assembled_matrix(monkeypatch):
     """With small row blocks, what the call allocates beyond its output grows linearly with
     q + g (lists, sets, weights), not with (q + g)² as torchreid's five dense arrays do."""

@@ -45,6 +45,7 @@ def _same_matrix(A, B, atol=1e-6):
     np.testing.assert_allclose(A.data, B.data, atol=atol, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["cc_vanilla_jaccard", "bmil_modality_aware_jaccard", "caj_full_jaccard",
                                  "bmil_qe_only_jaccard"])
 def test_cluster_result_is_the_golden_matrix(client, golden, key):
@@ -52,6 +53,7 @@ def test_cluster_result_is_the_golden_matrix(client, golden, key):
     np.testing.assert_allclose(D, golden[key], atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_distance", [None, 0.6])
 def test_same_as_single_machine_on_random_data(client, max_distance):
     X, mods = unit_rows(1500, 24, seed=5, n_ids=120, gap=0.4)
@@ -61,6 +63,7 @@ def test_same_as_single_machine_on_random_data(client, max_distance):
     assert (abs(dist - dist.T) > 0).nnz == 0
 
 
+@pytest.mark.slow
 def test_ann_on_the_cluster_equals_ann_on_one_machine(client, monkeypatch):
     monkeypatch.setattr(ann, "MIN_ROWS", 0)  # the index is built on the client, so this reaches it
     X, mods = unit_rows(3000, 16, seed=6, n_ids=150, gap=0.3)
@@ -69,6 +72,7 @@ def test_ann_on_the_cluster_equals_ann_on_one_machine(client, monkeypatch):
     _same_matrix(local, dist)
 
 
+@pytest.mark.slow
 def test_knn_dask_engine_inside_dask_knn(client):
     X, _ = unit_rows(900, 12, seed=7)
     with dask_knn(client, block_rows=200):
@@ -78,6 +82,7 @@ def test_knn_dask_engine_inside_dask_knn(client):
     np.testing.assert_allclose(s, s_ref, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_jaccard_distance_with_knn_dask(client):
     """The public function sends its searches to the cluster; the rest runs here."""
     X, mods = unit_rows(800, 16, seed=8, n_ids=60, gap=0.4)
@@ -94,6 +99,7 @@ def test_knn_dask_without_a_client_is_an_input_error():
         knn_search(X, X, 3, knn="dask")
 
 
+@pytest.mark.slow
 def test_bad_options_are_input_errors(client):
     X, mods = unit_rows(60, 4)
     with pytest.raises(xmrank.InputError, match="knn backend 'dask'"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xmrank import InputError
-from xmrank.data import load_clip_pairs, make_biased
+from xmrank.datasets import load_clip_pairs, make_biased
 from xmrank.knn import knn_search
 
 

@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import xmrank
 from xmrank import InputError
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 from xmrank.diagnostics import (
     cluster_scores,
     cross_modal_share,
@@ -277,6 +277,7 @@ def test_diagnose_rejects_nan_and_1d_features(biased):
 
 # --- plots ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_plot_diagnosis_writes_a_png(biased, tmp_path):
     pytest.importorskip("matplotlib")
     X, ids, mods, _ = biased

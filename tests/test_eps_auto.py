@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 import xmrank
 from xmrank.clustering import auto_eps, eps_scores
 from xmrank.clustering.eps import EPS_GRID, _dbscan_labels, _modularity, _Prepared, _silhouette
-from xmrank.data import load_clip_pairs, make_biased
+from xmrank.datasets import load_clip_pairs, make_biased
 
 
 def digits_two_view(per_class=50, seed=0):
@@ -40,6 +40,7 @@ def clip_distance():
     return xmrank.jaccard_distance(X, modalities=mods, progress=False), ids
 
 
+@pytest.mark.slow
 def test_auto_on_clip_pairs_is_not_one_giant_cluster(clip_distance):
     """The issue's case: default settings on the shipped CLIP pairs put all 1,000 rows in one cluster."""
     X, ids, mods = load_clip_pairs()
@@ -53,6 +54,7 @@ def test_auto_on_clip_pairs_is_not_one_giant_cluster(clip_distance):
     assert info["warning"] is None
 
 
+@pytest.mark.slow
 def test_auto_on_clip_pairs_settings_for_pairs(clip_distance):
     X, ids, mods = load_clip_pairs()
     D = xmrank.jaccard_distance(X, modalities=mods, k1=4, k2=1, progress=False)
@@ -63,6 +65,7 @@ def test_auto_on_clip_pairs_settings_for_pairs(clip_distance):
     assert largest_share(labels) < 0.1
 
 
+@pytest.mark.slow
 def test_auto_on_a_real_two_view_set_is_near_the_best_eps():
     X, ids, mods = digits_two_view()
     D = xmrank.jaccard_distance(X, modalities=mods, method="vanilla", progress=False)

@@ -491,10 +491,11 @@ def _previous_expand(rank, r_mask, h_rank, h_mask):
     return np.array(indptr), np.concatenate(out)
 
 
+@pytest.mark.slow
 def test_large_k1_sets_equal_the_previous_algorithm():
     Xl, _ = unit_rows(1500, 16, seed=5, n_ids=60)
     k1 = 300
-    sims, rank = xmrank.neighbors.global_lists(Xl, k1)
+    sims, rank = xmrank.jaccard.neighbors.global_lists(Xl, k1)
     half = int(np.around(k1 / 2))
     r_mask, h_mask = kernels.reciprocal_mask(rank, k1), kernels.reciprocal_mask(rank, half)
     assert np.array_equal(r_mask, _previous_reciprocal_mask(rank, k1))
@@ -514,6 +515,7 @@ def test_large_k1_sets_equal_the_previous_algorithm():
     np.testing.assert_allclose(w, e / np.bincount(rows, weights=e, minlength=1500)[rows], rtol=2e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["vanilla", "modality"])
 def test_k1_at_half_of_n_matches_the_dense_reference(method):
     Xs, mods = unit_rows(240, 12, seed=7, gap=0.6, n_ids=20)

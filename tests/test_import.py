@@ -37,3 +37,21 @@ def test_every_public_name_resolves():
         assert "no_such_name" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("unknown names must raise AttributeError")
+
+
+def test_import_xmrank_takes_at_most_half_a_second():
+    """``python -X importtime -c "import xmrank"``: the cumulative time of the ``xmrank`` line, best of three
+    fresh processes (the first run may pay for a cold disk cache)."""
+
+    def once():
+        res = subprocess.run([sys.executable, "-X", "importtime", "-c", "import xmrank"],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        # lines read "import time: self [us] | cumulative | imported package"
+        rows = [line.split("|") for line in res.stderr.splitlines() if line.startswith("import time:")]
+        top = [int(r[1]) for r in rows if len(r) == 3 and r[2].strip() == "xmrank"]
+        assert len(top) == 1, res.stderr[-2000:]
+        return top[0] / 1e6
+
+    best = min(once() for _ in range(3))
+    assert best <= 0.5, f"import xmrank took {best:.3f} s (best of 3)"

@@ -133,7 +133,7 @@ def test_modality_camera_with_one_camera_per_modality_is_modality():
 
 
 def test_modality_camera_balances_cameras_inside_a_modality():
-    from xmrank.data import make_biased
+    from xmrank.datasets import make_biased
 
     X, ids, mods, cams = make_biased(n_ids=20, per_id=8, gap=1.5, n_cameras_per_modality=2, camera_gap=1.0, seed=0)
     D = xmrank.jaccard_distance(X, modalities=mods, cameras=cams, method="modality-camera", k1=16, k2=2)
@@ -148,7 +148,7 @@ def test_modality_camera_balances_cameras_inside_a_modality():
 @pytest.mark.parametrize("t", [0.05, 0.3, 0.6, 0.9, 0.999])
 def test_max_distance_keeps_exactly_the_pairs_within_it(t):
     """The thresholded path finds exactly the pairs of the full matrix within t, with identical values."""
-    from xmrank.data import make_biased
+    from xmrank.datasets import make_biased
 
     X, _, m, _ = make_biased(n_ids=60, per_id=6, gap=1.0, noise=0.6, seed=3)
     full = xmrank.jaccard_distance(X, modalities=m).tocoo()

@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 import xmrank
 from xmrank import _jit
@@ -40,6 +41,7 @@ def _cache_files_since(folder, start):
     return found
 
 
+@pytest.mark.slow
 def test_kernels_are_cached_in_the_user_cache_folder_not_in_the_package(tmp_path):
     start = time.time() - 1
     res = _run({"XMRANK_CACHE_DIR": str(tmp_path)})
@@ -49,6 +51,7 @@ def test_kernels_are_cached_in_the_user_cache_folder_not_in_the_package(tmp_path
     assert _cache_files_since(PACKAGE_DIR, start) == []
 
 
+@pytest.mark.slow
 def test_import_and_kernels_work_without_a_writable_cache(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -28,6 +28,7 @@ def data():
     return X, mods
 
 
+@pytest.mark.slow
 def test_calibrated_recall_reaches_the_target_on_all_queries(data):
     X, _ = data
     k = 15
@@ -62,6 +63,7 @@ def test_same_input_same_result(data):
     np.testing.assert_array_equal(a[0], b[0])
 
 
+@pytest.mark.slow
 def test_raising_the_target_raises_nprobe(data):
     X, _ = data
     low = ann.search(X, X, 15, min_rows=0, target_recall=0.6, return_report=True)[2]
@@ -78,6 +80,7 @@ def test_small_database_is_searched_exactly():
     np.testing.assert_array_equal(i, ei)
 
 
+@pytest.mark.slow
 def test_cells_too_small_for_k_fall_back_to_exact_rows():
     X, _ = _clustered(4000)
     k = 1000  # more rows than any single cell holds (about 39 on average with nlist = N // 39)
@@ -115,6 +118,7 @@ def test_knn_search_dispatches_ann(data, monkeypatch):
     assert (i[:, 0] == np.arange(5000)).mean() > 0.99  # every row finds itself first
 
 
+@pytest.mark.slow
 def test_ann_jaccard_clusters_like_exact(monkeypatch):
     X, mods = _clustered(6000, seed=3, rows_per_id=30)
     monkeypatch.setattr(ann, "MIN_ROWS", 0)

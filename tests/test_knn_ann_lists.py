@@ -1,7 +1,6 @@
 """knn="ann" for the Jaccard methods: calibration on reciprocal pairs and leading columns, the cost choice."""
 
 import logging
-import time
 
 import numpy as np
 import pytest
@@ -45,17 +44,8 @@ def _reciprocal_pairs(lists, owner):
 
 @pytest.fixture
 def slow_exact(monkeypatch):
-    """Make exact search look expensive (0.2 ms a query), so that the calibrated index is the cheaper one."""
-    real = ann_lists._exact_engine
-
-    def engine(nq, nd, d):
-        name, search = real(nq, nd, d)
-
-        def slowed(q, db, k):
-            time.sleep(2e-4 * q.shape[0])
-            return search(q, db, k)
-        return name, slowed
-    monkeypatch.setattr(ann_lists, "_exact_engine", engine)
+    """Price exact search 30 times higher in the cost model, so that the calibrated index is the cheaper one."""
+    monkeypatch.setattr(ann_lists, "EXACT_COST", {k: 30 * v for k, v in ann_lists.EXACT_COST.items()})
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +89,25 @@ def test_exact_search_is_chosen_when_it_is_cheaper():
         np.testing.assert_array_equal(s, ts)
 
 
+def test_the_choice_is_a_function_of_the_input(data, slow_exact):
+    X, mods = data
+    groups = _groups(mods)
+    a, ra = ann_lists.search_groups(X[:9000], [g[g < 9000] for g in groups], 10, k_read=3, min_rows=0,
+                                    return_report=True)
+    b, rb = ann_lists.search_groups(X[:9000], [g[g < 9000] for g in groups], 10, k_read=3, min_rows=0,
+                                    return_report=True)
+    assert [(r.choice, r.nprobe) for r in ra] == [(r.choice, r.nprobe) for r in rb]
+    for (sa, ia), (sb, ib) in zip(a, b):
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(sa, sb)
+
+
+def test_cost_model_prefers_exact_search_for_small_or_fully_probed_databases():
+    assert ann_lists.ivf_cost(1000, 50_000, 1000, 1000) > ann_lists.exact_cost(1000, 50_000, "faiss")
+    assert ann_lists.ivf_cost(1000, 1_000_000, 8000, 8) < ann_lists.exact_cost(1000, 1_000_000, "bf16")
+    assert ann_lists.exact_cost(10, 100, "bf16") < ann_lists.exact_cost(10, 100, "faiss")
+
+
 def test_small_groups_are_searched_exactly(data):
     X, mods = data
     groups = _groups(mods)
@@ -114,7 +123,7 @@ def test_choice_and_measurements_are_logged(data, slow_exact, caplog):
     recs = [r for r in caplog.records if hasattr(r, "ann")]
     assert len(recs) == 2
     assert all("reciprocal pairs kept" in r.getMessage() for r in recs)
-    assert all(r.ann["probes_tried"] and r.ann["exact_seconds_estimate"] > r.ann["ann_seconds_estimate"] for r in recs)
+    assert all(r.ann["probes_tried"] and r.ann["exact_cost"] > r.ann["ann_cost"] > 0 for r in recs)
 
 
 @pytest.mark.slow

@@ -23,9 +23,6 @@ from conftest import unit_rows
 torch = pytest.importorskip("torch")
 from xmrank.knn import exact_bf16  # noqa: E402  (after the torch check: the engine needs it)
 
-HAVE_CUDA = backend.cuda_available()
-needs_cuda = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_CUDA, reason="needs cupy and a CUDA GPU")]
-
 
 def oracle(Q, Y, k):
     S = (Q.astype(np.float64) @ Y.astype(np.float64).T).astype(np.float32)
@@ -266,23 +263,3 @@ def test_knn_search_dispatches_to_the_engine(k):
     b = exact_bf16.search(X, X[:90], k)
     np.testing.assert_array_equal(a[1], b[1])
     np.testing.assert_array_equal(a[0], b[0])
-
-
-@pytest.mark.parametrize("n", [200, 1500])
-def test_gpu_engine_on_cuda(n):
-    pytest.importorskip("cupy")
-    if not HAVE_CUDA or not torch.cuda.is_available():
-        pytest.skip("needs cupy, torch with CUDA and a CUDA GPU")
-    X, m = unit_rows(n, 256, seed=11, gap=0.5, n_ids=max(2, n // 10))
-    s, i, st = exact_bf16.search_torch(X, X, 20, device="cuda", return_stats=True)
-    ref_s, ref_i = oracle(X, X, 20)
-    np.testing.assert_array_equal(i, ref_i)
-    np.testing.assert_array_equal(s, ref_s)
-    assert backend.resolve_knn("bf16", "cuda") == "bf16-gpu"
-    D = xmrank.jaccard_distance(X, modalities=m, k1=20, k2=4, dense=True, knn="bf16", device="cuda")
-    F = xmrank.jaccard_distance(X, modalities=m, k1=20, k2=4, dense=True, knn="bf16")
-    np.testing.assert_allclose(D, F, atol=1e-6, rtol=0)
-
-
-for _mark in needs_cuda:
-    test_gpu_engine_on_cuda = _mark(test_gpu_engine_on_cuda)

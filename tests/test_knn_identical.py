@@ -115,6 +115,7 @@ def test_full_rescoring_pass(monkeypatch):
     assert calls
 
 
+@pytest.mark.slow
 def test_faiss_thread_count_does_not_change_the_result():
     X, _ = unit_rows(3000, 64, seed=11, n_ids=300)
     X = np.concatenate([X, X[:200]])  # exact duplicates too

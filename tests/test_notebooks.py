@@ -48,6 +48,7 @@ def test_notebook_is_stored_executed_with_small_figures(path):
     assert path.stat().st_size <= MAX_NOTEBOOK_BYTES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend: figures become PNG outputs

@@ -8,7 +8,7 @@ import pytest
 import xmrank
 from xmrank import backend
 from xmrank._progress import block_progress, progress_bar
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 
 HAVE_CUDA = backend.cuda_available()
 
@@ -93,20 +93,3 @@ def test_gpu_by_index_without_a_gpu_says_what_is_missing():
             call()
     with pytest.raises(xmrank.InputError, match="'cpu', 'cuda' or 'cuda:N'"):
         xmrank.XMCluster(device="gpu").fit(X)
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not HAVE_CUDA, reason="needs cupy and a CUDA GPU")
-def test_gpu_by_index_runs_there():
-    import cupy
-
-    X, ids, mods, _ = make_biased(n_ids=20, per_id=6, seed=0)
-    cpu = xmrank.cluster(X, modalities=mods, k1=20, k2=4)
-    last = cupy.cuda.runtime.getDeviceCount() - 1
-    on_gpu = xmrank.cluster(X, modalities=mods, k1=20, k2=4, device=f"cuda:{last}")
-    assert np.array_equal(cpu, on_gpu)
-    assert xmrank.XMCluster(k1=20, k2=4, device=f"cuda:{last}").fit(X, modalities=mods).info_["device"] == f"cuda:{last}"
-    with pytest.raises(xmrank.InputError, match=rf"this machine has {last + 1} GPU\(s\)"):
-        xmrank.cluster(X, modalities=mods, k1=20, k2=4, device=f"cuda:{last + 1}")
-    with backend.using_device(f"cuda:{last}"):
-        assert cupy.cuda.runtime.getDevice() == last

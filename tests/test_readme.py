@@ -77,6 +77,7 @@ def test_block_extraction_handles_indented_fences():
     assert python_blocks(text) == [(3, "x = 1\nif x:\n    y = 2\n"), (12, "z = 3\n")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"line{line}" for line, _ in BLOCKS])
 def test_readme_python_block_runs_from_an_empty_folder(block, tmp_path):
     line, code = block

@@ -66,6 +66,7 @@ def test_evaluate_rerank_both_prints_and_writes_both(files):
     assert data["results"]["without re-ranking"]["mAP"] == pytest.approx(base["mAP"])
 
 
+@pytest.mark.slow
 def test_evaluate_rerank_both_from_distances_and_auto(files):
     d, a = files
     res = run("evaluate", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",

@@ -5,7 +5,7 @@ import pytest
 from scipy.special import logsumexp
 
 from xmrank import InputError
-from xmrank.data import load_clip_pairs
+from xmrank.datasets import load_clip_pairs
 from xmrank.retrieval import alpha_qe, aqe, db_norm, evaluate, qb_norm, query_expansion
 from xmrank.retrieval import hubness
 

@@ -11,7 +11,7 @@ pytest.importorskip("PIL")
 from xmrank import InputError
 from xmrank.cli.main import main
 from xmrank.datasets import sysu_query_gallery, sysu_test_records, sysu_train_records
-from xmrank.torch.synthetic import (
+from xmrank.datasets.synthetic_images import (
     INFRARED_CAMERAS,
     VISIBLE_CAMERAS,
     make_synthetic,

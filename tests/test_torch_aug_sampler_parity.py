@@ -168,6 +168,7 @@ def _erasing_sample(draws, seed):
     return np.array(hs), np.array(ws), fills
 
 
+@pytest.mark.slow
 def test_channel_random_erasing_statistics(gt):
     n = 6000
     hs, ws, fills = _erasing_sample(n, seed=0)

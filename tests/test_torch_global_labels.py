@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from xmrank import InputError
-from xmrank.data import make_biased
+from xmrank.datasets import make_biased
 from xmrank.torch.config import GLOBAL_LABELS, apply_overrides, preset_config
 from xmrank.torch.pseudo_labels import cluster_epoch
 
@@ -39,9 +39,10 @@ def test_unknown_global_labels_is_refused():
         apply_overrides(preset_config("smoke"), {"global_labels": "kmeans"})
 
 
+@pytest.mark.slow
 def test_one_plus_one_epoch_run_reports_the_choice(tmp_path):
     from xmrank.torch.pipeline import train
-    from xmrank.torch.synthetic import make_synthetic
+    from xmrank.datasets import make_synthetic
 
     root = tmp_path / "data"
     make_synthetic(root, n_train_ids=5, n_val_ids=1, n_test_ids=3, images_per_camera=3, height=32, width=16)

@@ -114,6 +114,7 @@ def test_published_keys_map_one_to_one(golden, model):
     assert mapping["neck.weight"] == "bottleneck.weight"
 
 
+@pytest.mark.slow
 def test_non_local_width_and_fixed_gem():
     m = DualStreamReID("resnet50")
     nl = [x for x in m.modules() if isinstance(x, NonLocal)]
@@ -160,6 +161,7 @@ def test_non_local_matches_the_published_formula():
 
 # ------------------------------------------------------------ golden forward
 
+@pytest.mark.slow
 @pytest.mark.parametrize("h", [288, 64])
 def test_eval_embeddings(golden, model, h):
     with torch.no_grad():
@@ -169,6 +171,7 @@ def test_eval_embeddings(golden, model, h):
             assert _row_rel(out, golden[f"bmil_eval_{name}_{h}"]) < 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("h", [288, 64])
 def test_train_mode_pool_and_bn_feature(golden, model, h):
     x = torch.cat([_images(golden, "vis", h), _images(golden, "ir", h)])
@@ -193,6 +196,7 @@ def test_train_mode_pool_and_bn_feature(golden, model, h):
     torch.testing.assert_close(normed, F.normalize(feat32, dim=1), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cluster_and_eval_features_through_png_files(golden, model, tmp_path):
     from PIL import Image
 
@@ -245,6 +249,7 @@ def published_checkpoint(golden, bmil_state, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_load_a_published_checkpoint(golden, published_checkpoint):
     model, cfg = load_model(published_checkpoint, device="cpu", return_config=True)
     assert isinstance(model, DualStreamReID) and not model.training
@@ -284,6 +289,7 @@ def test_load_model_refuses_pickled_objects(tmp_path):
     assert target.exists()
 
 
+@pytest.mark.slow
 def test_load_model_errors(bmil_state, tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_model(tmp_path / "missing.pt")
@@ -319,6 +325,7 @@ def test_load_model_errors(bmil_state, tmp_path):
         load_model(other, device="tpu:0")
 
 
+@pytest.mark.slow
 def test_load_an_xmrank_run_file(tmp_path):
     cfg = preset_config("smoke")
     torch.manual_seed(0)

@@ -66,6 +66,7 @@ def test_model_structure_and_output():
         assert not torch.allclose(m(x[:2], 1), m(x[:2], 0), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_resnet50_agw_layout():
     m = DualStreamReID("resnet50")
     nl = [x for x in m.modules() if isinstance(x, NonLocal)]

@@ -16,7 +16,7 @@ from xmrank import InputError
 from xmrank.cli.main import main
 from xmrank.torch.config import apply_overrides, preset_config
 from xmrank.torch.pipeline import load_trained_model, train
-from xmrank.torch.synthetic import make_synthetic
+from xmrank.datasets import make_synthetic
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -42,6 +42,7 @@ def full_run(tmp_path_factory, data_root):
     return out, metrics
 
 
+@pytest.mark.slow
 def test_both_stages_run_and_report(full_run):
     out, metrics = full_run
     assert metrics["complete"]
@@ -77,6 +78,7 @@ def test_both_stages_run_and_report(full_run):
     assert cfg.height == 32 and not model.training
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_state(full_run, data_root, tmp_path):
     out_a, metrics_a = full_run
     out_b = str(tmp_path / "run_b")
@@ -380,6 +382,7 @@ def test_resume_refuses_a_checkpoint_with_foreign_objects(tmp_path, data_root):
         train(output=str(run), resume=True)
 
 
+@pytest.mark.slow
 def test_run_files_hold_plain_types_only(full_run):
     from xmrank.torch.checkpoints import read_run_checkpoint
 

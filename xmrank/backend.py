@@ -11,7 +11,7 @@ Engines returned by :func:`resolve_knn`:
 ====================  =========================================================
 ``"faiss"``           exact, faiss ``IndexFlatIP`` on the CPU
 ``"numpy"``           exact, blocked numpy matrix products
-``"ann"``             approximate, faiss IVF-Flat per database, recall-calibrated
+``"ann"``             faiss IVF-Flat per database or exact, whichever costs less at the calibrated accuracy
 ``"dask"``            blocks of queries on a ``dask.distributed`` cluster
 ``"bf16"``            exact, bfloat16 candidates re-scored in float64 (torch)
 ``"faiss-gpu"``       exact, faiss ``GpuIndexFlatIP``
@@ -282,9 +282,12 @@ def resolve_knn(knn: str = "auto", device: str = "cpu", *, shape: tuple[int, int
           products (on "cuda": faiss-gpu when it sees a GPU, else cupy).
         - "faiss", "numpy": exact search with that library ("numpy" means
           blocked matrix products, done by cupy on "cuda").
-        - "ann": approximate search (faiss IVF-Flat per database), recall@k
-          >= 0.97 against exact search, measured on a sample and logged; see
-          :mod:`xmrank.knn.ann`.
+        - "ann": approximate search (faiss IVF-Flat per database). For the
+          Jaccard lists it is calibrated on what the distance reads
+          (reciprocal pairs, leading columns; :mod:`xmrank.knn.ann_lists`)
+          and each database is searched exactly where that is cheaper; a
+          plain search is calibrated on recall@k >= 0.97
+          (:mod:`xmrank.knn.ann`). Both log what they measured and chose.
         - "dask": exact search in blocks on the current ``dask.distributed``
           client; see :mod:`xmrank.distributed`.
         - "bf16": exact search from bfloat16 candidates re-scored in float64

@@ -108,11 +108,12 @@ def jaccard_distance(
         passes its ``eps``, which leaves DBSCAN's result unchanged and cuts
         memory several-fold: most pairs share only a sliver of weight and
         sit just below 1.
-    knn : {"auto", "faiss", "numpy", "ann", "dask"}, default="auto"
+    knn : {"auto", "faiss", "numpy", "bf16", "ann", "dask"}, default="auto"
         kNN engine, see :func:`xmrank.backend.resolve_knn`: exact search
-        ("auto", "faiss", "numpy"), approximate faiss IVF search with
-        measured recall >= 0.97 ("ann", for N in the hundreds of
-        thousands and more), or exact search on the current
+        ("auto", "faiss", "numpy", "bf16"), faiss IVF search calibrated on
+        what this distance reads, or exact search per modality where that is
+        cheaper ("ann", for N in the hundreds of thousands and more; see
+        :mod:`xmrank.knn.ann_lists`), or exact search on the current
         ``dask.distributed`` client ("dask").
     device : {"cpu", "cuda", "cuda:N"}, default="cpu"
         "cuda" runs the kNN search (faiss-gpu, else cupy) and the Jaccard

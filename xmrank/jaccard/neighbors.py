@@ -15,9 +15,31 @@ from ..knn import knn_search
 __all__ = ["global_lists", "per_group_lists", "merge_lists", "camera_lists"]
 
 
-def _reciprocal_ann(knn: str, device: str) -> bool:
-    """Whether these lists go through the calibrated approximate search of :mod:`xmrank.knn.ann_lists`."""
-    return resolve_device(device) == "cpu" and resolve_knn(knn, device) == "ann"  # raises without faiss
+def _reciprocal_ann(knn: str, device: str):
+    """The calibrated group search of :mod:`xmrank.knn.ann_lists` for these lists, or None.
+
+    ``knn="ann"`` on the CPU runs it here; ``knn="dask"`` inside
+    ``dask_knn(engine="ann")`` calibrates here and sends the searches to the
+    cluster. Other engines search list by list.
+    """
+    if resolve_device(device) != "cpu":
+        return None
+    engine = resolve_knn(knn, device)  # raises where faiss is missing
+    if engine == "ann":
+        from ..knn.ann_lists import search_groups
+
+        return search_groups
+    if engine == "dask":
+        from ..knn import dask_engine
+
+        if dask_engine.current_engine() == "ann":
+            from functools import partial
+
+            from ..knn.ann_lists import search_groups
+
+            return partial(search_groups, search_index=dask_engine.index_search_blocks,
+                           search_exact=dask_engine.exact_search_blocks)
+    return None
 
 
 def global_lists(X: np.ndarray, k: int, *, knn: str = "auto", device: str = "cpu", k_read: int = 1):
@@ -26,9 +48,8 @@ def global_lists(X: np.ndarray, k: int, *, knn: str = "auto", device: str = "cpu
     ``k_read``: leading columns read whether reciprocal or not (query
     expansion), for the calibration of ``knn="ann"``.
     """
-    if _reciprocal_ann(knn, device):
-        from ..knn.ann_lists import search_groups
-
+    search_groups = _reciprocal_ann(knn, device)
+    if search_groups is not None:
         return search_groups(X, [np.arange(X.shape[0])], k, k_read=k_read)[0]
     return knn_search(X, X, k, knn=knn, device=device)
 
@@ -45,9 +66,8 @@ def per_group_lists(X: np.ndarray, codes: np.ndarray, n_groups: int, k: int, *, 
     -------
     lists : list of (similarities, indices), one pair per group, each (N, k).
     """
-    if _reciprocal_ann(knn, device):
-        from ..knn.ann_lists import search_groups
-
+    search_groups = _reciprocal_ann(knn, device)
+    if search_groups is not None:
         groups = [np.flatnonzero(codes == g) for g in range(n_groups)]
         return search_groups(X, groups, k, k_read=k_read)
     out = []

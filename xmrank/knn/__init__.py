@@ -29,7 +29,8 @@ def knn_search(queries, database, k: int, *, knn: str = "auto", device: str = "c
         Number of neighbours, at most ``n_database``.
     knn : {"auto", "faiss", "numpy", "ann", "dask", "bf16"}, default="auto"
         Engine, see :func:`xmrank.backend.resolve_knn`. "ann" is approximate
-        (recall >= 0.97 measured on a sample and logged); the others are exact.
+        (recall@k >= 0.97 measured on a sample and logged; the Jaccard methods' lists use the calibration of
+        :mod:`xmrank.knn.ann_lists`); the others are exact.
         "auto" picks "bf16" (:mod:`xmrank.knn.exact_bf16`) for large searches
         where torch is installed and the CPU multiplies bfloat16 natively.
     device : {"cpu", "cuda", "cuda:N"}, default="cpu"

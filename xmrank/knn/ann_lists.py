@@ -22,16 +22,20 @@ The calibration measures exactly these on a sample: exact lists for
 be decided), then, for each group, the smallest number of probed IVF cells at
 which the group's approximate lists keep ``target_pairs`` of the exact
 reciprocal pairs that pass through them and ``target_read`` of the leading
-columns. The same sample times both searches, and each group is searched the
-cheaper way: approximately when the calibrated index costs less than exact
-search of that group, exactly otherwise. What was measured, chosen and why is
+columns. Each group is then searched the cheaper way by a cost model of N, d,
+the cells and the calibrated number of probes (:func:`exact_cost`,
+:func:`ivf_cost`; a model, not a timing, so that the same input always makes
+the same choice): approximately when the calibrated index costs less than
+exact search of that group, exactly otherwise (the sample's exact lists are
+reused). What was measured, chosen and why is
 logged (logger ``xmrank.knn.ann_lists``, INFO, numbers in ``record.ann``).
 
-Why thresholds of 0.95 / 0.97: on the hard regime of ``benchmarks/bench_scale.py``
-(10 rows per identity, d = 128, N = 50,000) DBSCAN on the Jaccard distance
-agreed with the exact-list result at ARI 0.989 (noise as singletons) when
-0.93 of the reciprocal pairs and 0.95 of the leading columns were kept, and
-at 0.9997 with 0.996 / 0.998; recall@15 was then 0.88 and 0.99.
+Why thresholds of 0.99 / 0.99: measured with ``benchmarks/bench_scale.py``'s
+gallery (d = 128), DBSCAN on the Jaccard distance agreed with the exact-list
+result (ARI, noise as singletons) at 0.989 with 0.93 of the reciprocal pairs
+and 0.95 of the leading columns kept (10 rows per identity, N = 50,000;
+recall@15 was only 0.88), at 0.9997 with 0.996 / 0.998; but at 40 rows per
+identity (N = 100,000) 0.975 / 0.98 gave 0.981 and 0.99 / 0.99 gave 0.993.
 """
 
 from __future__ import annotations
@@ -73,14 +77,33 @@ class GroupReport:
     pair_recall: float = 1.0
     read_recall: float = 1.0
     recall: float = 1.0  # recall@k on the sample, for comparison
-    exact_seconds_estimate: float = 0.0
-    ann_seconds_estimate: float = 0.0
+    exact_cost: float = 0.0  # model units: one exact-engine similarity = EXACT_COST[engine]
+    ann_cost: float = 0.0
+    exact_engine: str = ""
     n_sample: int = 0
     n_pairs: int = 0
     target_pairs: float = TARGET_PAIRS
     target_read: float = TARGET_READ
     seconds: float = 0.0
     probes_tried: list = field(default_factory=list)
+
+
+#: Cost of one similarity in exact search, by engine, in units of faiss' brute-force search (BLAS products
+#: and its top-k selection). bf16: 0.36-0.45 measured against faiss at N = 50,000, d = 128, 2 cores.
+EXACT_COST = {"faiss": 1.0, "numpy": 1.0, "bf16": 0.4}
+#: Cost of scanning one database row of a probed IVF-Flat cell, same units: 4.3-6.7 measured (2 cores, d = 128:
+#: IVF-Flat at 15-29 % of the rows took 1.0-1.2 times faiss' brute-force search of all of them).
+SCAN_COST = 5.0
+
+
+def exact_cost(n_queries: int, n_database: int, engine: str) -> float:
+    """Model cost of exact search (units of one faiss brute-force similarity)."""
+    return float(n_queries) * n_database * EXACT_COST.get(engine, 1.0)
+
+
+def ivf_cost(n_queries: int, n_database: int, nlist: int, nprobe: int) -> float:
+    """Model cost of an IVF-Flat search: the coarse products plus the probed cells' rows."""
+    return float(n_queries) * (nlist + SCAN_COST * nprobe * n_database / max(nlist, 1))
 
 
 def _exact_engine(n_queries: int, n_database: int, d: int):
@@ -108,7 +131,7 @@ def _in_rows(lists: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndar
 
 def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pairs: float | None = None,
                   target_read: float | None = None, n_sample: int = N_SEEDS, seed: int = 0,
-                  min_rows: int | None = None, return_report: bool = False):
+                  min_rows: int | None = None, return_report: bool = False, search_index=None, search_exact=None):
     """For each group, the ``k`` most similar rows of that group to every row of ``X``, approximately.
 
     Parameters
@@ -134,6 +157,12 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         :data:`xmrank.knn.ann.MIN_ROWS`.
     return_report : bool, default=False
         Also return one :class:`GroupReport` per group.
+    search_index, search_exact : callable, default=None
+        Where the final searches run: ``search_index(index, queries, k)``
+        (faiss' result, -1 for missing rows) and ``search_exact(queries,
+        database, k)``; None runs them here. The dask engine passes its
+        cluster versions (:mod:`xmrank.knn.dask_engine`); the calibration
+        always runs here.
 
     Returns
     -------
@@ -180,11 +209,9 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     sample = np.union1d(seeds, listed)
     pos = np.full(n, -1, dtype=np.int64)
     pos[sample] = np.arange(sample.size)
-    exact_lists, exact_sims, exact_rate = [], [], []
+    exact_lists, exact_sims = [], []
     for (engine, search), g, db in zip(engines, groups, dbs):
-        t0 = time.perf_counter()
         s, i = search(X[sample], db, k)
-        exact_rate.append((time.perf_counter() - t0) / sample.size)  # seconds per query, this group
         exact_lists.append(g[i])
         exact_sims.append(s)
     rest = np.setdiff1d(np.arange(n), sample, assume_unique=True)  # rows whose exact lists are not known yet
@@ -209,8 +236,8 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     approx_sample = [lst.copy() for lst in exact_lists]  # lists with group g approximate, others exact
     for gi, (g, db) in enumerate(zip(groups, dbs)):
         t0 = time.perf_counter()
-        exact_est = exact_rate[gi] * n
-        report = GroupReport(gi, n, g.size, k, k_read, "exact", "", exact_seconds_estimate=exact_est,
+        exact_est = exact_cost(n, g.size, engines[gi][0])
+        report = GroupReport(gi, n, g.size, k, k_read, "exact", "", exact_cost=exact_est, exact_engine=engines[gi][0],
                              n_sample=int(sample.size), target_pairs=target_pairs, target_read=target_read)
         # pairs that read group gi's lists: (i -> j in gi) from the seeds' side, and (j -> i) when i is in gi
         ii, jj = pairs[gi]
@@ -231,9 +258,8 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
 
             def measure(nprobe):
                 _set_nprobe(index, nprobe)
-                t1 = time.perf_counter()
                 _, found = ann.search_index(index, X[sample], k)
-                ann_est = (time.perf_counter() - t1) / sample.size * n
+                ann_est = ivf_cost(n, g.size, nlist, nprobe)
                 found = np.where(found < 0, -1, g[np.clip(found, 0, None)])
                 a_lists = [approx_sample[go] if go != gi else found for go in range(len(groups))]
                 # (i, j) kept: j still in i's approximate list of this group, i still in j's list of i's group
@@ -245,7 +271,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                 on_seeds = found[seed_pos]
                 read = float((truth_read[:, :, None] == on_seeds[:, None, :k_read]).any(axis=2).mean())
                 recall = float((truth_all[:, :, None] == on_seeds[:, None, :]).any(axis=2).mean())
-                report.probes_tried.append((int(nprobe), round(kept, 4), round(read, 4), round(ann_est, 2)))
+                report.probes_tried.append((int(nprobe), round(kept, 4), round(read, 4), round(ann_est / exact_est, 3)))
                 return (int(nprobe), kept, read, recall, ann_est)
 
             def meets(m):
@@ -270,16 +296,17 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                 report.reason = (f"targets not met below the cost of exact search (pairs {kept:.3f}, leading "
                                  f"columns {read:.3f} at nprobe {nprobe} of {nlist})")
             elif chosen[4] >= exact_est:
-                report.reason = (f"calibrated nprobe {chosen[0]} of {nlist} would cost {chosen[4]:.1f}s, exact "
-                                 f"search {exact_est:.1f}s")
+                report.reason = (f"calibrated nprobe {chosen[0]} of {nlist} would cost {chosen[4] / exact_est:.2f} "
+                                 f"of exact search ({engines[gi][0]})")
             else:
                 report.choice = "ann"
-                report.nprobe, report.pair_recall, report.read_recall, report.recall, report.ann_seconds_estimate = (
+                report.nprobe, report.pair_recall, report.read_recall, report.recall, report.ann_cost = (
                     int(chosen[0]), float(chosen[1]), float(chosen[2]), float(chosen[3]), float(chosen[4]))
-                report.reason = (f"calibrated nprobe {chosen[0]} of {nlist}: about {chosen[4]:.1f}s against "
-                                 f"{exact_est:.1f}s exact")
+                report.reason = (f"calibrated nprobe {chosen[0]} of {nlist}: about {chosen[4] / exact_est:.2f} of "
+                                 f"the cost of exact search ({engines[gi][0]})")
                 _set_nprobe(index, report.nprobe)
-                s, i = ann.fill_missing(*ann.search_index(index, X, k), X, db, k)
+                found = (search_index or ann.search_index)(index, X, k)
+                s, i = ann.fill_missing(*found, X, db, k)
                 out_lists[gi] = (s, g[i])
                 approx_sample[gi] = out_lists[gi][1][sample]
         if out_lists[gi] is None:  # exact: the sample's lists are known already
@@ -287,7 +314,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
             idx = np.empty((n, k), dtype=np.int64)
             sims[sample], idx[sample] = exact_sims[gi], exact_lists[gi]
             if rest.size:
-                s, i = engines[gi][1](np.ascontiguousarray(X[rest]), db, k)
+                s, i = (search_exact or engines[gi][1])(np.ascontiguousarray(X[rest]), db, k)
                 sims[rest], idx[rest] = s, g[i]
             out_lists[gi] = (sims, idx)
         report.seconds = time.perf_counter() - t0 + (t_cal if gi == 0 else 0.0)

@@ -26,7 +26,7 @@ from .._validation import InputError, check_option
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["knn_search_blocks", "dask_knn", "BLOCK_ENGINES"]
+__all__ = ["knn_search_blocks", "index_search_blocks", "exact_search_blocks", "current_engine", "dask_knn", "BLOCK_ENGINES"]
 
 #: Engines a worker may run for one block of queries.
 BLOCK_ENGINES = ("auto", "faiss", "numpy", "ann")
@@ -125,6 +125,55 @@ def _ann_block(queries, index_bytes, key, nprobe, k):
     return search_index(index, queries, k)
 
 
+def current_engine():
+    """The per-block engine of the enclosing :func:`dask_knn` block, or None outside one."""
+    opts = _OPTIONS.get()
+    return None if opts is None else opts.engine
+
+
+def _scatter_queries(client, queries, opts):
+    ranges = _blocks(queries.shape[0], opts.block_rows, _n_threads(client))
+    return ranges, client.scatter([queries[lo:hi] for lo, hi in ranges], hash=False)
+
+
+def _concat(parts):
+    sims = np.concatenate([p[0] for p in parts])
+    idx = np.concatenate([p[1] for p in parts]).astype(np.int64, copy=False)
+    return sims, idx
+
+
+def index_search_blocks(index, queries, k: int):
+    """``index.search`` in query blocks on the current client (the index serialised once per worker).
+
+    Returns faiss' ``(similarities, indices)``, -1 where the probed cells held fewer than ``k`` rows.
+    """
+    import faiss
+
+    opts = _OPTIONS.get() or _Options(_client(None))
+    client = opts.client
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    ranges, q_futures = _scatter_queries(client, queries, opts)
+    blob = client.scatter(faiss.serialize_index(index), broadcast=True, hash=False)
+    key = uuid.uuid4().hex
+    futures = [client.submit(_ann_block, q, blob, key, index.nprobe, k, pure=False) for q in q_futures]
+    return _concat(_gather(client, futures, "knn[dask]", opts.progress))
+
+
+def exact_search_blocks(queries, database, k: int, engine: str | None = None):
+    """Exact top-``k`` in query blocks on the current client (``engine``: "faiss" or "numpy", None resolves)."""
+    from ..backend import resolve_knn
+
+    opts = _OPTIONS.get() or _Options(_client(None))
+    client = opts.client
+    engine = engine or resolve_knn("auto" if opts.engine == "ann" else opts.engine)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    database = np.ascontiguousarray(database, dtype=np.float32)
+    ranges, q_futures = _scatter_queries(client, queries, opts)
+    db = client.scatter(database, broadcast=True, hash=False)
+    futures = [client.submit(_exact_block, q, db, k, engine, pure=False) for q in q_futures]
+    return _concat(_gather(client, futures, "knn[dask]", opts.progress))
+
+
 def knn_search_blocks(queries, database, k: int):
     """``knn="dask"``: the top-``k`` search in query blocks on the current client.
 
@@ -136,39 +185,22 @@ def knn_search_blocks(queries, database, k: int):
     similarities : ndarray of float32, shape (n_queries, k)
     indices : ndarray of int64, shape (n_queries, k)
     """
-    from ..backend import resolve_knn
-
     opts = _OPTIONS.get() or _Options(_client(None))
-    client = opts.client
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     database = np.ascontiguousarray(database, dtype=np.float32)
-    nq = queries.shape[0]
-    ranges = _blocks(nq, opts.block_rows, _n_threads(client))
-    q_futures = client.scatter([queries[lo:hi] for lo, hi in ranges], hash=False)
     t0 = time.perf_counter()
-    report = None
+    report = index = None
     if opts.engine == "ann":
         from . import ann
 
         index, report = ann.fit(queries, database, k)
-    if report is not None and index is not None:
-        import faiss
-
-        blob = client.scatter(faiss.serialize_index(index), broadcast=True, hash=False)
-        key = uuid.uuid4().hex
-        futures = [client.submit(_ann_block, q, blob, key, index.nprobe, k, pure=False) for q in q_futures]
-    else:
-        engine = resolve_knn("auto" if opts.engine == "ann" else opts.engine)
-        db = client.scatter(database, broadcast=True, hash=False)
-        futures = [client.submit(_exact_block, q, db, k, engine, pure=False) for q in q_futures]
-    parts = _gather(client, futures, "knn[dask]", opts.progress)
-    sims = np.concatenate([p[0] for p in parts])
-    idx = np.concatenate([p[1] for p in parts]).astype(np.int64, copy=False)
-    if report is not None:
-        from . import ann
-
+    if index is not None:
+        sims, idx = index_search_blocks(index, queries, k)
         sims, idx = ann.fill_missing(sims, idx, queries, database, k)
+    else:
+        sims, idx = exact_search_blocks(queries, database, k)
+    if report is not None:
         report.seconds = time.perf_counter() - t0
         ann.log_report(report)
-    logger.debug("knn='dask': %d x %d in %d blocks, %.1fs", nq, database.shape[0], len(ranges), time.perf_counter() - t0)
+    logger.debug("knn='dask': %d x %d, %.1fs", queries.shape[0], database.shape[0], time.perf_counter() - t0)
     return sims, idx

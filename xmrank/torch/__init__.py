@@ -19,7 +19,7 @@ Modules (one job each):
 - :mod:`.steps`: the intra-modality and global optimiser steps, Adam + StepLR, mixed precision.
 - :mod:`.checkpoints`, :mod:`.runlog`: a run's checkpoint and model files; its log and JSON files.
 - :mod:`.pipeline`: :func:`train`, the stage loop (stage 1, stage 2, evaluations).
-- :mod:`.synthetic`: the procedural visible/infrared image set.
+- :mod:`.synthetic`: the procedural visible/infrared image set (re-exported from :mod:`xmrank.datasets.synthetic_images`).
 
 Example
 -------

@@ -9,7 +9,7 @@ A run's configuration is built in this order, later steps overriding earlier:
 2. a YAML file of ``field: value`` pairs (:func:`load_yaml`);
 3. ``--set field=value`` pairs from the command line (:func:`apply_overrides`).
 
-The ``paper`` preset holds the published code's values (REFERENCE.md §4-§6):
+The ``paper`` preset holds the published code's values (``docs/trainer.md``):
 dual-stream ResNet-50 + AGW from ImageNet weights, 288x144 inputs, Adam
 (lr 3.5e-4, weight decay 5e-4), StepLR(20, 0.1), 50 + 50 epochs of 200
 iterations, batches of 128 images per modality with 16 per pseudo-identity

@@ -96,7 +96,7 @@ def training_records(dataset: str, root, *, trial: int = 1) -> list[ImageRecord]
     ----------
     dataset : {"sysu", "regdb", "folder", "synthetic"}
         ``"synthetic"`` reads the SYSU-MM01 layout that
-        :func:`xmrank.torch.synthetic.make_synthetic` writes.
+        :func:`xmrank.datasets.make_synthetic` writes.
     root : str or path-like
     trial : int, default=1
         RegDB split (1-10).
@@ -171,9 +171,9 @@ class RecordDataset(torch.utils.data.Dataset):
         ``path -> PIL image``; an :class:`ImageCache` or None for
         :func:`load_image`.
 
-    Items
+    Notes
     -----
-    ``(tensor, ..., index, modality)``: the view(s), the record's position
+    Each item is ``(tensor, ..., index, modality)``: the view(s), the record's position
     in ``records`` and its modality code. The key is the position, or
     ``(position, seed)`` (what :class:`SeededBatches` yields): the random
     transforms then draw from torch's and Python's generators seeded with

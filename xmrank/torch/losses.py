@@ -1,4 +1,4 @@
-"""The two training losses of the recipe (REFERENCE.md §5).
+"""The two training losses of the recipe (``docs/trainer.md``, stages 1 and 2).
 
 - :func:`intra_modality_loss` on a :class:`~xmrank.torch.memory.HybridMemory`:
   ``½ (CE on hard rows + relu(CE on mean rows - margin))``, margin 0.2.

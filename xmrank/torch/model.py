@@ -170,16 +170,14 @@ class DualStreamReID(nn.Module):
         A constructed (possibly pretrained) backbone; None builds a randomly
         initialised one.
 
-    Forward
-    -------
-    ``model(images, modality)``: images ``(B, 3, H, W)``; modality an int
+    Notes
+    -----
+    Forward: ``model(images, modality)``: images ``(B, 3, H, W)``; modality an int
     (the whole batch) or a ``(B,)`` tensor of 0 (visible) / 1 (infrared).
     Returns the L2-normalised BNNeck features ``(B, D)``, in training and in
     evaluation mode. :meth:`features` returns the un-normalised pooled and
     BNNeck features.
 
-    Notes
-    -----
     In training mode the batch-norm statistics of the shared body and of
     the BNNeck are taken over the whole batch, both modalities together, as
     the published code does with its ``modal=0`` forward; the order of the

@@ -1,4 +1,4 @@
-"""One epoch's pseudo labels, memories and batch streams (REFERENCE.md §4-§6).
+"""One epoch's pseudo labels, memories and batch streams (the recipe: ``docs/trainer.md``).
 
 - :func:`cluster_epoch`: intra-modality clustering (subset clustering of the
   larger modality) and, in stage 2, global clustering of subset 1 of the
