@@ -52,10 +52,10 @@ def check_checkpoint(path: str, option: str = "--checkpoint"):
         fail(f"{option} {path}: not a file (give the model file, e.g. RUN/model.pt).")
 
 
-def resolve_device(device: str):
+def torch_device(device: str):
     """``auto`` -> cuda when available, else cpu; errors are one line naming --device."""
     from xmrank._validation import InputError
-    from xmrank.torch.pipeline import resolve_device as _resolve
+    from xmrank.torch.device import torch_device as _resolve
 
     try:
         return _resolve(device)

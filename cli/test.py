@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ._io import check_output, fail, user_errors, write_json_atomic
-from ._model import check_checkpoint, load_network, network_options, require_torch, resolve_device
+from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
 
@@ -172,7 +172,7 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
         click.echo(f"note: one model evaluated on {len(trial_list)} RegDB trials; the published protocol "
                    "tests each trial's own model (put {trial} in --checkpoint).", err=True)
 
-    dev = resolve_device(device)
+    dev = torch_device(device)
     rerank_kwargs = {"method": rerank_method, "k1": k1, "k2": k2, "lambda_value": lambda_value} if rerank else None
 
     def run(model, cfg, cache, **kwargs):

@@ -73,6 +73,29 @@ def test_ann_on_the_cluster_equals_ann_on_one_machine(client, monkeypatch):
 
 
 @pytest.mark.slow
+def test_calibrated_index_searched_on_the_cluster_equals_one_machine(client, monkeypatch, caplog):
+    """With the index the cheaper search (exact priced 30 times higher), the cluster searches it block by block."""
+    import logging
+
+    from xmrank.knn import ann_lists, dask_engine
+
+    monkeypatch.setattr(ann, "MIN_ROWS", 0)
+    monkeypatch.setattr(ann_lists, "EXACT_COST", {k: 30 * v for k, v in ann_lists.EXACT_COST.items()})
+    shipped = []
+    real = dask_engine.index_search_blocks
+    monkeypatch.setattr(dask_engine, "index_search_blocks",
+                        lambda index, q, k: shipped.append(q.shape[0]) or real(index, q, k))
+    X, mods = unit_rows(6000, 16, seed=6, n_ids=200, gap=0.3)
+    with caplog.at_level(logging.INFO, logger="xmrank"):
+        local = xmrank.jaccard_distance(X, modalities=mods, k1=20, k2=4, knn="ann", max_distance=0.6)
+        dist = jaccard_distance_dask(X, client=client, modalities=mods, k1=20, k2=4, knn="ann", max_distance=0.6)
+    choices = [r.ann["choice"] for r in caplog.records if hasattr(r, "ann") and "group" in r.ann]
+    assert choices.count("ann") == 4  # both modalities, both runs
+    assert shipped == [6000, 6000]  # the cluster searched every row of both modalities
+    _same_matrix(local, dist)
+
+
+@pytest.mark.slow
 def test_knn_dask_engine_inside_dask_knn(client):
     X, _ = unit_rows(900, 12, seed=7)
     with dask_knn(client, block_rows=200):

@@ -160,3 +160,44 @@ def test_bad_arguments_are_input_errors(data, kwargs, match):
     X, mods = data
     with pytest.raises(InputError, match=match):
         ann_lists.search_groups(X[:500], _groups(mods[:500]), 5, **kwargs)
+
+
+@pytest.mark.slow
+def test_duplicate_rows_are_ordered_as_exact_search_orders_them(slow_exact):
+    # every row twice: exact lists break the ties by the smaller index, and so do the re-scored index candidates
+    X, mods = _clustered(5000, seed=4)
+    X2, m2 = np.concatenate([X, X]), np.concatenate([mods, mods])
+    groups = _groups(m2)
+    lists, reports = ann_lists.search_groups(X2, groups, 10, k_read=4, min_rows=0, target_pairs=1.0,
+                                             target_read=1.0, return_report=True)
+    assert [r.choice for r in reports] == ["ann", "ann"]
+    assert all(r.read_recall == 1.0 and r.pair_recall == 1.0 for r in reports)
+
+
+def test_each_group_is_calibrated_on_its_own_side(data, slow_exact):
+    X, mods = data
+    groups = _groups(mods[:8000])
+    _, ra = ann_lists.search_groups(X[:8000], groups, 10, k_read=3, min_rows=0, return_report=True)
+    _, rb = ann_lists.search_groups(X[:8000], groups[::-1], 10, k_read=3, min_rows=0, return_report=True)
+    assert [(r.nprobe, r.pair_recall) for r in ra] == [(r.nprobe, r.pair_recall) for r in rb[::-1]]
+
+
+def test_returned_lists_are_measured_together(data, slow_exact, caplog):
+    X, mods = data
+    with caplog.at_level(logging.INFO, logger="xmrank"):
+        ann_lists.search_groups(X[:8000], _groups(mods[:8000]), 10, k_read=3, min_rows=0)
+    joint = [r.ann_joint for r in caplog.records if hasattr(r, "ann_joint")]
+    assert len(joint) == 1 and joint[0]["pairs"] >= 0.97 and joint[0]["read"] >= 0.98
+
+
+@pytest.mark.parametrize("groups, k, match", [
+    ([np.arange(3)], 5, "exceeds the 3 rows"),
+    ([np.arange(10), np.arange(5, 20)], 2, "disjoint"),
+    ([np.array([], dtype=int)], 1, "non-empty"),
+    ([np.array([0, 600])], 1, "outside"),
+    ([], 1, "at least one group"),
+])
+def test_malformed_groups_are_input_errors(data, groups, k, match):
+    X, _ = data
+    with pytest.raises(InputError, match=match):
+        ann_lists.search_groups(X[:500], groups, k)

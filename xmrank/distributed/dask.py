@@ -141,5 +141,5 @@ def jaccard_distance_dask(features, *, client=None, knn: str = "auto", block_row
     client = _client(client)
     executor = DaskExecutor(client, block_rows=block_rows, threads_per_task=threads_per_task,
                             n_threads=check_n_jobs(options.get("n_jobs", -1)), progress=progress)
-    with dask_knn(client, engine=knn, block_rows=block_rows, progress=progress):
+    with dask_knn(client, knn=knn, block_rows=block_rows, progress=progress):
         return jaccard_distance(features, knn="dask", progress=progress, executor=executor, **options)

@@ -19,7 +19,7 @@ def _reciprocal_ann(knn: str, device: str):
     """The calibrated group search of :mod:`xmrank.knn.ann_lists` for these lists, or None.
 
     ``knn="ann"`` on the CPU runs it here; ``knn="dask"`` inside
-    ``dask_knn(engine="ann")`` calibrates here and sends the searches to the
+    ``dask_knn(knn="ann")`` calibrates here and sends the searches to the
     cluster. Other engines search list by list.
     """
     if resolve_device(device) != "cpu":
@@ -38,7 +38,7 @@ def _reciprocal_ann(knn: str, device: str):
             from ..knn.ann_lists import search_groups
 
             return partial(search_groups, search_index=dask_engine.index_search_blocks,
-                           search_exact=dask_engine.exact_search_blocks)
+                           search_exact=dask_engine.exact_search_blocks, exact_engine=resolve_knn("auto", "cpu"))
     return None
 
 

@@ -1,9 +1,10 @@
 """Approximate neighbour lists calibrated on what a k-reciprocal distance reads.
 
-``knn="ann"`` for the Jaccard methods goes through :func:`search_groups`:
-every row of ``X`` is searched against each group of rows (one group per
-modality for the modality-aware Jaccard, one group of all rows for the
-vanilla one), ``k`` neighbours per group.
+``knn="ann"`` for the lists of the vanilla, modality-aware and modality-QE
+Jaccard goes through :func:`search_groups`: every row of ``X`` is searched
+against each group of rows (one group per modality, or one group of all
+rows), ``k`` neighbours per group. (The camera-split lists of ``"camera"``
+and ``"modality-camera"`` use the recall@k calibration of :mod:`xmrank.knn.ann`.)
 
 Recall@k is the wrong target for these lists. Where an identity has fewer
 than ``k`` rows in a group, the tail of its exact list is made of near-random
@@ -18,17 +19,29 @@ row is rarely a *reciprocal* neighbour. What the distance reads is
   not (the local query expansion averages them).
 
 The calibration measures exactly these on a sample: exact lists for
-``n_sample`` seed rows and for every row in those lists (so reciprocity can
-be decided), then, for each group, the smallest number of probed IVF cells at
-which the group's approximate lists keep ``target_pairs`` of the exact
-reciprocal pairs that pass through them and ``target_read`` of the leading
-columns. Each group is then searched the cheaper way by a cost model of N, d,
-the cells and the calibrated number of probes (:func:`exact_cost`,
-:func:`ivf_cost`; a model, not a timing, so that the same input always makes
-the same choice): approximately when the calibrated index costs less than
-exact search of that group, exactly otherwise (the sample's exact lists are
-reused). What was measured, chosen and why is
-logged (logger ``xmrank.knn.ann_lists``, INFO, numbers in ``record.ann``).
+``n_sample`` seed rows and for every row in those lists (so that reciprocity
+can be decided). For each group it then looks for the fewest probed IVF cells
+(doubling, then bisecting to within 1/8) at which the group's own side of
+those pairs (its lists, the other groups' held exact) keeps ``target_pairs``
+of them and its lists hold ``target_read`` of the leading columns. Index
+candidates are re-scored by the exact engines' rule
+(:func:`xmrank.knn.rescore.rescore_lists`: float64 inner products, ties to
+the smaller index), so ties and duplicate rows are ordered as exact search
+orders them, and rows whose probed cells hold too few rows are searched
+exactly.
+
+Each group is searched the cheaper way by a cost model of N, the number of
+cells, the calibrated probes and the engine (:func:`exact_cost`,
+:func:`ivf_cost`, :func:`build_cost`; counts, not timings, so that an input
+makes the same choice on every run on one installation): an index is not
+even built where building it and probing the fewest cells would cost more
+than exact search, and a calibrated index is used only where it costs less
+than exact search (the sample's exact lists are then reused). Finally the
+reciprocal pairs and leading columns of the lists actually returned are
+measured on the sample, all groups together; below the targets a
+:class:`~xmrank.knn.ann.RecallWarning` is raised. What was measured, chosen
+and why is logged (logger ``xmrank.knn.ann_lists``, INFO, numbers in
+``record.ann``).
 
 Why thresholds of 0.99 / 0.99: measured with ``benchmarks/bench_scale.py``'s
 gallery (d = 128), DBSCAN on the Jaccard distance agreed with the exact-list
@@ -41,24 +54,35 @@ identity (N = 100,000) 0.975 / 0.98 gave 0.981 and 0.99 / 0.99 gave 0.993.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._validation import check_int, check_real, check_seed, warn_user
+from .._validation import InputError, check_int, check_real, check_seed, warn_user
 from . import ann
+from .rescore import MARGIN, rescore_lists
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GroupReport", "search_groups", "TARGET_PAIRS", "TARGET_READ", "N_SEEDS"]
+__all__ = ["GroupReport", "search_groups", "exact_cost", "ivf_cost", "build_cost", "TARGET_PAIRS", "TARGET_READ",
+           "N_SEEDS", "EXACT_COST", "SCAN_COST"]
 
-#: Share of the sample's exact reciprocal pairs that each group's approximate lists keep.
+#: Share of the sample's exact reciprocal pairs that each group's approximate lists keep (its own side).
 TARGET_PAIRS = 0.99
 #: Share of the first ``k_read`` exact columns of each list that the approximate lists hold.
 TARGET_READ = 0.99
 #: Seed rows of the calibration sample (their lists' rows are searched exactly too).
 N_SEEDS = 200
+#: Cost of one similarity in exact search, by engine, in units of faiss' brute-force search (BLAS products
+#: and its top-k selection). bf16: 0.36-0.45 measured against faiss at N = 50,000, d = 128, 2 cores.
+EXACT_COST = {"faiss": 1.0, "numpy": 1.0, "bf16": 0.4}
+#: Cost of scanning one database row of a probed IVF-Flat cell, same units: 4.3-6.7 measured (2 cores, d = 128:
+#: IVF-Flat at 15-29 % of the rows took 1.0-1.2 times faiss' brute-force search of all of them).
+SCAN_COST = 5.0
+#: Query rows per block of the index search and re-scoring (bounds the candidate arrays).
+_BLOCK = 65536
 
 
 @dataclass
@@ -74,26 +98,18 @@ class GroupReport:
     reason: str
     nlist: int = 0
     nprobe: int = 0
-    pair_recall: float = 1.0
+    pair_recall: float = 1.0  # this group's side, at the chosen nprobe
     read_recall: float = 1.0
     recall: float = 1.0  # recall@k on the sample, for comparison
-    exact_cost: float = 0.0  # model units: one exact-engine similarity = EXACT_COST[engine]
-    ann_cost: float = 0.0
     exact_engine: str = ""
+    exact_cost: float = 0.0  # model units (:data:`EXACT_COST`)
+    ann_cost: float = 0.0
     n_sample: int = 0
     n_pairs: int = 0
     target_pairs: float = TARGET_PAIRS
     target_read: float = TARGET_READ
     seconds: float = 0.0
-    probes_tried: list = field(default_factory=list)
-
-
-#: Cost of one similarity in exact search, by engine, in units of faiss' brute-force search (BLAS products
-#: and its top-k selection). bf16: 0.36-0.45 measured against faiss at N = 50,000, d = 128, 2 cores.
-EXACT_COST = {"faiss": 1.0, "numpy": 1.0, "bf16": 0.4}
-#: Cost of scanning one database row of a probed IVF-Flat cell, same units: 4.3-6.7 measured (2 cores, d = 128:
-#: IVF-Flat at 15-29 % of the rows took 1.0-1.2 times faiss' brute-force search of all of them).
-SCAN_COST = 5.0
+    probes_tried: list = field(default_factory=list)  # (nprobe, pairs kept, leading columns, cost / exact)
 
 
 def exact_cost(n_queries: int, n_database: int, engine: str) -> float:
@@ -106,11 +122,21 @@ def ivf_cost(n_queries: int, n_database: int, nlist: int, nprobe: int) -> float:
     return float(n_queries) * (nlist + SCAN_COST * nprobe * n_database / max(nlist, 1))
 
 
-def _exact_engine(n_queries: int, n_database: int, d: int):
-    """The exact engine "auto" picks for this size, as a search function."""
+def build_cost(n_database: int, nlist: int) -> float:
+    """Model cost of training and filling an IVF index (k-means iterations over the training rows)."""
+    n_train = min(n_database, ann._TRAIN_PER_CELL * nlist)
+    return float(_KMEANS_ITERATIONS) * n_train * nlist + float(n_database) * nlist
+
+
+#: faiss' k-means iterations for an IVF quantizer (``faiss.ClusteringParameters().niter``).
+_KMEANS_ITERATIONS = 25
+
+
+def _exact_engine(n_queries: int, n_database: int, d: int, name: str | None = None):
+    """The exact engine "auto" picks for this size (or ``name``), as ``(name, search function)``."""
     from ..backend import resolve_knn
 
-    engine = resolve_knn("auto", "cpu", shape=(n_queries, n_database, d))
+    engine = name or resolve_knn("auto", "cpu", shape=(n_queries, n_database, d))
     if engine == "bf16":
         from .exact_bf16 import search
     elif engine == "faiss":
@@ -120,18 +146,112 @@ def _exact_engine(n_queries: int, n_database: int, d: int):
     return engine, search
 
 
-def _set_nprobe(index, nprobe: int) -> None:
-    index.nprobe = int(nprobe)
-
-
 def _in_rows(lists: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``values[p] in lists[rows[p]]`` for every p."""
+    if rows.size == 0:
+        return np.zeros(0, dtype=bool)
     return (lists[rows] == values[:, None]).any(axis=1)
+
+
+def _check_groups(X, groups, k):
+    if X.ndim != 2:
+        raise InputError(f"X must be a 2-D array of rows; got shape {X.shape}.")
+    n = X.shape[0]
+    out = []
+    owner = np.full(n, -1, dtype=np.int64)
+    for gi, g in enumerate(groups):
+        g = np.asarray(g)
+        if g.ndim != 1 or g.size == 0 or not np.issubdtype(g.dtype, np.integer):
+            raise InputError(f"groups[{gi}] must be a non-empty 1-D array of row indices.")
+        g = g.astype(np.int64)
+        if g.min() < 0 or g.max() >= n:
+            raise InputError(f"groups[{gi}] holds row indices outside 0..{n - 1}.")
+        if (owner[g] >= 0).any() or np.unique(g).size != g.size:
+            raise InputError(f"groups[{gi}] repeats a row or shares one with an earlier group; groups must be disjoint.")
+        if k > g.size:
+            raise InputError(f"k={k} exceeds the {g.size} rows of groups[{gi}].")
+        owner[g] = gi
+        out.append(g)
+    if not out:
+        raise InputError("groups must hold at least one group of rows.")
+    return out, owner
+
+
+def _ivf_lists(index, Q, db, k, search_index, exact_rows):
+    """Top-``k`` of ``Q`` in ``db`` from the index's ``k + MARGIN`` candidates, re-scored by the exact rule.
+
+    Rows whose probed cells held too few rows (faiss' -1) are filled by
+    ``exact_rows(row_indices)``, which returns their exact ``(sims, idx)``.
+    Returns local indices into ``db`` and the share of such rows.
+    """
+    n = Q.shape[0]
+    kk = min(k + MARGIN, db.shape[0])
+    sims = np.empty((n, k), dtype=np.float32)
+    idx = np.empty((n, k), dtype=np.int64)
+    _, cand = search_index(index, Q, kk)
+    cand = np.ascontiguousarray(cand, dtype=np.int64)
+    bad = (cand < 0).any(axis=1)
+    good = np.flatnonzero(~bad)
+    for s in range(0, good.size, _BLOCK):
+        rows = good[s:s + _BLOCK]
+        s_sub = np.empty((rows.size, k), dtype=np.float32)
+        i_sub = np.empty((rows.size, k), dtype=np.int64)
+        rescore_lists(np.ascontiguousarray(Q[rows]), db, cand[rows], k, s_sub, i_sub)
+        sims[rows], idx[rows] = s_sub, i_sub
+    missing = np.flatnonzero(bad)
+    if missing.size:
+        sims[missing], idx[missing] = exact_rows(missing)
+    return sims, idx, float(bad.mean()) if n else 0.0
+
+
+def _local_index_search(index, Q, kk):
+    return ann.search_index(index, Q, kk)
+
+
+def _pairs(exact_lists, seeds, pos, owner, k):
+    """The sample's exact reciprocal pairs, by the group of ``j``: (i seed, j in L_g(i), i in L_owner(i)(j))."""
+    out = []
+    for gi, lists in enumerate(exact_lists):
+        li = lists[pos[seeds]]
+        i_rep = np.repeat(seeds, k)
+        j = li.ravel()
+        keep = (j != i_rep) & (owner[i_rep] >= 0)
+        i_rep, j = i_rep[keep], j[keep]
+        back = np.zeros(i_rep.size, dtype=bool)
+        own = owner[i_rep]
+        for go in np.unique(own):
+            sel = own == go
+            back[sel] = _in_rows(exact_lists[go], pos[j[sel]], i_rep[sel])
+        out.append((i_rep[back], j[back]))
+    return out
+
+
+def _kept(lists, pairs, pos, owner):
+    """Share of ``pairs`` (by group of j) reciprocal in ``lists`` (sample-indexed lists, one per group)."""
+    kept = total = 0
+    for gi, (ii, jj) in enumerate(pairs):
+        fwd = _in_rows(lists[gi], pos[ii], jj)
+        back = np.zeros(ii.size, dtype=bool)
+        own = owner[ii]
+        for go in np.unique(own):
+            sel = own == go
+            back[sel] = _in_rows(lists[go], pos[jj[sel]], ii[sel])
+        kept += int((fwd & back).sum())
+        total += ii.size
+    return kept / total if total else 1.0
+
+
+def _read(lists, exact_lists, seed_pos, k_read):
+    """Share of the seeds' first ``k_read`` exact columns held in the first ``k_read`` columns of ``lists``."""
+    shares = [(e[seed_pos][:, :k_read, None] == a[seed_pos][:, None, :k_read]).any(axis=2).mean()
+              for a, e in zip(lists, exact_lists)]
+    return float(np.mean(shares)) if shares else 1.0
 
 
 def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pairs: float | None = None,
                   target_read: float | None = None, n_sample: int = N_SEEDS, seed: int = 0,
-                  min_rows: int | None = None, return_report: bool = False, search_index=None, search_exact=None):
+                  min_rows: int | None = None, return_report: bool = False, search_index=None, search_exact=None,
+                  exact_engine: str | None = None):
     """For each group, the ``k`` most similar rows of that group to every row of ``X``, approximately.
 
     Parameters
@@ -139,15 +259,16 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     X : ndarray of float32, shape (n, d)
         Every row is a query; the groups' rows are the databases.
     groups : sequence of ndarray of int
-        Row indices of each group (disjoint; together they need not cover ``X``).
+        Row indices of each group: non-empty, disjoint, each with at least
+        ``k`` rows (together they need not cover ``X``).
     k : int
         List length per group.
     k_read : int, default=1
         Leading columns of each list that the caller reads whether reciprocal
         or not (the Jaccard methods' query-expansion length ``k2``).
     target_pairs, target_read : float, default=None
-        Calibration targets; None reads :data:`TARGET_PAIRS` (0.95) and
-        :data:`TARGET_READ` (0.97).
+        Calibration targets; None reads :data:`TARGET_PAIRS` (0.99) and
+        :data:`TARGET_READ` (0.99).
     n_sample : int, default=200
         Seed rows of the calibration sample.
     seed : int, default=0
@@ -163,14 +284,24 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         database, k)``; None runs them here. The dask engine passes its
         cluster versions (:mod:`xmrank.knn.dask_engine`); the calibration
         always runs here.
+    exact_engine : str, default=None
+        The engine ``search_exact`` runs, for the cost model; None: the one
+        "auto" picks here.
 
     Returns
     -------
     lists : list of (similarities, indices)
-        One pair per group, each of shape (n, k), sorted by decreasing
-        similarity; indices are rows of ``X``.
+        One pair per group, each of shape (n, k): exact float64 inner products
+        rounded to float32, decreasing, ties by the smaller row; indices are
+        rows of ``X``.
     reports : list of GroupReport
         Only with ``return_report=True``.
+
+    Raises
+    ------
+    xmrank.InputError
+        For malformed groups (empty, overlapping, out of range, fewer than
+        ``k`` rows) or arguments.
     """
     seed = check_seed(seed, "seed", maximum=2**31 - 1, generator=False)
     k = check_int(k, "k", minimum=1)
@@ -180,22 +311,22 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     target_read = TARGET_READ if target_read is None else check_real(target_read, "target_read", low=0, high=1)
     min_rows = ann.MIN_ROWS if min_rows is None else check_int(min_rows, "min_rows", minimum=0)
     X = np.ascontiguousarray(X, dtype=np.float32)
+    groups, owner = _check_groups(X, groups, k)
     n, d = X.shape
-    groups = [np.asarray(g, dtype=np.int64) for g in groups]
     dbs = [np.ascontiguousarray(X[g]) for g in groups]
-    owner = np.full(n, -1, dtype=np.int64)
-    for gi, g in enumerate(groups):
-        owner[g] = gi
+    engines = [_exact_engine(n, db.shape[0], d, exact_engine) for db in dbs]
+
+    def run_exact(gi, Q):
+        return (search_exact or engines[gi][1])(np.ascontiguousarray(Q), dbs[gi], k)
 
     if all(g.size < min_rows for g in groups):
         out, reports = [], []
-        for gi, (g, db) in enumerate(zip(groups, dbs)):
+        for gi, g in enumerate(groups):
             t0 = time.perf_counter()
-            _, search = _exact_engine(n, db.shape[0], d)
-            s, i = search(X, db, k)
+            s, i = run_exact(gi, X)
             out.append((s, g[i]))
             reports.append(GroupReport(gi, n, g.size, k, k_read, "exact", f"below min_rows={min_rows}",
-                                       seconds=time.perf_counter() - t0))
+                                       exact_engine=engines[gi][0], seconds=time.perf_counter() - t0))
         _log(reports)
         return (out, reports) if return_report else out
 
@@ -203,85 +334,69 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     t_cal = time.perf_counter()
     rng = np.random.default_rng(seed + 7)
     seeds = np.sort(rng.choice(n, min(n, n_sample), replace=False))
-    engines = [_exact_engine(n, db.shape[0], d) for db in dbs]
-    seed_exact = [search(X[seeds], db, k)[1] for (_, search), db in zip(engines, dbs)]
+    local = [_exact_engine(seeds.size, db.shape[0], d) for db in dbs]  # the calibration runs here
+    seed_exact = [search(X[seeds], db, k)[1] for (_, search), db in zip(local, dbs)]
     listed = np.unique(np.concatenate([g[i].ravel() for g, i in zip(groups, seed_exact)]))
     sample = np.union1d(seeds, listed)
     pos = np.full(n, -1, dtype=np.int64)
     pos[sample] = np.arange(sample.size)
-    exact_lists, exact_sims = [], []
-    for (engine, search), g, db in zip(engines, groups, dbs):
+    seed_pos = pos[seeds]
+    exact_lists, exact_local, exact_sims = [], [], []
+    for (_, search), g, db in zip(local, groups, dbs):
         s, i = search(X[sample], db, k)
         exact_lists.append(g[i])
+        exact_local.append(i)
         exact_sims.append(s)
+    pairs = _pairs(exact_lists, seeds, pos, owner, k)
     rest = np.setdiff1d(np.arange(n), sample, assume_unique=True)  # rows whose exact lists are not known yet
-
-    # exact reciprocal pairs through each group's lists: (i seed, j in L_g(i)) with i in L_owner(i)(j)
-    pairs = []  # per group: (rows i, rows j) of reciprocal pairs that read group g's lists
-    seed_pos = pos[seeds]
-    for gi in range(len(groups)):
-        li = exact_lists[gi][seed_pos]  # (S, k) rows of group gi
-        i_rep = np.repeat(seeds, k)
-        j = li.ravel()
-        keep = (j != i_rep) & (owner[i_rep] >= 0)
-        i_rep, j = i_rep[keep], j[keep]
-        back = np.array([_in_rows(exact_lists[owner[a]], pos[[b]], np.array([a]))[0] for a, b in zip(i_rep, j)],
-                        dtype=bool) if i_rep.size else np.zeros(0, bool)
-        pairs.append((i_rep[back], j[back]))
     t_cal = time.perf_counter() - t_cal
 
-    # --- per group: build, calibrate on the pairs and leading columns, compare the costs ---
     out_lists: list = [None] * len(groups)
+    final_sample = list(exact_lists)  # the returned lists on the sample, for the joint check
     reports = []
-    approx_sample = [lst.copy() for lst in exact_lists]  # lists with group g approximate, others exact
     for gi, (g, db) in enumerate(zip(groups, dbs)):
         t0 = time.perf_counter()
         exact_est = exact_cost(n, g.size, engines[gi][0])
-        report = GroupReport(gi, n, g.size, k, k_read, "exact", "", exact_cost=exact_est, exact_engine=engines[gi][0],
+        report = GroupReport(gi, n, g.size, k, k_read, "exact", "", exact_engine=engines[gi][0], exact_cost=exact_est,
                              n_sample=int(sample.size), target_pairs=target_pairs, target_read=target_read)
-        # pairs that read group gi's lists: (i -> j in gi) from the seeds' side, and (j -> i) when i is in gi
-        ii, jj = pairs[gi]
-        other = [(a, b) for go, (a, b) in enumerate(pairs) if go != gi]
-        back_i = np.concatenate([a for a, _ in other]) if other else np.zeros(0, np.int64)
-        back_j = np.concatenate([b for _, b in other]) if other else np.zeros(0, np.int64)
-        back_sel = owner[back_i] == gi  # pairs found through another group whose return list is group gi's
-        back_i, back_j = back_i[back_sel], back_j[back_sel]
-        report.n_pairs = int(ii.size + back_i.size)
+        # this group's side of the pairs: pairs through its lists, and pairs whose return list is its own
+        mine = [(ii, jj) if go == gi else (ii[owner[ii] == gi], jj[owner[ii] == gi]) for go, (ii, jj) in enumerate(pairs)]
+        report.n_pairs = int(sum(ii.size for ii, _ in mine))
+        nlist = ann.choose_nlist(g.size)
+        floor = build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE))
         if g.size < min_rows:
             report.reason = f"below min_rows={min_rows}"
+        elif floor >= exact_est:
+            report.reason = (f"building an index of {nlist} cells and probing {ann.MIN_NPROBE} would cost "
+                             f"{floor / exact_est:.2f} of exact search ({engines[gi][0]})")
         else:
-            nlist = ann.choose_nlist(g.size)
-            index = ann.build_index(db, nlist, seed=seed)
             report.nlist = nlist
-            truth_read = exact_lists[gi][seed_pos][:, :k_read]
-            truth_all = exact_lists[gi][seed_pos]
+            index = ann.build_index(db, nlist, seed=seed)
+            def exact_sample(rows, gi=gi):  # rows: positions in the sample, whose exact lists are known
+                return exact_sims[gi][rows], exact_local[gi][rows]
 
             def measure(nprobe):
-                _set_nprobe(index, nprobe)
-                _, found = ann.search_index(index, X[sample], k)
-                ann_est = ivf_cost(n, g.size, nlist, nprobe)
-                found = np.where(found < 0, -1, g[np.clip(found, 0, None)])
-                a_lists = [approx_sample[go] if go != gi else found for go in range(len(groups))]
-                # (i, j) kept: j still in i's approximate list of this group, i still in j's list of i's group
-                back = np.array([_in_rows(a_lists[owner[a]], pos[[b]], np.array([a]))[0] for a, b in zip(ii, jj)],
-                                dtype=bool)
-                fwd = _in_rows(found, pos[ii], jj) & back if ii.size else np.zeros(0, bool)
-                bwd = _in_rows(found, pos[back_j], back_i)
-                kept = float((fwd.sum() + bwd.sum()) / max(1, ii.size + back_i.size))
-                on_seeds = found[seed_pos]
-                read = float((truth_read[:, :, None] == on_seeds[:, None, :k_read]).any(axis=2).mean())
-                recall = float((truth_all[:, :, None] == on_seeds[:, None, :]).any(axis=2).mean())
-                report.probes_tried.append((int(nprobe), round(kept, 4), round(read, 4), round(ann_est / exact_est, 3)))
-                return (int(nprobe), kept, read, recall, ann_est)
+                index.nprobe = int(nprobe)
+                _, loc, bad_share = _ivf_lists(index, X[sample], db, k, _local_index_search, exact_sample)
+                found = g[loc]
+                lists = [found if go == gi else exact_lists[go] for go in range(len(groups))]
+                kept = _kept(lists, mine, pos, owner)
+                read = _read([found], [exact_lists[gi]], seed_pos, k_read)
+                recall = _read([found], [exact_lists[gi]], seed_pos, k)
+                cost = ivf_cost(n, g.size, nlist, nprobe) + bad_share * n * g.size * EXACT_COST.get(
+                    engines[gi][0], 1.0)
+                report.probes_tried.append((int(nprobe), round(kept, 4), round(read, 4), round(cost / exact_est, 3)))
+                return int(nprobe), kept, read, recall, cost
 
             def meets(m):
                 return m[1] >= target_pairs and m[2] >= target_read
 
-            lo, hi = 0, min(nlist, ann.MIN_NPROBE)
+            # the most probes whose search still costs less than exact search
+            top = int(min(nlist, math.floor((exact_est / n - nlist) * nlist / (SCAN_COST * g.size))))
+            lo, hi = 0, min(nlist, ann.MIN_NPROBE, max(top, 1))
             m_hi = measure(hi)
-            # the search time grows about linearly in nprobe: stop once doubling cannot beat exact search
-            while not meets(m_hi) and hi < nlist and 2 * m_hi[4] < exact_est:
-                lo, hi = hi, min(nlist, hi * 2)
+            while not meets(m_hi) and hi < top:
+                lo, hi = hi, min(top, hi * 2)
                 m_hi = measure(hi)
             chosen = m_hi if meets(m_hi) else None
             while chosen is not None and lo and hi - lo > max(1, lo // 8):
@@ -291,10 +406,9 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                     hi, chosen = mid, m
                 else:
                     lo = mid
-            nprobe, kept, read = m_hi[0], m_hi[1], m_hi[2]
             if chosen is None:
-                report.reason = (f"targets not met below the cost of exact search (pairs {kept:.3f}, leading "
-                                 f"columns {read:.3f} at nprobe {nprobe} of {nlist})")
+                report.reason = (f"targets not met with up to {m_hi[0]} of {nlist} cells probed, the most that cost "
+                                 f"less than exact search (pairs {m_hi[1]:.3f}, leading columns {m_hi[2]:.3f})")
             elif chosen[4] >= exact_est:
                 report.reason = (f"calibrated nprobe {chosen[0]} of {nlist} would cost {chosen[4] / exact_est:.2f} "
                                  f"of exact search ({engines[gi][0]})")
@@ -304,22 +418,41 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                     int(chosen[0]), float(chosen[1]), float(chosen[2]), float(chosen[3]), float(chosen[4]))
                 report.reason = (f"calibrated nprobe {chosen[0]} of {nlist}: about {chosen[4] / exact_est:.2f} of "
                                  f"the cost of exact search ({engines[gi][0]})")
-                _set_nprobe(index, report.nprobe)
-                found = (search_index or ann.search_index)(index, X, k)
-                s, i = ann.fill_missing(*found, X, db, k)
+                index.nprobe = report.nprobe
+
+                def exact_any(rows, gi=gi):
+                    return run_exact(gi, X[rows])
+
+                s, i, _ = _ivf_lists(index, X, db, k, search_index or _local_index_search, exact_any)
                 out_lists[gi] = (s, g[i])
-                approx_sample[gi] = out_lists[gi][1][sample]
+                final_sample[gi] = out_lists[gi][1][sample]
+            del index
         if out_lists[gi] is None:  # exact: the sample's lists are known already
             sims = np.empty((n, k), dtype=np.float32)
             idx = np.empty((n, k), dtype=np.int64)
             sims[sample], idx[sample] = exact_sims[gi], exact_lists[gi]
-            if rest.size:
-                s, i = (search_exact or engines[gi][1])(np.ascontiguousarray(X[rest]), db, k)
-                sims[rest], idx[rest] = s, g[i]
+            for s0 in range(0, rest.size, 8 * _BLOCK):
+                rows = rest[s0:s0 + 8 * _BLOCK]
+                s, i = run_exact(gi, X[rows])
+                sims[rows], idx[rows] = s, g[i]
             out_lists[gi] = (sims, idx)
         report.seconds = time.perf_counter() - t0 + (t_cal if gi == 0 else 0.0)
         reports.append(report)
+
+    # --- what the returned lists keep, all groups together ---
+    joint_pairs = _kept(final_sample, pairs, pos, owner)
+    joint_read = _read(final_sample, exact_lists, seed_pos, k_read)
     _log(reports)
+    if any(r.choice == "ann" for r in reports):
+        logger.info("knn='ann': the returned lists keep %.3f of the sample's reciprocal pairs and %.3f of its "
+                    "leading %d columns (targets %.2f, %.2f)", joint_pairs, joint_read, k_read, target_pairs,
+                    target_read, extra={"ann_joint": {"pairs": joint_pairs, "read": joint_read}})
+        # each group meets its target on its own side; together a pair can be lost on both sides
+        joint_target = 1.0 - len(groups) * (1.0 - target_pairs)
+        if joint_pairs < joint_target or joint_read < target_read:
+            warn_user(f"knn='ann': the returned neighbour lists keep {joint_pairs:.3f} of a sample's reciprocal "
+                      f"pairs and {joint_read:.3f} of its first {k_read} columns, below the targets; use an exact "
+                      "engine (knn='auto') for exact results.", ann.RecallWarning)
     return (out_lists, reports) if return_report else out_lists
 
 

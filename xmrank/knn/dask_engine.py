@@ -35,7 +35,7 @@ BLOCK_ENGINES = ("auto", "faiss", "numpy", "ann")
 @dataclass
 class _Options:
     client: object
-    engine: str = "auto"
+    knn: str = "auto"
     block_rows: int | None = None
     progress: bool | None = None
 
@@ -44,16 +44,19 @@ _OPTIONS: contextvars.ContextVar = contextvars.ContextVar("xmrank_dask_options",
 
 
 @contextlib.contextmanager
-def dask_knn(client=None, *, engine: str = "auto", block_rows: int | None = None, progress=None):
-    """Route ``knn="dask"`` searches in this block to ``client`` with ``engine`` per block.
+def dask_knn(client=None, *, knn: str = "auto", block_rows: int | None = None, progress=None):
+    """Route ``knn="dask"`` searches in this block to ``client``, each block searched with ``knn``.
+
+    ``knn`` names the engine as ``knn=`` does everywhere else: "auto",
+    "faiss", "numpy" (exact) or "ann" (the calibrated approximate search).
 
     Examples
     --------
-    >>> with dask_knn(client, engine="ann"):                      # doctest: +SKIP
+    >>> with dask_knn(client, knn="ann"):                      # doctest: +SKIP
     ...     D = xmrank.jaccard_distance(X, modalities=m, knn="dask")
     """
-    check_option(engine, "engine", BLOCK_ENGINES)
-    token = _OPTIONS.set(_Options(_client(client), engine, block_rows, progress))
+    check_option(knn, "knn", BLOCK_ENGINES)
+    token = _OPTIONS.set(_Options(_client(client), knn, block_rows, progress))
     try:
         yield
     finally:
@@ -128,7 +131,7 @@ def _ann_block(queries, index_bytes, key, nprobe, k):
 def current_engine():
     """The per-block engine of the enclosing :func:`dask_knn` block, or None outside one."""
     opts = _OPTIONS.get()
-    return None if opts is None else opts.engine
+    return None if opts is None else opts.knn
 
 
 def _scatter_queries(client, queries, opts):
@@ -165,7 +168,7 @@ def exact_search_blocks(queries, database, k: int, engine: str | None = None):
 
     opts = _OPTIONS.get() or _Options(_client(None))
     client = opts.client
-    engine = engine or resolve_knn("auto" if opts.engine == "ann" else opts.engine)
+    engine = engine or resolve_knn("auto" if opts.knn == "ann" else opts.knn)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     database = np.ascontiguousarray(database, dtype=np.float32)
     ranges, q_futures = _scatter_queries(client, queries, opts)
@@ -190,7 +193,7 @@ def knn_search_blocks(queries, database, k: int):
     database = np.ascontiguousarray(database, dtype=np.float32)
     t0 = time.perf_counter()
     report = index = None
-    if opts.engine == "ann":
+    if opts.knn == "ann":
         from . import ann
 
         index, report = ann.fit(queries, database, k)

@@ -28,7 +28,7 @@ import re
 from .._validation import InputError
 from ._require import torch
 from .config import TrainConfig, config_from_dict
-from .device import resolve_device
+from .device import torch_device
 from .model import NON_LOCAL_WIDTHS, DualStreamReID, NonLocal
 
 logger = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def load_model(path, *, device="cpu", return_config: bool = False):
         first missing or unexpected key).
     """
     path = os.fspath(path)
-    dev = resolve_device(device)
+    dev = torch_device(device)
     if not isinstance(return_config, bool):
         raise InputError(f"return_config must be True or False; got {return_config!r}.")
     state = read_checkpoint(path)

@@ -55,7 +55,7 @@ from .features import extract_features
 from .model import build_model
 from .pseudo_labels import StreamMaker, cluster_epoch, global_part, intra_parts, smallest_group
 from .runlog import atomic_json, log_epoch, run_log
-from .steps import Precision, build_optimizer, global_step, intra_step, resolve_device
+from .steps import Precision, build_optimizer, global_step, intra_step, torch_device
 from ..datasets.synthetic_images import is_synthetic_root, make_synthetic
 
 #: the trainer's own progress lines (per-epoch clustering statistics, evaluations)
@@ -63,7 +63,7 @@ logger = logging.getLogger("xmrank.train")
 #: every xmrank message goes to RUN/train.log
 _base_logger = logging.getLogger("xmrank")
 
-__all__ = ["train", "resolve_device", "load_trained_model", "CHECKPOINT", "METRICS", "MODEL_SELECTION", "RUN_FIELDS"]
+__all__ = ["train", "torch_device", "load_trained_model", "CHECKPOINT", "METRICS", "MODEL_SELECTION", "RUN_FIELDS"]
 
 METRICS = "metrics.json"
 LOG = "train.log"
@@ -95,7 +95,7 @@ class _Trainer:
         self.root = root
         self.output = output
         self.progress = progress
-        self.device = resolve_device(cfg.device)
+        self.device = torch_device(cfg.device)
         self.records = training_records(dataset, root, trial=cfg.regdb_trial)
         self.mods = np.array([r.modality for r in self.records], dtype=np.int64)
         self.pids = np.array([r.pid for r in self.records], dtype=np.int64)
@@ -257,7 +257,7 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
             raise InputError("dataset is required for a new run: one of sysu, regdb, folder, synthetic.")
     check_option(dataset, "dataset", DATASETS)
     config = validate(apply_overrides(config, overrides) if overrides else config)
-    resolve_device(config.device)
+    torch_device(config.device)
     if dataset != "synthetic" and root is None:
         raise InputError(f"root is required for dataset {dataset!r}: the folder holding the data set.")
 

@@ -1,6 +1,6 @@
 """The per-iteration optimiser steps of the trainer, the optimiser and the precision policy.
 
-- :func:`resolve_device`: the ``device`` setting as a torch device.
+- :func:`torch_device`: the ``device`` setting as a torch device.
 - :func:`build_optimizer`: Adam + StepLR with the recipe's settings.
 - :class:`Precision`: float32, or mixed precision (``amp``) on CUDA.
 - :func:`intra_step`: one step of the intra-modality loss on a visible and
@@ -23,12 +23,12 @@ import logging
 
 from ..datasets import INFRARED, VISIBLE
 from ._require import torch
-from .device import resolve_device
+from .device import torch_device
 from .losses import global_step_loss, intra_modality_loss
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_device", "build_optimizer", "Precision", "forward_batches", "intra_step", "global_step"]
+__all__ = ["torch_device", "build_optimizer", "Precision", "forward_batches", "intra_step", "global_step"]
 
 
 def build_optimizer(model, cfg):
