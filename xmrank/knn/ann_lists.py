@@ -67,7 +67,7 @@ from .rescore import MARGIN, rescore_lists
 logger = logging.getLogger(__name__)
 
 __all__ = ["GroupReport", "search_groups", "exact_cost", "ivf_cost", "build_cost", "TARGET_PAIRS", "TARGET_READ",
-           "N_SEEDS", "EXACT_COST", "SCAN_COST"]
+           "N_SEEDS", "EXACT_COST", "SCAN_COST", "build_index", "index_kind"]
 
 #: Share of the sample's exact reciprocal pairs that each group's approximate lists keep (its own side).
 TARGET_PAIRS = 0.99
@@ -78,9 +78,12 @@ N_SEEDS = 200
 #: Cost of one similarity in exact search, by engine, in units of faiss' brute-force search (BLAS products
 #: and its top-k selection). bf16: 0.36-0.45 measured against faiss at N = 50,000, d = 128, 2 cores.
 EXACT_COST = {"faiss": 1.0, "numpy": 1.0, "bf16": 0.4}
-#: Cost of scanning one database row of a probed IVF-Flat cell, same units: 4.3-6.7 measured (2 cores, d = 128:
-#: IVF-Flat at 15-29 % of the rows took 1.0-1.2 times faiss' brute-force search of all of them).
-SCAN_COST = 5.0
+#: Cost of scanning one database row of a probed cell, same units, by index: IVF-Flat 4.3-6.7 measured (2 cores,
+#: d = 128: IVF-Flat at 15-29 % of the rows took 1.0-1.2 times faiss' brute-force search of all of them); IVF with
+#: 4-bit fast-scan product codes 2.4 times less (300,000 rows, d = 128, 64 and 128 cells probed of 2,591).
+SCAN_COST = {"flat": 5.0, "pqfs": 2.0}
+#: Candidates the index proposes per neighbour (re-scored exactly): product codes only rank approximately.
+CANDIDATE_FACTOR = 8
 #: Query rows per block of the index search and re-scoring (bounds the candidate arrays).
 _BLOCK = 65536
 
@@ -117,9 +120,36 @@ def exact_cost(n_queries: int, n_database: int, engine: str) -> float:
     return float(n_queries) * n_database * EXACT_COST.get(engine, 1.0)
 
 
-def ivf_cost(n_queries: int, n_database: int, nlist: int, nprobe: int) -> float:
-    """Model cost of an IVF-Flat search: the coarse products plus the probed cells' rows."""
-    return float(n_queries) * (nlist + SCAN_COST * nprobe * n_database / max(nlist, 1))
+def ivf_cost(n_queries: int, n_database: int, nlist: int, nprobe: int, kind: str = "pqfs") -> float:
+    """Model cost of an IVF search: the coarse products plus the probed cells' rows (``kind``: "flat" or "pqfs")."""
+    return float(n_queries) * (nlist + SCAN_COST[kind] * nprobe * n_database / max(nlist, 1))
+
+
+def index_kind(d: int) -> str:
+    """The index layout for rows of ``d`` dimensions: 4-bit fast-scan codes of 2-dimension pieces, or flat."""
+    return "pqfs" if d % 2 == 0 else "flat"
+
+
+def build_index(db: np.ndarray, nlist: int, *, seed: int = 0):
+    """A trained, filled IVF index of ``db`` for inner products: IVF-PQ fast-scan (``d`` even) or IVF-Flat.
+
+    The product codes (``d / 2`` sub-quantizers of 16 centroids, 4 bits a
+    row per two dimensions) only rank candidates; :func:`search_groups`
+    re-scores ``CANDIDATE_FACTOR * k`` of them exactly.
+    """
+    import faiss
+
+    n, d = db.shape
+    if index_kind(d) == "flat":
+        return ann.build_index(db, nlist, seed=seed)
+    index = faiss.index_factory(d, f"IVF{nlist},PQ{d // 2}x4fs", faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = int(seed)
+    rng = np.random.default_rng(seed)
+    n_train = min(n, ann._TRAIN_PER_CELL * nlist)
+    train = db if n_train == n else db[np.sort(rng.choice(n, n_train, replace=False))]
+    index.train(np.ascontiguousarray(train))
+    index.add(db)
+    return index
 
 
 def build_cost(n_database: int, nlist: int) -> float:
@@ -185,7 +215,7 @@ def _ivf_lists(index, Q, db, k, search_index, exact_rows):
     Returns local indices into ``db`` and the share of such rows.
     """
     n = Q.shape[0]
-    kk = min(k + MARGIN, db.shape[0])
+    kk = min(max(k + MARGIN, CANDIDATE_FACTOR * k), db.shape[0])
     sims = np.empty((n, k), dtype=np.float32)
     idx = np.empty((n, k), dtype=np.int64)
     _, cand = search_index(index, Q, kk)
@@ -363,7 +393,8 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         mine = [(ii, jj) if go == gi else (ii[owner[ii] == gi], jj[owner[ii] == gi]) for go, (ii, jj) in enumerate(pairs)]
         report.n_pairs = int(sum(ii.size for ii, _ in mine))
         nlist = ann.choose_nlist(g.size)
-        floor = build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE))
+        kind = index_kind(d)
+        floor = build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE), kind)
         if g.size < min_rows:
             report.reason = f"below min_rows={min_rows}"
         elif floor >= exact_est:
@@ -371,7 +402,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                              f"{floor / exact_est:.2f} of exact search ({engines[gi][0]})")
         else:
             report.nlist = nlist
-            index = ann.build_index(db, nlist, seed=seed)
+            index = build_index(db, nlist, seed=seed)
             def exact_sample(rows, gi=gi):  # rows: positions in the sample, whose exact lists are known
                 return exact_sims[gi][rows], exact_local[gi][rows]
 
@@ -383,7 +414,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                 kept = _kept(lists, mine, pos, owner)
                 read = _read([found], [exact_lists[gi]], seed_pos, k_read)
                 recall = _read([found], [exact_lists[gi]], seed_pos, k)
-                cost = ivf_cost(n, g.size, nlist, nprobe) + bad_share * n * g.size * EXACT_COST.get(
+                cost = ivf_cost(n, g.size, nlist, nprobe, kind) + bad_share * n * g.size * EXACT_COST.get(
                     engines[gi][0], 1.0)
                 report.probes_tried.append((int(nprobe), round(kept, 4), round(read, 4), round(cost / exact_est, 3)))
                 return int(nprobe), kept, read, recall, cost
@@ -392,7 +423,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                 return m[1] >= target_pairs and m[2] >= target_read
 
             # the most probes whose search still costs less than exact search
-            top = int(min(nlist, math.floor((exact_est / n - nlist) * nlist / (SCAN_COST * g.size))))
+            top = int(min(nlist, math.floor((exact_est / n - nlist) * nlist / (SCAN_COST[kind] * g.size))))
             lo, hi = 0, min(nlist, ann.MIN_NPROBE, max(top, 1))
             m_hi = measure(hi)
             while not meets(m_hi) and hi < top:
@@ -459,7 +490,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
 def _log(reports) -> None:
     for r in reports:
         if r.choice == "ann":
-            logger.info("knn='ann' group %d (%d rows): IVF-Flat nprobe %d of %d; reciprocal pairs kept %.3f, "
+            logger.info("knn='ann' group %d (%d rows): IVF nprobe %d of %d; reciprocal pairs kept %.3f, "
                         "leading %d columns %.3f, recall@%d %.3f on %d sampled rows; %s", r.group, r.n_database,
                         r.nprobe, r.nlist, r.pair_recall, r.k_read, r.read_recall, r.k, r.recall, r.n_sample,
                         r.reason, extra={"ann": asdict(r)})
