@@ -4,7 +4,7 @@ The index is built from the database alone (k-means on a seeded sample, so
 the same input gives the same index); the number of probed cells is then
 chosen by measuring recall against exact search on a sample of the queries,
 doubling ``nprobe`` and bisecting back until the target is met. Chosen
-parameters and the measured recall are logged (logger ``"xmrank"``, INFO,
+parameters and the measured recall are logged (logger ``xmrank.knn.ann``, INFO,
 with the numbers in ``record.ann``).
 
 Below ``min_rows`` database rows the search is exact: an IVF index does not

@@ -23,8 +23,10 @@ The calibration measures exactly these on a sample: exact lists for
 can be decided). For each group it then looks for the fewest probed IVF cells
 (doubling, then bisecting to within 1/8) at which the group's own side of
 those pairs (its lists, the other groups' held exact) keeps ``target_pairs``
-of them and its lists hold ``target_read`` of the leading columns. Index
-candidates are re-scored by the exact engines' rule
+of them and its lists hold ``target_read`` of the leading columns. The index
+is IVF with 4-bit fast-scan product codes (:func:`build_index`; IVF-Flat for
+odd ``d``), 2.4 times faster to scan than IVF-Flat at the same recall once
+its ``8 k`` candidates are re-scored by the exact engines' rule
 (:func:`xmrank.knn.rescore.rescore_lists`: float64 inner products, ties to
 the smaller index), so ties and duplicate rows are ordered as exact search
 orders them, and rows whose probed cells hold too few rows are searched
