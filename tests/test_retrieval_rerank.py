@@ -15,15 +15,9 @@ rerank_mod = sys.modules["xmrank.retrieval.rerank"]  # the module, not the funct
 
 def cross_modal_set(n_ids=60, per_id=4, gap=1.5, noise=1.0, dim=32, seed=0):
     """Identity centres + one offset per modality + noise, unit rows; modality 1 = query side."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_ids, dim))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    offsets, _ = np.linalg.qr(rng.standard_normal((dim, 2)))
-    ids = np.tile(np.repeat(np.arange(n_ids), per_id), 2)
-    mods = np.repeat([0, 1], n_ids * per_id)
-    X = centres[ids] + gap * offsets.T[mods] + rng.standard_normal((len(ids), dim)) * noise / np.sqrt(dim)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    X = X.astype(np.float32)
+    from xmrank.datasets import make_cross_modal
+
+    X, ids, mods = make_cross_modal(n_ids, per_id, gap=gap, noise=noise, dim=dim, seed=seed)
     q, g = mods == 1, mods == 0
     return X[q], X[g], ids[q], ids[g]
 
