@@ -37,8 +37,9 @@ cells, the calibrated probes and the engine (:func:`exact_cost`,
 :func:`ivf_cost`, :func:`build_cost`; counts, not timings, so that an input
 makes the same choice on every run on one installation): an index is not
 even built where building it and probing the fewest cells would cost more
-than exact search, and a calibrated index is used only where it costs less
-than exact search (the sample's exact lists are then reused). Finally the
+than :data:`ANN_MARGIN` (0.7) of exact search, and a calibrated index is used
+only where its build and search cost less than that (otherwise the sample's
+exact lists are reused by exact search). Finally the
 reciprocal pairs and leading columns of the lists actually returned are
 measured on the sample, all groups together; below the targets a
 :class:`~xmrank.knn.ann.RecallWarning` is raised. What was measured, chosen
@@ -69,7 +70,7 @@ from .rescore import MARGIN, rescore_lists
 logger = logging.getLogger(__name__)
 
 __all__ = ["GroupReport", "search_groups", "exact_cost", "ivf_cost", "build_cost", "TARGET_PAIRS", "TARGET_READ",
-           "N_SEEDS", "EXACT_COST", "SCAN_COST", "build_index", "index_kind"]
+           "N_SEEDS", "EXACT_COST", "SCAN_COST", "ANN_MARGIN", "build_index", "index_kind"]
 
 #: Share of the sample's exact reciprocal pairs that each group's approximate lists keep (its own side).
 TARGET_PAIRS = 0.99
@@ -86,6 +87,10 @@ EXACT_COST = {"faiss": 1.0, "numpy": 1.0, "bf16": 0.4}
 SCAN_COST = {"flat": 5.0, "pqfs": 2.0}
 #: Candidates the index proposes per neighbour (re-scored exactly): product codes only rank approximately.
 CANDIDATE_FACTOR = 8
+#: The index is used only where building it and searching with it is modelled below this share of exact
+#: search: the model's constants are rough (measured on one machine), and at 50,000 rows an index chosen at
+#: 0.6 of exact search plus its build was slower than exact search in the end (7.0 s against 4.9 s).
+ANN_MARGIN = 0.7
 #: Query rows per block of the index search and re-scoring (bounds the candidate arrays).
 _BLOCK = 65536
 
@@ -351,14 +356,28 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     def run_exact(gi, Q):
         return (search_exact or engines[gi][1])(np.ascontiguousarray(Q), dbs[gi], k)
 
-    if all(g.size < min_rows for g in groups):
+    # an index pays only where building it and probing the fewest cells costs well below exact search
+    hopeless = []
+    for gi, g in enumerate(groups):
+        nlist = ann.choose_nlist(g.size)
+        floor = build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE), index_kind(d))
+        exact_est = exact_cost(n, g.size, engines[gi][0])
+        if g.size < min_rows:
+            hopeless.append(f"below min_rows={min_rows}")
+        elif floor >= ANN_MARGIN * exact_est:
+            hopeless.append(f"building an index of {nlist} cells and probing {min(nlist, ann.MIN_NPROBE)} would cost "
+                            f"{floor / exact_est:.2f} of exact search ({engines[gi][0]}), above {ANN_MARGIN}")
+        else:
+            hopeless.append("")
+    if all(hopeless):  # no calibration sample either: plain exact search
         out, reports = [], []
         for gi, g in enumerate(groups):
             t0 = time.perf_counter()
             s, i = run_exact(gi, X)
             out.append((s, g[i]))
-            reports.append(GroupReport(gi, n, g.size, k, k_read, "exact", f"below min_rows={min_rows}",
-                                       exact_engine=engines[gi][0], seconds=time.perf_counter() - t0))
+            reports.append(GroupReport(gi, n, g.size, k, k_read, "exact", hopeless[gi], exact_engine=engines[gi][0],
+                                       exact_cost=exact_cost(n, g.size, engines[gi][0]),
+                                       seconds=time.perf_counter() - t0))
         _log(reports)
         return (out, reports) if return_report else out
 
@@ -366,7 +385,8 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     t_cal = time.perf_counter()
     rng = np.random.default_rng(seed + 7)
     seeds = np.sort(rng.choice(n, min(n, n_sample), replace=False))
-    local = [_exact_engine(seeds.size, db.shape[0], d) for db in dbs]  # the calibration runs here
+    # the calibration runs here, with the engine "auto" picks for the whole search (identical lists whichever)
+    local = [_exact_engine(n, db.shape[0], d) for db in dbs]
     seed_exact = [search(X[seeds], db, k)[1] for (_, search), db in zip(local, dbs)]
     listed = np.unique(np.concatenate([g[i].ravel() for g, i in zip(groups, seed_exact)]))
     sample = np.union1d(seeds, listed)
@@ -396,12 +416,8 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         report.n_pairs = int(sum(ii.size for ii, _ in mine))
         nlist = ann.choose_nlist(g.size)
         kind = index_kind(d)
-        floor = build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE), kind)
-        if g.size < min_rows:
-            report.reason = f"below min_rows={min_rows}"
-        elif floor >= exact_est:
-            report.reason = (f"building an index of {nlist} cells and probing {ann.MIN_NPROBE} would cost "
-                             f"{floor / exact_est:.2f} of exact search ({engines[gi][0]})")
+        if hopeless[gi]:
+            report.reason = hopeless[gi]
         else:
             report.nlist = nlist
             index = build_index(db, nlist, seed=seed)
@@ -424,8 +440,9 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
             def meets(m):
                 return m[1] >= target_pairs and m[2] >= target_read
 
-            # the most probes whose search still costs less than exact search
-            top = int(min(nlist, math.floor((exact_est / n - nlist) * nlist / (SCAN_COST[kind] * g.size))))
+            # the most probes whose build and search still cost less than ANN_MARGIN of exact search
+            budget = ANN_MARGIN * exact_est - build_cost(g.size, nlist)
+            top = int(min(nlist, math.floor((budget / n - nlist) * nlist / (SCAN_COST[kind] * g.size))))
             lo, hi = 0, min(nlist, ann.MIN_NPROBE, max(top, 1))
             m_hi = measure(hi)
             while not meets(m_hi) and hi < top:
@@ -442,9 +459,10 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
             if chosen is None:
                 report.reason = (f"targets not met with up to {m_hi[0]} of {nlist} cells probed, the most that cost "
                                  f"less than exact search (pairs {m_hi[1]:.3f}, leading columns {m_hi[2]:.3f})")
-            elif chosen[4] >= exact_est:
-                report.reason = (f"calibrated nprobe {chosen[0]} of {nlist} would cost {chosen[4] / exact_est:.2f} "
-                                 f"of exact search ({engines[gi][0]})")
+            elif chosen[4] + build_cost(g.size, nlist) >= ANN_MARGIN * exact_est:
+                report.reason = (f"calibrated nprobe {chosen[0]} of {nlist} would cost "
+                                 f"{(chosen[4] + build_cost(g.size, nlist)) / exact_est:.2f} of exact search "
+                                 f"({engines[gi][0]}) with the index build, above {ANN_MARGIN}")
             else:
                 report.choice = "ann"
                 report.nprobe, report.pair_recall, report.read_recall, report.recall, report.ann_cost = (
