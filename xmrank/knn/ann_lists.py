@@ -38,8 +38,8 @@ cells, the calibrated probes and the engine (:func:`exact_cost`,
 makes the same choice on every run on one installation): an index is not
 even built where building it and probing the fewest cells would cost more
 than :data:`ANN_MARGIN` (0.7) of exact search, and a calibrated index is used
-only where its build and search cost less than that (otherwise the sample's
-exact lists are reused by exact search). Finally the
+only where its build, its search and the sample's exact lists cost less
+than that (otherwise exact search reuses the sample's lists). Finally the
 reciprocal pairs and leading columns of the lists actually returned are
 measured on the sample, all groups together; below the targets a
 :class:`~xmrank.knn.ann.RecallWarning` is raised. What was measured, chosen
@@ -165,8 +165,8 @@ def build_cost(n_database: int, nlist: int) -> float:
     return float(_KMEANS_ITERATIONS) * n_train * nlist + float(n_database) * nlist
 
 
-#: faiss' k-means iterations for an IVF quantizer (``faiss.ClusteringParameters().niter``).
-_KMEANS_ITERATIONS = 25
+#: faiss' k-means iterations for an IVF quantizer (``IndexIVF.cp.niter``; plain ``faiss.Clustering`` uses 25).
+_KMEANS_ITERATIONS = 10
 
 
 def _exact_engine(n_queries: int, n_database: int, d: int, name: str | None = None):
@@ -441,7 +441,9 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                 return m[1] >= target_pairs and m[2] >= target_read
 
             # the most probes whose build and search still cost less than ANN_MARGIN of exact search
-            budget = ANN_MARGIN * exact_est - build_cost(g.size, nlist)
+            # fixed costs of the index path: the build, and the sample's exact lists (exact search reuses them)
+            fixed = build_cost(g.size, nlist) + exact_cost(sample.size, g.size, engines[gi][0])
+            budget = ANN_MARGIN * exact_est - fixed
             top = int(min(nlist, math.floor((budget / n - nlist) * nlist / (SCAN_COST[kind] * g.size))))
             lo, hi = 0, min(nlist, ann.MIN_NPROBE, max(top, 1))
             m_hi = measure(hi)
@@ -459,10 +461,10 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
             if chosen is None:
                 report.reason = (f"targets not met with up to {m_hi[0]} of {nlist} cells probed, the most that cost "
                                  f"less than exact search (pairs {m_hi[1]:.3f}, leading columns {m_hi[2]:.3f})")
-            elif chosen[4] + build_cost(g.size, nlist) >= ANN_MARGIN * exact_est:
+            elif chosen[4] + fixed >= ANN_MARGIN * exact_est:
                 report.reason = (f"calibrated nprobe {chosen[0]} of {nlist} would cost "
-                                 f"{(chosen[4] + build_cost(g.size, nlist)) / exact_est:.2f} of exact search "
-                                 f"({engines[gi][0]}) with the index build, above {ANN_MARGIN}")
+                                 f"{(chosen[4] + fixed) / exact_est:.2f} of exact search ({engines[gi][0]}) with the "
+                                 f"index build and the sample's exact lists, above {ANN_MARGIN}")
             else:
                 report.choice = "ann"
                 report.nprobe, report.pair_recall, report.read_recall, report.recall, report.ann_cost = (
