@@ -8,6 +8,8 @@ error. Commands add their own sentence to a help text with ``more=``.
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from xmrank._params import PARAMS, parse_eps
@@ -112,7 +114,7 @@ def label_or_path(ctx, param, value):
 def camera_alias(option: str, dest: str):
     """A hidden older spelling of a camera option (``--query-cams`` for ``--query-cameras``).
 
-    The command merges it with :func:`either_option`; it stays out of ``--help``.
+    :func:`camera_options` merges it; it stays out of ``--help``.
     """
     return click.option(option, dest, callback=label_or_path, hidden=True)
 
@@ -124,3 +126,28 @@ def either_option(value, old_value, option: str, old_option: str):
     if value is not None:
         raise click.UsageError(f"give {option} or its older spelling {old_option}, not both.")
     return old_value, old_option
+
+
+def camera_options(func):
+    """``--query-cameras`` / ``--gallery-cameras`` (an array file, or one integer for the side) for a command.
+
+    Their hidden older spellings ``--query-cams`` / ``--gallery-cams`` are
+    merged here, once for every command: the command receives
+    ``query_cameras``, ``gallery_cameras`` and ``camera_spellings``, the
+    pair of option names the user gave (for messages).
+    """
+    @functools.wraps(func)
+    def merged(*args, query_cameras=None, gallery_cameras=None, query_cams=None, gallery_cams=None, **kwargs):
+        query_cameras, q_opt = either_option(query_cameras, query_cams, "--query-cameras", "--query-cams")
+        gallery_cameras, g_opt = either_option(gallery_cameras, gallery_cams, "--gallery-cameras", "--gallery-cams")
+        return func(*args, query_cameras=query_cameras, gallery_cameras=gallery_cameras,
+                    camera_spellings=(q_opt, g_opt), **kwargs)
+
+    merged.__click_params__ = list(getattr(func, "__click_params__", []))  # the options declared below this one
+    for option in (camera_alias("--gallery-cams", "gallery_cams"), camera_alias("--query-cams", "query_cams"),
+                   click.option("--gallery-cameras", callback=label_or_path,
+                                help="Camera of each gallery row (.npy), or one integer for all."),
+                   click.option("--query-cameras", callback=label_or_path,
+                                help="Camera of each query row (.npy), or one integer for all.")):
+        merged = option(merged)
+    return merged

@@ -12,7 +12,7 @@ from xmrank._params import PARAMS
 
 from ._bundle import BUNDLE_HELP, load_side
 from ._io import check_outputs, fail, load_array, user_errors, write_json
-from ._options import camera_alias, either_option, jobs_option, label_or_path
+from ._options import camera_options, jobs_option, label_or_path
 
 PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market", "llcm"])
 METRICS = ("inner", "cosine", "euclidean")
@@ -229,10 +229,7 @@ Examples:
 @click.option("--gallery-distances", type=click.Path(dir_okay=False), help="Gallery x gallery distances (.npy), for --rerank both with --distances.")
 @click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy).")
 @click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy).")
-@click.option("--query-cameras", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
-@click.option("--gallery-cameras", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
-@camera_alias("--query-cams", "query_cams")
-@camera_alias("--gallery-cams", "gallery_cams")
+@camera_options
 @click.option("--query-modalities", callback=label_or_path, help="Modality of each query row (.npy), or one integer for all (re-ranking).")
 @click.option("--gallery-modalities", callback=label_or_path, help="Modality of each gallery row (.npy), or one integer for all (re-ranking).")
 @click.option("--protocol", type=PROTOCOL_CHOICE, default="sysu", show_default=True, help="Exclusion and CMC rules.")
@@ -249,12 +246,11 @@ Examples:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores (with the full CMC) to this JSON file.")
 @user_errors
 def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, query_ids, gallery_ids, query_cameras,
-                 gallery_cameras, query_cams, gallery_cams, query_modalities, gallery_modalities, protocol, metric,
+                 gallery_cameras, camera_spellings, query_modalities, gallery_modalities, protocol, metric,
                  max_rank, roc, rerank_mode, method, k1, k2, lambda_value, n_jobs, json_path):
     if query is None or gallery is None:
         fail("give QUERY and GALLERY files (features and/or labels); see --help.")
-    query_cameras, q_cam_opt = either_option(query_cameras, query_cams, "--query-cameras", "--query-cams")
-    gallery_cameras, g_cam_opt = either_option(gallery_cameras, gallery_cams, "--gallery-cameras", "--gallery-cams")
+    q_cam_opt, g_cam_opt = camera_spellings
     check_outputs([("--json", json_path)],
                   inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances),
                           ("--query-distances", query_distances), ("--gallery-distances", gallery_distances),

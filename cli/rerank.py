@@ -7,7 +7,7 @@ import numpy as np
 
 from ._bundle import load_side
 from ._io import FiniteFloat, check_npy_output, check_outputs, fail, load_array, user_errors, write_json, write_npy
-from ._options import camera_alias, either_option, jobs_option, label_or_path
+from ._options import camera_options, jobs_option, label_or_path
 from .evaluate import (
     K_OR_AUTO,
     PROTOCOL_CHOICE,
@@ -91,10 +91,7 @@ Examples:
 @click.option("--gallery-distances", type=click.Path(dir_okay=False), help="Gallery x gallery distances (.npy), with --distances.")
 @click.option("--query-modalities", callback=label_or_path, help="Modality of each query row (.npy), or one integer for all.")
 @click.option("--gallery-modalities", callback=label_or_path, help="Modality of each gallery row (.npy), or one integer for all.")
-@click.option("--query-cameras", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
-@click.option("--gallery-cameras", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
-@camera_alias("--query-cams", "query_cams")
-@camera_alias("--gallery-cams", "gallery_cams")
+@camera_options
 @click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy), for the scores.")
 @click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy), for the scores.")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help="Re-ranking method.")
@@ -115,11 +112,10 @@ Examples:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores (original and re-ranked) to this JSON file.")
 @user_errors
 def rerank_cmd(query, gallery, output, distances, query_distances, gallery_distances, query_modalities,
-               gallery_modalities, query_cameras, gallery_cameras, query_cams, gallery_cams, query_ids, gallery_ids,
+               gallery_modalities, query_cameras, gallery_cameras, camera_spellings, query_ids, gallery_ids,
                method, k1, k2, lambda_value, normalize, knn, n_jobs, bank, gallery_bank, beta, qe_k, alpha, protocol,
                max_rank, roc, json_path):
-    query_cameras, q_cam_opt = either_option(query_cameras, query_cams, "--query-cameras", "--query-cams")
-    gallery_cameras, g_cam_opt = either_option(gallery_cameras, gallery_cams, "--gallery-cameras", "--gallery-cams")
+    q_cam_opt, g_cam_opt = camera_spellings
     from_distances = distances is not None or query_distances is not None or gallery_distances is not None
     if from_distances and None in (distances, query_distances, gallery_distances):
         fail("re-ranking from distances needs all three: --distances, --query-distances and --gallery-distances.")

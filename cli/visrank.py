@@ -8,7 +8,7 @@ import click
 
 from ._bundle import BUNDLE_HELP, load_side
 from ._io import SEED, atomic_path, check_outputs, fail, user_errors
-from ._options import camera_alias, either_option, label_or_path
+from ._options import camera_options
 from .evaluate import METRICS, PROTOCOL_CHOICE, check_side_lengths, feature_distance, load_distances, require, side_labels
 
 _FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -43,17 +43,13 @@ Example:
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the query draw.")
 @click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy).")
 @click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy).")
-@click.option("--query-cameras", callback=label_or_path, help="Camera of each query row (.npy), or one integer for all.")
-@click.option("--gallery-cameras", callback=label_or_path, help="Camera of each gallery row (.npy), or one integer for all.")
-@camera_alias("--query-cams", "query_cams")
-@camera_alias("--gallery-cams", "gallery_cams")
+@camera_options
 @click.option("--protocol", type=PROTOCOL_CHOICE, default="regdb", show_default=True, help="Gallery items removed before ranking ('regdb': none).")
 @click.option("--metric", type=click.Choice(METRICS), default="inner", show_default=True, help="Distance between features without --distances.")
 @user_errors
 def visrank_cmd(query, gallery, output, distances, images_root, queries, top_k, seed, query_ids, gallery_ids,
-                query_cameras, gallery_cameras, query_cams, gallery_cams, protocol, metric):
-    query_cameras, q_cam_opt = either_option(query_cameras, query_cams, "--query-cameras", "--query-cams")
-    gallery_cameras, g_cam_opt = either_option(gallery_cameras, gallery_cams, "--gallery-cameras", "--gallery-cams")
+                query_cameras, gallery_cameras, camera_spellings, protocol, metric):
+    q_cam_opt, g_cam_opt = camera_spellings
     if query is None or gallery is None:
         fail("give QUERY and GALLERY .npz files (ids, and features or --distances); see --help.")
     if output is None:
