@@ -241,10 +241,6 @@ def _ivf_lists(index, Q, db, k, search_index, exact_rows):
     return sims, idx, float(bad.mean()) if n else 0.0
 
 
-def _local_index_search(index, Q, kk):
-    return ann.search_index(index, Q, kk)
-
-
 def _pairs(exact_lists, seeds, pos, owner, k):
     """The sample's exact reciprocal pairs, by the group of ``j``: (i seed, j in L_g(i), i in L_owner(i)(j))."""
     out = []
@@ -357,10 +353,10 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         return (search_exact or engines[gi][1])(np.ascontiguousarray(Q), dbs[gi], k)
 
     # an index pays only where building it and probing the fewest cells costs well below exact search
-    hopeless = []
-    for gi, g in enumerate(groups):
-        nlist = ann.choose_nlist(g.size)
-        floor = build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE), index_kind(d))
+    kind = index_kind(d)
+    hopeless, nlists = [], [ann.choose_nlist(g.size) for g in groups]
+    for gi, (g, nlist) in enumerate(zip(groups, nlists)):
+        floor = build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE), kind)
         exact_est = exact_cost(n, g.size, engines[gi][0])
         if g.size < min_rows:
             hopeless.append(f"below min_rows={min_rows}")
@@ -414,8 +410,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         # this group's side of the pairs: pairs through its lists, and pairs whose return list is its own
         mine = [(ii, jj) if go == gi else (ii[owner[ii] == gi], jj[owner[ii] == gi]) for go, (ii, jj) in enumerate(pairs)]
         report.n_pairs = int(sum(ii.size for ii, _ in mine))
-        nlist = ann.choose_nlist(g.size)
-        kind = index_kind(d)
+        nlist = nlists[gi]
         if hopeless[gi]:
             report.reason = hopeless[gi]
         else:
@@ -426,7 +421,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
 
             def measure(nprobe):
                 index.nprobe = int(nprobe)
-                _, loc, bad_share = _ivf_lists(index, X[sample], db, k, _local_index_search, exact_sample)
+                _, loc, bad_share = _ivf_lists(index, X[sample], db, k, ann.search_index, exact_sample)
                 found = g[loc]
                 lists = [found if go == gi else exact_lists[go] for go in range(len(groups))]
                 kept = _kept(lists, mine, pos, owner)
@@ -476,7 +471,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                 def exact_any(rows, gi=gi):
                     return run_exact(gi, X[rows])
 
-                s, i, _ = _ivf_lists(index, X, db, k, search_index or _local_index_search, exact_any)
+                s, i, _ = _ivf_lists(index, X, db, k, search_index or ann.search_index, exact_any)
                 out_lists[gi] = (s, g[i])
                 final_sample[gi] = out_lists[gi][1][sample]
             del index
