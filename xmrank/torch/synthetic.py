@@ -7,24 +7,7 @@ code written against ``xmrank.torch.synthetic``.
 
 from __future__ import annotations
 
-from ..datasets.synthetic_images import (
-    INFRARED_CAMERAS,
-    MANIFEST,
-    PARTIAL,
-    VISIBLE_CAMERAS,
-    is_synthetic_root,
-    make_synthetic,
-    random_identity,
-    render_person,
-)
+from ..datasets import synthetic_images as _images
+from ..datasets.synthetic_images import *  # noqa: F401,F403  (the re-export: its public names)
 
-__all__ = [
-    "make_synthetic",
-    "render_person",
-    "random_identity",
-    "is_synthetic_root",
-    "VISIBLE_CAMERAS",
-    "INFRARED_CAMERAS",
-    "MANIFEST",
-    "PARTIAL",
-]
+__all__ = list(_images.__all__)
