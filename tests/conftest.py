@@ -25,6 +25,18 @@ def unit_rows(n, d, *, seed=0, n_modalities=2, gap=0.0, n_ids=None):
     return X.astype(np.float32), mods
 
 
+def assert_same_sparse(A, B, atol=1e-6):
+    """The same stored pattern (sorted) and values within ``atol``: two sparse (or dense) distance matrices."""
+    import scipy.sparse as sp
+
+    A, B = sp.csr_matrix(A), sp.csr_matrix(B)
+    A.sort_indices()
+    B.sort_indices()
+    np.testing.assert_array_equal(A.indptr, B.indptr)
+    np.testing.assert_array_equal(A.indices, B.indices)
+    np.testing.assert_allclose(A.data, B.data, atol=atol, rtol=0)
+
+
 @pytest.fixture(scope="session", params=["golden_n300_d128_k20.npz", "golden_n800_d512_k30.npz"])
 def golden(request):
     with np.load(DATA / request.param) as z:

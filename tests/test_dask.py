@@ -8,7 +8,7 @@ import xmrank
 from xmrank.jaccard import blocks, kernels
 from xmrank.knn import ann, knn_search
 
-from conftest import unit_rows
+from conftest import assert_same_sparse, unit_rows
 
 distributed = pytest.importorskip("distributed")
 from xmrank.distributed import dask_knn, jaccard_distance_dask  # noqa: E402
@@ -36,13 +36,6 @@ def _kw(g, key):
     }[key]
 
 
-def _same_matrix(A, B, atol=1e-6):
-    A, B = sp.csr_matrix(A), sp.csr_matrix(B)
-    A.sort_indices()
-    B.sort_indices()
-    np.testing.assert_array_equal(A.indptr, B.indptr)
-    np.testing.assert_array_equal(A.indices, B.indices)
-    np.testing.assert_allclose(A.data, B.data, atol=atol, rtol=0)
 
 
 @pytest.mark.slow
@@ -59,7 +52,7 @@ def test_same_as_single_machine_on_random_data(client, max_distance):
     X, mods = unit_rows(1500, 24, seed=5, n_ids=120, gap=0.4)
     local = xmrank.jaccard_distance(X, modalities=mods, k1=20, k2=4, max_distance=max_distance)
     dist = jaccard_distance_dask(X, client=client, modalities=mods, k1=20, k2=4, max_distance=max_distance)
-    _same_matrix(local, dist)
+    assert_same_sparse(local, dist)
     assert (abs(dist - dist.T) > 0).nnz == 0
 
 
@@ -69,7 +62,7 @@ def test_ann_on_the_cluster_equals_ann_on_one_machine(client, monkeypatch):
     X, mods = unit_rows(3000, 16, seed=6, n_ids=150, gap=0.3)
     local = xmrank.jaccard_distance(X, modalities=mods, k1=20, k2=4, knn="ann", max_distance=0.6)
     dist = jaccard_distance_dask(X, client=client, modalities=mods, k1=20, k2=4, knn="ann", max_distance=0.6)
-    _same_matrix(local, dist)
+    assert_same_sparse(local, dist)
 
 
 @pytest.mark.slow
@@ -92,7 +85,7 @@ def test_calibrated_index_searched_on_the_cluster_equals_one_machine(client, mon
     choices = [r.ann["choice"] for r in caplog.records if hasattr(r, "ann") and "group" in r.ann]
     assert choices.count("ann") == 4  # both modalities, both runs
     assert shipped == [12000, 12000]  # the cluster searched every row of both modalities
-    _same_matrix(local, dist)
+    assert_same_sparse(local, dist)
 
 
 @pytest.mark.slow
@@ -111,7 +104,7 @@ def test_jaccard_distance_with_knn_dask(client):
     X, mods = unit_rows(800, 16, seed=8, n_ids=60, gap=0.4)
     with dask_knn(client):
         D = xmrank.jaccard_distance(X, modalities=mods, k1=20, k2=4, knn="dask", max_distance=0.7)
-    _same_matrix(D, xmrank.jaccard_distance(X, modalities=mods, k1=20, k2=4, max_distance=0.7))
+    assert_same_sparse(D, xmrank.jaccard_distance(X, modalities=mods, k1=20, k2=4, max_distance=0.7))
 
 
 def test_knn_dask_without_a_client_is_an_input_error():
@@ -148,7 +141,7 @@ def test_blocks_kernel_equals_the_numba_kernel(max_distance):
     ref = kernels.minsum_jaccard(Vq, 2, max_distance=max_distance)
     for block_rows in (None, 37):
         got = blocks.minsum_jaccard(Vq, 2, max_distance=max_distance, block_rows=block_rows)
-        _same_matrix(sp.csr_matrix((ref[2], ref[1], ref[0])), sp.csr_matrix((got[2], got[1], got[0])), atol=0)
+        assert_same_sparse(sp.csr_matrix((ref[2], ref[1], ref[0])), sp.csr_matrix((got[2], got[1], got[0])), atol=0)
 
 
 def test_row_ranges_partition_the_pairs():
@@ -167,4 +160,4 @@ def test_small_buffers_overflow_and_are_redone():
     ref = kernels.minsum_jaccard(Vq, 1, max_distance=0.999)
     got = blocks.minsum_jaccard(Vq, 1, max_distance=0.999)
     assert len(ref[2]) > 32 * 500
-    _same_matrix(sp.csr_matrix((ref[2], ref[1], ref[0])), sp.csr_matrix((got[2], got[1], got[0])), atol=0)
+    assert_same_sparse(sp.csr_matrix((ref[2], ref[1], ref[0])), sp.csr_matrix((got[2], got[1], got[0])), atol=0)

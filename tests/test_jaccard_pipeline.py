@@ -13,19 +13,12 @@ from xmrank.jaccard import (Executor, JaccardPlan, NumbaExecutor, blocks, jaccar
 from xmrank.jaccard.kernels_xp import ArrayModuleExecutor
 from xmrank.jaccard.stages import to_output
 
-from conftest import unit_rows
+from conftest import assert_same_sparse, unit_rows
 
 X, MODS = unit_rows(240, 12, seed=3, n_ids=30, gap=0.4)
 CAMS = np.arange(240) % 3
 
 
-def _same(A, B, atol=1e-6):
-    A, B = sp.csr_matrix(A), sp.csr_matrix(B)
-    A.sort_indices()
-    B.sort_indices()
-    np.testing.assert_array_equal(A.indptr, B.indptr)
-    np.testing.assert_array_equal(A.indices, B.indices)
-    np.testing.assert_allclose(A.data, B.data, atol=atol, rtol=0)
 
 
 KW = {
@@ -46,7 +39,7 @@ def test_plan_is_typed_and_feeds_the_stages(method):
     assert (plan.half_reciprocal is None) == (method == "camera")
     assert plan.expansion is None or plan.expansion.shape == (240, 240)
     out = run_stages(X, plan, NumbaExecutor(2), max_distance=0.7)
-    _same(to_output(*out, 240, dense=False), jaccard_distance(X, max_distance=0.7, **KW[method]))
+    assert_same_sparse(to_output(*out, 240, dense=False), jaccard_distance(X, max_distance=0.7, **KW[method]))
 
 
 def test_plan_resolves_auto_and_checks_like_jaccard_distance():
@@ -66,8 +59,8 @@ def test_array_module_executor_on_numpy_equals_the_numba_executor(method, max_di
     array_D = jaccard_distance(X, max_distance=max_distance, executor="array", **KW[method])
     small_blocks = jaccard_distance(X, max_distance=max_distance, executor=ArrayModuleExecutor(np, budget=3000),
                                     **KW[method])
-    _same(numba_D, array_D)
-    _same(numba_D, small_blocks)
+    assert_same_sparse(numba_D, array_D)
+    assert_same_sparse(numba_D, small_blocks)
 
 
 def test_a_new_executor_plugs_in():
@@ -90,7 +83,7 @@ def test_a_new_executor_plugs_in():
 
     D = jaccard_distance(X, modalities=MODS, k1=12, k2=4, max_distance=0.5, executor=Recording())
     assert calls == ["weights", "expand", ("minsum", 0.5)]
-    _same(D, jaccard_distance(X, modalities=MODS, k1=12, k2=4, max_distance=0.5))
+    assert_same_sparse(D, jaccard_distance(X, modalities=MODS, k1=12, k2=4, max_distance=0.5))
     assert issubclass(ArrayModuleExecutor, Executor)
     with pytest.raises(xmrank.InputError, match="Unknown executor 'spark'"):
         jaccard_distance(X, k1=12, k2=4, executor="spark")
@@ -101,7 +94,7 @@ def test_n_jobs_has_scikit_learns_meaning():
     ref = jaccard_distance(X, modalities=MODS, k1=12, k2=4)
     before = numba.get_num_threads()
     for n_jobs in (None, 1, 2, -1, -2, 10_000):
-        _same(jaccard_distance(X, modalities=MODS, k1=12, k2=4, n_jobs=n_jobs), ref, atol=0)
+        assert_same_sparse(jaccard_distance(X, modalities=MODS, k1=12, k2=4, n_jobs=n_jobs), ref, atol=0)
         assert numba.get_num_threads() == before
     with pytest.raises(xmrank.InputError, match="n_jobs must be a positive number of threads, -1 for all cores"):
         jaccard_distance(X, k1=12, k2=4, n_jobs=0)
