@@ -671,6 +671,12 @@ def write_json(path: str, payload, option: str = "--json"):
     write_atomic(path, option, lambda fh: fh.write(text.encode("utf-8")))
 
 
+def echo_report(text: str, *outputs) -> None:
+    """A command's human-readable report: on standard output, or on standard error when one of
+    ``outputs`` (paths) is ``-``, since standard output then carries that file's data."""
+    click.echo(text, err=any(path is not None and os.fspath(path) == STDOUT for path in outputs))
+
+
 def write_text(path: str, text: str, option: str):
     """``text`` (UTF-8) at ``path``, atomically; ``-`` writes it to standard output."""
     if os.fspath(path) == STDOUT:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._associate import ASSOCIATIONS, cluster_associated, describe, parameters
 from ._bundle import load_bundle
-from ._io import (STDOUT, check_npy_output, check_output, check_outputs, fail, user_errors, write_json, write_npy,
+from ._io import (STDOUT, check_npy_output, check_output, check_outputs, echo_report, fail, user_errors, write_json, write_npy,
                   write_sparse, write_text)
 from ._options import declared, jobs_option, progress_option
 
@@ -251,12 +251,11 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
                                            ", ".join(f"{k}: {v:.3f}" for k, v in eps_used.items())))
     score_text = (f"; ARI {scores['ari']:.3f}, NMI {scores['nmi']:.3f}, pairwise F {scores['pairwise_f1']:.3f}"
                   if scores is not None else "")
-    to_stdout = STDOUT in (json_path, contents_path)
-    click.echo(
+    echo_report(
         f"{summary['n_samples']} rows -> {summary['n_clusters']} clusters, {summary['n_noise']} noise "
         f"({summary['noise_share']:.1%}){mixed}{eps_text}{score_text}{describe(extra)}; {elapsed:.2f}s"
         + (f"; labels written to {output}" if output else ""),
-        err=to_stdout,  # standard output carries the JSON then
+        json_path, contents_path,
     )
 
 

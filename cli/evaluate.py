@@ -11,7 +11,7 @@ import numpy as np
 from xmrank._params import PARAMS
 
 from ._bundle import BUNDLE_HELP, load_side
-from ._io import check_outputs, fail, load_array, user_errors, write_json
+from ._io import check_outputs, echo_report, fail, load_array, user_errors, write_json
 from ._options import camera_options, jobs_option, label_or_path
 
 PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market", "llcm"])
@@ -288,14 +288,14 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
         D = feature_distance(Q, G, metric)
     res = score(D, qa, ga, protocol, max_rank, roc)
     if not both:
-        click.echo(format_table({"distance": res}, protocol))
+        echo_report(format_table({"distance": res}, protocol), json_path)
         if json_path:
             write_json(json_path, result_json(res), "--json")
         return
     R, k1, k2 = rerank_distances(qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2,
                                  lambda_value=lambda_value, n_jobs=n_jobs, camera_option=_spelling(q_cam_opt, g_cam_opt))
     rows = {"without re-ranking": res, f"re-ranked (k1={k1}, k2={k2})": score(R, qa, ga, protocol, max_rank, roc)}
-    click.echo(format_table(rows, protocol))
+    echo_report(format_table(rows, protocol), json_path)
     if json_path:
         write_json(json_path, {"protocol": protocol,
                                "rerank": {"method": method, "k1": k1, "k2": k2, "lambda": lambda_value},

@@ -6,7 +6,8 @@ import click
 import numpy as np
 
 from ._bundle import load_side
-from ._io import FiniteFloat, check_npy_output, check_outputs, fail, load_array, user_errors, write_json, write_npy
+from ._io import (FiniteFloat, check_npy_output, check_outputs, echo_report, fail, load_array, user_errors, write_json,
+                  write_npy)
 from ._options import camera_options, jobs_option, label_or_path
 from .evaluate import (
     K_OR_AUTO,
@@ -190,7 +191,7 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
     if has_ids:
         rows = {"original": score(original, qa, ga, protocol, max_rank, roc),
                 f"{method if method not in KRECIPROCAL else 're-ranked'}{note}": score(R, qa, ga, protocol, max_rank, roc)}
-        click.echo(format_table(rows, protocol))
+        echo_report(format_table(rows, protocol), json_path)
     else:
         click.echo(f"re-ranked {nq} queries against {ng} gallery items ({method}{note})")
     if output:

@@ -7,7 +7,7 @@ import os
 import click
 import numpy as np
 
-from ._io import check_output, fail, user_errors, write_json_atomic
+from ._io import check_output, echo_report, fail, user_errors, write_json_atomic
 from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
@@ -213,7 +213,7 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
                  f"{', '.join(map(str, trial_list))} (mean over trials)")
         setting = {"directions": directions, "trials": trial_list}
 
-    click.echo(format_rows(title, rows))
+    echo_report(format_rows(title, rows), json_path)
     if json_path:
         payload = {"dataset": dataset, "checkpoint": checkpoint, **setting, "rerank": rerank_kwargs, "results": rows}
         write_json_atomic(json_path, "--json", payload)

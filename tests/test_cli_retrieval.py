@@ -165,3 +165,14 @@ def test_distances_shape_mismatch(files):
 def test_missing_arguments(files):
     one_line_error(run("evaluate"), "give QUERY and GALLERY")
     one_line_error(run("rerank"), "give QUERY and GALLERY")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "rerank"])
+def test_json_on_standard_output_leaves_the_table_on_standard_error(files, command):
+    tmp, _ = files
+    extra = ["-o", tmp / "r.npy"] if command == "rerank" else []
+    res = run(command, tmp / "q.npz", tmp / "g.npz", "--protocol", "regdb", "--json", "-", *extra)
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)  # standard output is the JSON alone
+    assert payload["protocol"] == "regdb"
+    assert "mAP" in res.stderr  # the table went to standard error
