@@ -1,0 +1,50 @@
+"""The measurement behind method="auto": cross-modal share of plain kNN lists against the unbiased share."""
+
+import numpy as np
+
+from xmrank.datasets import make_biased
+from xmrank.jaccard.modality_bias import choose_method, modality_bias, modality_bias_from_lists
+
+
+def _norm(X):
+    X = np.asarray(X, dtype=np.float32)
+    return np.ascontiguousarray(X / np.linalg.norm(X, axis=1, keepdims=True))
+
+
+def test_strong_gap_is_biased_and_chooses_modality():
+    X, _, mods, _ = make_biased(n_ids=30, per_id=8, gap=1.5, seed=1)
+    bias = modality_bias(_norm(X), np.asarray(mods, dtype=np.int64))
+    assert bias["cross_modal_share"] < 0.05 and 0.45 < bias["uniform_share"] < 0.55
+    assert bias["biased"] and bias["k"] == 20
+    method, reason = choose_method(bias)
+    assert method == "modality" and "0.50" in reason
+    assert choose_method(bias, cameras=True)[0] == "modality"
+
+
+def test_no_gap_is_not_biased():
+    rng = np.random.default_rng(0)
+    X = _norm(rng.standard_normal((600, 16)))
+    mods = rng.integers(0, 2, 600)
+    bias = modality_bias(X, mods)
+    assert 0.8 < bias["ratio"] < 1.2 and not bias["biased"]
+    assert choose_method(bias)[0] == "vanilla"
+    assert choose_method(bias, cameras=True)[0] == "camera"
+    assert choose_method(None) == ("vanilla", "no modalities given")
+
+
+def test_sample_is_seeded_and_bounded():
+    rng = np.random.default_rng(1)
+    X = _norm(rng.standard_normal((3000, 8)))
+    mods = rng.integers(0, 3, 3000)
+    a = modality_bias(X, mods, sample=500, seed=3)
+    b = modality_bias(X, mods, sample=500, seed=3)
+    assert a == b and a["rows_measured"] == 500
+
+
+def test_lists_ignore_self_and_missing():
+    codes = np.array([0, 0, 1, 1])
+    idx = np.array([[0, 1, 2], [1, -1, 0], [2, 3, 0], [3, 2, -1]])
+    bias = modality_bias_from_lists(idx, codes)
+    # row 0: {1: same, 2: cross}; row 1: {0: same}; row 2: {3: same, 0: cross}; row 3: {2: same}
+    assert np.isclose(bias["cross_modal_share"], (0.5 + 0 + 0.5 + 0) / 4)
+    assert np.isclose(bias["uniform_share"], 2 / 3)
