@@ -19,6 +19,7 @@ rerank, evaluate, sysu_evaluation, regdb_evaluation
 import logging
 
 from ._lazy import lazy_exports
+from ._memory import OutputTooLarge
 from ._validation import InputError
 
 logging.getLogger("xmrank").addHandler(logging.NullHandler())
@@ -59,6 +60,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ImageRecord",
     "InputError",
+    "OutputTooLarge",
     "XMCluster",
     "associate",
     "cluster",

@@ -31,7 +31,8 @@ from .._jit import njit
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["prepare", "minsum_rows", "assemble", "minsum_jaccard", "accumulate_rectangle"]
+__all__ = ["prepare", "minsum_rows", "assemble", "minsum_jaccard", "accumulate_rectangle", "estimate_pairs",
+           "check_output_fits"]
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 
@@ -241,6 +242,87 @@ def assemble(n: int, pieces, nonempty_rows):
     return indptr.astype(idx_dtype), out_idx, out_val
 
 
+#: Rows whose partners :func:`estimate_pairs` counts (a seeded sample beyond it).
+ESTIMATE_ROWS = 2048
+#: Peak bytes per stored upper-triangle pair of :func:`minsum_jaccard`: the
+#: kernel's pair buffers and their trimmed copy (2 x 20 bytes), then, in
+#: :func:`assemble`, the pieces, their concatenation and both orientations of
+#: the CSR output (int32 or int64 indices, float32 values).
+_PEAK_BYTES_PER_PAIR = {np.dtype(np.int32): 64, np.dtype(np.int64): 72}
+
+
+def estimate_pairs(parts, *, max_distance=None, n_threads: int = 1, sample: int = ESTIMATE_ROWS,
+                   seed: int = 0) -> float:
+    """Estimated upper-triangle pairs :func:`minsum_jaccard` would store, from a sample of rows.
+
+    Every partner of a sample of rows (both sides of the diagonal) is found by
+    the same kernel with no storage; the total scales by ``N / sample``. Cost:
+    ``sample / N`` of the min-sum itself, memory O(N) per thread.
+
+    Parameters
+    ----------
+    parts : tuple
+        From :func:`prepare`.
+    max_distance : float, default=None
+        As in :func:`minsum_rows`.
+    n_threads : int, default=1
+    sample : int, default=ESTIMATE_ROWS
+    seed : int, default=0
+
+    Returns
+    -------
+    pairs : float
+        Estimated stored pairs ``(i, j)``, ``i < j`` (exact where ``N <= sample``).
+    """
+    n, r_ptr, r_idx, r_val = parts[0], parts[1], parts[2], parts[3]
+    if n == 0:
+        return 0.0
+    rows = np.arange(n) if n <= sample else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+    sub = sp.csr_matrix((r_val, r_idx, r_ptr), shape=(n, n))[rows]
+    sub.sort_indices()
+    limit = 2.0 if max_distance is None else float(np.float32(max_distance))
+    mode = _COUNT if limit >= 1.0 else _PAIRS
+    n_chunks = max(1, min(rows.size, 4 * n_threads))
+    need = np.zeros(n_chunks, dtype=np.int64)
+    _minsum_rows(0, rows.size, n, sub.indptr.astype(np.int64), sub.indices, sub.data.astype(np.float32, copy=False),
+                 *parts[4:], False, mode, limit, n_chunks, 0, *_no_pairs(n_chunks), need, _NO_DENSE, 0.0)
+    entries = float(need.sum()) * n / rows.size  # both orientations and the diagonal
+    nonempty = float(np.count_nonzero(np.diff(r_ptr)))
+    return max(0.0, (entries - nonempty) / 2.0)
+
+
+def check_output_fits(parts, *, max_distance=None, n_threads: int = 1) -> float:
+    """Refuse, before allocating, a min-sum whose stored pairs would not fit in memory.
+
+    Returns
+    -------
+    pairs : float
+        The estimate of :func:`estimate_pairs`.
+
+    Raises
+    ------
+    xmrank._memory.OutputTooLarge
+        With the stored pairs, the bytes and what to change (``max_distance``).
+    """
+    from .._memory import check_fits
+
+    n = parts[0]
+    pairs = estimate_pairs(parts, max_distance=max_distance, n_threads=n_threads)
+    nnz = 2 * pairs + n
+    per = _PEAK_BYTES_PER_PAIR[np.dtype(np.int32 if max(n, nnz) < np.iinfo(np.int32).max else np.int64)]
+    per_row = nnz / max(n, 1)
+    what = (f"the Jaccard distances of {n:,} rows (about {nnz / 1e6:,.1f} M stored entries, {per_row:,.0f} per row"
+            + ("" if max_distance is None else f", max_distance={max_distance:g}") + ")")
+    if max_distance is None or float(max_distance) >= 1.0:
+        hint = ("pass max_distance (e.g. max_distance=0.6: only pairs a clustering at eps <= 0.6 reads are stored; "
+                "cluster does this with its eps) or fewer rows")
+    else:
+        hint = "pass a smaller max_distance or fewer rows"
+    check_fits(pairs * per, what, hint)
+    logger.debug("min-sum: about %.0f stored pairs estimated", pairs)
+    return pairs
+
+
 def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None, block_rows: int | None = None):
     """Jaccard distance ``1 - m/(2-m)``, ``m(i,j) = sum_l min(V'[i,l], V'[j,l])``, each pair computed once.
 
@@ -263,9 +345,16 @@ def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None, block_rows: int
         diagonal is stored as 0 for every non-empty row of ``V'``. Each pair
         is computed once and stored in both rows, so the matrix is exactly
         symmetric.
+
+    Raises
+    ------
+    xmrank._memory.OutputTooLarge
+        Before anything is allocated, where the stored pairs (estimated from
+        a sample of rows, :func:`estimate_pairs`) would not fit in memory.
     """
     parts = prepare(vq_csr)
     n = parts[0]
+    check_output_fits(parts, max_distance=max_distance, n_threads=n_threads)
     step = n if block_rows is None else max(1, int(block_rows))
     pieces = [minsum_rows(parts, lo, min(n, lo + step), max_distance=max_distance, n_threads=n_threads)
               for lo in range(0, n, step)]

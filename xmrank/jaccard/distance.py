@@ -155,6 +155,13 @@ def jaccard_distance(
         or non-label values in ``modalities``/``cameras`` (None, NaN,
         fractional floats, complex, datetime), unknown method, too few
         modalities, or a ``k`` that asks a group for more rows than it has.
+    xmrank.OutputTooLarge
+        Before the output is allocated, where it would not fit in the memory
+        available (an ``InputError`` and a ``MemoryError``): the stored pairs
+        are estimated from a sample of rows (on noisy features every row's
+        expanded set overlaps thousands of others, and the full matrix is
+        dense in practice); the message names ``max_distance``, which keeps
+        only close pairs. ``XMRANK_MEMORY_LIMIT`` lowers the budget.
 
     Notes
     -----
@@ -182,6 +189,11 @@ def jaccard_distance(
                             k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
                             self_in_k1=self_in_k1, knn=knn, device=device)
     max_distance = _check_output(max_distance, dense)
+    if dense:
+        from .._memory import check_fits
+
+        check_fits(4.0 * n * n, f"a dense {n:,} x {n:,} float32 Jaccard matrix",
+                   "pass dense=False (a sparse matrix of the stored pairs)")
     n_threads = check_n_jobs(n_jobs)
     executor = _executor(executor, device, n_threads)
     t0 = time.perf_counter()
