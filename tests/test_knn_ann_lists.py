@@ -201,3 +201,42 @@ def test_malformed_groups_are_input_errors(data, groups, k, match):
     X, _ = data
     with pytest.raises(InputError, match=match):
         ann_lists.search_groups(X[:500], groups, k)
+
+
+@pytest.mark.slow
+def test_loose_data_stops_after_the_seeds_lists(monkeypatch):
+    # issue 23's hard regime (about 10 rows per identity, noise 0.9 against centres of norm 1): the seeds' lists
+    # share few rows, so the calibration sample alone would cost more than an index can save; the search must
+    # see that from the seeds' lists (a small share of exact search) and build no index, probe nothing
+    rng = np.random.default_rng(3)
+    n, d = 20_000, 128
+    C = rng.standard_normal((n // 10, d))
+    ids = rng.integers(0, n // 10, n)
+    mods = (rng.random(n) < 0.35).astype(np.int64)
+    X = C[ids] + rng.standard_normal((2, d))[mods] * 0.8 + rng.standard_normal((n, d)) * 0.9
+    X = np.ascontiguousarray((X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32))
+    groups = _groups(mods)
+
+    def no_index(*args, **kwargs):
+        raise AssertionError("an index was built although the calibration sample alone could not pay")
+
+    monkeypatch.setattr(ann_lists, "build_index", no_index)
+    searched = []
+    real = ann_lists._exact_engine
+
+    def counting(*args, **kwargs):
+        name, search = real(*args, **kwargs)
+
+        def wrapped(Q, db, k):
+            searched.append(Q.shape[0])
+            return search(Q, db, k)
+
+        return name, wrapped
+
+    monkeypatch.setattr(ann_lists, "_exact_engine", counting)
+    lists, reports = ann_lists.search_groups(X, groups, 15, k_read=3, return_report=True)
+    assert [r.choice for r in reports] == ["exact", "exact"]
+    assert "calibration sample holds" in reports[0].reason and "min_rows" in reports[1].reason
+    assert sorted(searched) == [ann_lists.N_SEEDS, ann_lists.N_SEEDS, n, n]  # the seeds, then everything once
+    for (s, i), (ts, ti) in zip(lists, _exact_lists(X, groups, 15)):
+        np.testing.assert_array_equal(i, ti)

@@ -365,7 +365,8 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                             f"{floor / exact_est:.2f} of exact search ({engines[gi][0]}), above {ANN_MARGIN}")
         else:
             hopeless.append("")
-    if all(hopeless):  # no calibration sample either: plain exact search
+
+    def plain_exact():
         out, reports = [], []
         for gi, g in enumerate(groups):
             t0 = time.perf_counter()
@@ -377,6 +378,9 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         _log(reports)
         return (out, reports) if return_report else out
 
+    if all(hopeless):  # no calibration sample either: plain exact search
+        return plain_exact()
+
     # --- the calibration sample: seeds, their exact lists, and the exact lists of every listed row ---
     t_cal = time.perf_counter()
     rng = np.random.default_rng(seed + 7)
@@ -386,6 +390,22 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     seed_exact = [search(X[seeds], db, k)[1] for (_, search), db in zip(local, dbs)]
     listed = np.unique(np.concatenate([g[i].ravel() for g, i in zip(groups, seed_exact)]))
     sample = np.union1d(seeds, listed)
+    # The seeds' lists (n_sample / N of exact search) tell how tight the data is: on loose data (few rows per
+    # identity, noise) they share few rows, the sample is large, and its exact lists alone may cost more than
+    # an index could save. Decide that now, before paying for the sample, an index or any probing.
+    for gi, (g, nlist) in enumerate(zip(groups, nlists)):
+        if hopeless[gi]:
+            continue
+        exact_est = exact_cost(n, g.size, engines[gi][0])
+        floor = (build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE), kind)
+                 + exact_cost(sample.size, g.size, engines[gi][0]))
+        if floor >= ANN_MARGIN * exact_est:
+            hopeless[gi] = (f"the calibration sample holds {sample.size} rows (the {seeds.size} seeds' lists share "
+                            f"few rows): its exact lists, an index of {nlist} cells and {min(nlist, ann.MIN_NPROBE)} "
+                            f"probes would cost {floor / exact_est:.2f} of exact search ({engines[gi][0]}), above "
+                            f"{ANN_MARGIN}")
+    if all(hopeless):
+        return plain_exact()
     pos = np.full(n, -1, dtype=np.int64)
     pos[sample] = np.arange(sample.size)
     seed_pos = pos[seeds]
