@@ -156,7 +156,8 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
         check_checkpoint(path)
     if not os.path.isdir(root):
         fail(f"--root {root}: not a directory.")
-    check_output(json_path, "--json", inputs=[("--checkpoint", p) for p in checkpoints.values()])
+    check_output(json_path, "--json", inputs=[("--checkpoint", p) for p in checkpoints.values()],
+                 roots=[("--root", root)])
     # read the test lists now: a wrong --root fails before any model is loaded
     from xmrank.datasets import regdb_query_gallery, sysu_query_gallery
 
