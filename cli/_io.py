@@ -517,6 +517,12 @@ def _special(path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+def _under_proc(path) -> bool:
+    """A name under /dev/fd, /proc or /dev (``/dev/stdout`` redirected to a file is a link to that file)."""
+    names = {os.path.abspath(path), os.path.realpath(path)}
+    return any(n.startswith(("/dev/", "/proc/")) for n in names) and os.name == "posix"
+
+
 def _inside(path, root) -> bool:
     """Whether ``path`` (real path) is ``root`` or lies under it."""
     real, top = os.path.realpath(path), os.path.realpath(root)
@@ -576,7 +582,7 @@ def check_output(path, option: str, *, inputs=(), roots=(), suffix: str | None =
         if other is not None and same_file(path, other):
             fail(f"{option} {path}: is the input file of {name}; choose another output name, inputs are never written over.")
     check_outside_roots(path, option, roots)
-    if _special(path):
+    if _special(path) or (_under_proc(path) and not is_devnull(path)):
         if is_devnull(path):
             return
         fail(f"{option} {path}: is not a regular file (a pipe, terminal or device), where a partial write could "

@@ -27,12 +27,12 @@ def warmup_cmd(check):
     """
     from xmrank import _jit, _warmup
 
-    folder = _warmup._caching()
     refused = _jit.cache_refusal()
-    if folder is None and refused:
-        fail(f"the compiled-kernel cache {_jit.kernel_cache_dir()} is not used: {refused}, and numba runs the code "
+    if refused:
+        fail(f"the compiled-kernel cache is not used: {refused}, and numba runs the code "
              "its index files hold; make it yours and private (chown, chmod -R go-w) or set XMRANK_CACHE_DIR "
              "to a folder only you can write.")
+    folder = _warmup._caching()
     if folder is None:
         fail(f"no writable cache folder for compiled kernels (tried {_jit.kernel_cache_dir() or 'the user cache folder: HOME is unknown'}): "
              "they would be compiled again in every process; set XMRANK_CACHE_DIR to a writable folder.")

@@ -439,3 +439,21 @@ def test_resume_refuses_a_checkpoint_of_an_earlier_format(tmp_path, data_root):
                 "dataset": "synthetic", "root": data_root}, run / "checkpoint.pt")
     with pytest.raises(InputError, match="earlier xmrank"):
         train(output=str(run), resume=True)
+
+
+def test_a_second_run_in_a_locked_run_folder_is_refused(tmp_path, data_root):
+    """Two `train --output run` at once: the second ends in one line naming the folder, writing nothing."""
+    import fcntl
+
+    from xmrank.torch.runlog import LOCK
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / LOCK, "a") as held:  # what the first run holds while it trains
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        res = CliRunner().invoke(main, ["train", "--dataset", "synthetic", "--root", data_root, "--output", str(out),
+                                        "--preset", "smoke", *sum((["--set", s] for s in SETS), [])])
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"output {out} is in use by another training run" in lines[0], res.stderr
+    assert sorted(os.listdir(out)) == [LOCK]

@@ -64,6 +64,15 @@ def is_devnull(path) -> bool:
         return False
 
 
+def _forget_live():
+    """In a forked child (a DataLoader worker): the parent's temporaries are not the child's to remove."""
+    _live.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_live)
+
+
 def _remove_live(signum=None, frame=None):
     with _lock:
         paths = list(_live)
@@ -222,9 +231,9 @@ def atomic_path(path):
         os.chmod(tmp, _new_file_mode(target))
         try:
             yield tmp
-        except BaseException as exc:
-            limit = _limit_error(tmp, target) if isinstance(exc, Exception) else None
-            if limit is not None and not (isinstance(exc, OSError) and exc.errno in (errno.EFBIG, errno.ENOSPC)):
+        except Exception:
+            limit = _limit_error(tmp, target)
+            if limit is not None:  # whatever the writer made of it (torch: a RuntimeError)
                 raise limit from None
             raise
         group = getattr(_pending, "group", None)

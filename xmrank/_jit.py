@@ -135,7 +135,10 @@ def unsafe_cache_reason(path: str) -> str | None:
 
 
 def cache_refusal() -> str | None:
-    """Why this process refused its kernel cache folder (see :func:`unsafe_cache_reason`), or None."""
+    """Why this process refused its kernel cache folder (see :func:`unsafe_cache_reason`), or None.
+
+    The message names the folder, or the file or folder in it, that failed the check.
+    """
     _cache_target()
     return _state.get("refused")
 

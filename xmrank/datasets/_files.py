@@ -193,7 +193,9 @@ def walk_images(top: str, root_real: str, skipped: Skipped | None = None) -> lis
         out.extend(os.path.join(folder, name) for name in list_images(folder, root_real, skipped))
         try:
             with os.scandir(folder) as it:
-                subs = [e.path for e in it if not e.name.startswith(".") and e.is_dir()]
+                # links leading out were noted by list_images above
+                subs = [e.path for e in it if not e.name.startswith(".") and e.is_dir()
+                        and (not e.is_symlink() or inside(e.path, root_real))]
         except OSError:
             continue
         stack.extend(subs)
