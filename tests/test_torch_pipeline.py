@@ -457,3 +457,24 @@ def test_a_second_run_in_a_locked_run_folder_is_refused(tmp_path, data_root):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and f"output {out} is in use by another training run" in lines[0], res.stderr
     assert sorted(os.listdir(out)) == [LOCK]
+
+
+def test_a_checkpoint_save_at_the_file_size_limit_is_one_oserror(tmp_path):
+    """torch.save reports a write cut short by `ulimit -f` as a RuntimeError: saved as EFBIG naming the file."""
+    import errno
+    import resource
+
+    from xmrank.torch.checkpoints import save
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"previous checkpoint")
+    saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, saved[1]))
+    try:
+        with pytest.raises(OSError) as err:
+            save(path, {"model": {"w": torch.zeros(100_000)}})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+    assert err.value.errno == errno.EFBIG and err.value.filename == str(path) and "ulimit -f" in str(err.value)
+    assert path.read_bytes() == b"previous checkpoint"
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]
