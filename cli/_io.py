@@ -582,9 +582,9 @@ def check_output(path, option: str, *, inputs=(), roots=(), suffix: str | None =
         if other is not None and same_file(path, other):
             fail(f"{option} {path}: is the input file of {name}; choose another output name, inputs are never written over.")
     check_outside_roots(path, option, roots)
-    if _special(path) or (_under_proc(path) and not is_devnull(path)):
-        if is_devnull(path):
-            return
+    if is_devnull(path):  # written directly: nothing there can be lost
+        return
+    if _special(path) or _under_proc(path):
         fail(f"{option} {path}: is not a regular file (a pipe, terminal or device), where a partial write could "
              "not be taken back; give a file name" + (" (or - for standard output)." if option in _STDOUT_OK else "."))
     folder = os.path.dirname(os.path.realpath(path))

@@ -75,8 +75,17 @@ def _parse_args_once(command, ctx, args):
 
 
 class LazyGroup(click.Group):
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        """Like click's, but a usage error is one line (no usage block), as every xmrank error is."""
+    def main(self, *args, **kwargs):
+        """Like click's, but a usage error is one line (no usage block), as every xmrank error is, and so is
+        a warning shown outside a command's own warning report ("Warning: ...")."""
+        saved = warnings.formatwarning
+        warnings.formatwarning = _one_line_warning
+        try:
+            return self._main(*args, **kwargs)
+        finally:
+            warnings.formatwarning = saved
+
+    def _main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
@@ -128,8 +137,6 @@ def main(verbose):
 
     Run `xmrank demo` for a self-contained example, or `xmrank COMMAND --help`.
     """
-    # a warning is one line, "Warning: ...", like every other message of the command
-    warnings.formatwarning = _one_line_warning
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     # -v is about xmrank: third-party libraries (faiss' loader, dask, numba) keep the root's WARNING level;
     # xmrank's records reach the root handler by propagation whatever the root's own level is

@@ -136,7 +136,8 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
                           ("--query-distances", query_distances), ("--gallery-distances", gallery_distances),
                           ("--query-modalities", query_modalities), ("--gallery-modalities", gallery_modalities),
                           (q_cam_opt, query_cameras), (g_cam_opt, gallery_cameras), ("--query-ids", query_ids),
-                          ("--gallery-ids", gallery_ids), ("--bank", bank), ("--gallery-bank", gallery_bank)])
+                          ("--gallery-ids", gallery_ids), ("--bank", bank), ("--gallery-bank", gallery_bank)],
+                  stdout=("--json",))
     qa = load_side(query, "query", {"modalities": query_modalities, "cameras": query_cameras, "ids": query_ids},
                    {"cameras": q_cam_opt})
     ga = load_side(gallery, "gallery", {"modalities": gallery_modalities, "cameras": gallery_cameras, "ids": gallery_ids},

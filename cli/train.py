@@ -113,7 +113,7 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
         sets = {}
     if root is not None and dataset not in (None, "synthetic") and not os.path.isdir(root):
         fail(f"--root {root}: not a directory.")
-    if root is not None and dataset != "synthetic":
+    if root is not None:  # the run's files never go inside the data set (the default synthetic set lies in RUN)
         check_outside_roots(output, "--output", [("--root", root)])
 
     handler = None

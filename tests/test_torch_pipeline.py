@@ -478,3 +478,15 @@ def test_a_checkpoint_save_at_the_file_size_limit_is_one_oserror(tmp_path):
     assert err.value.errno == errno.EFBIG and err.value.filename == str(path) and "ulimit -f" in str(err.value)
     assert path.read_bytes() == b"previous checkpoint"
     assert os.listdir(tmp_path) == ["checkpoint.pt"]
+
+
+@pytest.mark.parametrize("where", [".", "runs/a"])
+def test_a_run_folder_inside_the_data_set_root_is_refused(tmp_path, where):
+    root = tmp_path / "data"
+    (root / "visible").mkdir(parents=True)
+    res = CliRunner().invoke(main, ["train", "--dataset", "folder", "--root", str(root), "--output",
+                                    str(root / where), "--preset", "smoke"])
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--output" in lines[0] and "inside the data set root" in lines[0], res.stderr
+    assert sorted(os.listdir(root)) == ["visible"]
