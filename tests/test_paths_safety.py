@@ -356,3 +356,17 @@ def test_make_synthetic_under_a_file_size_limit_fails_in_one_line(tmp_path, file
     msg = one_line_failure(res, "ROOT")
     assert "ulimit -f" in msg
     assert os.listdir(tmp_path) == []  # no set reported or left, truncated or not
+
+
+def test_make_synthetic_overwrite_never_deletes_or_writes_through_a_link_out(tmp_path):
+    import shutil
+
+    root, outside = tmp_path / "syn", tmp_path / "outside"
+    assert invoke(["make-synthetic", root, *SMALL, "--images-per-camera", "1"]).exit_code == 0
+    shutil.move(root / "cam1", outside)  # cam1/0001/0001.jpg, listed by the manifest, now lies outside
+    os.symlink(outside, root / "cam1")
+    before = sorted(p.name for p in outside.rglob("*"))
+    msg = one_line_failure(invoke(["make-synthetic", root, *SMALL, "--images-per-camera", "1", "--overwrite"]),
+                           "cam1")
+    assert "symbolic link" in msg
+    assert sorted(p.name for p in outside.rglob("*")) == before

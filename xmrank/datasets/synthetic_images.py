@@ -46,6 +46,7 @@ import numpy as np
 from .._atomic import atomic_write
 from .._progress import progress_bar
 from .._validation import InputError, check_int
+from ._files import inside, real_root
 from .sysu import INFRARED_CAMERAS, VISIBLE_CAMERAS
 
 logger = logging.getLogger(__name__)
@@ -400,10 +401,17 @@ def make_synthetic(
             raise InputError(f"root {root} is not writable.")
         previous_files, previous_folders = _listed(root, [os.path.join(root, p) for p in partial])
         new_files, new_folders = _set_paths(n_train_ids + n_val_ids + n_test_ids, images_per_camera)
+        root_real = real_root(root)
         for rel in new_files + new_folders:
-            if rel not in previous_files and rel not in previous_folders and os.path.lexists(os.path.join(root, rel)):
+            path = os.path.join(root, rel)
+            if not os.path.lexists(path):
+                continue
+            if rel not in previous_files and rel not in previous_folders:
                 raise InputError(f"root {root} holds {rel}, which the synthetic set would replace but no earlier "
                                  f"set wrote ({MANIFEST} does not list it); move it away first.")
+            if os.path.islink(path) or not inside(path, root_real):
+                raise InputError(f"root {root}: {rel} is a symbolic link or leads outside the root; the synthetic "
+                                 "set is written inside its root only. Move it away first.")
         work = tempfile.mkdtemp(dir=root, prefix=PARTIAL)
         swapping = False
         try:
@@ -411,7 +419,8 @@ def make_synthetic(
             swapping = True
             for rel in sorted(previous_files):
                 path = os.path.join(root, rel)
-                if os.path.islink(path) or os.path.isfile(path):
+                # never through a folder that leads out of the root (a manifest is only a file: not trusted)
+                if (os.path.islink(path) or os.path.isfile(path)) and inside(os.path.dirname(path), root_real):
                     os.remove(path)
             for rel in new_folders:  # parents first
                 os.makedirs(os.path.join(root, rel), exist_ok=True)
