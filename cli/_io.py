@@ -1,28 +1,32 @@
 """Shared CLI plumbing: reading arrays, checking and writing outputs, one-line errors.
 
 Every file a command writes goes through :func:`check_outputs` (before any
-work: folder exists and is writable, the path is no directory, no input file
-and no other output of the same command) and :func:`write_atomic` (a
-temporary file beside the target, renamed into place with :func:`os.replace`
-once complete): an output is whole or absent, the previous file stays
-untouched when a write fails, and no input is ever written over.
+work: folder exists and is writable, the path is no directory, no pipe or
+device, no input file, nothing inside a data set root the command reads, and
+no other output of the same command) and :func:`write_atomic` (a temporary
+file ``.NAME.xmrank-tmp-PID-*`` beside the target, renamed into place with
+:func:`os.replace` once complete, see :mod:`xmrank._atomic`): an output is
+whole or absent, the previous file stays untouched when a write fails, and no
+input is ever written over. A command with several outputs writes them inside
+:func:`committed`, so that they replace their targets together or not at all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import os
 import stat
-import tempfile
+import sys
 import warnings
 import zipfile
 
 import click
 import numpy as np
 
+from xmrank import _atomic
+from xmrank._atomic import is_devnull
 from xmrank._json import json_default
 from xmrank._validation import InputError
 
@@ -513,7 +517,32 @@ def _special(path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-def check_output(path, option: str, *, inputs=(), suffix: str | None = None):
+def _under_proc(path) -> bool:
+    """A name under /dev/fd, /proc or /dev (``/dev/stdout`` redirected to a file is a link to that file)."""
+    names = {os.path.abspath(path), os.path.realpath(path)}
+    return any(n.startswith(("/dev/", "/proc/")) for n in names) and os.name == "posix"
+
+
+def _inside(path, root) -> bool:
+    """Whether ``path`` (real path) is ``root`` or lies under it."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(os.path.join(top, ""))
+
+
+def check_outside_roots(path, option: str, roots=()):
+    """Fail unless ``path`` lies outside every data set root of ``roots`` (``(name, folder)`` pairs).
+
+    A data set's own files (its list files, its images) are never written
+    over: rather than listing them, no output may lie anywhere inside a root
+    the command reads (links followed).
+    """
+    for name, root in roots:
+        if root is not None and os.path.isdir(root) and _inside(path, root):
+            fail(f"{option} {path}: lies inside the data set root of {name} ({root}); outputs are never written "
+                 "inside a data set, choose a path outside it.")
+
+
+def check_output(path, option: str, *, inputs=(), roots=(), suffix: str | None = None):
     """Fail (one line naming ``option``) unless ``path`` can be written and is none of ``inputs``.
 
     Parameters
@@ -525,8 +554,17 @@ def check_output(path, option: str, *, inputs=(), suffix: str | None = None):
     inputs : iterable of (str, str)
         ``(name, path)`` of the command's input files (None and integers are
         skipped; ``PATH.npz:KEY`` means ``PATH.npz``): the output must not be one of them.
+    roots : iterable of (str, str)
+        ``(name, folder)`` of the data set roots the command reads: no output
+        may lie inside one (a data set's files are never written over).
     suffix : str, default=None
         Required file ending (``".npz"``).
+
+    Notes
+    -----
+    An existing path that is no regular file (a FIFO, ``/dev/stdout``, a
+    terminal) is refused: a partial write there could not be taken back.
+    The null device is accepted (written directly).
     """
     if path is None:
         return
@@ -543,10 +581,12 @@ def check_output(path, option: str, *, inputs=(), suffix: str | None = None):
         other = file_of(other)
         if other is not None and same_file(path, other):
             fail(f"{option} {path}: is the input file of {name}; choose another output name, inputs are never written over.")
-    if _special(path):  # /dev/null, a pipe: written straight, no temporary file
-        if not os.access(path, os.W_OK):
-            fail(f"{option} {path}: not writable.")
+    check_outside_roots(path, option, roots)
+    if is_devnull(path):  # written directly: nothing there can be lost
         return
+    if _special(path) or _under_proc(path):
+        fail(f"{option} {path}: is not a regular file (a pipe, terminal or device), where a partial write could "
+             "not be taken back; give a file name" + (" (or - for standard output)." if option in _STDOUT_OK else "."))
     folder = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(folder):
         fail(f"{option} {path}: folder {os.path.dirname(os.path.abspath(path))} does not exist.")
@@ -558,9 +598,26 @@ def check_output(path, option: str, *, inputs=(), suffix: str | None = None):
 
 #: The path that means standard output, for the options that accept it (``--json -``).
 STDOUT = "-"
+#: Options that accept ``-`` (standard output) in some command, for messages.
+_STDOUT_OK = {"--json", "--contents"}
 
 
-def check_outputs(outputs, *, inputs=(), stdout=()):
+def _stdout_open() -> bool:
+    """Whether standard output can be written (a closed descriptor makes Python's sys.stdout None)."""
+    if sys.stdout is None:
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # not a real descriptor (a test runner's buffer)
+        return not getattr(sys.stdout, "closed", False)
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def check_outputs(outputs, *, inputs=(), roots=(), stdout=()):
     """Pre-flight check of all of a command's outputs, before any work.
 
     Parameters
@@ -569,89 +626,72 @@ def check_outputs(outputs, *, inputs=(), stdout=()):
         ``(option, path)``; None paths (options not given) are skipped.
     inputs : iterable of (str, str or None)
         ``(name, path)`` of every input file: no output may name one.
+    roots : iterable of (str, str or None)
+        ``(name, folder)`` of every data set root read: no output may lie inside one.
     stdout : iterable of str
         Options for which ``-`` means standard output (skipped here); at most
-        one output may go there.
+        one output may go there, and standard output must be open.
 
     Each output passes :func:`check_output`, and no two outputs may name one file.
     """
     inputs = list(inputs)
+    roots = list(roots)
     stdout = set(stdout)
     to_stdout = [option for option, path in outputs if path is not None and os.fspath(path) == STDOUT
                  and option in stdout]
     if len(to_stdout) > 1:
         fail(f"{to_stdout[0]} and {to_stdout[1]} both name standard output (-); send one of them to a file.")
+    if to_stdout and not _stdout_open():
+        fail(f"{to_stdout[0]} -: standard output is closed; give a file name.")
     given = [(option, os.fspath(path)) for option, path in outputs
              if path is not None and not (option in stdout and os.fspath(path) == STDOUT)]
     for option, path in given:
-        check_output(path, option, inputs=inputs)
+        check_output(path, option, inputs=inputs, roots=roots)
     for i, (opt_a, a) in enumerate(given):
         for opt_b, b in given[i + 1:]:
             if same_file(a, b) and not _special(a):
                 fail(f"{opt_a} and {opt_b} name the same file {a}; give each output its own file.")
 
 
-# --- writing: a temporary file beside the target, renamed into place -----------------------
+# --- writing: a temporary file beside the target, renamed into place (xmrank._atomic) -------
 
-def _new_file_mode(target) -> int:
-    try:
-        return stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+def _write_failed(option, path, exc):
+    fail(f"{option}: cannot write {path}: {exc.strerror or _first_line(exc)}")
 
 
 @contextlib.contextmanager
 def atomic_path(path, option: str = "output"):
     """Yield a temporary path beside ``path`` (same extension); once the block completes, rename it to ``path``.
 
-    On any failure (an exception, a full disk, a file-size limit, Ctrl-C) the
-    temporary file is removed and ``path`` keeps its previous content. An
-    ``OSError`` becomes one line naming ``option``. A symbolic link is
-    followed (its target is replaced); a device such as ``/dev/null`` is
-    written directly.
+    :func:`xmrank._atomic.atomic_path`, with an ``OSError`` turned into one
+    line naming ``option``. Inside :func:`committed` the rename waits for the
+    command's other outputs.
     """
-    path = os.fspath(path)
-    if _special(path):
-        try:
-            yield path
-        except OSError as exc:
-            fail(f"{option}: cannot write {path}: {exc.strerror or exc}")
-        return
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    folder = os.path.dirname(os.path.abspath(target))
-    base = os.path.basename(target)
-    ext = os.path.splitext(base)[1]
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=f".tmp{ext}")
-        os.close(fd)
-        os.chmod(tmp, _new_file_mode(target))
-        yield tmp
-        os.replace(tmp, target)
-        tmp = None
+        with _atomic.atomic_path(path) as tmp:
+            yield tmp
     except OSError as exc:
-        fail(f"{option}: cannot write {path}: {exc.strerror or exc}")
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
+        _write_failed(option, path, exc)
 
 
 def write_atomic(path, option: str, write):
     """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it to ``path`` (see :func:`atomic_path`)."""
-    with atomic_path(path, option) as tmp:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            if not _special(tmp):
-                # numpy writes arrays through a C stream of its own and does not report every short
-                # write (a full disk, a file-size limit): compare what the file holds with what was sent.
-                end, size = fh.tell(), os.fstat(fh.fileno()).st_size
-                if size < end:
-                    raise OSError(errno.EIO, f"only {size} of {end} bytes could be written (disk full or a file-size limit?)")
-                os.fsync(fh.fileno())
+    try:
+        _atomic.atomic_write(path, write)
+    except OSError as exc:
+        _write_failed(option, path, exc)
+
+
+def committed():
+    """A block whose outputs replace their targets together at its end, or none of them (a failure inside).
+
+    Wrap every write of a command that writes several outputs::
+
+        with committed():
+            write_npy(output, labels)
+            write_json(json_path, summary)
+    """
+    return _atomic.committed_together()
 
 
 def write_npy(path: str, array: np.ndarray, option: str = "--output"):
@@ -666,9 +706,22 @@ def write_json(path: str, payload, option: str = "--json"):
     """
     text = json.dumps(payload, indent=2, default=json_default, allow_nan=True) + "\n"
     if os.fspath(path) == STDOUT:
-        click.echo(text, nl=False)
+        _to_stdout(text, option)
         return
     write_atomic(path, option, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _to_stdout(text: str, option: str) -> None:
+    """Write ``text`` to standard output in full, or fail: an output nobody receives is no success."""
+    if not _stdout_open():
+        fail(f"{option} -: standard output is closed; nothing was written.")
+    try:
+        click.echo(text, nl=False)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:
+        fail(f"{option} -: cannot write to standard output ({getattr(exc, 'strerror', None) or _first_line(exc)}).")
 
 
 def echo_report(text: str, *outputs) -> None:
@@ -680,7 +733,7 @@ def echo_report(text: str, *outputs) -> None:
 def write_text(path: str, text: str, option: str):
     """``text`` (UTF-8) at ``path``, atomically; ``-`` writes it to standard output."""
     if os.fspath(path) == STDOUT:
-        click.echo(text, nl=False)
+        _to_stdout(text, option)
         return
     write_atomic(path, option, lambda fh: fh.write(text.encode("utf-8")))
 

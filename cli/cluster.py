@@ -13,7 +13,7 @@ import numpy as np
 
 from ._associate import ASSOCIATIONS, cluster_associated, describe, parameters
 from ._bundle import load_bundle
-from ._io import (STDOUT, check_npy_output, check_output, check_outputs, echo_report, fail, user_errors, write_json, write_npy,
+from ._io import (STDOUT, check_npy_output, check_output, check_outputs, committed, echo_report, fail, user_errors, write_json, write_npy,
                   write_sparse, write_text)
 from ._options import declared, jobs_option, progress_option
 
@@ -229,20 +229,21 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
                                                 if v is None and arrays.get(field.get(k, k)) is not None]}
     summary["xmrank_version"] = xmrank.__version__
     summary["warnings"] = _warnings(info)
-    if output:
-        write_npy(output, labels_out.astype(np.int64), "--output")
-    if D is not None:
-        write_sparse(distance_path, D, "--save-distance")
-    if contents_path:
-        from xmrank.clustering import cluster_contents
+    with committed():  # every output replaces its file, or (one fails) none does
+        if output:
+            write_npy(output, labels_out.astype(np.int64), "--output")
+        if D is not None:
+            write_sparse(distance_path, D, "--save-distance")
+        if contents_path:
+            from xmrank.clustering import cluster_contents
 
-        contents = cluster_contents(labels_out, mods, row_names, include_noise=with_noise)
-        if contents_format == "csv":
-            write_text(contents_path, _contents_csv(contents), "--contents")
-        else:
-            write_json(contents_path, contents, "--contents")
-    if json_path:
-        write_json(json_path, summary, "--json")
+            contents = cluster_contents(labels_out, mods, row_names, include_noise=with_noise)
+            if contents_format == "csv":
+                write_text(contents_path, _contents_csv(contents), "--contents")
+            else:
+                write_json(contents_path, contents, "--contents")
+        if json_path:
+            write_json(json_path, summary, "--json")
     mixed = f", {summary['mixed_share']:.1%} of clusters mix modalities" if "mixed_share" in summary else ""
     eps_used = info.get("eps")
     eps_text = ""

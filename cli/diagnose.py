@@ -9,7 +9,7 @@ import click
 from xmrank._params import PARAMS
 
 from ._bundle import BUNDLE_HELP, load_bundle
-from ._io import atomic_path, check_outputs, fail, user_errors, write_json
+from ._io import atomic_path, check_outputs, committed, echo_report, fail, user_errors, write_json
 from ._options import declared, jobs_option, progress_option
 
 #: The Jaccard methods diagnose compares: every name of xmrank.jaccard.METHODS but "auto".
@@ -122,7 +122,8 @@ def diagnose_cmd(features, modalities, labels, cameras, methods, k1, k2, eps, mi
     from xmrank.diagnostics import diagnose
 
     check_outputs([("--plot", plot_path), ("--json", json_path)],
-                  inputs=[("FEATURES", features), ("--modalities", modalities), ("--labels", labels), ("--cameras", cameras)])
+                  inputs=[("FEATURES", features), ("--modalities", modalities), ("--labels", labels), ("--cameras", cameras)],
+                  stdout=("--json",))
     _check_plot_format(plot_path)
     arrays = load_bundle(features, modalities=modalities, ids=labels, cameras=cameras)
     if arrays.get("modalities") is None:
@@ -132,14 +133,15 @@ def diagnose_cmd(features, modalities, labels, cameras, methods, k1, k2, eps, mi
         k1=k1, k2=k2, eps=eps, min_samples=min_samples, methods=list(methods) or None, noise=noise,
         bins=bins, max_pairs=max_pairs, knn=knn, n_jobs=n_jobs, progress=progress,
     )
-    click.echo(format_report(report))
-    if plot_path:
-        from xmrank.diagnostics import plot_diagnosis
+    echo_report(format_report(report), json_path)
+    with committed():  # both outputs replace their files, or (one fails) neither does
+        if plot_path:
+            from xmrank.diagnostics import plot_diagnosis
 
-        with atomic_path(plot_path, "--plot") as tmp:
-            try:
-                plot_diagnosis(report, tmp)
-            except ValueError as exc:
-                fail(f"--plot: cannot write {plot_path}: {exc}")
-    if json_path:
-        write_json(json_path, report, "--json")
+            with atomic_path(plot_path, "--plot") as tmp:
+                try:
+                    plot_diagnosis(report, tmp)
+                except ValueError as exc:
+                    fail(f"--plot: cannot write {plot_path}: {exc}")
+        if json_path:
+            write_json(json_path, report, "--json")

@@ -85,7 +85,8 @@ def embed_cmd(checkpoint, root, output, dataset, split, trial, modality, flip, d
     check_checkpoint(checkpoint)
     if not os.path.isdir(root):
         fail(f"--root {root}: not a directory.")
-    check_output(output, "-o/--output", inputs=[("--checkpoint", checkpoint)], suffix=".npz")
+    check_output(output, "-o/--output", inputs=[("--checkpoint", checkpoint)], roots=[("--root", root)],
+                 suffix=".npz")
     require_torch()
     from xmrank.datasets import records_to_arrays
     from xmrank.torch.features import extract_features

@@ -256,7 +256,8 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
                           ("--query-distances", query_distances), ("--gallery-distances", gallery_distances),
                           ("--query-ids", query_ids), ("--gallery-ids", gallery_ids), (q_cam_opt, query_cameras),
                           (g_cam_opt, gallery_cameras), ("--query-modalities", query_modalities),
-                          ("--gallery-modalities", gallery_modalities)])
+                          ("--gallery-modalities", gallery_modalities)],
+                  stdout=("--json",))
     both = rerank_mode == "both"
     if not both:
         for option, value in (("--query-distances", query_distances), ("--gallery-distances", gallery_distances)):

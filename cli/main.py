@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 import click
 
@@ -48,9 +49,43 @@ def _compiled_first(callback):
     return run
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"Warning: {' '.join(str(message).split())}\n"
+
+
+def _parse_args_once(command, ctx, args):
+    """``command.parse_args``, refusing an option that takes one value and is given twice.
+
+    click keeps the last value silently, so ``--json - --json r.json`` would
+    quietly drop one of two outputs the user asked for: a repeated
+    single-valued option is a usage error (flags and options that take
+    several values may repeat).
+    """
+    try:
+        _, _, order = command.make_parser(ctx).parse_args(args=list(args))
+    except click.UsageError:
+        order = []  # click's own parse below reports it
+    seen = set()
+    for param in order:
+        if isinstance(param, click.Option) and not (param.multiple or param.count or param.is_flag):
+            if param.name in seen:
+                raise click.UsageError(f"{max(param.opts, key=len)} is given more than once; give it once.", ctx)
+            seen.add(param.name)
+    return click.Command.parse_args(command, ctx, args)
+
+
 class LazyGroup(click.Group):
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        """Like click's, but a usage error is one line (no usage block), as every xmrank error is."""
+    def main(self, *args, **kwargs):
+        """Like click's, but a usage error is one line (no usage block), as every xmrank error is, and so is
+        a warning shown outside a command's own warning report ("Warning: ...")."""
+        saved = warnings.formatwarning
+        warnings.formatwarning = _one_line_warning
+        try:
+            return self._main(*args, **kwargs)
+        finally:
+            warnings.formatwarning = saved
+
+    def _main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
@@ -82,6 +117,8 @@ class LazyGroup(click.Group):
             return None
         module, attr, _ = COMMANDS[name]
         command = getattr(importlib.import_module(f"xmrank.cli.{module}"), attr)
+        if "parse_args" not in vars(command):
+            command.parse_args = functools.partial(_parse_args_once, command)
         if name in KERNEL_COMMANDS and not getattr(command.callback, "compiles_kernels_first", False):
             command.callback = _compiled_first(command.callback)  # runs after parsing: --help never compiles
         return command

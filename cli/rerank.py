@@ -6,7 +6,7 @@ import click
 import numpy as np
 
 from ._bundle import load_side
-from ._io import (FiniteFloat, check_npy_output, check_outputs, echo_report, fail, load_array, user_errors, write_json,
+from ._io import (FiniteFloat, check_npy_output, check_outputs, committed, echo_report, fail, load_array, user_errors, write_json,
                   write_npy)
 from ._options import camera_options, jobs_option, label_or_path
 from .evaluate import (
@@ -136,7 +136,8 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
                           ("--query-distances", query_distances), ("--gallery-distances", gallery_distances),
                           ("--query-modalities", query_modalities), ("--gallery-modalities", gallery_modalities),
                           (q_cam_opt, query_cameras), (g_cam_opt, gallery_cameras), ("--query-ids", query_ids),
-                          ("--gallery-ids", gallery_ids), ("--bank", bank), ("--gallery-bank", gallery_bank)])
+                          ("--gallery-ids", gallery_ids), ("--bank", bank), ("--gallery-bank", gallery_bank)],
+                  stdout=("--json",))
     qa = load_side(query, "query", {"modalities": query_modalities, "cameras": query_cameras, "ids": query_ids},
                    {"cameras": q_cam_opt})
     ga = load_side(gallery, "gallery", {"modalities": gallery_modalities, "cameras": gallery_cameras, "ids": gallery_ids},
@@ -194,14 +195,15 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
         echo_report(format_table(rows, protocol), json_path)
     else:
         click.echo(f"re-ranked {nq} queries against {ng} gallery items ({method}{note})")
-    if output:
-        write_npy(output, np.asarray(R, dtype=np.float32), "--output")
-    if json_path:
-        settings = {"protocol": protocol, "method": method}
-        if method in KRECIPROCAL + ("torchreid",):
-            settings.update(k1=k1, k2=k2, **{"lambda": lambda_value})
-        write_json(json_path, {**settings, "results": {name: result_json(r) for name, r in
-                                                       zip(("original", "re-ranked"), rows.values())}}, "--json")
+    with committed():  # both outputs replace their files, or (one fails) neither does
+        if output:
+            write_npy(output, np.asarray(R, dtype=np.float32), "--output")
+        if json_path:
+            settings = {"protocol": protocol, "method": method}
+            if method in KRECIPROCAL + ("torchreid",):
+                settings.update(k1=k1, k2=k2, **{"lambda": lambda_value})
+            write_json(json_path, {**settings, "results": {name: result_json(r) for name, r in
+                                                           zip(("original", "re-ranked"), rows.values())}}, "--json")
 
 
 def _feature_method(method, Q, G, qa, ga, nq, ng, bank, gallery_bank, beta, qe_k, alpha):

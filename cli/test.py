@@ -7,7 +7,7 @@ import os
 import click
 import numpy as np
 
-from ._io import check_output, echo_report, fail, user_errors, write_json_atomic
+from ._io import check_outputs, echo_report, fail, user_errors, write_json_atomic
 from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
@@ -156,7 +156,8 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
         check_checkpoint(path)
     if not os.path.isdir(root):
         fail(f"--root {root}: not a directory.")
-    check_output(json_path, "--json", inputs=[("--checkpoint", p) for p in checkpoints.values()])
+    check_outputs([("--json", json_path)], inputs=[("--checkpoint", p) for p in checkpoints.values()],
+                  roots=[("--root", root)], stdout=("--json",))
     # read the test lists now: a wrong --root fails before any model is loaded
     from xmrank.datasets import regdb_query_gallery, sysu_query_gallery
 

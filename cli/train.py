@@ -7,7 +7,7 @@ import os
 
 import click
 
-from ._io import SEED, fail, user_errors
+from ._io import SEED, check_outside_roots, fail, user_errors
 
 # Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning
 # threads make small-image training several times slower. Set before torch loads OpenMP.
@@ -113,6 +113,8 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
         sets = {}
     if root is not None and dataset not in (None, "synthetic") and not os.path.isdir(root):
         fail(f"--root {root}: not a directory.")
+    if root is not None:  # the run's files never go inside the data set (the default synthetic set lies in RUN)
+        check_outside_roots(output, "--output", [("--root", root)])
 
     handler = None
     train_log = logging.getLogger("xmrank.train")

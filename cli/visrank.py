@@ -61,7 +61,8 @@ def visrank_cmd(query, gallery, output, distances, images_root, queries, top_k, 
     check_outputs([("--output", output)],
                   inputs=[("QUERY", query), ("GALLERY", gallery), ("--distances", distances),
                           ("--query-ids", query_ids), ("--gallery-ids", gallery_ids), (q_cam_opt, query_cameras),
-                          (g_cam_opt, gallery_cameras)])
+                          (g_cam_opt, gallery_cameras)],
+                  roots=[("--images-root", images_root)])
     try:
         from xmrank.diagnostics.plots import require_matplotlib
 

@@ -18,13 +18,20 @@ def warmup_cmd(check):
     once); run this while building a container image so that the image ships
     warm. The cache is the user cache folder (`~/.cache/xmrank/numba` on Linux;
     XMRANK_CACHE_DIR=DIR moves it, NUMBA_CACHE_DIR is honoured). numba reads a
-    cache only from a folder it may write to: in an image run as another user,
-    make the folder writable for it. A cache entry is specific to the xmrank
+    cache only from a folder it may write to: in an image, run the warm-up as
+    the user the container runs as. A cache entry is specific to the xmrank
     version, the Python version and the CPU model: a machine with another CPU
-    compiles again, once.
+    compiles again, once. A cache folder that others can write to, or that
+    belongs to another user, is never loaded from (numba unpickles its index
+    files): build it as the user who runs xmrank.
     """
     from xmrank import _jit, _warmup
 
+    refused = _jit.cache_refusal()
+    if refused:
+        fail(f"the compiled-kernel cache is not used: {refused}, and numba runs the code "
+             "its index files hold; make it yours and private (chown, chmod -R go-w) or set XMRANK_CACHE_DIR "
+             "to a folder only you can write.")
     folder = _warmup._caching()
     if folder is None:
         fail(f"no writable cache folder for compiled kernels (tried {_jit.kernel_cache_dir() or 'the user cache folder: HOME is unknown'}): "

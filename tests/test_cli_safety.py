@@ -406,8 +406,10 @@ def test_make_synthetic_overwrite_replaces_a_set_cut_short(tmp_path):
 
     root = tmp_path / "syn"
     assert invoke(["make-synthetic", root, *SMALL]).exit_code == 0
-    os.remove(root / MANIFEST)
+    # cut short while moving the files of a first set into an empty folder: its manifest is still in
+    # the hidden folder, listing the files already moved
     (root / (PARTIAL + "abc")).mkdir()
+    os.replace(root / MANIFEST, root / (PARTIAL + "abc") / MANIFEST)
     msg = one_line_failure(invoke(["make-synthetic", root, *SMALL]), "--overwrite")
     assert "interrupted" in msg
     res = invoke(["make-synthetic", root, *SMALL, "--overwrite"])

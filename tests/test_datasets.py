@@ -270,3 +270,126 @@ def test_regdb_evaluation_per_trial_models(regdb_root):
 def test_embed_must_return_one_row_per_record(regdb_root):
     with pytest.raises(InputError, match="one row per record"):
         regdb_evaluation(lambda recs: np.ones((2, 4), np.float32), regdb_root, trials=[1])
+
+
+# --- readers never leave their root (#25) ---------------------------------------------------
+
+SECRET = "root:x:0:0:root:/root:/bin/bash\n"
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A folder outside every data set root, holding a file no reader may read or quote."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "passwd").write_text(SECRET)
+    (folder / "test_id.txt").write_text("1\n")
+    (folder / "0001.jpg").write_bytes(b"private")
+    return folder
+
+
+def small_sysu(root):
+    for cam in (1, 3):
+        (root / f"cam{cam}" / "0001").mkdir(parents=True)
+        (root / f"cam{cam}" / "0001" / "0001.jpg").write_bytes(b"")
+    (root / "exp").mkdir()
+    for split in ("train", "val", "test"):
+        (root / "exp" / f"{split}_id.txt").write_text("1\n")
+    return root
+
+
+@pytest.mark.parametrize("reader", [sysu_test_records, sysu_train_records, sysu_query_gallery])
+def test_sysu_list_file_linked_outside_is_refused_without_showing_it(tmp_path, outside, reader):
+    root = small_sysu(tmp_path / "SYSU")
+    for split in ("train", "test"):
+        os.remove(root / "exp" / f"{split}_id.txt")
+        os.symlink(outside / "passwd", root / "exp" / f"{split}_id.txt")
+    with pytest.raises(InputError, match=r"list file .*_id.txt leads outside the data set root") as err:
+        reader(str(root))
+    assert "root:x" not in str(err.value) and "passwd" not in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_sysu_list_folder_linked_outside_is_refused(tmp_path, outside):
+    root = small_sysu(tmp_path / "SYSU")
+    import shutil
+
+    shutil.rmtree(root / "exp")
+    os.symlink(outside, root / "exp")
+    with pytest.raises(InputError, match=r"SYSU-MM01: list folder .*exp leads outside the data set root"):
+        sysu_ids(str(root), "test")
+
+
+def test_sysu_camera_folder_linked_outside_is_not_read(tmp_path, outside):
+    root = small_sysu(tmp_path / "SYSU")
+    (outside / "0001").mkdir()
+    (outside / "0001" / "0009.jpg").write_bytes(b"private")
+    os.symlink(outside, root / "cam4")  # a camera folder leading out: cam4/0001/0009.jpg lies outside
+    with pytest.warns(UserWarning, match="1 link"):
+        recs = sysu_test_records(str(root))
+    assert all("outside" not in os.path.realpath(r.path) for r in recs)
+    assert all(r.cam != 4 for r in recs)
+
+
+def test_sysu_id_errors_quote_at_most_a_short_token(tmp_path):
+    root = small_sysu(tmp_path / "SYSU")
+    (root / "exp" / "test_id.txt").write_text("1," + "A" * 500 + "\n")
+    with pytest.raises(InputError, match=r"holds 'AAAA.*\.\.\.'; expected") as err:
+        sysu_ids(str(root), "test")
+    assert len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize("link", ["file", "folder"])
+def test_regdb_list_linked_outside_is_refused_without_showing_it(tmp_path, outside, link):
+    root = tmp_path / "RegDB"
+    (root / "Visible").mkdir(parents=True)
+    (root / "Visible" / "a.bmp").write_bytes(b"")
+    if link == "file":
+        (root / "idx").mkdir()
+        os.symlink(outside / "passwd", root / "idx" / "train_visible_1.txt")
+    else:
+        (outside / "train_visible_1.txt").write_text(SECRET)
+        os.symlink(outside, root / "idx")
+    with pytest.raises(InputError, match=rf"RegDB: list {link} .* leads outside the data set root") as err:
+        regdb_records(str(root), split="train", modality="visible")
+    assert "root:x" not in str(err.value)
+
+
+def test_regdb_line_errors_quote_at_most_a_short_token(tmp_path):
+    root = tmp_path / "RegDB"
+    (root / "idx").mkdir(parents=True)
+    (root / "idx" / "train_visible_1.txt").write_text("x" * 300 + "\n")
+    with pytest.raises(InputError, match=r"line 1 of .* is 'xxx.*\.\.\.'; expected") as err:
+        regdb_records(str(root), split="train", modality="visible")
+    assert len(str(err.value)) < 300
+
+
+@pytest.fixture
+def folder_set(tmp_path, outside):
+    root = tmp_path / "mine"
+    for name in ("visible", "infrared"):
+        (root / name / "a").mkdir(parents=True)
+        (root / name / "a" / "1.jpg").write_bytes(b"")
+    return root
+
+
+def test_folder_set_skips_images_and_folders_linked_outside(folder_set, outside):
+    from xmrank.torch.data import folder_records
+
+    os.symlink(outside / "0001.jpg", folder_set / "visible" / "a" / "evil.jpg")
+    os.symlink(outside, folder_set / "infrared" / "b")
+    os.symlink(folder_set / "visible", folder_set / "visible" / "a" / "loop")  # a link inside (a cycle): fine
+    with pytest.warns(UserWarning, match=r"folder data set: skipped 2 link\(s\) pointing outside the root"):
+        recs = folder_records(str(folder_set))
+    assert sorted(os.path.relpath(r.path, folder_set) for r in recs) == ["infrared/a/1.jpg", "visible/a/1.jpg"]
+
+
+def test_folder_set_modality_folder_linked_outside_is_refused(folder_set, outside):
+    import shutil
+
+    from xmrank.torch.data import folder_records
+
+    shutil.rmtree(folder_set / "infrared")
+    os.symlink(outside, folder_set / "infrared")
+    with pytest.raises(InputError, match=r"folder data set: sub-folder .*infrared leads outside the data set root"):
+        folder_records(str(folder_set))

@@ -86,3 +86,89 @@ def test_njit_without_cache_is_plain_numba():
         return a + b
 
     assert add(np.int64(2), np.int64(3)) == 5
+
+
+# --- a cache others can write to is never loaded from (#25) ---------------------------------
+
+@pytest.fixture
+def fresh_jit(monkeypatch):
+    """_jit's per-process decision made again, with numba's own NUMBA_CACHE_DIR unset."""
+    import numba
+
+    monkeypatch.setattr(_jit, "_state", {})
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    return monkeypatch
+
+
+def _tiny(x):
+    return x + 1
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+@pytest.mark.parametrize("where", ["cache root", "numba folder", "inside"])
+def test_a_group_writable_cache_is_refused_with_one_warning(tmp_path, fresh_jit, where):
+    fresh_jit.setenv("XMRANK_CACHE_DIR", str(tmp_path))
+    numba_dir = tmp_path / "numba"
+    numba_dir.mkdir(mode=0o755)
+    os.chmod(numba_dir, 0o755)
+    os.chmod(tmp_path, 0o755)
+    planted = numba_dir / "xmrank_kernels-1a2b" / "index.nbi"
+    planted.parent.mkdir(mode=0o755)
+    planted.write_bytes(b"a pickle planted by someone else")
+    target = {"cache root": tmp_path, "numba folder": numba_dir, "inside": planted.parent}[where]
+    os.chmod(target, 0o775)
+    with pytest.warns(UserWarning, match=rf"not using the compiled-kernel cache .*: {target} is writable by its group"):
+        assert _jit._cache_target() is None
+    assert _jit.cache_refusal() is not None
+    dispatcher = _jit.njit(cache=True)(_tiny)  # compiled in the process: nothing read from or written to the cache
+    assert type(dispatcher._cache).__name__ == "NullCache"
+    assert sorted(p.name for p in numba_dir.rglob("*")) == ["index.nbi", "xmrank_kernels-1a2b"]
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_a_private_cache_is_used_and_created_private(tmp_path, fresh_jit):
+    import warnings
+
+    fresh_jit.setenv("XMRANK_CACHE_DIR", str(tmp_path / "new"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _jit._cache_target() == str(tmp_path / "new" / "numba")
+    for folder in (tmp_path / "new", tmp_path / "new" / "numba"):
+        assert os.stat(folder).st_mode & 0o077 == 0
+    assert _jit.cache_refusal() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to give a folder away")
+def test_a_cache_owned_by_another_user_is_refused(tmp_path, fresh_jit):
+    fresh_jit.setenv("XMRANK_CACHE_DIR", str(tmp_path))
+    (tmp_path / "numba").mkdir(mode=0o755)
+    os.chmod(tmp_path, 0o755)
+    os.chown(tmp_path / "numba", 12345, -1)
+    with pytest.warns(UserWarning, match=r"numba is owned by (uid 12345|\w+), not by you"):
+        assert _jit._cache_target() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_numba_cache_dir_is_checked_too(tmp_path, fresh_jit):
+    import numba
+
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    os.chmod(folder, 0o777)
+    fresh_jit.setattr(numba.config, "CACHE_DIR", str(folder))
+    with pytest.warns(UserWarning, match="is writable by others"):
+        assert _jit._cache_target() is None
+
+
+def test_warmup_says_why_a_cache_is_refused(tmp_path, fresh_jit):
+    from click.testing import CliRunner
+
+    from xmrank.cli.main import main
+
+    fresh_jit.setenv("XMRANK_CACHE_DIR", str(tmp_path))
+    os.chmod(tmp_path, 0o777)
+    res = CliRunner().invoke(main, ["warmup", "--check"])
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not used" in lines[0] and "writable by others" in lines[0], res.stderr

@@ -174,3 +174,31 @@ def test_errors(tmp_path, llcm_root):
     (tmp_path / "idx" / "train_vis.txt").write_text("a.jpg three\n")
     with pytest.raises(InputError, match="line 1 of .*train_vis.txt"):
         llcm_train_records(str(tmp_path))
+
+
+# --- the reader never leaves its root (#25) -------------------------------------------------
+
+@pytest.mark.parametrize("name", ["test_id.txt", "train_vis.txt"])
+def test_list_file_linked_outside_is_refused_without_showing_it(tmp_path, name):
+    root, outside = tmp_path / "LLCM", tmp_path / "outside"
+    (root / "idx").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    os.symlink(outside / "passwd", root / "idx" / name)
+    with pytest.raises(InputError, match=r"LLCM: list file .* leads outside the data set root") as err:
+        llcm_test_records(str(root)) if name == "test_id.txt" else llcm_train_records(str(root))
+    assert "root:x" not in str(err.value)
+
+
+def test_camera_folder_linked_outside_is_not_read(tmp_path, llcm_root):
+    import shutil
+
+    root = tmp_path / "LLCM"
+    shutil.copytree(llcm_root, root)
+    outside = tmp_path / "outside"
+    shutil.move(root / "test_vis" / "cam1", outside)
+    os.symlink(outside, root / "test_vis" / "cam1")
+    with pytest.warns(UserWarning, match=r"LLCM: skipped .*link\(s\) pointing outside the root"):
+        recs = llcm_test_records(str(root))
+    assert recs and all("outside" not in os.path.realpath(r.path) for r in recs)
+    assert not any(r.cam == 1 and r.modality == 0 for r in recs)

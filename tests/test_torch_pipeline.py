@@ -439,3 +439,54 @@ def test_resume_refuses_a_checkpoint_of_an_earlier_format(tmp_path, data_root):
                 "dataset": "synthetic", "root": data_root}, run / "checkpoint.pt")
     with pytest.raises(InputError, match="earlier xmrank"):
         train(output=str(run), resume=True)
+
+
+def test_a_second_run_in_a_locked_run_folder_is_refused(tmp_path, data_root):
+    """Two `train --output run` at once: the second ends in one line naming the folder, writing nothing."""
+    import fcntl
+
+    from xmrank.torch.runlog import LOCK
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / LOCK, "a") as held:  # what the first run holds while it trains
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        res = CliRunner().invoke(main, ["train", "--dataset", "synthetic", "--root", data_root, "--output", str(out),
+                                        "--preset", "smoke", *sum((["--set", s] for s in SETS), [])])
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"output {out} is in use by another training run" in lines[0], res.stderr
+    assert sorted(os.listdir(out)) == [LOCK]
+
+
+def test_a_checkpoint_save_at_the_file_size_limit_is_one_oserror(tmp_path):
+    """torch.save reports a write cut short by `ulimit -f` as a RuntimeError: saved as EFBIG naming the file."""
+    import errno
+    import resource
+
+    from xmrank.torch.checkpoints import save
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"previous checkpoint")
+    saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, saved[1]))
+    try:
+        with pytest.raises(OSError) as err:
+            save(path, {"model": {"w": torch.zeros(100_000)}})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+    assert err.value.errno == errno.EFBIG and err.value.filename == str(path) and "ulimit -f" in str(err.value)
+    assert path.read_bytes() == b"previous checkpoint"
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]
+
+
+@pytest.mark.parametrize("where", [".", "runs/a"])
+def test_a_run_folder_inside_the_data_set_root_is_refused(tmp_path, where):
+    root = tmp_path / "data"
+    (root / "visible").mkdir(parents=True)
+    res = CliRunner().invoke(main, ["train", "--dataset", "folder", "--root", str(root), "--output",
+                                    str(root / where), "--preset", "smoke"])
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--output" in lines[0] and "inside the data set root" in lines[0], res.stderr
+    assert sorted(os.listdir(root)) == ["visible"]

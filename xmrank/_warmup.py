@@ -176,8 +176,12 @@ def ensure_compiled() -> float | None:
     if folder:
         _say(f"compiling xmrank's kernels once (cached in {folder}; `xmrank warmup` does this ahead of time)...")
     else:
-        _say("compiling xmrank's kernels for this process (no writable cache folder; set XMRANK_CACHE_DIR "
-             "to keep them)...")
+        from ._jit import cache_refusal
+
+        refused = cache_refusal()
+        _say("compiling xmrank's kernels for this process ("
+             + (f"the cache folder is not safe to load from: {refused}" if refused else "no writable cache folder")
+             + "; set XMRANK_CACHE_DIR to a folder only you can write to keep them)...")
     try:
         seconds = compile_kernels()
     except Exception as exc:  # noqa: BLE001 - the real call compiles what it needs and reports real errors

@@ -1,8 +1,15 @@
 """Small file-reading helpers shared by the data set readers (one-line InputErrors).
 
-The readers stay inside the data set root: list files may name only
-relative paths that resolve (symbolic links followed) under the root, and
-folder listings keep only image files whose real path is under the root.
+The readers (SYSU-MM01, RegDB, LLCM and the folder sets of
+:mod:`xmrank.torch.data`) stay inside the data set root, all through these
+helpers: a list file and its folder must resolve (symbolic links followed)
+under the root before they are read (:func:`read_text`, :func:`check_inside`);
+list files may name only relative paths that resolve under the root
+(:func:`safe_join`); folder listings (:func:`list_images`,
+:func:`walk_images`) keep only image files whose real path is under the
+root, and skip links leading out with one warning (:class:`Skipped`).
+Messages name paths, and quote at most a short token of a file that passed
+these checks (:func:`quote`).
 """
 
 from __future__ import annotations
@@ -29,15 +36,47 @@ def require_dir(path, what: str) -> str:
     return path
 
 
-def read_text(path: str, what: str) -> str:
-    """The text of the file ``path``; a missing or unreadable file is an InputError naming it."""
+def read_text(path: str, what: str, root_real: str | None = None) -> str:
+    """The text of the list file ``path``; a missing or unreadable file is an InputError naming it.
+
+    With ``root_real`` (from :func:`real_root`), the file and the folder
+    holding it must resolve (links followed) under the data set root
+    (:func:`check_inside`), checked before anything is read.
+    """
+    if root_real is not None:
+        check_inside(os.path.dirname(path), root_real, what, "list folder")
+        check_inside(path, root_real, what, "list file")
     if not os.path.isfile(path):
         raise InputError(f"{what}: list file {path} not found.")
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{what}: cannot read list file {path} ({exc.__class__.__name__}: {exc}).") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{what}: cannot read list file {path}: it is not UTF-8 text.") from None
+    except OSError as exc:
+        raise InputError(f"{what}: cannot read list file {path} ({exc.strerror or exc.__class__.__name__}).") from None
+
+
+def check_inside(path: str, root_real: str, what: str, kind: str) -> str:
+    """``path`` if it is missing or its real path (links followed) lies under the data set root; else an InputError.
+
+    The one-line message names ``path`` and where it leads is not shown
+    (nothing outside the root is read or quoted).
+    """
+    if os.path.lexists(path) and not inside(path, root_real):
+        raise InputError(f"{what}: {kind} {path} leads outside the data set root {root_real.rstrip(os.sep)} "
+                         "(a symbolic link?); it is not read.")
+    return path
+
+
+def shorten(text: str, limit: int = 24) -> str:
+    """A token read from a data set file, cut to ``limit`` characters (a message never dumps a file)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def quote(text: str, limit: int = 24) -> str:
+    """``repr`` of :func:`shorten`: a token of a data set file, quoted for a message."""
+    return repr(shorten(text, limit))
 
 
 def real_root(root: str) -> str:
@@ -46,8 +85,8 @@ def real_root(root: str) -> str:
 
 
 def inside(path: str, root_real: str) -> bool:
-    """Whether ``path``'s real path (links followed) lies under ``root_real`` (from :func:`real_root`)."""
-    return os.path.realpath(path).startswith(root_real)
+    """Whether ``path``'s real path (links followed) is ``root_real`` (from :func:`real_root`) or lies under it."""
+    return os.path.join(os.path.realpath(path), "").startswith(root_real)
 
 
 def safe_join(root: str, relative: str, root_real: str | None = None) -> str | None:
@@ -104,14 +143,17 @@ def list_images(folder: str, root_real: str | None = None, skipped: Skipped | No
     ``skipped``.
     """
     names = []
+    if root_real is not None and not inside(folder, root_real):  # a folder leading out is not even listed
+        if skipped is not None:
+            skipped.outside.append(folder)
+        return names
     # entries that are not links lie where their folder lies: resolve only the folder and the links
-    folder_inside = root_real is None or inside(folder, root_real)
     with os.scandir(folder) as it:
         for e in it:
             if e.name.startswith("."):
                 continue
             path = os.path.join(folder, e.name)
-            if root_real is not None and (not folder_inside or e.is_symlink()) and not inside(path, root_real):
+            if root_real is not None and e.is_symlink() and not inside(path, root_real):
                 if skipped is not None:
                     skipped.outside.append(path)
                 continue
@@ -127,3 +169,34 @@ def list_images(folder: str, root_real: str | None = None, skipped: Skipped | No
                 continue
             names.append(e.name)
     return sorted(names)
+
+
+def walk_images(top: str, root_real: str, skipped: Skipped | None = None) -> list[str]:
+    """Sorted paths of the image files under ``top`` at any depth, as :func:`list_images` keeps them.
+
+    Hidden files and folders are ignored; sub-folders (and links to folders)
+    whose real path leaves the root are not entered and are noted in ``skipped``.
+    """
+    out = []
+    stack = [top]
+    seen = set()
+    while stack:
+        folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back to a folder already listed
+            continue
+        seen.add(real)
+        if not inside(folder, root_real):
+            if skipped is not None:
+                skipped.outside.append(folder)
+            continue
+        out.extend(os.path.join(folder, name) for name in list_images(folder, root_real, skipped))
+        try:
+            with os.scandir(folder) as it:
+                # links leading out were noted by list_images above
+                subs = [e.path for e in it if not e.name.startswith(".") and e.is_dir()
+                        and (not e.is_symlink() or inside(e.path, root_real))]
+        except OSError:
+            continue
+        stack.extend(subs)
+    return sorted(out)

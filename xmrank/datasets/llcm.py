@@ -42,7 +42,7 @@ import random
 import re
 
 from .._validation import SEED_MAX, InputError, check_int, check_option
-from ._files import Skipped, list_images, read_text, real_root, require_dir, safe_join
+from ._files import Skipped, list_images, quote, read_text, real_root, require_dir, safe_join, shorten
 from .records import INFRARED, VISIBLE, ImageRecord
 
 __all__ = [
@@ -81,16 +81,16 @@ def llcm_ids(root, split: str = "test") -> list[int]:
     root = require_dir(root, "LLCM root")
     check_option(split, "split", ("train", "test"))
     path = os.path.join(root, "idx", f"{split}_id.txt")
-    lines = read_text(path, "LLCM").splitlines()
+    lines = read_text(path, "LLCM", real_root(root)).splitlines()
     tokens = [t.strip() for t in (lines[0] if lines else "").split(",") if t.strip()]
     if not tokens:
         raise InputError(f"LLCM: list file {path} is empty; expected one line of comma-separated ids.")
     ids = []
     for t in tokens:
         if not _ID.fullmatch(t):
-            raise InputError(f"LLCM: list file {path} holds {t!r}; expected comma-separated non-negative integer ids.")
+            raise InputError(f"LLCM: list file {path} holds {quote(t)}; expected comma-separated non-negative integer ids.")
         if int(t) >= 2**63:
-            raise InputError(f"LLCM: list file {path} holds id {t}, beyond 64 bits.")
+            raise InputError(f"LLCM: list file {path} holds id {shorten(t)}, beyond 64 bits.")
         ids.append(int(t))
     return ids
 
@@ -196,18 +196,18 @@ def llcm_train_records(root) -> list[ImageRecord]:
     out = []
     for name, modality in (("train_vis", VISIBLE), ("train_nir", INFRARED)):
         path = os.path.join(root, "idx", f"{name}.txt")
-        text = read_text(path, "LLCM")
+        text = read_text(path, "LLCM", root_real)
         for lineno, line in enumerate(text.splitlines(), start=1):
             line = line.strip()
             if not line:
                 continue
             parts = line.rsplit(None, 1)
             if len(parts) != 2 or not _LABEL.fullmatch(parts[1]) or not -(2**63) <= int(parts[1]) < 2**63:
-                raise InputError(f"LLCM: line {lineno} of {path} is {line!r}; expected 'relative/path label' with "
+                raise InputError(f"LLCM: line {lineno} of {path} is {quote(line, 60)}; expected 'relative/path label' with "
                                  "an integer label of at most 64 bits.")
             image = safe_join(root, parts[0], root_real)
             if image is None:
-                raise InputError(f"LLCM: line {lineno} of {path} names {parts[0]!r}, outside the root; list paths "
+                raise InputError(f"LLCM: line {lineno} of {path} names {quote(parts[0], 60)}, outside the root; list paths "
                                  f"must be relative to {root} and stay inside it.")
             cam = _CAM.search(parts[0])
             out.append(ImageRecord(image, int(parts[1]), int(cam.group(1)) if cam else 0, modality))

@@ -18,7 +18,7 @@ import os
 import re
 
 from .._validation import InputError, check_int, check_option
-from ._files import read_text, real_root, require_dir, safe_join
+from ._files import quote, read_text, real_root, require_dir, safe_join, shorten
 
 _LABEL = re.compile(r"[+-]?[0-9]+")
 from .records import INFRARED, VISIBLE, ImageRecord
@@ -62,7 +62,7 @@ def regdb_records(root, *, split: str = "train", trial: int = 1, modality: str =
     trial = check_int(trial, "trial", minimum=1, maximum=2**63 - 1)
     path = os.path.join(root, "idx", f"{split}_{modality}_{trial}.txt")
     root_real = real_root(root)
-    text = read_text(path, "RegDB")
+    text = read_text(path, "RegDB", root_real)
     mod, cam = _MODALITY[modality]
     out = []
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -72,15 +72,15 @@ def regdb_records(root, *, split: str = "train", trial: int = 1, modality: str =
         parts = line.rsplit(None, 1)
         if len(parts) != 2 or not _LABEL.fullmatch(parts[1]):
             raise InputError(
-                f"RegDB: line {lineno} of {path} is {line!r}; expected 'relative/path label' with an integer label."
+                f"RegDB: line {lineno} of {path} is {quote(line, 60)}; expected 'relative/path label' with an integer label."
             )
         label = int(parts[1])
         if not -(2**63) <= label < 2**63:
-            raise InputError(f"RegDB: line {lineno} of {path} has label {parts[1]}, beyond 64 bits.")
+            raise InputError(f"RegDB: line {lineno} of {path} has label {shorten(parts[1])}, beyond 64 bits.")
         image = safe_join(root, parts[0], root_real)
         if image is None:
             raise InputError(
-                f"RegDB: line {lineno} of {path} names {parts[0]!r}, outside the root; list paths must be relative "
+                f"RegDB: line {lineno} of {path} names {quote(parts[0], 60)}, outside the root; list paths must be relative "
                 f"to {root} and stay inside it."
             )
         out.append(ImageRecord(image, label, cam, mod))

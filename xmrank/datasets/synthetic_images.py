@@ -25,21 +25,28 @@ Layout written under ``root``::
     cam4/, cam5/             visible, outdoor
     cam6/                    infrared, outdoor
     exp/train_id.txt, exp/val_id.txt, exp/test_id.txt
-    xmrank_synthetic.json    the generator's parameters
+    xmrank_synthetic.json    the generator's parameters, and every file and folder it wrote
+
+``overwrite=True`` deletes only what that manifest lists: anything else in
+the folder (a user's ``camera_calibration/``) survives, and a file the new
+set would replace that no manifest lists is refused before anything is written.
 
 Every identity appears in every camera; identities are numbered from 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .._progress import progress_bar
 from .._validation import InputError, check_int
+from ._files import inside, real_root
 from .sysu import INFRARED_CAMERAS, VISIBLE_CAMERAS
 
 logger = logging.getLogger(__name__)
@@ -387,41 +394,99 @@ def make_synthetic(
                 shutil.rmtree(work, ignore_errors=True)
     else:
         # An existing folder (empty, or a previous set with overwrite): the set is written into a hidden
-        # folder inside it (same file system), then swapped in, the manifest last. The hidden folder marks
-        # a swap cut short, which overwrite=True then replaces; a failure before the swap leaves root as it was.
+        # folder inside it (same file system), then swapped in: the files the previous set's manifest lists
+        # (and those of a swap cut short, listed by the manifest in its hidden folder) are deleted, the new
+        # files moved in, the manifest last. Nothing the manifests do not list is deleted or replaced.
         if not os.access(root, os.W_OK | os.X_OK):
             raise InputError(f"root {root} is not writable.")
+        previous_files, previous_folders = _listed(root, [os.path.join(root, p) for p in partial])
+        new_files, new_folders = _set_paths(n_train_ids + n_val_ids + n_test_ids, images_per_camera)
+        root_real = real_root(root)
+        for rel in new_files + new_folders:
+            path = os.path.join(root, rel)
+            if not os.path.lexists(path):
+                continue
+            if rel not in previous_files and rel not in previous_folders:
+                raise InputError(f"root {root} holds {rel}, which the synthetic set would replace but no earlier "
+                                 f"set wrote ({MANIFEST} does not list it); move it away first.")
+            if os.path.islink(path) or not inside(path, root_real):
+                raise InputError(f"root {root}: {rel} is a symbolic link or leads outside the root; the synthetic "
+                                 "set is written inside its root only. Move it away first.")
         work = tempfile.mkdtemp(dir=root, prefix=PARTIAL)
         swapping = False
         try:
             summary = _write_set(work, **params)
             swapping = True
-            if os.path.exists(os.path.join(root, MANIFEST)):
-                os.remove(os.path.join(root, MANIFEST))
-            new_names = set(os.listdir(work))
-            for name in sorted(new_names):
-                if name == MANIFEST:
-                    continue
-                if os.path.isdir(os.path.join(root, name)):
-                    shutil.rmtree(os.path.join(root, name))
-                os.replace(os.path.join(work, name), os.path.join(root, name))
-            for name in others:  # leftovers of a previous set (a camera folder this one lacks)
-                if name not in new_names and (name == "exp" or name.startswith("cam")):
-                    shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            for rel in sorted(previous_files):
+                path = os.path.join(root, rel)
+                # never through a folder that leads out of the root (a manifest is only a file: not trusted)
+                if (os.path.islink(path) or os.path.isfile(path)) and inside(os.path.dirname(path), root_real):
+                    os.remove(path)
+            for rel in new_folders:  # parents first
+                os.makedirs(os.path.join(root, rel), exist_ok=True)
+            for rel in new_files:
+                os.replace(os.path.join(work, rel), os.path.join(root, rel))
             os.replace(os.path.join(work, MANIFEST), os.path.join(root, MANIFEST))
             swapping = False
+            for rel in sorted(previous_folders - set(new_folders), key=lambda r: -r.count("/")):
+                with contextlib.suppress(OSError):  # kept when it holds anything the set did not write
+                    os.rmdir(os.path.join(root, rel))
+            for name in partial:  # folders of earlier interrupted runs, their files now deleted or replaced
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
         finally:
             if not swapping:
                 shutil.rmtree(work, ignore_errors=True)
-                for name in partial:  # folders of earlier interrupted runs
-                    shutil.rmtree(os.path.join(root, name), ignore_errors=True)
     logger.info("make_synthetic: wrote %d visible and %d infrared images to %s",
                 summary["images"]["visible"], summary["images"]["infrared"], root)
     return summary
 
 
+def _set_paths(n_ids: int, images_per_camera: int):
+    """Relative paths (``/``-separated) of the files and folders a set writes: (files, folders), parents first."""
+    folders, files = ["exp"], [f"exp/{name}" for name in _SPLIT_FILES]
+    for cam in sorted(VISIBLE_CAMERAS + INFRARED_CAMERAS):
+        folders.append(f"cam{cam}")
+        for pid in range(1, n_ids + 1):
+            folders.append(f"cam{cam}/{pid:04d}")
+            files.extend(f"cam{cam}/{pid:04d}/{k + 1:04d}.jpg" for k in range(images_per_camera))
+    return files, folders
+
+
+def _listed(root, partials):
+    """The files and folders the manifests of ``root`` and of the hidden folders ``partials`` list (sets)."""
+    files, folders = set(), set()
+    for folder in [root, *partials]:
+        try:
+            with open(os.path.join(folder, MANIFEST), encoding="utf-8") as fh:
+                manifest = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        listed_files, listed_folders = manifest.get("files"), manifest.get("folders")
+        if not (isinstance(listed_files, list) and isinstance(listed_folders, list)):
+            try:  # a manifest of an earlier xmrank: the set follows from its parameters
+                n_ids = sum(int(manifest[k]) for k in ("n_train_ids", "n_val_ids", "n_test_ids"))
+                listed_files, listed_folders = _set_paths(n_ids, int(manifest["images_per_camera"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+        for rel in listed_files + listed_folders:
+            ok = isinstance(rel, str) and rel and not os.path.isabs(rel) and ".." not in rel.split("/") \
+                and "\x00" not in rel
+            if ok:
+                (files if rel in listed_files else folders).add(rel)
+    return files, folders
+
+
+_SPLIT_FILES = ("train_id.txt", "val_id.txt", "test_id.txt")
+
+
 def _write_set(root, *, n_train_ids, n_val_ids, n_test_ids, images_per_camera, height, width, seed, progress):
-    """Write the images, id lists and manifest under the (new, empty) folder ``root``."""
+    """Write the images, id lists and manifest under the (new, empty) folder ``root``.
+
+    Each file is written whole (:func:`xmrank._atomic.atomic_write`): an image cut short by a
+    file-size limit or a full disk is an OSError, never a truncated JPEG.
+    """
+    import io
+
     from PIL import Image
 
     n_ids = n_train_ids + n_val_ids + n_test_ids
@@ -439,21 +504,21 @@ def _write_set(root, *, n_train_ids, n_val_ids, n_test_ids, images_per_camera, h
                 rng = np.random.default_rng([seed, pid, cam])
                 for k in range(images_per_camera):
                     img = render_person(ident, modality, rng, height=height, width=width, camera=cam)
-                    Image.fromarray(img).save(os.path.join(folder, f"{k + 1:04d}.jpg"), quality=92)
+                    buf = io.BytesIO()
+                    Image.fromarray(img).save(buf, format="JPEG", quality=92)
+                    data = buf.getvalue()
+                    atomic_write(os.path.join(folder, f"{k + 1:04d}.jpg"), lambda fh: fh.write(data), fsync=False)
                 counts["infrared" if modality else "visible"] += images_per_camera
                 bar.update(1)
 
     exp = os.path.join(root, "exp")
     os.makedirs(exp, exist_ok=True)
     ids = np.arange(1, n_ids + 1)
-    splits = {
-        "train_id.txt": ids[:n_train_ids],
-        "val_id.txt": ids[n_train_ids:n_train_ids + n_val_ids],
-        "test_id.txt": ids[n_train_ids + n_val_ids:],
-    }
+    splits = dict(zip(_SPLIT_FILES, (ids[:n_train_ids], ids[n_train_ids:n_train_ids + n_val_ids],
+                                     ids[n_train_ids + n_val_ids:])))
     for name, values in splits.items():
-        with open(os.path.join(exp, name), "w") as fh:
-            fh.write(",".join(str(int(i)) for i in values) + "\n")
+        text = (",".join(str(int(i)) for i in values) + "\n").encode()
+        atomic_write(os.path.join(exp, name), lambda fh: fh.write(text), fsync=False)
     summary = {
         "n_train_ids": n_train_ids,
         "n_val_ids": n_val_ids,
@@ -464,9 +529,9 @@ def _write_set(root, *, n_train_ids, n_val_ids, n_test_ids, images_per_camera, h
         "seed": seed,
         "images": counts,
     }
-    with open(os.path.join(root, MANIFEST), "w") as fh:
-        json.dump(summary, fh, indent=2)
-        fh.write("\n")
+    files, folders = _set_paths(n_ids, images_per_camera)
+    manifest = json.dumps({**summary, "files": files, "folders": folders}, indent=2) + "\n"
+    atomic_write(os.path.join(root, MANIFEST), lambda fh: fh.write(manifest.encode()))
     return summary
 
 

@@ -28,7 +28,7 @@ import random
 import re
 
 from .._validation import SEED_MAX, InputError, check_int, check_option
-from ._files import Skipped, list_images, read_text, real_root, require_dir
+from ._files import Skipped, list_images, quote, read_text, real_root, require_dir, shorten
 
 _ID = re.compile(r"[0-9]+")
 #: Largest identity id accepted (the folders are named ``%04d``; ids fit in 64 bits).
@@ -78,7 +78,7 @@ def sysu_ids(root, split: str) -> list[int]:
     root = require_dir(root, "SYSU-MM01 root")
     check_option(split, "split", ("train", "val", "test"))
     path = os.path.join(root, "exp", f"{split}_id.txt")
-    text = read_text(path, "SYSU-MM01")
+    text = read_text(path, "SYSU-MM01", real_root(root))
     lines = text.splitlines()
     first = lines[0].strip() if lines else ""
     tokens = [t.strip() for t in first.split(",") if t.strip()]
@@ -87,12 +87,12 @@ def sysu_ids(root, split: str) -> list[int]:
     ids = []
     for t in tokens:
         if t.startswith("-") and _ID.fullmatch(t[1:]):
-            raise InputError(f"SYSU-MM01: list file {path} holds a negative id ({t}).")
+            raise InputError(f"SYSU-MM01: list file {path} holds a negative id ({shorten(t)}).")
         if not _ID.fullmatch(t):
-            raise InputError(f"SYSU-MM01: list file {path} holds {t!r}; expected comma-separated integer ids.")
+            raise InputError(f"SYSU-MM01: list file {path} holds {quote(t)}; expected comma-separated integer ids.")
         value = int(t)
         if value > _MAX_ID:
-            raise InputError(f"SYSU-MM01: list file {path} holds id {t}, beyond 64 bits.")
+            raise InputError(f"SYSU-MM01: list file {path} holds id {shorten(t)}, beyond 64 bits.")
         ids.append(value)
     return ids
 

@@ -7,6 +7,8 @@ directly, so no GUI backend (and no pyplot state) is needed to save them.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 __all__ = ["require_matplotlib", "plot_distance_histograms", "plot_neighbor_makeup", "plot_diagnosis"]
@@ -130,7 +132,8 @@ def plot_diagnosis(report: dict, path=None):
     report : dict
         The result of :func:`xmrank.diagnostics.diagnose`.
     path : str or path-like, default=None
-        Save the figure there (format from the extension).
+        Save the figure there (format from the extension), whole or not at
+        all (:func:`xmrank._atomic.atomic_path`).
 
     Returns
     -------
@@ -141,5 +144,8 @@ def plot_diagnosis(report: dict, path=None):
     plot_neighbor_makeup(report["neighbor_makeup"], ax=axes[0])
     plot_distance_histograms(hists, axes=axes[1:])
     if path is not None:
-        fig.savefig(path, dpi=110)
+        from .._atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=os.path.splitext(os.fspath(path))[1][1:].lower() or None)
     return fig

@@ -4,7 +4,7 @@
 the configuration (:meth:`TrainConfig.to_dict`), the metrics so far and the
 position (stage, epoch), all as tensors and plain Python containers, numbers
 and strings. It is written after every epoch and at every stage boundary,
-through a temporary file beside it and ``os.replace``, so an interrupted
+through a temporary file beside it and ``os.replace`` (:mod:`xmrank._atomic`), so an interrupted
 write never leaves a broken checkpoint. ``RUN/stage1_model.pt`` and
 ``RUN/model.pt`` hold the network and the configuration at the end of each
 stage.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 
+from .._atomic import atomic_write
 from .._validation import InputError
 from ._require import torch
 from .runlog import plain
@@ -35,13 +36,15 @@ _REQUIRED = {"format": int, "stage": int, "epoch": int, "model": dict, "metrics"
 
 
 def save(path, payload):
-    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then ``os.replace``."""
-    tmp = os.fspath(path) + ".tmp"
-    with open(tmp, "wb") as fh:
-        torch.save(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then ``os.replace``.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be written whole (a file-size limit, a full
+        disk: see :func:`xmrank._atomic.atomic_write`); ``path`` is untouched.
+    """
+    atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def checkpoint_payload(*, stage: int, epoch: int, model, metrics: dict, cfg, dataset: str, root,

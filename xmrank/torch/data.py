@@ -21,6 +21,7 @@ import numpy as np
 
 from .._validation import InputError, check_option
 from ..datasets import INFRARED, VISIBLE, ImageRecord, regdb_records, sysu_train_records
+from ..datasets._files import IMAGE_EXTENSIONS, Skipped, check_inside, real_root, require_dir, walk_images
 from ._require import torch
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ __all__ = [
 
 #: Training-set kinds accepted by ``dataset=``.
 DATASETS = ("sysu", "regdb", "folder", "synthetic")
-#: File endings read as images by :func:`folder_records`.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _FOLDER_MODALITIES = {"visible": VISIBLE, "infrared": INFRARED}
 
 
@@ -55,7 +54,8 @@ def folder_records(root) -> list[ImageRecord]:
     root : str or path-like
         A folder holding ``visible/`` and ``infrared/`` sub-folders; files
         with the endings of :data:`IMAGE_EXTENSIONS` (any case) are read,
-        hidden files and folders are skipped.
+        hidden files and folders are skipped, and so are (with one warning)
+        links to files or folders outside ``root`` and other files.
 
     Returns
     -------
@@ -66,26 +66,23 @@ def folder_records(root) -> list[ImageRecord]:
     Raises
     ------
     xmrank.InputError
-        If ``root`` or either sub-folder is missing or holds no image.
+        If ``root`` or either sub-folder is missing, leads outside ``root``,
+        or holds no image.
     """
-    root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise InputError(f"folder data set root {root!r} is not a directory.")
+    root = require_dir(root, "folder data set root")
+    root_real = real_root(root)
+    skipped = Skipped("folder data set", root)
     out = []
     for name, modality in _FOLDER_MODALITIES.items():
         top = os.path.join(root, name)
         if not os.path.isdir(top):
             raise InputError(f"folder data set {root!r} has no {name}/ sub-folder; expected root/visible and root/infrared.")
-        paths = []
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            paths.extend(
-                os.path.join(dirpath, f) for f in filenames
-                if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
-            )
+        check_inside(top, root_real, "folder data set", "sub-folder")
+        paths = walk_images(top, root_real, skipped)
         if not paths:
             raise InputError(f"folder data set: found no images under {top} (endings: {', '.join(IMAGE_EXTENSIONS)}).")
-        out.extend(ImageRecord(p, -1, modality + 1, modality) for p in sorted(paths))
+        out.extend(ImageRecord(p, -1, modality + 1, modality) for p in paths)
+    skipped.warn()
     return out
 
 

@@ -54,7 +54,7 @@ from .evaluation import evaluate_model
 from .features import extract_features
 from .model import build_model
 from .pseudo_labels import StreamMaker, cluster_epoch, global_part, intra_parts, smallest_group
-from .runlog import atomic_json, log_epoch, run_log
+from .runlog import atomic_json, log_epoch, run_lock, run_log
 from .steps import Precision, build_optimizer, global_step, intra_step, torch_device
 from ..datasets.synthetic_images import is_synthetic_root, make_synthetic
 
@@ -280,7 +280,7 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
         if not needs_data:
             trainer = _Trainer(config, dataset, root, output, progress, model=model)
         os.makedirs(output, exist_ok=True)
-        with run_log(os.path.join(output, LOG)):
+        with run_lock(output), run_log(os.path.join(output, LOG)):
             if needs_data:
                 logger.info("generating the synthetic data set in %s", root)
                 make_synthetic(root, n_train_ids=config.synthetic_train_ids, n_test_ids=config.synthetic_test_ids,

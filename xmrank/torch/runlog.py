@@ -3,6 +3,7 @@
 - :func:`run_log`: copy the ``xmrank`` logger's INFO records to ``RUN/train.log``
   without showing more than before anywhere else.
 - :func:`atomic_json`: write a JSON file through a temporary file beside it.
+- :func:`run_lock`: one training process per run folder.
 - :func:`plain`: a copy of a metrics structure in plain Python types.
 - :func:`log_epoch`: the one-line summary of an epoch.
 """
@@ -14,14 +15,16 @@ import json
 import logging
 import os
 
+from .._atomic import atomic_write
 from .._json import json_default
+from .._validation import InputError
 
 #: the trainer's own progress lines (per-epoch clustering statistics, evaluations)
 logger = logging.getLogger("xmrank.train")
 #: every xmrank message goes to RUN/train.log
 _base_logger = logging.getLogger("xmrank")
 
-__all__ = ["run_log", "atomic_json", "plain", "log_epoch"]
+__all__ = ["run_log", "run_lock", "atomic_json", "plain", "log_epoch", "LOCK"]
 
 
 def plain(payload):
@@ -30,14 +33,45 @@ def plain(payload):
 
 
 def atomic_json(path, payload):
-    """Write ``payload`` as indented JSON to ``path`` (temporary file beside it, then ``os.replace``)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=2, default=json_default)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write ``payload`` as indented JSON to ``path`` (:func:`xmrank._atomic.atomic_write`)."""
+    text = json.dumps(payload, indent=2, default=json_default) + "\n"
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+#: Lock file of a run folder: held by the process training in it.
+LOCK = ".xmrank-train.lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder):
+    """Hold an exclusive lock on the run folder ``folder`` (``fcntl.flock`` on ``folder/.xmrank-train.lock``).
+
+    Raises
+    ------
+    xmrank.InputError
+        When another process holds it (two trainings writing one run
+        folder would interleave their files). Where ``fcntl`` does not
+        exist (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = os.path.join(os.fspath(folder), LOCK)
+    fh = open(path, "a")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"output {folder} is in use by another training run (it holds the lock {path}); "
+                             "wait for that run to end or choose another folder.") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        fh.close()
 
 
 def _fmt_share(x):
