@@ -18,6 +18,15 @@ counts all noise rows as one cluster).
     python benchmarks/bench_scale.py                                   # the whole table (about an hour, 2 cores)
     python benchmarks/bench_scale.py --regimes 10 40 --sizes 50000 200000
     python benchmarks/bench_scale.py --regimes 40 --sizes 1000000 --skip-dask
+    python benchmarks/bench_scale.py --hard --sizes 50000 200000 --skip-dask --full   # issue 23's regime
+
+``--hard`` is the noisy regime of issue 23 (what real features look like): 10 rows
+per identity, modality offset of norm 0.8 and noise of norm 0.9 against unit
+identity centres. ``--full`` adds, per size, a run of ``jaccard_distance``
+*without* ``max_distance`` (every pair that shares a column stored): on the hard
+regime that output is dense in practice, and xmrank refuses it before allocating
+(``xmrank.OutputTooLarge``) where it cannot fit; the row reports the refusal and
+the peak memory reached before it.
 
 Data: a person-search gallery (``make_gallery``): identity centres (unit),
 one offset per modality (norm 0.8), isotropic noise (norm 0.5), rows
@@ -151,6 +160,14 @@ def child(job: str, n: int, args) -> dict:
                    ari_auto=adjusted_rand_score(ref, _singletons(labels["auto"])),
                    ari_exact_vs_ids=adjusted_rand_score(ids, _singletons(labels["faiss"])),
                    clusters=int(labels["ann"].max()) + 1)
+    elif job == "full":
+        t0 = time.perf_counter()
+        try:
+            D = xmrank.jaccard_distance(X, modalities=mods, k1=args.k1, k2=args.k2, knn="auto")
+            out.update(seconds=time.perf_counter() - t0, choices=f"stored {D.nnz:,} entries", clusters=0,
+                       search=_search_seconds(handler.stages[-1]))
+        except xmrank.OutputTooLarge as exc:  # refused before the output: no stage line was logged
+            out.update(seconds=time.perf_counter() - t0, choices=f"refused: {exc}", clusters=0, search=float("nan"))
     elif job == "dask":
         from distributed import Client, LocalCluster
 
@@ -215,12 +232,18 @@ def main():
     ap.add_argument("--k2", type=int, default=6)
     ap.add_argument("--eps", type=float, default=0.6)
     ap.add_argument("--skip-dask", action="store_true", help="no LocalCluster row")
+    ap.add_argument("--hard", action="store_true",
+                    help="issue 23's noisy regime: 10 rows per identity, noise 0.9 (sets --regimes 10 --noise 0.9)")
+    ap.add_argument("--full", action="store_true",
+                    help="also run jaccard_distance without max_distance at each size (refused where it cannot fit)")
     ap.add_argument("--dask-regime", type=int, default=40,
                     help="rows per identity of the LocalCluster row (knn='ann' on 2 workers x 1 thread, compared "
                          "with knn='ann' on one machine)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per job")
     ap.add_argument("--json", help="also write all results to this file")
     args = ap.parse_args()
+    if args.hard:
+        args.regimes, args.noise, args.million_regimes = [10], 0.9, [10]
 
     results = []
     for rpi in args.regimes:
@@ -228,6 +251,8 @@ def main():
             if n >= 1_000_000 and rpi not in args.million_regimes:
                 continue
             results.append(_run("agree" if n == args.agree_size else "ann", n, rpi, args))
+            if args.full:
+                results.append(_run("full", n, rpi, args))
     if not args.skip_dask:
         results.append(_run("dask", args.agree_size, args.dask_regime, args))
 
