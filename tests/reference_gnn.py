@@ -18,8 +18,10 @@ def dense_gnn_reranking(X_q, X_g, k1, k2, lamb=0.3, *, rank=None, prop_idx=None,
     n, nq = U.shape[0], Q.shape[0]
     if rank is None:
         score = U @ U.T                                    # original_score, N x N
-        rank = np.argsort(-score, axis=1, kind="stable")[:, :k1]
-        S = np.take_along_axis(score, rank, axis=1)
+        part = np.argpartition(-score, k1 - 1, axis=1)[:, :k1] if k1 < n else np.tile(np.arange(n), (n, 1))
+        vals = np.take_along_axis(score, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)          # topk: largest first, ties by the smaller index
+        rank, S = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
         del score
         prop_idx, prop_w = rank[:, :k2], S[:, :k2] ** 2
     A = np.zeros((n, n), np.float32)                      # build_adjacency_matrix

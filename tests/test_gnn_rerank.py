@@ -236,3 +236,31 @@ def test_compat_refuses(args, match):
     Q, G, _, _ = two_modalities(nq=20, ng=40)
     with pytest.raises(InputError, match=match):
         gnn_reranking(Q, G, *args)
+
+
+# --- the torch version (the GPU path): its steps checked on the CPU here, on a GPU where there is one ---
+
+def _torch_case(golden, device):
+    pytest.importorskip("torch")
+    Q, G = golden["a_query"], golden["a_gallery"]
+    U = np.concatenate([Q, G])
+    sims, rank = xmrank.knn.knn_search(U, U, 26)
+    base = Q @ G.T
+    return gnn._torch_similarity(rank, rank[:, :7], sims[:, :7] ** 2, len(Q), base=base, lam=0.3, propagate=True,
+                                 adjacency=None, device=device)
+
+
+@pytest.mark.slow
+def test_torch_version_matches_the_published_output_on_the_cpu(golden):
+    assert np.abs(_torch_case(golden, "cpu") - golden["a_k126_k27_l0.3_similarity"]).max() <= 1e-5
+
+
+@pytest.mark.gpu
+def test_gpu_version_matches_the_published_output(golden):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    assert np.abs(_torch_case(golden, "cuda") - golden["a_k126_k27_l0.3_similarity"]).max() <= 1e-5
+    ranking, sim = gnn_reranking(golden["a_query"], golden["a_gallery"], 26, 7, 0.3, return_similarity=True,
+                                 device="cuda")
+    assert np.abs(sim - golden["a_k126_k27_l0.3_similarity"]).max() <= 1e-5

@@ -190,7 +190,7 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3):
     return zhong_rerank(blocks.transposed(), k1, k2, lam)
 
 
-def gnn_reranking(X_q, X_g, k1, k2, lamb=0.3, *, return_similarity=False, n_jobs=-1):
+def gnn_reranking(X_q, X_g, k1, k2, lamb=0.3, *, return_similarity=False, n_jobs=-1, device="cpu"):
     """GNN re-ranking (Zhang et al.), the published ``gnn_reranking``'s signature and result, sparse, no CUDA build.
 
     Parameters
@@ -209,12 +209,16 @@ def gnn_reranking(X_q, X_g, k1, k2, lamb=0.3, *, return_similarity=False, n_jobs
         Also return the query x gallery similarity matrix the ranking sorts.
     n_jobs : int or None, default=-1
         Threads, scikit-learn's meaning (-1: all cores).
+    device : {"cpu", "cuda", "cuda:N"}, default="cpu"
+        "cuda": the search and the graph on the GPU (the graph by torch.sparse;
+        experimental, see :func:`xmrank.retrieval.gnn._torch_similarity`).
 
     Returns
     -------
     ranking : ndarray of int64, shape (n_query, n_gallery)
         Gallery indices of each query, most similar first: ``argsort(-similarity)``, what the
-        published function returns (ties: smaller index first).
+        published function returns (exactly tied similarities in an unspecified order, as
+        the published ``torch.sort``).
     similarity : ndarray of float32, shape (n_query, n_gallery)
         Only with ``return_similarity=True``:
         ``(1 − lamb) · A[q] A[g]ᵀ + lamb · X_q X_gᵀ``.
@@ -249,6 +253,7 @@ def gnn_reranking(X_q, X_g, k1, k2, lamb=0.3, *, return_similarity=False, n_jobs
     ((30, 50), (30, 50))
     """
     from ._params import PARAMS
+    from .backend import resolve_device
     from .knn import knn_search
     from .retrieval.gnn import check_gnn_lengths, gnn_similarity
 
@@ -262,11 +267,28 @@ def gnn_reranking(X_q, X_g, k1, k2, lamb=0.3, *, return_similarity=False, n_jobs
     if not isinstance(return_similarity, (bool, np.bool_)):
         raise InputError(f"return_similarity must be True or False; got {plain(return_similarity)}.")
     n_jobs = PARAMS["n_jobs"](n_jobs)
+    on_gpu = resolve_device(device) == "cuda"
     U = np.concatenate([Q, G], axis=0)
     check_gnn_lengths(k1, k2, U.shape[0])
-    sims, rank = knn_search(U, U, k1)
+    sims, rank = knn_search(U, U, k1, device=device)
     S = Q @ G.T
     prop_idx, prop_w = np.ascontiguousarray(rank[:, :k2]), np.square(sims[:, :k2])
-    sim = gnn_similarity(rank, prop_idx, prop_w, Q.shape[0], base=S, lam=lam, propagate=k2 != 1, n_jobs=n_jobs)
-    ranking = np.argsort(-sim, axis=1, kind="stable")
+    sim = gnn_similarity(rank, prop_idx, prop_w, Q.shape[0], base=S, lam=lam, propagate=k2 != 1, n_jobs=n_jobs,
+                         device=device if on_gpu else "cpu")
+    ranking = _ranking(sim, n_jobs)
     return (ranking, sim) if return_similarity else ranking
+
+
+def _ranking(sim: np.ndarray, n_jobs: int) -> np.ndarray:
+    """``argsort(-sim, axis=1)`` in blocks of rows over ``n_jobs`` threads (numpy's sort releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = np.empty(sim.shape, dtype=np.int64)
+    step = max(1, min(256, -(-sim.shape[0] // max(1, n_jobs))))
+
+    def rows(lo):
+        out[lo:lo + step] = np.argsort(-sim[lo:lo + step], axis=1)
+
+    with ThreadPoolExecutor(max(1, n_jobs)) as pool:
+        list(pool.map(rows, range(0, sim.shape[0], step)))
+    return out

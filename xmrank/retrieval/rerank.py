@@ -1,4 +1,4 @@
-"""``rerank``: k-reciprocal re-ranking of query x gallery distances (Zhong et al., CVPR 2017).
+"""``rerank``: k-reciprocal re-ranking of query x gallery distances (Zhong et al., CVPR 2017), or GNN re-ranking.
 
 The Jaccard part is :func:`xmrank.jaccard_distance` over query ∪ gallery, so
 the vanilla, modality-aware and camera-aware neighbour rules are exactly the
@@ -134,7 +134,8 @@ def rerank(
     Returns
     -------
     distance : ndarray of float32, shape (n_query, n_gallery)
-        Smaller is more similar; values lie in [0, 1].
+        Smaller is more similar; values lie in [0, 1] (k-reciprocal), in
+        [−1, λ] (``algorithm="gnn"``: the negated GNN similarity).
 
     Raises
     ------
@@ -465,7 +466,8 @@ def _rerank_gnn(source, args, lam, camera_weight, knn, device, t0):
     idx, w = gnn.propagation_lists(method, rank, sims, k2=k2, mod_codes=request.modalities,
                                    k1_intra=request.k1_intra, k2_intra=request.k2_intra, k2_inter=request.k2_inter)
     sim = gnn.gnn_similarity(rank, idx, w, nq, base=np.ascontiguousarray(base, dtype=np.float32), lam=lam,
-                             propagate=propagate, adjacency=adjacency, n_jobs=args["n_jobs"])
+                             propagate=propagate, adjacency=adjacency, n_jobs=args["n_jobs"],
+                             device=device if request.device == "cuda" else "cpu")
     np.negative(sim, out=sim)
     logger.info("rerank(algorithm='gnn', method=%r, %d x %d): %.2fs", method, nq, source.ng, time.perf_counter() - t0)
     return sim
