@@ -93,9 +93,17 @@ def jobs_option(what: str = "the Jaccard distance"):
                          "cores, -k all but k - 1, a positive number that many.")
 
 
-def algorithm_option():
-    """``--algorithm [k-reciprocal|gnn]``: the re-ranking algorithm (``xmrank.rerank(algorithm=...)``)."""
-    return declared("rerank_algorithm", option="--algorithm", dest="algorithm")
+def algorithm_option(multiple: bool = False, more: str = ""):
+    """``--algorithm [k-reciprocal|gnn]``: the re-ranking algorithm (``xmrank.rerank(algorithm=...)``).
+
+    ``multiple=True`` (``evaluate``): the option may be repeated, one table row per algorithm.
+    ``more``: a sentence appended to the declared help text.
+    """
+    if not multiple:
+        return declared("rerank_algorithm", option="--algorithm", dest="algorithm", more=more)
+    default = PARAMS["rerank_algorithm"].default
+    return declared("rerank_algorithm", option="--algorithm", dest="algorithm", multiple=True, default=(default,),
+                    more="Repeat it (--algorithm k-reciprocal --algorithm gnn) for a row of each.")
 
 
 def camera_weight_option():

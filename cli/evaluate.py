@@ -223,7 +223,7 @@ k-reciprocal re-ranked distances (xmrank.rerank: modality-aware when
 modalities are given; from the features, or from --distances with
 --query-distances and --gallery-distances), so that a paper can report both;
 with --algorithm gnn the row is GNN re-ranking (Zhang et al.) over the same
-neighbour rule.
+neighbour rule, and --algorithm k-reciprocal --algorithm gnn prints both rows.
 
 {SIDE_HELP}
 
@@ -254,7 +254,7 @@ Examples:
 @click.option("--k1", type=K_OR_AUTO, default=20, show_default=True, help="Re-ranking list length, or 'auto'.")
 @click.option("--k2", type=K_OR_AUTO, default=6, show_default=True, help="Re-ranking query-expansion length, or 'auto'.")
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Re-ranking weight of the original distance.")
-@algorithm_option()
+@algorithm_option(multiple=True)
 @camera_weight_option()
 @jobs_option("the re-ranking")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores (with the full CMC) to this JSON file.")
@@ -273,8 +273,8 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
                           ("--gallery-modalities", gallery_modalities)])
     both = rerank_mode == "both"
     if not both:
-        if algorithm != "k-reciprocal" or camera_weight is not None:
-            fail(f"{'--algorithm' if algorithm != 'k-reciprocal' else '--camera-weight'} is for re-ranking: "
+        if tuple(algorithm) != ("k-reciprocal",) or camera_weight is not None:
+            fail(f"{'--algorithm' if tuple(algorithm) != ('k-reciprocal',) else '--camera-weight'} is for re-ranking: "
                  "add --rerank both.")
         for option, value in (("--query-distances", query_distances), ("--gallery-distances", gallery_distances)):
             if value is not None:
@@ -309,14 +309,26 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
         if json_path:
             write_json(json_path, result_json(res), "--json")
         return
-    R, k1, k2 = rerank_distances(qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2,
-                                 lambda_value=lambda_value, n_jobs=n_jobs, camera_option=_spelling(q_cam_opt, g_cam_opt),
-                                 algorithm=algorithm, camera_weight=camera_weight)
-    rows = {"without re-ranking": res, rerank_row_name(algorithm, k1, k2): score(R, qa, ga, protocol, max_rank, roc)}
+    algorithms = tuple(dict.fromkeys(algorithm))  # each once, in the order given
+    if camera_weight is not None and "gnn" not in algorithms:
+        fail("--camera-weight weighs the GNN re-ranking's graph: add --algorithm gnn.")
+    rows, results, used = {"without re-ranking": res}, {"without re-ranking": result_json(res)}, {}
+    for alg in algorithms:
+        R, k1_used, k2_used = rerank_distances(
+            qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2, lambda_value=lambda_value,
+            n_jobs=n_jobs, camera_option=_spelling(q_cam_opt, g_cam_opt), algorithm=alg,
+            camera_weight=camera_weight if alg == "gnn" else None)
+        row = score(R, qa, ga, protocol, max_rank, roc)
+        rows[rerank_row_name(alg, k1_used, k2_used)] = row
+        results.setdefault("re-ranked", result_json(row))  # the first algorithm's row, under its usual key
+        if len(algorithms) > 1:
+            results[f"re-ranked ({alg})"] = result_json(row)
+        used = used or {"k1": k1_used, "k2": k2_used}
     echo_report(format_table(rows, protocol), json_path)
     if json_path:
         write_json(json_path, {"protocol": protocol,
-                               "rerank": {"algorithm": algorithm, "method": method, "k1": k1, "k2": k2,
-                                          "lambda": lambda_value, "camera_weight": camera_weight},
-                               "results": {"without re-ranking": result_json(res), "re-ranked": result_json(rows[list(rows)[1]])}},
+                               "rerank": {"algorithm": algorithms[0] if len(algorithms) == 1 else list(algorithms),
+                                          "method": method, **used, "lambda": lambda_value,
+                                          "camera_weight": camera_weight},
+                               "results": results},
                    "--json")

@@ -132,7 +132,7 @@ def format_rows(title: str, rows: dict) -> str:
 @click.option("--k2", type=click.IntRange(min=1), default=6, show_default=True, help="Re-ranking: query-expansion length.")
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
               help="Re-ranking: weight of the original distance.")
-@algorithm_option()
+@algorithm_option(more="Here --rerank-method is the neighbour rule.")
 @click.option("--json", "json_path", type=click.Path(), help="Also write every trial's scores (fractions) to this JSON file.")
 @network_options
 @user_errors

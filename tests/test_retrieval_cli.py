@@ -224,3 +224,20 @@ def test_gnn_errors_are_one_line_and_write_nothing(files, command, args, message
     one_line_error(run(command, query, d / "g.npz", "--protocol", "regdb", *args, *out, "--json", d / "o.json"),
                    message)
     assert not (d / "out.npy").exists() and not (d / "o.json").exists()
+
+
+def test_evaluate_prints_graph_and_k_reciprocal_rows_side_by_side(files):
+    d, a = files
+    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--k1", 8, "--k2", 2,
+              "--algorithm", "k-reciprocal", "--algorithm", "gnn", "--json", d / "s.json")
+    assert res.exit_code == 0, res.output
+    assert "k-reciprocal re-ranked (k1=8, k2=2)" in res.output and "GNN re-ranked (k1=8, k2=2)" in res.output
+    data = json.loads((d / "s.json").read_text())
+    assert data["rerank"]["algorithm"] == ["k-reciprocal", "gnn"]
+    side = dict(query_modalities=1, gallery_modalities=0, k1=8, k2=2)
+    for alg in ("k-reciprocal", "gnn"):
+        expected = evaluate(rerank(a["Q"], a["G"], algorithm=alg, **side), a["qi"], a["gi"], protocol="regdb")["mAP"]
+        assert abs(data["results"][f"re-ranked ({alg})"]["mAP"] - expected) < 1e-6
+    assert data["results"]["re-ranked"] == data["results"]["re-ranked (k-reciprocal)"]
+    one_line_error(run("evaluate", d / "q.npz", d / "g.npz", "--rerank", "both", "--camera-weight", 0.5),
+                   "--camera-weight weighs the GNN re-ranking's graph")
