@@ -20,6 +20,11 @@ Tables:
 4. Time of ``xmrank.rerank`` for 4,000 queries x 4,000 gallery items against the
    time of the exact kNN search it runs (best of several interleaved repeats).
 5. Time of a 3,803 x 301 x 10-trial SYSU-MM01 evaluation.
+6. (``--memory``) Peak memory and time of torchreid's dense ``re_ranking``
+   (``tests/reference_rerank.py``, the same steps and arrays) against
+   ``xmrank.compat.re_ranking`` on Euclidean distance matrices, each size in
+   a fresh process; the peak is the process's resident high-water mark
+   (``VmHWM``, reset just before the call), above what it held before.
 7. (``--gnn``) GNN re-ranking beside k-reciprocal: mAP / Rank-1 of cosine, each
    k-reciprocal rule and each graph rule on the real multi-view sets in
    ``../shared/data/real`` (CCA fitted on half the classes, scored on the
@@ -29,11 +34,6 @@ Tables:
    the dense port of the published code (``tests/reference_gnn.py``, only at
    the sizes where it fits) and against k-reciprocal re-ranking, at
    Market-1501 size (3,368 x 15,913, d = 2048) and 10k x 20k.
-6. (``--memory``) Peak memory and time of torchreid's dense ``re_ranking``
-   (``tests/reference_rerank.py``, the same steps and arrays) against
-   ``xmrank.compat.re_ranking`` on Euclidean distance matrices, each size in
-   a fresh process; the peak is the process's resident high-water mark
-   (``VmHWM``, reset just before the call), above what it held before.
 """
 
 from __future__ import annotations
@@ -402,12 +402,10 @@ def score_configs(Q, G, qi, gi, configs, q_cams=None, g_cams=None):
             D = -(Q @ G.T)
         else:
             kw = dict(kw)
-            if kw.get("method") != "vanilla" or kw.get("camera_weight"):
+            if kw["method"] != "vanilla":  # every other rule reads the modalities
                 kw.update(query_modalities=1, gallery_modalities=0)
-            if "camera" in kw.get("method", "") or kw.get("camera_weight"):
+            if "camera" in kw["method"] or kw.get("camera_weight"):
                 kw.update(query_cameras=q_cams, gallery_cameras=g_cams)
-            if kw.get("method") == "vanilla":
-                kw.pop("query_modalities", None), kw.pop("gallery_modalities", None)
             D = rerank(Q, G, lambda_value=0.3, **kw)
         out[name] = evaluate(D, qi, gi, protocol="regdb")
     return out
@@ -576,7 +574,7 @@ def main():
                     help="sizes (QxG) of the GNN time / memory comparison (Market-1501 and 10k x 20k)")
     ap.add_argument("--gnn-dense-sizes", default="1000x4000,2000x8000",
                     help="sizes also run with the dense published port")
-    ap.add_argument("--gnn-dim", type=int, default=2048)
+    ap.add_argument("--gnn-dim", type=int, default=2048, help="feature width of the GNN time / memory comparison")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ}

@@ -116,7 +116,8 @@ def rerank(
         ``lambda_value`` weighs the cosine similarity. The result is the
         **negated GNN similarity** ``−((1 − λ) · A[q]·A[g] + λ · q·g)``,
         in [−1, λ]: sorting it ascending gives exactly the published
-        ranking (``argsort(−similarity)``). See docs/gnn.md.
+        ranking (``argsort(−similarity)``). From ``distances`` the
+        similarities are those of unit rows, ``1 − d²/2``. See docs/gnn.md.
     camera_weight : float in (0, 1] or None, default=None
         GNN only: CEIL's camera weights (TCSVT 2025): an edge of the initial
         graph to a neighbour of the same camera weighs ``camera_weight``,
