@@ -5,6 +5,8 @@ Run from the repository root:
     python benchmarks/bench_rerank.py              # accuracy tables and timings
     python benchmarks/bench_rerank.py --quick      # accuracy tables only
     python benchmarks/bench_rerank.py --memory     # torchreid's re_ranking vs xmrank.compat.re_ranking
+    python benchmarks/bench_rerank.py --gnn        # GNN vs k-reciprocal re-ranking: accuracy tables
+    python benchmarks/bench_rerank.py --gnn-speed  # GNN: time and memory, sparse vs dense vs k-reciprocal
 
 Tables:
 
@@ -23,6 +25,15 @@ Tables:
    ``xmrank.compat.re_ranking`` on Euclidean distance matrices, each size in
    a fresh process; the peak is the process's resident high-water mark
    (``VmHWM``, reset just before the call), above what it held before.
+7. (``--gnn``) GNN re-ranking beside k-reciprocal: mAP / Rank-1 of cosine, each
+   k-reciprocal rule and each graph rule on the real multi-view sets in
+   ``../shared/data/real`` (CCA fitted on half the classes, scored on the
+   other half, both directions), the CLIP COCO pairs and the synthetic sets,
+   as markdown tables (docs/gnn.md holds a run).
+8. (``--gnn-speed``) Time and peak memory of the sparse GNN re-ranking against
+   the dense port of the published code (``tests/reference_gnn.py``, only at
+   the sizes where it fits) and against k-reciprocal re-ranking, at
+   Market-1501 size (3,368 x 15,913, d = 2048) and 10k x 20k.
 """
 
 from __future__ import annotations
@@ -310,11 +321,238 @@ def memory_table(dense_sizes, xmrank_sizes, d):
                       f"{dense['seconds'] / fast['seconds']:>9.1f}x")
 
 
+# --- GNN re-ranking (Zhang et al.) beside k-reciprocal: accuracy, time and memory ----------------
+
+REAL = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data", "real")
+#: (name, file under REAL, view pairs): multi-view / cross-modal real sets (see their README.md files)
+REAL_SETS = [
+    ("ORL", "orl_mv/ORL.mat", [(0, 2), (1, 3), (0, 1)]),
+    ("LandUse-21", "landuse21/LandUse-21.mat", [(0, 1)]),
+    ("Wikipedia", "wikipedia/Wikipedia.mat", [(0, 1)]),
+    ("CUB image/text", "cub_img_txt/cub_googlenet_doc2vec_c10.mat", [(0, 1)]),
+]
+#: (column, rerank keyword arguments or None for cosine); lambda 0.3 everywhere
+GNN_CONFIGS = [
+    ("cosine", None),
+    ("k-rec. vanilla 20/6", dict(method="vanilla", k1=20, k2=6)),
+    ("k-rec. modality 20/6", dict(method="modality", k1=20, k2=6)),
+    ("k-rec. modality-qe 20/6", dict(method="modality-qe", k1=20, k2=6)),
+    ("k-rec. modality auto", dict(method="modality", k1="auto", k2="auto")),
+    ("GNN vanilla 26/7", dict(algorithm="gnn", method="vanilla", k1=26, k2=7)),
+    ("GNN modality 26/7", dict(algorithm="gnn", method="modality", k1=26, k2=7)),
+    ("GNN modality 12/4", dict(algorithm="gnn", method="modality", k1=12, k2=4)),
+    ("GNN modality-qe 26/7", dict(algorithm="gnn", method="modality-qe", k1=26, k2=7)),
+    ("GNN modality auto", dict(algorithm="gnn", method="modality", k1="auto", k2="auto")),
+]
+CAMERA_CONFIGS = [
+    ("cosine", None),
+    ("k-rec. camera", dict(method="camera")),
+    ("k-rec. modality-camera 20/6", dict(method="modality-camera", k1=20, k2=6)),
+    ("GNN camera", dict(algorithm="gnn", method="camera")),
+    ("GNN modality-camera 20/6", dict(algorithm="gnn", method="modality-camera", k1=20, k2=6)),
+    ("GNN modality 26/7", dict(algorithm="gnn", method="modality", k1=26, k2=7)),
+    ("GNN modality 26/7 + CEIL cameras 0.5", dict(algorithm="gnn", method="modality", k1=26, k2=7, camera_weight=0.5)),
+    ("GNN vanilla 26/7 + CEIL cameras 0.5", dict(algorithm="gnn", method="vanilla", k1=26, k2=7, camera_weight=0.5)),
+]
+
+
+def load_real(path):
+    """Views (rows = samples, float64) and labels of a multi-view ``.mat`` file (``X`` cell array; ``Y``/``y``/``gt``)."""
+    import scipy.io as sio
+
+    m = sio.loadmat(os.path.join(REAL, path))
+    y = next(np.asarray(m[k]).ravel().astype(int) for k in ("Y", "y", "gt", "truelabel") if k in m)
+    views = []
+    for c in np.asarray(m["X"]).ravel():
+        c = np.asarray(c.toarray() if hasattr(c, "toarray") else c, dtype=np.float64)
+        views.append(c if c.shape[0] == len(y) else c.T)
+    return views, y
+
+
+def cca_split(A, B, y, seed=0):
+    """CCA fitted on half the classes, applied to the other half: L2-normalised (Z_a, Z_b, labels) of the held-out rows.
+
+    Each view is standardised and reduced by PCA (fitted on the training half, at most 64 components)
+    before scikit-learn's CCA (at most 16 components), so that CCA is well posed on small sets.
+    """
+    from sklearn.cross_decomposition import CCA
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    classes = np.random.default_rng(seed).permutation(np.unique(y))
+    train = np.isin(y, classes[: len(classes) // 2])
+    parts = []
+    for V in (A, B):
+        scaler = StandardScaler().fit(V[train])
+        n_pca = min(64, V.shape[1], int(train.sum()) // 2)
+        pca = PCA(n_pca, random_state=0).fit(scaler.transform(V[train]))
+        parts.append((pca.transform(scaler.transform(V[train])), pca.transform(scaler.transform(V[~train]))))
+    (a_tr, a_te), (b_tr, b_te) = parts
+    cca = CCA(n_components=min(16, a_tr.shape[1], b_tr.shape[1]), max_iter=1000).fit(a_tr, b_tr)
+    za, zb = cca.transform(a_te, b_te)
+    unit = lambda Z: (Z / np.linalg.norm(Z, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    return unit(za), unit(zb), y[~train]
+
+
+def score_configs(Q, G, qi, gi, configs, q_cams=None, g_cams=None):
+    """``{column: evaluate(...)}`` of cosine and each re-ranking of ``configs`` (queries modality 1, gallery 0)."""
+    out = {}
+    for name, kw in configs:
+        if kw is None:
+            D = -(Q @ G.T)
+        else:
+            kw = dict(kw)
+            if kw["method"] != "vanilla":  # every other rule reads the modalities
+                kw.update(query_modalities=1, gallery_modalities=0)
+            if "camera" in kw["method"] or kw.get("camera_weight"):
+                kw.update(query_cameras=q_cams, gallery_cameras=g_cams)
+            D = rerank(Q, G, lambda_value=0.3, **kw)
+        out[name] = evaluate(D, qi, gi, protocol="regdb")
+    return out
+
+
+def gnn_accuracy_sets():
+    """``(set name, direction, Q, G, query ids, gallery ids, query cams, gallery cams)`` for the comparison."""
+    sets = []
+    if os.path.isdir(REAL):
+        for name, path, pairs in REAL_SETS:
+            if not os.path.exists(os.path.join(REAL, path)):
+                continue
+            views, y = load_real(path)
+            for a, b in pairs:
+                za, zb, yt = cca_split(views[a], views[b], y)
+                sets.append((f"{name} (CCA, held-out half)", f"{a}->{b}", za, zb, yt, yt, None, None))
+                sets.append((f"{name} (CCA, held-out half)", f"{b}->{a}", zb, za, yt, yt, None, None))
+    else:
+        print(f"(real sets not found under {REAL}: skipped)")
+    X, ids, mods = load_clip()
+    for q_mod, direction in ((0, "images->captions"), (1, "captions->images")):
+        q, g = mods == q_mod, mods != q_mod
+        sets.append(("CLIP COCO pairs (1 per id)", direction, X[q], X[g], ids[q], ids[g], None, None))
+    from xmrank.datasets import make_biased
+
+    Xb, ib, mb, cb = make_biased(100, 10, gap=1.5)
+    sets.append(("make_biased 100 ids x 10, gap 1.5", "IR->visible", Xb[mb == 1], Xb[mb == 0], ib[mb == 1],
+                 ib[mb == 0], cb[mb == 1], cb[mb == 0]))
+    for n_ids, per_id in ((200, 5), (1000, 1)):
+        Xs, si, sm = make_cross_modal(n_ids, per_id, noise=1.4)
+        sets.append((f"make_cross_modal {n_ids} ids x {per_id}", "mod. 1->0", Xs[sm == 1], Xs[sm == 0], si[sm == 1],
+                     si[sm == 0], None, None))
+    Xn, i_n, mn, cn = make_biased(100, 6, gap=1.5, noise=1.2, camera_gap=0.4, dim=128, seed=1)
+    sets.append(("make_biased noisy, camera gap 0.4", "IR->visible", Xn[mn == 1], Xn[mn == 0], i_n[mn == 1],
+                 i_n[mn == 0], cn[mn == 1], cn[mn == 0]))
+    return sets
+
+
+def print_markdown(title, columns, rows):
+    """One markdown table: a row per (set, direction), a column per method, cells ``mAP / R1`` in %; best mAP bold."""
+    print(f"\n{title}\n")
+    print("| set | queries | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---:|" * len(columns))
+    for name, direction, res in rows:
+        best = max(res[c]["mAP"] for c in columns)
+        cells = []
+        for c in columns:
+            text = f"{100 * res[c]['mAP']:.1f} / {100 * res[c]['cmc'][0]:.1f}"
+            cells.append(f"**{text}**" if res[c]["mAP"] == best else text)
+        print(f"| {name} | {direction} | " + " | ".join(cells) + " |")
+
+
+def gnn_accuracy():
+    sets = gnn_accuracy_sets()
+    rows, cam_rows = [], []
+    for name, direction, Q, G, qi, gi, qc, gc in sets:
+        rows.append((name, direction, score_configs(Q, G, qi, gi, GNN_CONFIGS)))
+        if qc is not None:
+            cam_rows.append((name, direction, score_configs(Q, G, qi, gi, CAMERA_CONFIGS, qc, gc)))
+    print_markdown("mAP / Rank-1 (%), lambda 0.3, queries of one modality against a gallery of the other "
+                   "(k1/k2 as named; 'auto': xmrank.auto_k)", [c for c, _ in GNN_CONFIGS], rows)
+    print_markdown("Camera rules and CEIL's camera-weighted graph (sets with cameras)",
+                   [c for c, _ in CAMERA_CONFIGS], cam_rows)
+
+
+def _clustered_rows(n, d, seed):
+    """Unit rows around ``n // 13`` identity centres (about Market-1501's 13 images per identity), float32."""
+    rng = np.random.default_rng(seed)
+    n_ids = max(2, n // 13)
+    centres = rng.standard_normal((n_ids, d), dtype=np.float32)
+    X = centres[rng.integers(0, n_ids, n)]
+    X += rng.standard_normal((n, d), dtype=np.float32) * 1.2
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X
+
+
+def gnn_speed_child(impls, nq, ng, d, seed):
+    """Time (wall and process CPU) and peak resident memory of each implementation in this fresh process."""
+    X = _clustered_rows(nq + ng, d, seed)
+    Q, G = X[:nq], X[nq:]
+    inputs = X.nbytes
+    from xmrank.compat import gnn_reranking
+
+    gnn_reranking(Q[:50], G[:60], 10, 3)  # load the compiled kernels and the search engine first
+    rerank(Q[:50], G[:60], method="vanilla", k1=10, k2=3)
+    knn_search(X[:512], X[:8192], 26)
+    for impl in impls:
+        if impl == "dense":
+            sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+            from reference_gnn import dense_gnn_reranking
+
+            fn = lambda: dense_gnn_reranking(Q, G, 26, 7, 0.3)  # noqa: E731
+        elif impl == "knn":
+            fn = lambda: knn_search(X, X, 26)  # noqa: E731
+        elif impl == "gnn":
+            fn = lambda: gnn_reranking(Q, G, 26, 7, 0.3)  # noqa: E731
+        elif impl == "gnn-distances":
+            fn = lambda: rerank(Q, G, algorithm="gnn", method="vanilla", k1=26, k2=7)  # noqa: E731
+        else:
+            fn = lambda: rerank(Q, G, method="vanilla", k1=20, k2=6)  # noqa: E731
+        _reset_peak()
+        before, _ = _rss_now_and_peak()
+        t, c = time.perf_counter(), time.process_time()
+        out = fn()
+        seconds, cpu = time.perf_counter() - t, time.process_time() - c
+        _, peak = _rss_now_and_peak()
+        print(json.dumps({"impl": impl, "nq": nq, "ng": ng, "seconds": seconds, "cpu": cpu, "inputs": inputs,
+                          "before": before, "peak": peak, "extra": peak - before}), flush=True)
+        del out
+
+
+GNN_IMPL_NAMES = {"knn": "exact kNN search alone (26 per row)", "gnn": "xmrank.compat.gnn_reranking",
+                  "gnn-distances": "xmrank.rerank(algorithm='gnn')", "krec": "xmrank.rerank k-reciprocal 20/6",
+                  "dense": "dense port of the published code"}
+
+
+def gnn_speed(sizes, dense_sizes, d):
+    print(f"\nGNN re-ranking (k1=26, k2=7, lambda=0.3) against the dense published port and k-reciprocal "
+          f"re-ranking, clustered unit rows, d={d}; each size in a fresh process; peak = resident high-water mark "
+          f"above what the process held before (inputs and libraries); CPU = process CPU time, all threads")
+    print(f"{'queries x gallery':>20}  {'implementation':<40}{'wall (s)':>9}{'CPU (s)':>9}{'peak above':>12}")
+    gib = 2.0**30
+    for nq, ng in sizes:
+        impls = ["knn", "gnn", "gnn-distances", "krec"] + (["dense"] if (nq, ng) in dense_sizes else [])
+        proc = subprocess.run([sys.executable, __file__, "--gnn-child", ",".join(impls), str(nq), str(ng), str(d), "0"],
+                              capture_output=True, text=True)
+        results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        for r in results:
+            print(f"{nq:>9} x {ng:<9}  {GNN_IMPL_NAMES[r['impl']]:<40}{r['seconds']:>9.2f}{r['cpu']:>9.2f}"
+                  f"{r['extra'] / gib:>11.2f}G")
+        if proc.returncode != 0:
+            print(f"{nq:>9} x {ng:<9}  failed: {(proc.stderr.strip().splitlines() or ['killed'])[-1]}")
+        if (nq, ng) not in dense_sizes:
+            n = nq + ng
+            print(f"{nq:>9} x {ng:<9}  {'dense port: not run':<40} (holds 3-4 dense {n} x {n} float32 matrices, "
+                  f"{4 * n * n / gib:.1f} GiB each, and a {nq} x {n} x {ng} matrix product)")
+
+
 def _sizes(text):
     return [tuple(int(v) for v in part.split("x")) for part in text.split(",") if part]
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--gnn-child":
+        impls, nq, ng, d, seed = sys.argv[2:7]
+        gnn_speed_child(impls.split(","), int(nq), int(ng), int(d), int(seed))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         impls, nq, ng, d, seed, save_dir = sys.argv[2:8]
         memory_child(impls.split(","), int(nq), int(ng), int(d), int(seed), save_dir)
@@ -327,6 +565,16 @@ def main():
     ap.add_argument("--xmrank-sizes", default="1000x2000,2500x5000,5000x10000,10000x20000",
                     help="sizes run with xmrank.compat.re_ranking")
     ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--gnn", action="store_true",
+                    help="only the GNN comparison: mAP / Rank-1 of cosine, k-reciprocal and GNN rules on the real, "
+                         "CLIP and synthetic sets")
+    ap.add_argument("--gnn-speed", action="store_true",
+                    help="only the GNN time / memory comparison (--gnn-sizes, --gnn-dense-sizes, --gnn-dim)")
+    ap.add_argument("--gnn-sizes", default="3368x15913,10000x20000",
+                    help="sizes (QxG) of the GNN time / memory comparison (Market-1501 and 10k x 20k)")
+    ap.add_argument("--gnn-dense-sizes", default="1000x4000,2000x8000",
+                    help="sizes also run with the dense published port")
+    ap.add_argument("--gnn-dim", type=int, default=2048, help="feature width of the GNN time / memory comparison")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ}
@@ -334,6 +582,13 @@ def main():
           f"load average {os.getloadavg()[0]:.2f}, thread limits {threads or 'none'}")
     if args.memory:
         memory_table(_sizes(args.dense_sizes), _sizes(args.xmrank_sizes), args.dim)
+        return
+    if args.gnn:
+        gnn_accuracy()
+        return
+    if args.gnn_speed:
+        dense = _sizes(args.gnn_dense_sizes)
+        gnn_speed(sorted(set(_sizes(args.gnn_sizes)) | set(dense)), dense, args.gnn_dim)
         return
 
     X, ids, mods = load_clip()

@@ -17,8 +17,8 @@ from xmrank._validation import InputError
 
 from ._io import DEVICE, SEED
 
-__all__ = ["DeclaredType", "EPS", "camera_alias", "declared", "either_option", "jobs_option", "label_or_path",
-           "progress_option"]
+__all__ = ["DeclaredType", "EPS", "algorithm_option", "camera_alias", "camera_weight_option", "declared",
+           "either_option", "jobs_option", "label_or_path", "progress_option"]
 
 
 class DeclaredType(click.ParamType):
@@ -91,6 +91,24 @@ def jobs_option(what: str = "the Jaccard distance"):
     return declared("n_jobs", "-j", option="--jobs",
                     help=f"Threads for {what}, as scikit-learn's n_jobs counts them: -1 (the default) uses all "
                          "cores, -k all but k - 1, a positive number that many.")
+
+
+def algorithm_option(multiple: bool = False, more: str = ""):
+    """``--algorithm [k-reciprocal|gnn]``: the re-ranking algorithm (``xmrank.rerank(algorithm=...)``).
+
+    ``multiple=True`` (``evaluate``): the option may be repeated, one table row per algorithm.
+    ``more``: a sentence appended to the declared help text.
+    """
+    if not multiple:
+        return declared("rerank_algorithm", option="--algorithm", dest="algorithm", more=more)
+    default = PARAMS["rerank_algorithm"].default
+    return declared("rerank_algorithm", option="--algorithm", dest="algorithm", multiple=True, default=(default,),
+                    more="Repeat it (--algorithm k-reciprocal --algorithm gnn) for a row of each.")
+
+
+def camera_weight_option():
+    """``--camera-weight``: CEIL's camera weights of the GNN re-ranking's graph (``xmrank.rerank(camera_weight=...)``)."""
+    return declared("camera_weight", show_default=False)
 
 
 def progress_option():

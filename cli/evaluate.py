@@ -12,7 +12,7 @@ from xmrank._params import PARAMS
 
 from ._bundle import BUNDLE_HELP, load_side
 from ._io import check_outputs, echo_report, fail, load_array, user_errors, write_json
-from ._options import camera_options, jobs_option, label_or_path
+from ._options import algorithm_option, camera_options, camera_weight_option, jobs_option, label_or_path
 
 PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market", "llcm"])
 METRICS = ("inner", "cosine", "euclidean")
@@ -148,7 +148,7 @@ D_ROWS = {"query": "row", "gallery": "column"}
 
 
 def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normalize="gallery", knn="auto",
-                     n_jobs=-1, camera_option="cameras"):
+                     n_jobs=-1, camera_option="cameras", algorithm="k-reciprocal", camera_weight=None):
     """``xmrank.rerank`` of loaded inputs: features when both sides have them, else the three distance matrices.
 
     ``camera_option`` is the spelling of the camera options the user typed
@@ -175,7 +175,10 @@ def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normali
         fail(f"--method {method} needs cameras for both sides: 'cameras' arrays or "
              f"--query-{camera_option}/--gallery-{camera_option}.")
     use_mod = method in ("auto",) + _NEED_MODALITIES and q_mod is not None
-    use_cam = method in ("auto",) + _NEED_CAMERAS and q_cam is not None
+    if camera_weight is not None and q_cam is None:
+        fail(f"--camera-weight needs cameras for both sides: 'cameras' arrays or "
+             f"--query-{camera_option}/--gallery-{camera_option}.")
+    use_cam = (method in ("auto",) + _NEED_CAMERAS or camera_weight is not None) and q_cam is not None
     labels = dict(query_modalities=q_mod if use_mod else None, gallery_modalities=g_mod if use_mod else None,
                   query_cameras=q_cam if use_cam else None, gallery_cameras=g_cam if use_cam else None)
     inputs = dict(distances=(D, QQ, GG)) if D is not None else dict(query=qa["features"], gallery=ga["features"])
@@ -186,8 +189,15 @@ def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normali
         logging.getLogger(__name__).info("k1/k2 'auto': about %d item(s) per identity and modality", chosen["group_size"])
     extra = {} if D is not None else dict(knn=knn)
     extra["n_jobs"] = n_jobs
+    if algorithm == "gnn":
+        extra.update(algorithm="gnn", camera_weight=camera_weight)
     R = rerank(**inputs, **labels, method=method, k1=k1, k2=k2, lambda_value=lambda_value, normalize=normalize, **extra)
     return R, k1, k2
+
+
+def rerank_row_name(algorithm: str, k1, k2) -> str:
+    """The table row of re-ranked distances: which algorithm and which list lengths."""
+    return f"{'GNN' if algorithm == 'gnn' else 'k-reciprocal'} re-ranked (k1={k1}, k2={k2})"
 
 
 SIDE_HELP = (
@@ -211,7 +221,9 @@ identities for CMC. Queries with no valid match are skipped and counted.
 and 1e-1 over all kept query/gallery pairs. --rerank both adds a row for the
 k-reciprocal re-ranked distances (xmrank.rerank: modality-aware when
 modalities are given; from the features, or from --distances with
---query-distances and --gallery-distances), so that a paper can report both.
+--query-distances and --gallery-distances), so that a paper can report both;
+with --algorithm gnn the row is GNN re-ranking (Zhang et al.) over the same
+neighbour rule, and --algorithm k-reciprocal --algorithm gnn prints both rows.
 
 {SIDE_HELP}
 
@@ -242,12 +254,14 @@ Examples:
 @click.option("--k1", type=K_OR_AUTO, default=20, show_default=True, help="Re-ranking list length, or 'auto'.")
 @click.option("--k2", type=K_OR_AUTO, default=6, show_default=True, help="Re-ranking query-expansion length, or 'auto'.")
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Re-ranking weight of the original distance.")
+@algorithm_option(multiple=True)
+@camera_weight_option()
 @jobs_option("the re-ranking")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores (with the full CMC) to this JSON file.")
 @user_errors
 def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, query_ids, gallery_ids, query_cameras,
                  gallery_cameras, camera_spellings, query_modalities, gallery_modalities, protocol, metric,
-                 max_rank, roc, rerank_mode, method, k1, k2, lambda_value, n_jobs, json_path):
+                 max_rank, roc, rerank_mode, method, k1, k2, lambda_value, algorithm, camera_weight, n_jobs, json_path):
     if query is None or gallery is None:
         fail("give QUERY and GALLERY files (features and/or labels); see --help.")
     q_cam_opt, g_cam_opt = camera_spellings
@@ -260,6 +274,9 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
                   stdout=("--json",))
     both = rerank_mode == "both"
     if not both:
+        if tuple(algorithm) != ("k-reciprocal",) or camera_weight is not None:
+            fail(f"{'--algorithm' if tuple(algorithm) != ('k-reciprocal',) else '--camera-weight'} is for re-ranking: "
+                 "add --rerank both.")
         for option, value in (("--query-distances", query_distances), ("--gallery-distances", gallery_distances)):
             if value is not None:
                 fail(f"{option} is for re-ranking: add --rerank both.")
@@ -293,12 +310,26 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
         if json_path:
             write_json(json_path, result_json(res), "--json")
         return
-    R, k1, k2 = rerank_distances(qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2,
-                                 lambda_value=lambda_value, n_jobs=n_jobs, camera_option=_spelling(q_cam_opt, g_cam_opt))
-    rows = {"without re-ranking": res, f"re-ranked (k1={k1}, k2={k2})": score(R, qa, ga, protocol, max_rank, roc)}
+    algorithms = tuple(dict.fromkeys(algorithm))  # each once, in the order given
+    if camera_weight is not None and "gnn" not in algorithms:
+        fail("--camera-weight weighs the GNN re-ranking's graph: add --algorithm gnn.")
+    rows, results, used = {"without re-ranking": res}, {"without re-ranking": result_json(res)}, {}
+    for alg in algorithms:
+        R, k1_used, k2_used = rerank_distances(
+            qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2, lambda_value=lambda_value,
+            n_jobs=n_jobs, camera_option=_spelling(q_cam_opt, g_cam_opt), algorithm=alg,
+            camera_weight=camera_weight if alg == "gnn" else None)
+        row = score(R, qa, ga, protocol, max_rank, roc)
+        rows[rerank_row_name(alg, k1_used, k2_used)] = row
+        results.setdefault("re-ranked", result_json(row))  # the first algorithm's row, under its usual key
+        if len(algorithms) > 1:
+            results[f"re-ranked ({alg})"] = result_json(row)
+        used = used or {"k1": k1_used, "k2": k2_used}
     echo_report(format_table(rows, protocol), json_path)
     if json_path:
         write_json(json_path, {"protocol": protocol,
-                               "rerank": {"method": method, "k1": k1, "k2": k2, "lambda": lambda_value},
-                               "results": {"without re-ranking": result_json(res), "re-ranked": result_json(rows[list(rows)[1]])}},
+                               "rerank": {"algorithm": algorithms[0] if len(algorithms) == 1 else list(algorithms),
+                                          "method": method, **used, "lambda": lambda_value,
+                                          "camera_weight": camera_weight},
+                               "results": results},
                    "--json")

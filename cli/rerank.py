@@ -8,7 +8,7 @@ import numpy as np
 from ._bundle import load_side
 from ._io import (FiniteFloat, check_npy_output, check_outputs, committed, echo_report, fail, load_array, user_errors, write_json,
                   write_npy)
-from ._options import camera_options, jobs_option, label_or_path
+from ._options import algorithm_option, camera_options, camera_weight_option, jobs_option, label_or_path
 from .evaluate import (
     K_OR_AUTO,
     PROTOCOL_CHOICE,
@@ -19,6 +19,7 @@ from .evaluate import (
     feature_distance,
     format_table,
     load_distances,
+    rerank_row_name,
     require,
     rerank_distances,
     result_json,
@@ -57,6 +58,12 @@ lengths from the data (one item per identity and modality: re-ranking then
 keeps the ranking as it is). 'camera' reads cameras (CA-Jaccard) and
 'modality-camera' both. 'torchreid' is torchreid's re_ranking exactly
 (distance inputs).
+
+--algorithm gnn replaces the Jaccard by GNN re-ranking (Zhang et al.,
+sparse) over the same neighbour lists: the output is then the negated GNN
+similarity, -((1 - lambda) * graph similarity + lambda * cosine), so that
+sorting it ascending gives the published ranking; --camera-weight adds
+CEIL's camera-weighted graph (needs cameras).
 
 Inputs: features (QUERY, GALLERY), or the three distance matrices
 --distances (query x gallery), --query-distances and --gallery-distances
@@ -101,6 +108,8 @@ Examples:
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Weight of the original distance.")
 @click.option("--normalize", type=click.Choice(["gallery", "union"]), default="gallery", show_default=True, help="Divide each query's squared distances by their max over the gallery, or over query + gallery (Zhong et al.).")
 @click.option("--knn", type=click.Choice(["auto", "faiss", "numpy"]), default="auto", show_default=True, help="Exact kNN engine (features).")
+@algorithm_option()
+@camera_weight_option()
 @jobs_option("the re-ranking")
 @click.option("--bank", type=click.Path(dir_okay=False), help="qb-norm/db-norm: query bank features (.npy, query modality); default: the queries.")
 @click.option("--gallery-bank", type=click.Path(dir_okay=False), help="db-norm: gallery bank features (.npy); default: the gallery.")
@@ -114,7 +123,7 @@ Examples:
 @user_errors
 def rerank_cmd(query, gallery, output, distances, query_distances, gallery_distances, query_modalities,
                gallery_modalities, query_cameras, gallery_cameras, camera_spellings, query_ids, gallery_ids,
-               method, k1, k2, lambda_value, normalize, knn, n_jobs, bank, gallery_bank, beta, qe_k, alpha, protocol,
+               method, k1, k2, lambda_value, normalize, knn, algorithm, camera_weight, n_jobs, bank, gallery_bank, beta, qe_k, alpha, protocol,
                max_rank, roc, json_path):
     q_cam_opt, g_cam_opt = camera_spellings
     from_distances = distances is not None or query_distances is not None or gallery_distances is not None
@@ -126,6 +135,9 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
         fail(f"--method {method} works on features (cosine similarity); give QUERY and GALLERY features instead of distances.")
     if method == "torchreid" and not from_distances:
         fail("--method torchreid takes the three distance matrices: --distances, --query-distances, --gallery-distances.")
+    if (algorithm != "k-reciprocal" or camera_weight is not None) and method not in KRECIPROCAL:
+        fail(f"{'--algorithm' if algorithm != 'k-reciprocal' else '--camera-weight'} goes with the neighbour-rule "
+             f"methods ({', '.join(KRECIPROCAL)}); --method {method} has its own algorithm.")
     if method != "db-norm" and gallery_bank is not None:
         fail("--gallery-bank is for --method db-norm.")
     if method not in ("qb-norm", "db-norm") and bank is not None:
@@ -167,7 +179,8 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
     if method in KRECIPROCAL:
         R, k1, k2 = rerank_distances(qa, ga, D, QQ, GG, method=method, k1=k1, k2=k2, lambda_value=lambda_value,
                                      normalize=normalize, knn=knn, n_jobs=n_jobs,
-                                     camera_option=_spelling(q_cam_opt, g_cam_opt))
+                                     camera_option=_spelling(q_cam_opt, g_cam_opt), algorithm=algorithm,
+                                     camera_weight=camera_weight)
         note = f" (k1={k1}, k2={k2})"
         if from_distances:
             from xmrank.retrieval._distances import DistanceBlocks, original_from_blocks
@@ -191,10 +204,12 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
     rows = None
     if has_ids:
         rows = {"original": score(original, qa, ga, protocol, max_rank, roc),
-                f"{method if method not in KRECIPROCAL else 're-ranked'}{note}": score(R, qa, ga, protocol, max_rank, roc)}
+                (method + note if method not in KRECIPROCAL else rerank_row_name(algorithm, k1, k2)):
+                    score(R, qa, ga, protocol, max_rank, roc)}
         echo_report(format_table(rows, protocol), json_path)
     else:
-        click.echo(f"re-ranked {nq} queries against {ng} gallery items ({method}{note})")
+        what = f"{method}, {algorithm}" if method in KRECIPROCAL else method
+        click.echo(f"re-ranked {nq} queries against {ng} gallery items ({what}{note})")
     with committed():  # both outputs replace their files, or (one fails) neither does
         if output:
             write_npy(output, np.asarray(R, dtype=np.float32), "--output")
@@ -202,6 +217,8 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
             settings = {"protocol": protocol, "method": method}
             if method in KRECIPROCAL + ("torchreid",):
                 settings.update(k1=k1, k2=k2, **{"lambda": lambda_value})
+            if method in KRECIPROCAL:
+                settings.update(algorithm=algorithm, camera_weight=camera_weight)
             write_json(json_path, {**settings, "results": {name: result_json(r) for name, r in
                                                            zip(("original", "re-ranked"), rows.values())}}, "--json")
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._io import check_outputs, echo_report, fail, user_errors, write_json_atomic
 from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
+from ._options import algorithm_option
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
 
@@ -34,7 +35,8 @@ CHECKPOINT is an xmrank run file (RUN/model.pt, RUN/stage1_model.pt,
 RUN/checkpoint.pt) or a published BMIL checkpoint (model_best.pth.tar).
 Features are flip-averaged and L2-normalised; distances are -q.g. With
 --rerank, a second row scores the k-reciprocal re-ranked distances
-(xmrank.rerank; modality-aware by default) of the same features.
+(xmrank.rerank; modality-aware by default) of the same features;
+--algorithm gnn makes it GNN re-ranking (Zhang et al.) over the same lists.
 """
 
 _EPILOG = """\b
@@ -130,12 +132,15 @@ def format_rows(title: str, rows: dict) -> str:
 @click.option("--k2", type=click.IntRange(min=1), default=6, show_default=True, help="Re-ranking: query-expansion length.")
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
               help="Re-ranking: weight of the original distance.")
+@algorithm_option(more="Here --rerank-method is the neighbour rule.")
 @click.option("--json", "json_path", type=click.Path(), help="Also write every trial's scores (fractions) to this JSON file.")
 @network_options
 @user_errors
 def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, rerank, rerank_method, k1, k2,
-             lambda_value, json_path, device, batch_size, num_workers, height, width, progress):
+             lambda_value, algorithm, json_path, device, batch_size, num_workers, height, width, progress):
     # ---- every check on the arguments before any work
+    if algorithm != "k-reciprocal" and not rerank:
+        fail("--algorithm is for re-ranking: add --rerank.")
     if dataset == "sysu":
         for name, value in (("--trial", regdb_trials), ("--direction", direction)):
             if value is not None:
@@ -174,7 +179,8 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
                    "tests each trial's own model (put {trial} in --checkpoint).", err=True)
 
     dev = torch_device(device)
-    rerank_kwargs = {"method": rerank_method, "k1": k1, "k2": k2, "lambda_value": lambda_value} if rerank else None
+    rerank_kwargs = ({"method": rerank_method, "k1": k1, "k2": k2, "lambda_value": lambda_value,
+                      "algorithm": algorithm} if rerank else None)
 
     def run(model, cfg, cache, **kwargs):
         size = dict(height=height or cfg.height, width=width or cfg.width)
@@ -184,12 +190,13 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
         return _row(summary, result, size), result
 
     rows = {}
+    reranked = "GNN re-ranked" if algorithm == "gnn" else "re-ranked"
     if dataset == "sysu":
         model, cfg = load_network(checkpoint, dev)
         cache = {}
         rows["no re-ranking"], result = run(model, cfg, cache, sysu_mode=mode, trials=trials)
         if rerank:
-            rows["re-ranked"], _ = run(model, cfg, cache, sysu_mode=mode, trials=trials, rerank=rerank_kwargs)
+            rows[reranked], _ = run(model, cfg, cache, sysu_mode=mode, trials=trials, rerank=rerank_kwargs)
         title = (f"SYSU-MM01 {mode}-search: {result['n_query']} queries, {trials} gallery "
                  f"draw{'s' * (trials != 1)} (mean over trials)")
         setting = {"mode": mode, "trials": list(range(trials))}
@@ -203,8 +210,8 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
                 cache = {}  # features of this model, shared by its trials, directions and the re-ranking
             for d in directions:
                 prefix = f"{d} " if len(directions) > 1 else ""
-                for name, kwargs in (("no re-ranking", None), ("re-ranked", rerank_kwargs)):
-                    if kwargs is None and name == "re-ranked":
+                for name, kwargs in (("no re-ranking", None), (reranked, rerank_kwargs)):
+                    if kwargs is None and name == reranked:
                         continue
                     row, _ = run(loaded[1], loaded[2], cache, regdb_trial=t, regdb_direction=d, rerank=kwargs)
                     per.setdefault(prefix + name, []).append(row)

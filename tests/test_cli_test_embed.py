@@ -137,6 +137,26 @@ def test_test_sysu_matches_the_protocol_with_and_without_rerank(sysu, ckpt, tmp_
 
 
 @pytest.mark.slow
+def test_test_rerank_with_the_gnn_algorithm(sysu, ckpt, tmp_path):
+    path, model = ckpt
+    res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 2, "--rerank",
+              "--algorithm", "gnn", "--k1", 4, "--k2", 2, "--device", "cpu", "--json", tmp_path / "s.json")
+    assert res.exit_code == 0, res.output
+    assert "GNN re-ranked" in res.output
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["rerank"]["algorithm"] == "gnn"
+    ref = sysu_evaluation(lambda recs: _embed(model, recs), sysu, trials=range(2),
+                          rerank={"method": "modality", "k1": 4, "k2": 2, "lambda_value": 0.3, "algorithm": "gnn"})
+    assert data["results"]["GNN re-ranked"]["mAP"] == pytest.approx(ref["mean"]["mAP"], rel=1e-6)
+
+
+def test_test_algorithm_needs_rerank(tmp_path):
+    res = run("test", "--checkpoint", tmp_path / "none.pt", "--dataset", "sysu", "--root", tmp_path,
+              "--algorithm", "gnn")
+    one_line_error(res, "--algorithm is for re-ranking: add --rerank")
+
+
+@pytest.mark.slow
 def test_test_sysu_indoor_and_explicit_size(sysu, ckpt):
     path, model = ckpt
     res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--mode", "indoor", "--trials", 2,

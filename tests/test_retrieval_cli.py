@@ -58,7 +58,8 @@ def test_evaluate_rerank_both_prints_and_writes_both(files):
     assert res.exit_code == 0, res.output
     assert "without re-ranking" in res.output and "re-ranked (k1=8, k2=2)" in res.output
     data = json.loads((d / "s.json").read_text())
-    assert data["rerank"] == {"method": "auto", "k1": 8, "k2": 2, "lambda": 0.3}
+    assert data["rerank"] == {"algorithm": "k-reciprocal", "method": "auto", "k1": 8, "k2": 2, "lambda": 0.3,
+                              "camera_weight": None}
     ref = evaluate(rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, k1=8, k2=2), a["qi"], a["gi"],
                    protocol="regdb")
     assert data["results"]["re-ranked"]["mAP"] == pytest.approx(ref["mAP"])
@@ -163,3 +164,80 @@ def test_rerank_errors(files, args, message):
     args = [str(x).format(d=d) for x in args]
     one_line_error(run("rerank", *args, "-o", d / "out.npy"), message)
     assert not (d / "out.npy").exists()
+
+
+# --- --algorithm gnn: GNN re-ranking (Zhang et al.) beside the k-reciprocal rules ------------------
+
+def test_rerank_gnn_writes_the_library_result_and_names_its_row(files):
+    d, a = files
+    res = run("rerank", d / "q.npz", d / "g.npz", "--algorithm", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r.npy",
+              "--json", d / "r.json")
+    assert res.exit_code == 0, res.output
+    assert "GNN re-ranked (k1=8, k2=2)" in res.output
+    ref = rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, algorithm="gnn", k1=8, k2=2)
+    np.testing.assert_array_equal(np.load(d / "r.npy"), ref)
+    assert json.loads((d / "r.json").read_text())["algorithm"] == "gnn"
+    res = run("rerank", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
+              "--gallery-distances", d / "gg.npy", "--algorithm", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r2.npy")
+    assert res.exit_code == 0, res.output
+    assert np.abs(np.load(d / "r2.npy") - ref).max() <= 1e-5
+
+
+def test_evaluate_rerank_both_with_gnn_and_camera_weights(files):
+    d, a = files
+    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--algorithm", "gnn",
+              "--method", "vanilla", "--k1", 8, "--k2", 2, "--camera-weight", 0.5, "--json", d / "s.json")
+    assert res.exit_code == 0, res.output
+    assert "GNN re-ranked (k1=8, k2=2)" in res.output
+    data = json.loads((d / "s.json").read_text())
+    assert data["rerank"]["algorithm"] == "gnn" and data["rerank"]["camera_weight"] == 0.5
+    ref = rerank(a["Q"], a["G"], query_cameras=a["qc"], gallery_cameras=a["gc"], method="vanilla", algorithm="gnn",
+                 k1=8, k2=2, camera_weight=0.5)
+    expected = evaluate(ref, a["qi"], a["gi"], protocol="regdb")["mAP"]
+    assert abs(data["results"]["re-ranked"]["mAP"] - expected) < 1e-6
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("rerank", ["--algorithm", "gnn", "--k1", 1000], "k1 // 2 modalities=500 asks the smallest modality"),
+    ("rerank", ["--algorithm", "gnn", "--method", "vanilla", "--k1", 4, "--k2", 6], "k2=6 must not exceed k1=4"),
+    ("rerank", ["--algorithm", "gnn", "--lambda", 1.5], "--lambda"),
+    ("rerank", ["--algorithm", "gnn", "--query-modalities", 0, "--gallery-modalities", 0, "--method", "modality"],
+     "single modality"),
+    ("rerank", ["--algorithm", "gnn", "--camera-weight", 3], "camera_weight must be <= 1"),
+    ("rerank", ["--algorithm", "graph"], "--algorithm"),
+    ("rerank", ["--algorithm", "gnn", "--method", "qb-norm"], "--algorithm goes with the neighbour-rule methods"),
+    ("rerank", ["--algorithm", "gnn", "--query-features", "{d}/nan.npy"], "NaN"),
+    ("evaluate", ["--algorithm", "gnn"], "--algorithm is for re-ranking: add --rerank both"),
+    ("evaluate", ["--rerank", "both", "--algorithm", "gnn", "--k1", 1000], "k1 // 2 modalities=500"),
+])
+def test_gnn_errors_are_one_line_and_write_nothing(files, command, args, message):
+    d, a = files
+    Q = a["Q"].copy()
+    Q[2, 3] = np.nan
+    np.savez(d / "qnan.npz", features=Q, ids=a["qi"], cams=a["qc"], modalities=np.ones(len(Q), int))
+    args = [str(x).format(d=d) for x in args]
+    query = d / "q.npz"
+    if "--query-features" in args:
+        i = args.index("--query-features")
+        args, query = args[:i] + args[i + 2:], d / "qnan.npz"
+    out = ["-o", d / "out.npy"] if command == "rerank" else []
+    one_line_error(run(command, query, d / "g.npz", "--protocol", "regdb", *args, *out, "--json", d / "o.json"),
+                   message)
+    assert not (d / "out.npy").exists() and not (d / "o.json").exists()
+
+
+def test_evaluate_prints_graph_and_k_reciprocal_rows_side_by_side(files):
+    d, a = files
+    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--k1", 8, "--k2", 2,
+              "--algorithm", "k-reciprocal", "--algorithm", "gnn", "--json", d / "s.json")
+    assert res.exit_code == 0, res.output
+    assert "k-reciprocal re-ranked (k1=8, k2=2)" in res.output and "GNN re-ranked (k1=8, k2=2)" in res.output
+    data = json.loads((d / "s.json").read_text())
+    assert data["rerank"]["algorithm"] == ["k-reciprocal", "gnn"]
+    side = dict(query_modalities=1, gallery_modalities=0, k1=8, k2=2)
+    for alg in ("k-reciprocal", "gnn"):
+        expected = evaluate(rerank(a["Q"], a["G"], algorithm=alg, **side), a["qi"], a["gi"], protocol="regdb")["mAP"]
+        assert abs(data["results"][f"re-ranked ({alg})"]["mAP"] - expected) < 1e-6
+    assert data["results"]["re-ranked"] == data["results"]["re-ranked (k-reciprocal)"]
+    one_line_error(run("evaluate", d / "q.npz", d / "g.npz", "--rerank", "both", "--camera-weight", 0.5),
+                   "--camera-weight weighs the GNN re-ranking's graph")

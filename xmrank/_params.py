@@ -22,10 +22,12 @@ from typing import Any, Callable
 
 from ._validation import InputError, check_int, check_n_jobs, check_option, check_real, check_seed, plain
 
-__all__ = ["ALGORITHMS", "DEFAULTS", "PARAMS", "Param", "check_params", "parse_eps"]
+__all__ = ["ALGORITHMS", "RERANK_ALGORITHMS", "DEFAULTS", "PARAMS", "Param", "check_params", "parse_eps"]
 
 #: Density clusterings of :func:`xmrank.cluster_distance`.
 ALGORITHMS = ("dbscan", "hdbscan")
+#: Re-ranking algorithms of :func:`xmrank.rerank`: k-reciprocal (Zhong et al.) and GNN (Zhang et al.).
+RERANK_ALGORITHMS = ("k-reciprocal", "gnn")
 
 
 def parse_eps(value, name: str = "eps", *, text: bool = False):
@@ -74,6 +76,12 @@ def _knn_engines():
     from .backend import KNN_ENGINES
 
     return KNN_ENGINES
+
+
+def _camera_weight(value, name):
+    if value is None:
+        return None
+    return check_real(value, name, low=0.0, high=1.0, low_open=True)
 
 
 def _positive_int(value, name):
@@ -156,6 +164,13 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     _choice("method", "auto", _methods,
             "Jaccard method; 'auto' is 'modality' when modalities are given, else 'camera' with cameras, "
             "else 'vanilla'."),
+    _choice("rerank_algorithm", "k-reciprocal", lambda: RERANK_ALGORITHMS,
+            "Re-ranking algorithm: 'k-reciprocal' (Zhong et al.'s Jaccard re-ranking) or 'gnn' (Zhang et al.'s GNN "
+            "re-ranking, sparse); --method chooses the neighbour rule of either."),
+    Param("camera_weight", None, _camera_weight, "None or a float in (0, 1]",
+          "GNN re-ranking only: CEIL's camera weights, same-camera edges of the initial graph weigh this value "
+          "and other-camera edges its inverse (CEIL uses 0.5); needs cameras. Default: off (all edges 1).",
+          kind="float"),
     Param("eps", 0.6, parse_eps, "a float > 0 or 'auto'",
           "DBSCAN radius (0.6 on SYSU-MM01, 0.3 on RegDB), > 0, or 'auto': the eps of the best label-free "
           "quality (modularity + silhouette) over 0.05-0.95.", kind="eps"),

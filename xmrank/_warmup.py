@@ -30,6 +30,7 @@ _MODULES = (
     ("xmrank.jaccard.blocks", False),
     ("xmrank.retrieval.rerank", False),
     ("xmrank.retrieval._distances", False),
+    ("xmrank.retrieval.gnn", False),
     ("xmrank.knn.exact_bf16", True),
 )
 
@@ -144,6 +145,9 @@ def compile_kernels() -> float:
     re_ranking(dist(q, g), dist(q, q), dist(g, g), k1=6, k2=2)   # torchreid's drop-in
     rerank(distances=(dist(q, g), dist(q, q), dist(g, g)), query_modalities=mods[:8],
            gallery_modalities=mods[8:], k1=6, k2=2, progress=False)
+    for k2 in (1, 2):  # GNN re-ranking, with and without propagation, from features and from distances
+        rerank(X[:8], X[8:], method="vanilla", algorithm="gnn", k1=6, k2=k2)
+    rerank(distances=(dist(q, g), dist(q, q), dist(g, g)), method="vanilla", algorithm="gnn", k1=6, k2=2)
     if "xmrank.knn.exact_bf16" in kernel_modules():
         from .knn import exact_bf16
 

@@ -1,8 +1,11 @@
 """Retrieval: k-reciprocal re-ranking, hubness reduction, VI-ReID evaluation metrics and protocol runners.
 
 - :mod:`.rerank`: :func:`rerank` (query x gallery re-ranked distances, from
-  features or from precomputed distances), :func:`auto_k` and
+  features or from precomputed distances; k-reciprocal or, with
+  ``algorithm="gnn"``, GNN re-ranking), :func:`auto_k` and
   :func:`original_distance`.
+- :mod:`.gnn`: the sparse GNN re-ranking (Zhang et al.) behind
+  ``rerank(algorithm="gnn")`` and :func:`xmrank.compat.gnn_reranking`.
 - :mod:`.hubness`: :func:`qb_norm`, :func:`db_norm`, :func:`query_expansion`
   (:func:`aqe`, :func:`alpha_qe`) for cross-modal retrieval.
 - :mod:`.metrics`: :func:`evaluate` (mAP, mINP, CMC, ROC; SYSU-MM01, RegDB,

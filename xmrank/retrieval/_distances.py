@@ -36,7 +36,7 @@ from ..jaccard import query_expansion as qe
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistanceBlocks", "check_blocks", "select", "zhong_rerank", "rules_rerank"]
+__all__ = ["DistanceBlocks", "check_blocks", "select", "zhong_rerank", "rules_rerank", "gnn_lists"]
 
 #: Entries of a block of rows of D held at once (float64: 32 MB).
 _BLOCK_ENTRIES = 1 << 22
@@ -222,6 +222,31 @@ def _set_weights(qq, qg, gg, nq, scale, indptr, indices):
         for p in range(hi - lo):
             data[lo + p] = np.float32(a[p] / total)
     return data
+
+
+@njit(**_PARALLEL)
+def _gather_similarities(qq, qg, gg, nq, rank):
+    """``1 − D[i, rank[i, j]]² / 2``: the inner product of unit rows from their Euclidean distance."""
+    n, k = rank.shape
+    out = np.empty((n, k), dtype=np.float32)
+    for i in nb.prange(n):
+        for j in range(k):
+            d = _lookup(qq, qg, gg, nq, i, rank[i, j])
+            out[i, j] = np.float32(1.0 - d * d / 2.0)
+    return out
+
+
+def gnn_lists(blocks: DistanceBlocks, planner, request):
+    """The neighbour lists of a rule (``planner``: an entry of ``_PLANS``) and their similarities ``1 − d²/2``.
+
+    For :func:`xmrank.rerank` with ``algorithm="gnn"`` on distances; ``request`` is a checked
+    :class:`xmrank.jaccard.plan.PlanRequest`.
+    """
+    p = dict(k1=request.k1, k2=request.k2, k1_intra=request.k1_intra, k1_inter=request.k1_inter,
+             k2_intra=request.k2_intra, k2_inter=request.k2_inter, self_in_k1=request.self_in_k1)
+    sets, _ = planner(blocks, request.modalities, request.cameras, p)
+    rank = np.ascontiguousarray(sets[0])
+    return _gather_similarities(blocks.qq, blocks.qg, blocks.gg, blocks.nq, rank), rank
 
 
 def set_weights(blocks: DistanceBlocks, indptr, indices, scale) -> np.ndarray:

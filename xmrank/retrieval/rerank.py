@@ -1,4 +1,4 @@
-"""``rerank``: k-reciprocal re-ranking of query x gallery distances (Zhong et al., CVPR 2017).
+"""``rerank``: k-reciprocal re-ranking of query x gallery distances (Zhong et al., CVPR 2017), or GNN re-ranking.
 
 The Jaccard part is :func:`xmrank.jaccard_distance` over query ∪ gallery, so
 the vanilla, modality-aware and camera-aware neighbour rules are exactly the
@@ -55,6 +55,8 @@ def rerank(
     k2: int | str = 6,
     lambda_value: float = 0.3,
     normalize: str = "gallery",
+    algorithm: str = _D["rerank_algorithm"],
+    camera_weight: float | None = _D["camera_weight"],
     k1_intra: int = _D["k1_intra"],
     k1_inter: int = _D["k1_inter"],
     k2_intra: int = _D["k2_intra"],
@@ -65,7 +67,7 @@ def rerank(
     n_jobs: int | None = _D["n_jobs"],
     progress: bool | None = _D["progress"],
 ) -> np.ndarray:
-    """Re-ranked query x gallery distance ``(1 - λ) · Jaccard + λ · original``.
+    """Re-ranked query x gallery distance: k-reciprocal ``(1 - λ) · Jaccard + λ · original``, or GNN re-ranking.
 
     Parameters
     ----------
@@ -103,7 +105,25 @@ def rerank(
         Weight of the original distance. 0 gives the pure Jaccard distance,
         1 the original distance (the Jaccard part is then skipped).
     normalize : {"gallery", "union"}, default="gallery"
-        Normaliser of the original distance, see :func:`original_distance`.
+        Normaliser of the original distance, see :func:`original_distance`
+        (k-reciprocal only).
+    algorithm : {"k-reciprocal", "gnn"}, default="k-reciprocal"
+        ``"gnn"``: GNN re-ranking (Zhang et al., :mod:`xmrank.retrieval.gnn`)
+        over the neighbour lists of ``method``: ``k1`` neighbours (``k1 // M``
+        per modality for ``"modality"``; ``k1_intra + 1`` and ``k1_inter + 1``
+        for ``"camera"``), propagation over the first ``k2`` of each
+        (per modality; ``k2_intra`` / ``k2_inter`` for ``"camera"``).
+        ``lambda_value`` weighs the cosine similarity. The result is the
+        **negated GNN similarity** ``−((1 − λ) · A[q]·A[g] + λ · q·g)``,
+        in [−1, λ]: sorting it ascending gives exactly the published
+        ranking (``argsort(−similarity)``). From ``distances`` the
+        similarities are those of unit rows, ``1 − d²/2``. See docs/gnn.md.
+    camera_weight : float in (0, 1] or None, default=None
+        GNN only: CEIL's camera weights (TCSVT 2025): an edge of the initial
+        graph to a neighbour of the same camera weighs ``camera_weight``,
+        one to another camera ``1 / camera_weight`` (CEIL uses 0.5). Needs
+        ``query_cameras`` and ``gallery_cameras``. None: every edge weighs 1
+        (the published method).
     k1_intra, k1_inter, k2_intra, k2_inter, self_in_k1, knn, device, progress
         Passed to :func:`xmrank.jaccard_distance` (``knn`` and ``device``
         choose the feature search and apply to features only).
@@ -115,7 +135,8 @@ def rerank(
     Returns
     -------
     distance : ndarray of float32, shape (n_query, n_gallery)
-        Smaller is more similar; values lie in [0, 1].
+        Smaller is more similar; values lie in [0, 1] (k-reciprocal), in
+        [−1, λ] (``algorithm="gnn"``: the negated GNN similarity).
 
     Raises
     ------
@@ -176,6 +197,11 @@ def rerank(
     """
     lam = check_real(lambda_value, "lambda_value", low=0.0, high=1.0)
     check_option(method, "method", METHODS)
+    algorithm = PARAMS["rerank_algorithm"](algorithm, "algorithm")
+    camera_weight = PARAMS["camera_weight"](camera_weight)
+    if camera_weight is not None and algorithm != "gnn":
+        raise InputError("camera_weight is an option of algorithm='gnn' (CEIL's camera-weighted graph); "
+                         "the k-reciprocal rules take cameras through method='camera' or 'modality-camera'.")
     n_jobs = PARAMS["n_jobs"](n_jobs)  # threads: scikit-learn's meaning
     check_option(normalize, "normalize", NORMALIZE)
     source = _Source(query, gallery, distances, knn=knn, device=device)
@@ -195,6 +221,8 @@ def rerank(
     jaccard_args = dict(modalities=mods, cameras=cams, method=method, k1=k1, k2=k2, k1_intra=k1_intra,
                         k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, self_in_k1=self_in_k1,
                         n_jobs=n_jobs)
+    if algorithm == "gnn":
+        return _rerank_gnn(source, jaccard_args, lam, camera_weight, knn, device, t0)
     if source.blocks is not None:
         return _rerank_distances(source.blocks, jaccard_args, lam, normalize, t0)
     Q, G = source.Q, source.G
@@ -394,6 +422,56 @@ def _rerank_distances(blocks, args, lam, normalize, t0):
         numba.set_num_threads(old)
     logger.info("rerank(distances, method=%r, %d x %d): %.2fs", method, blocks.nq, blocks.ng, time.perf_counter() - t0)
     return out
+
+
+def _rerank_gnn(source, args, lam, camera_weight, knn, device, t0):
+    """:func:`rerank` with ``algorithm="gnn"``: the neighbour lists of ``args["method"]``, then :mod:`.gnn`."""
+    from ..jaccard.plan import build_plan, check_features_on, check_request
+    from ..backend import resolve_device, using_device
+    from . import gnn
+
+    n, nq = source.nq + source.ng, source.nq
+    if source.blocks is not None:
+        from ._distances import _PLANS, gnn_lists
+
+        stand_in = np.zeros((n, 1), dtype=np.float32)  # the checks need a row count only
+        check_jaccard_arguments(stand_in, combined=True, **args)
+        request = check_request(n, device="cpu", knn="auto", **{k: args[k] for k in (
+            "modalities", "cameras", "method", "k1", "k2", "k1_intra", "k1_inter", "k2_intra", "k2_inter",
+            "self_in_k1")})
+        sims, rank = gnn_lists(source.blocks, _PLANS[request.method], request)
+        blocks = source.blocks
+        base = np.empty((nq, source.ng), dtype=np.float32)
+        step = max(1, (1 << 22) // source.ng)
+        for lo in range(0, nq, step):  # cosine from Euclidean distances between unit rows: 1 − d²/2
+            base[lo:lo + step] = 1.0 - np.square(blocks.qg[lo:lo + step].astype(np.float32)) / 2
+    else:
+        dev = resolve_device(device)
+        with using_device(dev):
+            X = check_features_on(np.concatenate([source.Q, source.G], axis=0), dev)
+            request = check_request(n, device=dev, knn=knn, **{k: args[k] for k in (
+                "modalities", "cameras", "method", "k1", "k2", "k1_intra", "k1_inter", "k2_intra", "k2_inter",
+                "self_in_k1")})
+            plan = build_plan(X, request)
+        sims, rank = plan.sims, plan.rank
+        base = source.Q @ source.G.T
+    method = request.method
+    cam_codes = request.cameras
+    adjacency = None
+    if camera_weight is not None:
+        if cam_codes is None:
+            raise InputError("camera_weight needs cameras: query_cameras and gallery_cameras.")
+        adjacency = gnn.camera_adjacency_weights(rank, cam_codes, camera_weight)
+    k2 = request.k2
+    propagate = (k2 > 1) if method != "camera" else (request.k2_intra + request.k2_inter > 1)
+    idx, w = gnn.propagation_lists(method, rank, sims, k2=k2, mod_codes=request.modalities,
+                                   k1_intra=request.k1_intra, k2_intra=request.k2_intra, k2_inter=request.k2_inter)
+    sim = gnn.gnn_similarity(rank, idx, w, nq, base=np.ascontiguousarray(base, dtype=np.float32), lam=lam,
+                             propagate=propagate, adjacency=adjacency, n_jobs=args["n_jobs"],
+                             device=device if request.device == "cuda" else "cpu")
+    np.negative(sim, out=sim)
+    logger.info("rerank(algorithm='gnn', method=%r, %d x %d): %.2fs", method, nq, source.ng, time.perf_counter() - t0)
+    return sim
 
 
 def original_distance(query, gallery, *, normalize: str = "gallery") -> np.ndarray:
