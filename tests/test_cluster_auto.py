@@ -121,14 +121,16 @@ def test_degenerate_warning_names_a_checked_eps_that_holds(biased):
         xmrank.cluster(X, modalities=mods, method="modality", k1=30, k2=6, eps=fix["eps"])
 
 
-def test_degenerate_warning_names_k1_when_no_eps_helps():
-    """Pairs of rows (2 per identity) under k1=30 with min_samples 2: every radius chains or isolates."""
-    from xmrank.clustering.api import degenerate_message
-
-    text = degenerate_message(np.zeros(40, int), eps=0.6, min_samples=4,
-                              suggestion={"k1": 10, "k2": 2, "eps": 0.55, "previous_k1": 30, "largest_share": 0.1,
-                                          "noise_share": 0.0, "n_clusters": 12})
-    assert "k1=30 is longer than the identities can fill" in text and "use k1=10, k2=2, eps=0.55" in text
+def test_degenerate_warning_names_a_checked_k1_that_holds():
+    """3 rows per identity and modality, k1=30: the list outgrows the identities; the warning says so."""
+    X, _, _, _ = make_biased(n_ids=30, per_id=3, gap=0.0, noise=1.4, seed=0)
+    with pytest.warns(UserWarning, match=r"k1=30 is longer than the identities can fill .*use k1=\d+, k2=\d+, eps="):
+        _, info = xmrank.cluster(X, method="vanilla", k1=30, k2=6, eps=0.95, return_info=True)
+    fix = info["suggestion"]
+    assert fix["k1"] < 30 and fix["largest_share"] <= 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xmrank.cluster(X, method="vanilla", k1=fix["k1"], k2=fix["k2"], eps=fix["eps"])
 
 
 @pytest.mark.slow

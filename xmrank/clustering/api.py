@@ -69,8 +69,8 @@ def degenerate_message(labels, *, eps=None, min_samples=4, algorithm="dbscan", e
         checked = (f"(checked: largest cluster {suggestion['largest_share']:.0%}, noise {suggestion['noise_share']:.0%}"
                    f", {suggestion['n_clusters']} clusters)")
         if "k1" in suggestion:
-            fix = (f"k1={suggestion['previous_k1']} is longer than the identities can fill (no eps from 0.05 to 0.95 "
-                   f"avoids a degenerate clustering at this k1): use k1={suggestion['k1']}, k2={suggestion['k2']}, "
+            fix = (f"k1={suggestion['previous_k1']} is longer than the identities can fill (k1='auto' prefers "
+                   f"k1={suggestion['k1']} on these rows): use k1={suggestion['k1']}, k2={suggestion['k2']}, "
                    f"eps={suggestion['eps']:.3g} {checked}")
         else:
             fix = f"{'lower' if giant else 'raise'} eps to {suggestion['eps']:.3g} {checked}"
@@ -107,15 +107,20 @@ def _degenerate(labels, min_samples) -> bool:
 def suggest_fix(labels, info, run):
     """A setting checked not to degenerate, for the warning of a degenerate DBSCAN clustering.
 
-    First eps at the same ``k1``: among the eps of :data:`~xmrank.clustering.eps.EPS_GRID`
-    below the current one (a giant cluster) or above it (noise) whose
-    clustering is not degenerate, the one of the best label-free quality
-    (the criterion of :func:`~xmrank.clustering.auto_eps`). Where no eps at this ``k1`` avoids it, the
-    list is longer than the identities can fill (every radius either chains
-    them into one cluster or leaves most rows alone): the longest smaller
-    candidate ``k1`` of :data:`~xmrank.clustering.auto.K1_CANDIDATES` whose
-    ``eps="auto"`` clustering is not degenerate, with that eps. Each
-    suggestion is clustered as :func:`cluster` would cluster it.
+    - **k1**, for a giant cluster, when the list is longer than the
+      identities can fill: the choice of ``k1="auto"`` among this ``k1`` and
+      the shorter candidates of :data:`~xmrank.clustering.auto.K1_CANDIDATES`
+      (each clustered with ``eps="auto"``, compared on the mean of their
+      distances) is a shorter one. The suggestion is that ``k1``, its ``k2``
+      and its eps.
+    - **eps** otherwise: among the eps of :data:`~xmrank.clustering.eps.EPS_GRID`
+      below the current one (a giant cluster) or above it (noise) whose
+      clustering at this ``k1`` is not degenerate, the one of the best
+      label-free quality (the criterion of :func:`~xmrank.clustering.auto_eps`).
+
+    Each suggestion is clustered as :func:`cluster` clusters it and kept only
+    when that clustering is not degenerate; the check costs one more
+    distance (eps), or one per candidate ``k1``.
 
     Parameters
     ----------
@@ -140,6 +145,24 @@ def suggest_fix(labels, info, run):
     ms, eps = info["min_samples"], float(info["eps"])
     largest, _, _ = _shares(labels)
     giant = largest > GIANT_SHARE
+    k1 = info.get("k1")
+    if giant and isinstance(k1, (int, np.integer)) and info["method"] != "camera":
+        shorter = [c for c in K1_CANDIDATES if c < k1]
+        if shorter:
+            try:
+                best, (sub, _, sub_info), _ = choose_k1(lambda k: run(k, "auto", "auto", False), shorter + [int(k1)],
+                                                        n_rows=labels.size, giant_share=GIANT_SHARE,
+                                                        noise_share=NOISE_SHARE, quiet=True)
+            except InputError:
+                best = k1
+            if best < k1:
+                checked = density_labels(run(best, sub_info["k2"], sub_info["eps"], True)[1], eps=sub_info["eps"],
+                                         min_samples=ms, algorithm="dbscan")
+                if not _degenerate(checked, ms):
+                    big, noise, n_clusters = _shares(checked)
+                    return {"k1": int(best), "k2": int(sub_info["k2"]), "eps": float(sub_info["eps"]),
+                            "previous_k1": int(k1), "largest_share": big, "noise_share": noise,
+                            "n_clusters": n_clusters}
     _, D, _ = run(info["k1"], info["k2"], eps, False)
     P = _Prepared(D)
     grid = EPS_GRID[EPS_GRID < eps] if giant else EPS_GRID[EPS_GRID > eps]
@@ -153,18 +176,6 @@ def suggest_fix(labels, info, run):
             if not _degenerate(checked, ms):
                 big, noise, k = _shares(checked)
                 return {"eps": float(grid[i]), "largest_share": big, "noise_share": noise, "n_clusters": k}
-    k1 = info.get("k1")
-    if not giant or not isinstance(k1, (int, np.integer)) or info["method"] == "camera":
-        return None
-    for k in sorted((c for c in K1_CANDIDATES if c < k1), reverse=True):
-        try:
-            sub, _, sub_info = run(k, "auto", "auto", True)
-        except InputError:
-            continue
-        if not _degenerate(sub, ms):
-            big, noise, n_clusters = _shares(sub)
-            return {"k1": int(k), "k2": int(sub_info["k2"]), "eps": float(sub_info["eps"]), "previous_k1": int(k1),
-                    "largest_share": big, "noise_share": noise, "n_clusters": n_clusters}
     return None
 
 

@@ -102,7 +102,7 @@ def _mean_distance(distances):
     return sp.csr_matrix((1.0 - total.data, total.indices, total.indptr), shape=total.shape)
 
 
-def choose_k1(run, candidates, *, n_rows: int, giant_share: float, noise_share: float):
+def choose_k1(run, candidates, *, n_rows: int, giant_share: float, noise_share: float, quiet: bool = False):
     """Cluster at each candidate ``k1`` and keep the best on the mean distance (see the module's text).
 
     Parameters
@@ -116,6 +116,8 @@ def choose_k1(run, candidates, *, n_rows: int, giant_share: float, noise_share: 
     n_rows : int
     giant_share, noise_share : float
         The degenerate-clustering limits of :func:`xmrank.cluster`.
+    quiet : bool, default=False
+        No warning when every candidate is degenerate (the caller warns).
 
     Returns
     -------
@@ -151,7 +153,7 @@ def choose_k1(run, candidates, *, n_rows: int, giant_share: float, noise_share: 
         reason = (f"best modularity + silhouette ({best['score']:.3f}) of the candidates' clusterings, each read on the "
                   f"mean of their Jaccard distances" + ("" if len(usable) == len(rows) else
                                                         f"; {len(rows) - len(usable)} degenerate candidate(s) left out"))
-    if all(r["degenerate"] for r in rows):
+    if all(r["degenerate"] for r in rows) and not quiet:
         warn_user(f"k1='auto': every candidate k1 {[r['k1'] for r in rows]} gives a degenerate clustering; kept "
                   f"k1={k1}, the best of them. Pass k1 (and eps) explicitly, or select them on labelled data with "
                   "xmrank.select_clustering.")
