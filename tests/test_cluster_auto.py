@@ -188,3 +188,25 @@ def test_cli_tune_cluster(tmp_path, biased):
                                             "--json", str(tmp_path / "no.json")])
     assert res.exit_code != 0 and "Traceback" not in res.output and "single identity" in res.output
     assert not (tmp_path / "no.json").exists()
+
+
+def test_jaccard_distance_k2_auto_and_k1_auto_refused_with_the_way_out(biased):
+    X, _, mods = biased
+    D = xmrank.jaccard_distance(X, modalities=mods, method="modality", k1=20, k2="auto")
+    assert (D != xmrank.jaccard_distance(X, modalities=mods, method="modality", k1=20, k2=4)).nnz == 0
+    with pytest.raises(xmrank.InputError, match=r"xmrank.cluster\(\.\.\., k1='auto', return_distance=True"):
+        xmrank.jaccard_distance(X, modalities=mods, k1="auto")
+
+
+def test_diagnose_cli_auto_reports_the_choice_per_method(tmp_path, biased):
+    from xmrank.cli.diagnose import diagnose_cmd
+
+    X, ids, mods = biased
+    np.savez(tmp_path / "b.npz", features=X, modalities=mods, ids=ids)
+    res = CliRunner().invoke(diagnose_cmd, [str(tmp_path / "b.npz"), "--method", "modality", "--k1", "auto", "--k2",
+                                            "auto", "--eps", "auto", "--json", str(tmp_path / "d.json")])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "d.json").read_text())
+    k1 = report["chosen"]["modality"]["k1"]["value"]
+    assert report["clustering"]["modality"]["k1"] == k1 and report["clustering"]["modality"]["ari"] > 0.9
+    assert f"modality k1={k1}" in res.output

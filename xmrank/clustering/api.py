@@ -287,14 +287,15 @@ def cluster(
 
 
 def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorithm, k1, k2, k1_intra, k1_inter,
-             k2_intra, k2_inter, knn, device, n_jobs, progress):
+             k2_intra, k2_inter, knn, device, n_jobs, progress, full_distance=False):
     """:func:`cluster` on checked clustering parameters, without the degenerate-clustering warning.
 
     Resolves ``method="auto"`` (by the modality bias of the features),
     ``k1="auto"`` (:func:`xmrank.clustering.auto.choose_k1`) and
     ``k2="auto"`` (:func:`xmrank.clustering.auto.auto_k2`); every choice and
     its measurement is in ``info["chosen"]``. Returns ``(labels, distance,
-    info)``; ``n_jobs`` is a number of threads.
+    info)``; ``n_jobs`` is a number of threads. ``full_distance=True`` keeps
+    every pair below 1 in the distance, even for a numeric eps.
     """
     from ..backend import resolve_device
     from ..jaccard.plan import check_features_on, resolve_method
@@ -323,7 +324,7 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
         codes, _ = check_labels(modalities, int(np.shape(features)[0]), "modalities")
     M = int(codes.max()) + 1 if codes is not None else 1
 
-    def run(k1_value, k2_value=k2, cut=True):
+    def run(k1_value, k2_value=k2, cut=not full_distance):
         k2_used = auto_k2(k1_value, method, M) if is_auto(k2_value) else k2_value
         return _cluster_at(features, modalities=modalities, cameras=cameras, method=method, eps=eps,
                            min_samples=min_samples, algorithm=algorithm, k1=k1_value, k2=k2_used, k1_intra=k1_intra,

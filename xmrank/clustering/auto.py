@@ -33,12 +33,12 @@ and synthetic biased sets.
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._validation import warn_user
+from ..jaccard.plan import auto_k2
 
 logger = logging.getLogger(__name__)
 
@@ -57,23 +57,6 @@ def is_auto(value) -> bool:
 
 def _modality_count(method, codes):
     return int(codes.max()) + 1 if method in ("modality", "modality-camera") and codes is not None else 1
-
-
-def auto_k2(k1: int, method: str, n_modalities: int = 1) -> int:
-    """``k2 = ceil(k1 / 5)`` (the published 30 / 6), at most the list each expansion reads.
-
-    Parameters
-    ----------
-    k1 : int
-    method : str
-        The resolved Jaccard method.
-    n_modalities : int, default=1
-        Modalities, for the modality-aware rules (whose ``k2`` is per modality
-        and at most ``k1 // M``).
-    """
-    k2 = max(1, math.ceil(k1 / 5))
-    per = k1 // n_modalities if method in ("modality", "modality-camera") and n_modalities > 1 else k1
-    return int(max(1, min(k2, per)))
 
 
 def feasible_k1(candidates, n_rows: int, method: str, codes=None) -> list:

@@ -95,9 +95,12 @@ def jaccard_distance(
           in ``JaccardPlan.chosen`` by :func:`xmrank.jaccard.plan_jaccard`).
     k1 : int, default=30
         Neighbour-list length (``"vanilla"``, ``"modality"``, ``"modality-qe"``).
-    k2 : int, default=6
+    k2 : int or "auto", default=6
         Query-expansion length; 1 disables expansion. For ``"modality"`` it
-        is the number of neighbours taken *per modality*.
+        is the number of neighbours taken *per modality*. "auto":
+        ``ceil(k1 / 5)`` (the published 30 / 6), at most ``k1 // M`` per
+        modality. (``k1="auto"`` is chosen by clustering at each candidate:
+        :func:`xmrank.cluster` takes it, with ``return_distance=True``.)
     k1_intra, k1_inter, k2_intra, k2_inter : int, default=5, 20, 2, 4
         CA-Jaccard's same-camera / other-camera list and expansion lengths.
     self_in_k1 : bool, default=True

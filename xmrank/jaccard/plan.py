@@ -27,7 +27,7 @@ from . import query_expansion as qe
 logger = logging.getLogger(__name__)
 
 __all__ = ["METHODS", "JaccardPlan", "PlanRequest", "plan_jaccard", "check_features_on", "check_request",
-           "check_plan", "build_plan", "resolve_method"]
+           "check_plan", "build_plan", "resolve_method", "auto_k2"]
 
 #: Method names accepted by ``method=``.
 METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera")
@@ -91,8 +91,9 @@ class PlanRequest:
     ``modalities``/``cameras`` are label codes ``0..M-1`` (or None), and
     ``modality_names``/``camera_names`` the labels as given, for messages.
     The list lengths are checked against the data by :func:`check_plan`.
-    ``chosen`` holds what ``method="auto"`` measured and chose
-    (see :func:`resolve_method`), None for an explicit method.
+    ``chosen`` holds what the ``"auto"`` arguments chose, by name
+    (``method``: see :func:`resolve_method`; ``k2``: :func:`auto_k2`),
+    None when every argument is explicit.
     """
 
     method: str
@@ -152,6 +153,20 @@ def check_request(n: int, *, modalities, cameras, method: str, k1, k2, k1_intra,
     chosen = None
     if method == "auto":
         method, chosen = resolve_method(features, mod_codes, cameras=cam_codes is not None, knn=knn, device=device)
+    if isinstance(k1, str) and k1 == "auto":
+        raise InputError("k1='auto' chooses the list length by clustering at each candidate; jaccard_distance has no "
+                         "clustering to judge by: use xmrank.cluster(..., k1='auto', return_distance=True, "
+                         "return_info=True) for the distance at the chosen k1, or pass an integer.")
+    if isinstance(k2, str) and k2 == "auto":
+        k1_checked = check_int(k1, "k1", minimum=1)
+        n_mod = int(mod_codes.max()) + 1 if mod_codes is not None and method in ("modality", "modality-camera") else 1
+        k2 = auto_k2(k1_checked, method, n_mod)
+        k2_record = {"value": k2, "reason": "ceil(k1 / 5) as in the published k1=30, k2=6"
+                     + (f", per modality, at most k1 // {n_mod}" if n_mod > 1 else ""), "measurement": {"k1": k1_checked}}
+        logger.info("k2='auto' chose k2=%d: %s", k2, k2_record["reason"])
+        chosen = {"method": chosen, "k2": k2_record} if chosen is not None else {"k2": k2_record}
+    elif chosen is not None:
+        chosen = {"method": chosen}
     if not isinstance(self_in_k1, (bool, np.bool_)):
         raise InputError(f"self_in_k1 must be True or False; got {plain(self_in_k1)}.")
     resolve_knn(knn, device)
@@ -212,7 +227,24 @@ def resolve_method(features, modality_codes, *, cameras: bool = False, knn: str 
 
 def request_choices(request: PlanRequest) -> dict:
     """What the ``"auto"`` arguments of ``request`` chose: ``{name: {"value", "reason", "measurement"}}``."""
-    return {} if request.chosen is None else {"method": request.chosen}
+    return {} if request.chosen is None else dict(request.chosen)
+
+
+def auto_k2(k1: int, method: str, n_modalities: int = 1) -> int:
+    """``k2="auto"``: ``ceil(k1 / 5)`` (the published 30 / 6), at most the list each expansion reads.
+
+    Parameters
+    ----------
+    k1 : int
+    method : str
+        The resolved Jaccard method.
+    n_modalities : int, default=1
+        Modalities, for the modality-aware rules (whose ``k2`` is per modality
+        and at most ``k1 // M``).
+    """
+    k2 = max(1, -(-int(k1) // 5))
+    per = k1 // n_modalities if method in ("modality", "modality-camera") and n_modalities > 1 else k1
+    return int(max(1, min(k2, per)))
 
 
 def check_plan(n: int, request: PlanRequest, *, combined: bool = True) -> None:
