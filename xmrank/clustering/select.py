@@ -11,6 +11,7 @@ from .._validation import InputError, check_features, check_int, check_label_val
 from ..jaccard import jaccard_distance
 from .algorithms import density_labels
 from .auto import auto_k2, is_auto
+from .api import GIANT_SHARE, NOISE_SHARE
 from .eps import auto_eps
 
 logger = logging.getLogger(__name__)
@@ -97,8 +98,10 @@ def select_clustering(features, ids, *, modalities=None, cameras=None, methods=N
     table : list of dict
         Only with ``return_table=True``: one entry per setting, best first:
         ``method``, ``k1``, ``k2``, ``eps``, ``ari_mean``, ``ari_std``,
-        ``largest_share_mean``, ``noise_share_mean``, ``n_splits`` (the
-        splits where the setting could run).
+        ``largest_share_mean``, ``noise_share_mean``,
+        ``degenerate_splits`` (splits where its clustering degenerates: one
+        cluster above half of the rows, or 90 % noise) and ``n_splits``
+        (the splits where the setting could run).
 
     Raises
     ------
@@ -160,8 +163,10 @@ def select_clustering(features, ids, *, modalities=None, cameras=None, methods=N
                     labels = density_labels(D, eps=value, min_samples=min_samples, algorithm="dbscan")
                     ok = labels >= 0
                     largest = float(np.bincount(labels[ok]).max() / labels.size) if ok.any() else 0.0
+                    noise = float(1.0 - ok.mean())
+                    degenerate = float(largest > GIANT_SHARE or noise >= NOISE_SHARE)
                     scores.setdefault((method, k1, k2, e), []).append(
-                        (_ari_singletons(truth, labels), largest, float(1.0 - ok.mean())))
+                        (_ari_singletons(truth, labels), largest, noise, degenerate))
     if not scores:
         raise InputError("select_clustering: no setting of the grid fits the splits' rows (k1 too large for them?).")
     full = max(len(v) for v in scores.values())
@@ -171,9 +176,12 @@ def select_clustering(features, ids, *, modalities=None, cameras=None, methods=N
         table.append({"method": method, "k1": int(k1), "k2": int(k2), "eps": e,
                       "ari_mean": round(float(a[:, 0].mean()), 4), "ari_std": round(float(a[:, 0].std()), 4),
                       "largest_share_mean": round(float(a[:, 1].mean()), 4),
-                      "noise_share_mean": round(float(a[:, 2].mean()), 4), "n_splits": int(len(vals))})
-    # a setting that could not run on every split is ranked after those that could
-    table.sort(key=lambda r: (r["n_splits"] < full, -r["ari_mean"], r["ari_std"]))
+                      "noise_share_mean": round(float(a[:, 2].mean()), 4),
+                      "degenerate_splits": int(a[:, 3].sum()), "n_splits": int(len(vals))})
+    # ranked after the others: a setting that could not run on every split, or whose clustering of a split
+    # degenerates (a giant cluster or nearly all noise, as xmrank.cluster warns; it may score well on a few
+    # identities and collapse on the next set)
+    table.sort(key=lambda r: (r["n_splits"] < full, r["degenerate_splits"] > 0, -r["ari_mean"], r["ari_std"]))
     best = table[0]
     chosen = {"method": best["method"], "k1": best["k1"], "k2": best["k2"], "eps": best["eps"],
               "min_samples": min_samples}
