@@ -222,7 +222,9 @@ def cluster(
     modalities, cameras : array-like of shape (n_samples,), default=None
         Per-row labels, see :func:`xmrank.jaccard_distance`.
     method : str, default="auto"
-        Jaccard method, see :func:`xmrank.jaccard_distance`.
+        Jaccard method, see :func:`xmrank.jaccard_distance`; "auto" measures
+        the modality bias of the features once (modality-aware only where
+        plain kNN lists stay in their modality).
     eps : float or "auto", default=0.6
         DBSCAN radius, > 0; "auto" picks it from the data by maximising a
         label-free clustering quality (:func:`xmrank.clustering.auto_eps`;
@@ -232,7 +234,18 @@ def cluster(
         cluster (all noise with fewer than ``min_samples`` rows).
     min_samples : int, default=4
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
-    k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, device, progress
+    k1 : int or "auto", default=30
+        Neighbour-list length. "auto" clusters at each of k1 = 5, 10, 20,
+        30 that the rows allow (each with its own ``k2="auto"`` and eps) and
+        keeps the clustering of the best modularity + silhouette, all read
+        on the mean of the candidates' Jaccard distances; degenerate
+        candidates are left out (:mod:`xmrank.clustering.auto`). It costs
+        about four clusterings. With too few rows for any candidate: 30,
+        capped to what the rows allow, with a warning.
+    k2 : int or "auto", default=6
+        Query-expansion length; "auto" is ``ceil(k1 / 5)`` (the published
+        30 / 6), at most ``k1 // M`` per modality.
+    k1_intra, k1_inter, k2_intra, k2_inter, knn, device, progress
         Passed to :func:`xmrank.jaccard_distance`; ``knn="ann"`` (approximate
         search) is the engine for hundreds of thousands of rows and more,
         ``device="cuda"`` (or ``"cuda:1"``, a GPU by index) runs the distance
@@ -252,8 +265,13 @@ def cluster(
         lengths with ``method="camera"``), ``knn`` (the engine ``knn``
         resolves to for this size) and ``knn_requested``, ``device``,
         ``n_rows``, ``n_stored_pairs``, ``warning`` (the degenerate-clustering
-        warning, or None); with ``eps="auto"`` also ``auto_eps`` (the
-        criterion at the chosen eps).
+        warning, or None; ``suggestion``, the checked fix it names); with
+        ``eps="auto"`` also ``auto_eps`` (the criterion at the chosen eps);
+        ``method_requested``, ``k1_requested``, ``k2_requested``; and
+        ``chosen``: for each "auto" argument (``method``, ``k1``, ``k2``,
+        ``eps``) ``{"value", "reason", "measurement"}`` (the modality bias;
+        every k1 candidate's eps, score, clusters, noise and largest share;
+        the eps criterion), empty when every argument is explicit.
 
     Returns
     -------
