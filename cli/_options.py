@@ -12,7 +12,7 @@ import functools
 
 import click
 
-from xmrank._params import PARAMS, parse_eps
+from xmrank._params import PARAMS, parse_eps, parse_int_or_auto
 from xmrank._validation import InputError
 
 from ._io import DEVICE, SEED
@@ -26,13 +26,16 @@ class DeclaredType(click.ParamType):
 
     def __init__(self, param):
         self.param = param
-        self.name = {"eps": "FLOAT|auto", "float": "FLOAT", "n_jobs": "INTEGER"}.get(param.kind, "INTEGER")
+        self.name = {"eps": "FLOAT|auto", "int_auto": "INTEGER|auto", "float": "FLOAT",
+                     "n_jobs": "INTEGER"}.get(param.kind, "INTEGER")
 
     def convert(self, value, param, ctx):
         p = self.param
         try:
             if p.kind == "eps":
                 return parse_eps(value, p.name, text=True)
+            if p.kind == "int_auto":
+                return parse_int_or_auto(value, p.name, text=True)
             if isinstance(value, str):
                 text = value.strip()
                 try:

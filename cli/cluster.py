@@ -98,7 +98,8 @@ def _contents_csv(contents) -> str:
 @declared("k1_inter", help="CA-Jaccard other-camera list length.")
 @declared("k2_intra", help="CA-Jaccard same-camera expansion length.")
 @declared("k2_inter", help="CA-Jaccard other-camera expansion length.")
-@declared("eps", default="0.6", more="The eps chosen is printed and in --json.")
+@declared("eps", default="0.6", more="The eps chosen is printed and in --json (with k1/k2/method 'auto': "
+                                    "'chosen', each choice with its measurement).")
 @declared("min_samples")
 @declared("algorithm")
 @declared("ratio", option="--subset-ratio", dest="subset_ratio", help="Subset share for --mode subset, in (0, 1].")
@@ -229,6 +230,7 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
                                                 if v is None and arrays.get(field.get(k, k)) is not None]}
     summary["xmrank_version"] = xmrank.__version__
     summary["warnings"] = _warnings(info)
+    summary["chosen"] = _chosen(info)
     with committed():  # every output replaces its file, or (one fails) none does
         if output:
             write_npy(output, labels_out.astype(np.int64), "--output")
@@ -246,9 +248,12 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
             write_json(json_path, summary, "--json")
     mixed = f", {summary['mixed_share']:.1%} of clusters mix modalities" if "mixed_share" in summary else ""
     eps_used = info.get("eps")
-    eps_text = ""
+    eps_text = "".join(f"; {name}=auto chose {info[name]}" for name in ("k1", "k2")
+                       if info.get(f"{name}_requested") == "auto" and info.get(name) is not None)
+    if info.get("method_requested") == "auto" and "method" in info.get("chosen", {}):
+        eps_text = f"; method=auto chose {info['method']}" + eps_text
     if eps == "auto" and eps_used is not None:
-        eps_text = ("; eps=auto chose " + (f"{eps_used:.3f}" if not isinstance(eps_used, dict) else
+        eps_text += ("; eps=auto chose " + (f"{eps_used:.3f}" if not isinstance(eps_used, dict) else
                                            ", ".join(f"{k}: {v:.3f}" for k, v in eps_used.items())))
     score_text = (f"; ARI {scores['ari']:.3f}, NMI {scores['nmi']:.3f}, pairwise F {scores['pairwise_f1']:.3f}"
                   if scores is not None else "")
@@ -262,8 +267,8 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
 
 def _parameters(info, *, mode, requested_method, subset_ratio, seed, scheduler):
     """Every setting of the run, resolved (the method and eps used, the kNN engine that ran)."""
-    keep = ("method", "algorithm", "eps", "eps_requested", "min_samples", "k1", "k2", "k1_intra", "k1_inter",
-            "k2_intra", "k2_inter", "knn", "knn_requested", "device")
+    keep = ("method", "algorithm", "eps", "eps_requested", "min_samples", "k1", "k1_requested", "k2", "k2_requested",
+            "k1_intra", "k1_inter", "k2_intra", "k2_inter", "knn", "knn_requested", "device")
     out = {"mode": mode, "method_requested": requested_method}
     out.update({k: info[k] for k in keep if k in info})
     if "auto_eps" in info:
@@ -275,6 +280,13 @@ def _parameters(info, *, mode, requested_method, subset_ratio, seed, scheduler):
     if scheduler:
         out["scheduler"] = scheduler
     return out
+
+
+def _chosen(info):
+    """What each "auto" setting chose and the measurement behind it (per modality with --mode per-modality)."""
+    if "per_modality" in info:
+        return {m: i.get("chosen", {}) for m, i in info["per_modality"].items()}
+    return info.get("chosen", {})
 
 
 def _warnings(info):

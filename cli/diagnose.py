@@ -55,12 +55,15 @@ def format_report(report) -> str:
                      f"{_fmt(s['inter_minus_intra']):>8}{_fmt(s['histogram_overlap']):>9}{below[0]:>10}{below[1]:>10}")
     if "clustering" in report:
         noise = report["parameters"]["noise"]
+        width = 19 if any("k1" in c for c in report["clustering"].values()) else 13
         lines += ["", f"clustering (DBSCAN, min_samples={report['parameters']['min_samples']}, noise scored as {noise})",
-                  f"{'method':<13}{'eps':>6}{'ARI':>7}{'NMI':>7}{'pair F':>8}{'clusters/ids':>14}{'noise':>7}"
+                  f"{'method':<{width}}{'eps':>6}{'ARI':>7}{'NMI':>7}{'pair F':>8}{'clusters/ids':>14}{'noise':>7}"
                   f"{'mixed':>7}{'xm recall':>10}"]
         for name, s in report["clustering"].items():
+            if "k1" in s:
+                name = f"{name} k1={s['k1']}"
             lines.append(
-                f"{name:<13}{_fmt(s['eps'], '.2f'):>6}{_fmt(s['ari']):>7}{_fmt(s['nmi']):>7}{_fmt(s['pairwise_f1']):>8}"
+                f"{name:<{width}}{_fmt(s['eps'], '.2f'):>6}{_fmt(s['ari']):>7}{_fmt(s['nmi']):>7}{_fmt(s['pairwise_f1']):>8}"
                 f"{s['n_clusters']:>7}/{s['n_identities']:<6}{_fmt(s['noise_share'], '.2f'):>7}"
                 f"{_fmt(s['mixed_modality_cluster_share'], '.2f'):>7}{_fmt(s['cross_modal_pair_recall']):>10}"
             )
@@ -103,8 +106,9 @@ Example:
 @click.option("--method", "methods", multiple=True, metavar="NAME",
               help=f"Jaccard method to compare (repeatable): {', '.join(_METHODS)} (camera and modality-camera "
                    "need --cameras). Default: vanilla, modality-qe, modality, plus camera with --cameras.")
-@declared("k1")
-@declared("k2", help="Query-expansion length, >= 1.")
+@declared("k1", more="'auto' is chosen per method, as `xmrank cluster --k1 auto` chooses it (the choice and its "
+                    "measurement in --json, 'chosen').")
+@declared("k2", help="Query-expansion length, >= 1, or 'auto': ceil(k1 / 5).")
 @declared("eps", default="0.6", help="DBSCAN radius for the scores, > 0, or 'auto' (chosen per method).")
 @declared("min_samples", help="DBSCAN core-point size, >= 1.")
 @click.option("--noise", default="singletons", show_default=True, help="How noise is scored: 'singletons' or 'cluster'.")

@@ -139,8 +139,12 @@ def test_degenerate_clustering_warns_in_one_line_and_is_recorded(files):
     tmp, _ = files
     res = run(tmp / "feats.npy", "-m", tmp / "mods.npy", "--eps", "0.99", "--json", tmp / "s.json")
     warning = [ln for ln in res.stderr.splitlines() if ln.startswith("Warning:")]
-    assert len(warning) == 1 and "one cluster holds 100%" in warning[0] and "lower eps" in warning[0]
+    assert len(warning) == 1 and "one cluster holds 100%" in warning[0] and "(checked: largest cluster" in warning[0]
+    assert "use k1=20, k2=4, eps=0.55" in warning[0]  # 6 rows per identity and modality: k1=30 is too long
     assert json.loads((tmp / "s.json").read_text())["warnings"][0].startswith("degenerate clustering")
+    # the suggestion, followed, does not degenerate again
+    res = run(tmp / "feats.npy", "-m", tmp / "mods.npy", "--k1", "20", "--k2", "4", "--eps", "0.55")
+    assert "Warning:" not in res.stderr
 
 
 def test_progress_lines_off_a_terminal(files):

@@ -153,17 +153,23 @@ def test_eps_scores_stop_once_one_cluster_holds_everything(clip_distance):
 def test_one_giant_cluster_warns_and_says_what_to_change():
     X, ids, mods = load_clip_pairs()
     with pytest.warns(UserWarning, match=r"one cluster holds 100% of the 1000 rows \(eps=0.9, min_samples=4\); "
-                                         r"lower eps \(try 0.80\) or raise min_samples") as rec:
+                                         r"lower eps to 0\.\d+ \(checked: largest cluster") as rec:
         labels, info = xmrank.cluster(X, modalities=mods, eps=0.9, return_info=True, progress=False)
     assert rec[0].filename == __file__  # attributed to the caller's line
     assert info["warning"].startswith("degenerate clustering: one cluster holds 100%")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the suggestion, followed, does not degenerate
+        xmrank.cluster(X, modalities=mods, eps=info["suggestion"]["eps"], progress=False)
 
 
 def test_nearly_all_noise_warns_and_says_what_to_change():
     X, ids, mods = load_clip_pairs()
-    with pytest.warns(UserWarning, match=r"9\d% of the 1000 rows are noise \(eps=0.1, min_samples=4\); raise eps, "
-                                         r"or lower min_samples"):
-        xmrank.cluster(X, modalities=mods, eps=0.1, progress=False)
+    with pytest.warns(UserWarning, match=r"9\d% of the 1000 rows are noise \(eps=0.1, min_samples=4\); raise eps to "
+                                         r"0\.\d+ \(checked"):
+        _, info = xmrank.cluster(X, modalities=mods, eps=0.1, progress=False, return_info=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xmrank.cluster(X, modalities=mods, eps=info["suggestion"]["eps"], progress=False)
     with pytest.warns(UserWarning, match=r"rows are noise"):
         xmrank.XMCluster(eps=0.1).fit(X, modalities=mods)
 

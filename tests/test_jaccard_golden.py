@@ -58,5 +58,5 @@ def test_modalities_fix_the_cross_modal_bias(golden):
     ids, m = golden["ids"], golden["modalities"]
     cross_same = (ids[:, None] == ids[None, :]) & (m[:, None] != m[None, :])
     van = golden["cc_vanilla_jaccard"][cross_same].mean()
-    mod = xmrank.jaccard_distance(golden["X"], modalities=m, k1=int(golden["k1"]), k2=int(golden["k2"]), dense=True)
+    mod = xmrank.jaccard_distance(golden["X"], modalities=m, method="modality", k1=int(golden["k1"]), k2=int(golden["k2"]), dense=True)
     assert mod[cross_same].mean() < van - 0.05

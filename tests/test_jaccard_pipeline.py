@@ -43,7 +43,10 @@ def test_plan_is_typed_and_feeds_the_stages(method):
 
 
 def test_plan_resolves_auto_and_checks_like_jaccard_distance():
-    assert plan_jaccard(X, modalities=MODS, k1=12, k2=4).method == "modality"
+    from xmrank.jaccard.modality_bias import choose_method, modality_bias
+
+    plan = plan_jaccard(X, modalities=MODS, k1=12, k2=4)  # "auto": the method the measured modality bias picks
+    assert plan.method == choose_method(modality_bias(X, MODS))[0] == plan.chosen["method"]["value"]
     assert plan_jaccard(X, cameras=CAMS, k1_intra=4, k1_inter=10).method == "camera"
     assert plan_jaccard(X, k1=12, k2=4).method == "vanilla"
     with pytest.raises(xmrank.InputError, match="k2=5 must not exceed k1=4"):

@@ -109,9 +109,15 @@ def test_properties(seed, n, method, k1, k2):
 
 
 def test_auto_method_choice():
-    X, m = unit_rows(60, 8, seed=7, gap=0.8)
-    auto = xmrank.jaccard_distance(X, modalities=m, k1=8, k2=2, dense=True)
-    assert np.array_equal(auto, xmrank.jaccard_distance(X, modalities=m, method="modality", k1=8, k2=2, dense=True))
+    """"auto" with modalities is the rule the measured modality bias picks; without them, vanilla."""
+    from xmrank.jaccard.modality_bias import choose_method, modality_bias
+
+    for gap in (0.8, 3.0):
+        X, m = unit_rows(60, 8, seed=7, gap=gap)
+        expected, _ = choose_method(modality_bias(X, m))
+        auto = xmrank.jaccard_distance(X, modalities=m, k1=8, k2=2, dense=True)
+        assert np.array_equal(auto, xmrank.jaccard_distance(X, modalities=m, method=expected, k1=8, k2=2, dense=True))
+    assert expected == "modality"  # a wide gap: plain lists stay in their modality
     plain = xmrank.jaccard_distance(X, k1=8, k2=2, dense=True)
     assert np.array_equal(plain, xmrank.jaccard_distance(X, method="vanilla", k1=8, k2=2, dense=True))
     assert not np.array_equal(auto, plain)

@@ -63,3 +63,17 @@ def test_one_plus_one_epoch_run_reports_the_choice(tmp_path):
     assert saved["epochs"][1]["stage"] == 2 and g["labels"] == "hungarian"
     assert g["n_samples"] == 36 + 36 and "n_matches" in g
     assert {"n_clusters", "noise_share", "mixed_share", "purity", "ari"} <= set(g)
+
+
+def test_auto_clustering_settings_are_chosen_each_round_and_reported():
+    X, ids, mods, _ = make_biased(n_ids=20, per_id=8, gap=1.0, seed=0)
+    cfg = apply_overrides(preset_config("smoke"), {"k1": "auto", "k2": "AUTO", "eps_intra": "auto",
+                                                   "eps_global": "auto", "subset_ratio": 1.0})
+    assert (cfg.k1, cfg.k2, cfg.eps_intra, cfg.eps_global) == ("auto",) * 4
+    out = cluster_epoch(X, mods, ids, cfg, np.random.default_rng(0), stage=2, larger=0)
+    chosen = out["stats"]["chosen"]
+    assert chosen["global"]["k1"]["value"] in (5, 10, 20, 30) and "measurement" in chosen["global"]["eps"]
+    assert set(chosen["intra"]) == {"0", "1"} and all("k1" in c for c in chosen["intra"].values())
+    assert out["stats"]["global"]["ari"] > 0.5
+    with pytest.raises(InputError, match="k1 must be an integer or 'auto'"):
+        apply_overrides(preset_config("smoke"), {"k1": "often"})

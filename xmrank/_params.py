@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from ._validation import InputError, check_int, check_n_jobs, check_option, check_real, check_seed, plain
 
-__all__ = ["ALGORITHMS", "RERANK_ALGORITHMS", "DEFAULTS", "PARAMS", "Param", "check_params", "parse_eps"]
+__all__ = ["ALGORITHMS", "RERANK_ALGORITHMS", "DEFAULTS", "PARAMS", "Param", "check_params", "parse_eps",
+           "parse_int_or_auto"]
 
 #: Density clusterings of :func:`xmrank.cluster_distance`.
 ALGORITHMS = ("dbscan", "hdbscan")
@@ -64,6 +65,26 @@ def parse_eps(value, name: str = "eps", *, text: bool = False):
         except ValueError:
             raise InputError(f"{name} must be a positive number or 'auto'; got {plain(value)}.") from None
     return check_real(value, name, low=0.0, low_open=True)
+
+
+def parse_int_or_auto(value, name: str, *, text: bool = False):
+    """A list length: an integer >= 1, or ``"auto"`` (chosen from the data).
+
+    ``text=True`` reads command-line text: ``"auto"`` ignoring case and
+    surrounding spaces, else the text as an integer.
+    """
+    if isinstance(value, str):
+        word = value.strip().lower() if text else value
+        if word == "auto":
+            return "auto"
+        if text:
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise InputError(f"{name} must be an integer or 'auto'; got {plain(value)}.") from None
+        else:
+            raise InputError(f"{name} must be an integer or 'auto'; got {plain(value)}.")
+    return check_int(value, name, minimum=1)
 
 
 def _methods():
@@ -123,7 +144,7 @@ class Param:
         The help text of the command-line option.
     choices : callable, default=None
         For a parameter that takes one of a few words: returns them.
-    kind : {"int", "float", "eps", "choice", "device", "n_jobs", "seed", "flag"}
+    kind : {"int", "int_auto", "float", "eps", "choice", "device", "n_jobs", "seed", "flag"}
         How the command line reads the text.
     """
 
@@ -177,9 +198,12 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("min_samples", 4, _positive_int, "an int in the range [1, inf)",
           "Rows (self included) that make a core point, >= 1."),
     _choice("algorithm", "dbscan", lambda: ALGORITHMS, "Density clustering of the Jaccard distance."),
-    Param("k1", 30, _positive_int, "an int in the range [1, inf)", "Neighbour-list length, >= 1."),
-    Param("k2", 6, _positive_int, "an int in the range [1, inf)",
-          "Query-expansion length (per modality for 'modality'), >= 1."),
+    Param("k1", 30, parse_int_or_auto, "an int in the range [1, inf) or 'auto'",
+          "Neighbour-list length, >= 1, or 'auto': clustering tries 5, 10, 20 and 30 and keeps the best label-free "
+          "quality on the mean of their distances.", kind="int_auto"),
+    Param("k2", 6, parse_int_or_auto, "an int in the range [1, inf) or 'auto'",
+          "Query-expansion length (per modality for 'modality'), >= 1, or 'auto': ceil(k1 / 5), the published "
+          "30 / 6.", kind="int_auto"),
     Param("k1_intra", 5, _positive_int, "an int in the range [1, inf)", _CA_JACCARD.format("same-camera list length")),
     Param("k1_inter", 20, _positive_int, "an int in the range [1, inf)",
           _CA_JACCARD.format("other-camera list length")),

@@ -4,6 +4,7 @@ from .algorithms import ALGORITHMS, cluster_distance
 from .api import cluster, cluster_per_modality, subset_cluster, subset_split
 from .eps import auto_eps, eps_scores, kth_neighbor_distance
 from .estimator import XMCluster
+from .select import select_clustering
 from .summary import cluster_contents, cluster_sizes, cluster_summary
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "cluster_sizes",
     "cluster_summary",
     "kth_neighbor_distance",
+    "select_clustering",
     "subset_cluster",
     "subset_split",
 ]

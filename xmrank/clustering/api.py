@@ -12,6 +12,7 @@ from .._validation import InputError, check_features, check_int, check_labels, p
 from .._progress import progress_bar
 from ..jaccard import jaccard_distance
 from .algorithms import density_labels
+from .auto import K1_CANDIDATES, K1_FALLBACK, auto_k2, choose_k1, fallback_k1, feasible_k1, is_auto
 from .eps import auto_eps
 
 logger = logging.getLogger(__name__)
@@ -42,12 +43,14 @@ def _resolve_method(method, modalities, cameras):
     return "modality" if modalities is not None else ("camera" if cameras is not None else "vanilla")
 
 
-def degenerate_message(labels, *, eps=None, min_samples=4, algorithm="dbscan", eps_auto=False, where=""):
+def degenerate_message(labels, *, eps=None, min_samples=4, algorithm="dbscan", eps_auto=False, where="",
+                       suggestion=None):
     """The warning text for a degenerate clustering, or None when it is not degenerate.
 
     Degenerate: one cluster holds more than half of the rows (:data:`GIANT_SHARE`),
     or at least 90% of the rows are noise (:data:`NOISE_SHARE`). The text says
-    what to change.
+    what to change: with ``suggestion`` (from :func:`suggest_fix`, a setting
+    checked not to degenerate) its concrete values, else the direction.
     """
     labels = np.asarray(labels)
     n = labels.size
@@ -58,28 +61,132 @@ def degenerate_message(labels, *, eps=None, min_samples=4, algorithm="dbscan", e
     largest = np.bincount(labels[ok]).max() / n if ok.any() else 0.0
     setting = (f"eps={eps:.3g}{' (chosen by eps=auto)' if eps_auto else ''}, min_samples={min_samples}"
                if algorithm == "dbscan" and eps is not None else f"algorithm={algorithm}, min_samples={min_samples}")
-    if largest > GIANT_SHARE and n >= 2 * min_samples:
+    giant = largest > GIANT_SHARE and n >= 2 * min_samples
+    if not giant and noise < NOISE_SHARE:
+        return None
+    what = (f"one cluster holds {largest:.0%} of the {n} rows" if giant else f"{noise:.0%} of the {n} rows are noise")
+    if suggestion is not None:
+        checked = (f"(checked: largest cluster {suggestion['largest_share']:.0%}, noise {suggestion['noise_share']:.0%}"
+                   f", {suggestion['n_clusters']} clusters)")
+        if "k1" in suggestion:
+            fix = (f"k1={suggestion['previous_k1']} is longer than the identities can fill (k1='auto' prefers "
+                   f"k1={suggestion['k1']} on these rows): use k1={suggestion['k1']}, k2={suggestion['k2']}, "
+                   f"eps={suggestion['eps']:.3g} {checked}")
+        else:
+            fix = f"{'lower' if giant else 'raise'} eps to {suggestion['eps']:.3g} {checked}"
+        return f"{where}degenerate clustering: {what} ({setting}); {fix}."
+    if giant:
         if algorithm == "dbscan":
             fix = ("lower eps" + (f" (try {max(eps - 0.1, 0.05):.2f}; or pass a number instead of 'auto')" if eps_auto
                                   else f" (try {max(eps - 0.1, 0.05):.2f})" if eps is not None else "")
                    + " or raise min_samples")
         else:
             fix = "raise min_samples"
-        return (f"{where}degenerate clustering: one cluster holds {largest:.0%} of the {n} rows ({setting}); "
+        return (f"{where}degenerate clustering: {what} ({setting}); "
                 f"{fix}. With identity labels, `xmrank diagnose --labels` scores each setting.")
-    if noise >= NOISE_SHARE:
-        if algorithm == "dbscan":
-            fix = ("raise eps" + (" (or pass a number instead of 'auto')" if eps_auto else "")
-                   + f", or lower min_samples: a core row needs {min_samples} rows (itself included) within eps")
-        else:
-            fix = f"lower min_samples: a cluster needs at least {min_samples} rows"
-        return f"{where}degenerate clustering: {noise:.0%} of the {n} rows are noise ({setting}); {fix}."
+    if algorithm == "dbscan":
+        fix = ("raise eps" + (" (or pass a number instead of 'auto')" if eps_auto else "")
+               + f", or lower min_samples: a core row needs {min_samples} rows (itself included) within eps")
+    else:
+        fix = f"lower min_samples: a cluster needs at least {min_samples} rows"
+    return f"{where}degenerate clustering: {what} ({setting}); {fix}."
+
+
+def _shares(labels):
+    n = labels.size
+    ok = labels >= 0
+    largest = float(np.bincount(labels[ok]).max() / n) if ok.any() else 0.0
+    return largest, float(1.0 - ok.mean()), int(labels.max()) + 1 if ok.any() else 0
+
+
+def _degenerate(labels, min_samples) -> bool:
+    largest, noise, _ = _shares(labels)
+    return (largest > GIANT_SHARE and labels.size >= 2 * min_samples) or noise >= NOISE_SHARE
+
+
+def suggest_fix(labels, info, run):
+    """A setting checked not to degenerate, for the warning of a degenerate DBSCAN clustering.
+
+    - **k1**, for a giant cluster, when the list is longer than the
+      identities can fill: the choice of ``k1="auto"`` among this ``k1`` and
+      the shorter candidates of :data:`~xmrank.clustering.auto.K1_CANDIDATES`
+      (each clustered with ``eps="auto"``, compared on the mean of their
+      distances) is a shorter one. The suggestion is that ``k1``, its ``k2``
+      and its eps.
+    - **eps** otherwise: among the eps of :data:`~xmrank.clustering.eps.EPS_GRID`
+      below the current one (a giant cluster) or above it (noise) whose
+      clustering at this ``k1`` is not degenerate, the one of the best
+      label-free quality (the criterion of :func:`~xmrank.clustering.auto_eps`).
+
+    Each suggestion is clustered as :func:`cluster` clusters it and kept only
+    when that clustering is not degenerate; the check costs one more
+    distance (eps), or one per candidate ``k1``.
+
+    Parameters
+    ----------
+    labels : ndarray
+        The degenerate labels.
+    info : dict
+        Their ``info`` (method, k1, k2, eps, min_samples).
+    run : callable
+        ``run(k1, k2, eps, cut) -> (labels, distance, info)``, the clustering of :func:`cluster`.
+
+    Returns
+    -------
+    suggestion : dict or None
+        ``eps`` (and ``k1``, ``k2``, ``previous_k1`` when k1 is to change),
+        ``largest_share``, ``noise_share``, ``n_clusters`` of the checked
+        clustering; None when nothing found avoids degeneracy.
+    """
+    from .eps import EPS_GRID, _eps_scores, _Prepared
+
+    if info.get("algorithm") != "dbscan" or info.get("eps") is None:
+        return None
+    ms, eps = info["min_samples"], float(info["eps"])
+    largest, _, _ = _shares(labels)
+    giant = largest > GIANT_SHARE
+    k1 = info.get("k1")
+    if giant and isinstance(k1, (int, np.integer)) and info["method"] != "camera":
+        shorter = [c for c in K1_CANDIDATES if c < k1]
+        if shorter:
+            try:
+                best, (sub, _, sub_info), _ = choose_k1(lambda k: run(k, "auto", "auto", False), shorter + [int(k1)],
+                                                        n_rows=labels.size, giant_share=GIANT_SHARE,
+                                                        noise_share=NOISE_SHARE, quiet=True)
+            except InputError:
+                best = k1
+            if best < k1:
+                checked = density_labels(run(best, sub_info["k2"], sub_info["eps"], True)[1], eps=sub_info["eps"],
+                                         min_samples=ms, algorithm="dbscan")
+                if not _degenerate(checked, ms):
+                    big, noise, n_clusters = _shares(checked)
+                    return {"k1": int(best), "k2": int(sub_info["k2"]), "eps": float(sub_info["eps"]),
+                            "previous_k1": int(k1), "largest_share": big, "noise_share": noise,
+                            "n_clusters": n_clusters}
+    _, D, _ = run(info["k1"], info["k2"], eps, False)
+    P = _Prepared(D)
+    grid = EPS_GRID[EPS_GRID < eps] if giant else EPS_GRID[EPS_GRID > eps]
+    if grid.size:
+        scores = _eps_scores(P, ms, grid)
+        fine = ((scores["largest_share"] <= GIANT_SHARE) & (scores["noise_share"] < NOISE_SHARE)
+                & np.isfinite(scores["score"]))
+        # the best label-free quality (auto_eps's criterion) among the radii that do not degenerate
+        for i in np.flatnonzero(fine)[np.argsort(-scores["score"][fine], kind="stable")]:
+            checked = density_labels(D, eps=float(grid[i]), min_samples=ms, algorithm="dbscan")
+            if not _degenerate(checked, ms):
+                big, noise, k = _shares(checked)
+                return {"eps": float(grid[i]), "largest_share": big, "noise_share": noise, "n_clusters": k}
     return None
 
 
-def _warn_degenerate(labels, info, where=""):
+def _warn_degenerate(labels, info, where="", run=None):
+    suggestion = None
+    if run is not None and _degenerate(labels, info["min_samples"]):
+        suggestion = suggest_fix(labels, info, run)
+        info["suggestion"] = suggestion
     text = degenerate_message(labels, eps=info.get("eps"), min_samples=info["min_samples"],
-                              algorithm=info["algorithm"], eps_auto=info.get("eps_requested") == "auto", where=where)
+                              algorithm=info["algorithm"], eps_auto=info.get("eps_requested") == "auto", where=where,
+                              suggestion=suggestion)
     if text is not None:
         warn_user(text)
     return text
@@ -115,7 +222,9 @@ def cluster(
     modalities, cameras : array-like of shape (n_samples,), default=None
         Per-row labels, see :func:`xmrank.jaccard_distance`.
     method : str, default="auto"
-        Jaccard method, see :func:`xmrank.jaccard_distance`.
+        Jaccard method, see :func:`xmrank.jaccard_distance`; "auto" measures
+        the modality bias of the features once (modality-aware only where
+        plain kNN lists stay in their modality).
     eps : float or "auto", default=0.6
         DBSCAN radius, > 0; "auto" picks it from the data by maximising a
         label-free clustering quality (:func:`xmrank.clustering.auto_eps`;
@@ -125,7 +234,18 @@ def cluster(
         cluster (all noise with fewer than ``min_samples`` rows).
     min_samples : int, default=4
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
-    k1, k2, k1_intra, k1_inter, k2_intra, k2_inter, knn, device, progress
+    k1 : int or "auto", default=30
+        Neighbour-list length. "auto" clusters at each of k1 = 5, 10, 20,
+        30 that the rows allow (each with its own ``k2="auto"`` and eps) and
+        keeps the clustering of the best modularity + silhouette, all read
+        on the mean of the candidates' Jaccard distances; degenerate
+        candidates are left out (:mod:`xmrank.clustering.auto`). It costs
+        about four clusterings. With too few rows for any candidate: 30,
+        capped to what the rows allow, with a warning.
+    k2 : int or "auto", default=6
+        Query-expansion length; "auto" is ``ceil(k1 / 5)`` (the published
+        30 / 6), at most ``k1 // M`` per modality.
+    k1_intra, k1_inter, k2_intra, k2_inter, knn, device, progress
         Passed to :func:`xmrank.jaccard_distance`; ``knn="ann"`` (approximate
         search) is the engine for hundreds of thousands of rows and more,
         ``device="cuda"`` (or ``"cuda:1"``, a GPU by index) runs the distance
@@ -145,8 +265,13 @@ def cluster(
         lengths with ``method="camera"``), ``knn`` (the engine ``knn``
         resolves to for this size) and ``knn_requested``, ``device``,
         ``n_rows``, ``n_stored_pairs``, ``warning`` (the degenerate-clustering
-        warning, or None); with ``eps="auto"`` also ``auto_eps`` (the
-        criterion at the chosen eps).
+        warning, or None; ``suggestion``, the checked fix it names); with
+        ``eps="auto"`` also ``auto_eps`` (the criterion at the chosen eps);
+        ``method_requested``, ``k1_requested``, ``k2_requested``; and
+        ``chosen``: for each "auto" argument (``method``, ``k1``, ``k2``,
+        ``eps``) ``{"value", "reason", "measurement"}`` (the modality bias;
+        every k1 candidate's eps, score, clusters, noise and largest share;
+        the eps criterion), empty when every argument is explicit.
 
     Returns
     -------
@@ -171,29 +296,121 @@ def cluster(
         features, modalities=modalities, cameras=cameras, method=method, eps=eps, min_samples=min_samples,
         algorithm=algorithm, k1=k1, k2=k2, k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra,
         k2_inter=k2_inter, knn=knn, device=device, n_jobs=n_jobs, progress=progress)
-    info["warning"] = _warn_degenerate(labels, info)
+    info["warning"] = _warn_degenerate(labels, info, run=_runner(
+        features, modalities=modalities, cameras=cameras, method=info["method"], min_samples=min_samples,
+        algorithm=algorithm, k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, knn=knn,
+        device=device, n_jobs=n_jobs, progress=False, n_modalities=_n_modalities(info)))
     out = (labels,) + ((D,) if return_distance else ()) + ((info,) if return_info else ())
     return out[0] if len(out) == 1 else out
 
 
 def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorithm, k1, k2, k1_intra, k1_inter,
-             k2_intra, k2_inter, knn, device, n_jobs, progress):
+             k2_intra, k2_inter, knn, device, n_jobs, progress, full_distance=False):
     """:func:`cluster` on checked clustering parameters, without the degenerate-clustering warning.
 
-    Returns ``(labels, distance, info)``; ``n_jobs`` is a number of threads.
+    Resolves ``method="auto"`` (by the modality bias of the features),
+    ``k1="auto"`` (:func:`xmrank.clustering.auto.choose_k1`) and
+    ``k2="auto"`` (:func:`xmrank.clustering.auto.auto_k2`); every choice and
+    its measurement is in ``info["chosen"]``. Returns ``(labels, distance,
+    info)``; ``n_jobs`` is a number of threads. ``full_distance=True`` keeps
+    every pair below 1 in the distance, even for a numeric eps.
+    """
+    from ..backend import resolve_device
+    from ..jaccard.plan import check_features_on, resolve_method
+
+    for value, name in ((k1, "k1"), (k2, "k2")):
+        if isinstance(value, str) and not is_auto(value):
+            raise InputError(f"{name} must be an integer or 'auto'; got {plain(value)}.")
+    chosen = {}
+    codes = None
+    requested = {"method": method, "k1": k1, "k2": k2}
+    if method == "auto" or is_auto(k1) or is_auto(k2):
+        dev = resolve_device(device)
+        features = check_features_on(features, dev)
+        n = features.shape[0]
+        if modalities is not None:
+            codes, _ = check_labels(modalities, n, "modalities")
+        if cameras is not None:
+            check_labels(cameras, n, "cameras")
+        if method == "auto":
+            method, record = resolve_method(features, codes, cameras=cameras is not None, knn=knn, device=dev)
+            if record is not None:
+                chosen["method"] = record
+    method = _resolve_method(method, modalities, cameras)
+    uses_k = method not in ("camera",)
+    if codes is None and modalities is not None and method in ("modality", "modality-qe", "modality-camera"):
+        codes, _ = check_labels(modalities, int(np.shape(features)[0]), "modalities")
+    M = int(codes.max()) + 1 if codes is not None else 1
+
+    def run(k1_value, k2_value=k2, cut=not full_distance):
+        k2_used = auto_k2(k1_value, method, M) if is_auto(k2_value) else k2_value
+        return _cluster_at(features, modalities=modalities, cameras=cameras, method=method, eps=eps,
+                           min_samples=min_samples, algorithm=algorithm, k1=k1_value, k2=k2_used, k1_intra=k1_intra,
+                           k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, knn=knn, device=device,
+                           n_jobs=n_jobs, progress=progress, cut=cut)
+
+    if is_auto(k1) and uses_k:
+        n = features.shape[0]
+        candidates = feasible_k1(K1_CANDIDATES, n, method, codes if M > 1 else None)
+        if candidates:
+            k1, (labels, D, info), chosen["k1"] = choose_k1(lambda k: run(k, cut=False), candidates, n_rows=n,
+                                                            giant_share=GIANT_SHARE, noise_share=NOISE_SHARE)
+        else:
+            k1 = fallback_k1(n, method, codes if M > 1 else None)
+            warn_user(f"k1='auto': {n} rows are too few to try any of {list(K1_CANDIDATES)}; using k1={k1} "
+                      f"(the default {K1_FALLBACK}, capped to what the rows allow).")
+            chosen["k1"] = {"value": k1, "reason": "too few rows to choose: the default, capped", "measurement": None}
+            labels, D, info = run(k1)
+    else:
+        if is_auto(k1):  # CA-Jaccard reads k1_intra/k1_inter: k1 is not used
+            k1 = K1_FALLBACK
+            chosen["k1"] = {"value": None, "reason": f"method={method!r} does not use k1", "measurement": None}
+        labels, D, info = run(k1)
+    if is_auto(k2) and uses_k:
+        chosen["k2"] = {"value": info["k2"], "reason": f"ceil(k1 / 5) as in the published k1=30, k2=6"
+                        + (f", per modality, at most k1 // {M}" if method in ("modality", "modality-camera") else ""),
+                        "measurement": {"k1": int(k1)}}
+    if eps == "auto" and algorithm == "dbscan":
+        chosen["eps"] = {"value": info["eps"], "reason": "best modularity + silhouette over eps 0.05-0.95 (auto_eps)",
+                         "measurement": info.get("auto_eps")}
+    info["method_requested"] = requested["method"]
+    info["k1_requested"], info["k2_requested"] = requested["k1"], requested["k2"]
+    info["chosen"] = chosen
+    info["n_modalities"] = M
+    return labels, D, info
+
+
+def _n_modalities(info):
+    return int(info.get("n_modalities", 1))
+
+
+def _runner(features, *, n_modalities, **settings):
+    """``run(k1, k2, eps, cut)``: :func:`_cluster_at` at these settings ("auto" k2 and eps resolved)."""
+    def run(k1, k2, eps, cut):
+        k2 = auto_k2(k1, settings["method"], n_modalities) if is_auto(k2) else k2
+        return _cluster_at(features, k1=k1, k2=k2, eps=eps, cut=cut, **settings)
+
+    return run
+
+
+def _cluster_at(features, *, modalities, cameras, method, eps, min_samples, algorithm, k1, k2, k1_intra, k1_inter,
+                k2_intra, k2_inter, knn, device, n_jobs, progress, cut=True):
+    """One clustering at explicit ``method``, ``k1`` and ``k2``: ``(labels, distance, info)``.
+
+    ``cut=False`` keeps every pair below 1 in the distance even for a numeric eps.
     """
     from ..backend import resolve_knn
 
     # DBSCAN at a fixed eps reads only pairs <= eps: store just those (same labels, far less memory)
-    cut = None
-    if algorithm == "dbscan" and eps != "auto":
-        cut = eps
+    cut_at = None
+    if cut and algorithm == "dbscan" and eps != "auto":
+        cut_at = eps
     D = jaccard_distance(
         features, modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2,
         k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
-        max_distance=cut, knn=knn, device=device, n_jobs=n_jobs, progress=progress,
+        max_distance=cut_at, knn=knn, device=device, n_jobs=n_jobs, progress=progress,
     )
-    resolved = _resolve_method(method, modalities, cameras)
+    resolved = method
     info = {"method": resolved, "algorithm": algorithm, "eps": None, "eps_requested": eps,
             "min_samples": min_samples, "k1": k1, "k2": k2}
     if resolved in ("camera", "modality-camera"):
@@ -263,14 +480,14 @@ def cluster_per_modality(features, modalities, *, eps=_D["eps"], min_samples: in
 
 
 def _per_modality(X, codes, classes, *, eps, min_samples, algorithm, k1, k2, knn, device, n_jobs, progress):
-    k1 = PARAMS["k1"](k1)  # read here: each modality must have more rows than k1
+    k1 = PARAMS["k1"](k1)  # read here: each modality must have more rows than k1 ("auto": chosen per modality)
     min_samples, algorithm, eps, n_jobs = _check_clustering(eps, min_samples, algorithm, n_jobs)
     labels = np.full(X.shape[0], -1, dtype=np.int64)
     offset = 0
     per = {}
     for g in range(classes.size):
         rows = np.flatnonzero(codes == g)
-        if rows.size <= k1:
+        if not is_auto(k1) and rows.size <= k1:
             raise InputError(
                 f"k1={k1} must be smaller than the number of rows of modality {plain(classes[g])} ({rows.size})."
             )

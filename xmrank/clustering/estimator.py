@@ -66,7 +66,9 @@ class XMCluster(ClusterMixin, BaseEstimator):
         scikit-learn's DBSCAN does on the dense matrix.
     min_samples : int, default=4
     algorithm : {"dbscan", "hdbscan"}, default="dbscan"
-    k1, k2 : int, default=30, 6
+    k1, k2 : int or "auto", default=30, 6
+        Neighbour-list and query-expansion lengths; "auto" chooses them from
+        the data (see :func:`xmrank.cluster`), kept in :attr:`chosen_`.
     k1_intra, k1_inter, k2_intra, k2_inter : int, default=5, 20, 2, 4
         CA-Jaccard's list lengths (``method="camera"``).
     knn : {"auto", "faiss", "numpy", "ann", "dask"}, default="auto"
@@ -96,6 +98,10 @@ class XMCluster(ClusterMixin, BaseEstimator):
         Everything needed to rerun the clustering: the resolved Jaccard
         method, eps, min_samples, k1, k2, the kNN engine that ran, the
         device (see ``return_info`` of :func:`xmrank.cluster`).
+    chosen_ : dict
+        Each ``"auto"`` parameter's choice (``method``, ``k1``, ``k2``,
+        ``eps``): ``{"value", "reason", "measurement"}``; empty when every
+        parameter was explicit.
     n_features_in_ : int
 
     See Also
@@ -157,6 +163,7 @@ class XMCluster(ClusterMixin, BaseEstimator):
         self.n_clusters_ = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
         self.eps_ = info["eps"]
         self.info_ = info
+        self.chosen_ = info["chosen"]
         return self
 
     def fit_predict(self, X, y=None, *, modalities=None, cameras=None):

@@ -94,9 +94,12 @@ def diagnose(
         clustered with DBSCAN and scored (:func:`cluster_scores`).
     cameras : array-like of shape (n_samples,), default=None
         Camera label per row; adds the camera-aware Jaccard (CA-Jaccard).
-    k1, k2 : int, default=30, 6
+    k1, k2 : int or "auto", default=30, 6
         Neighbour-list and query-expansion lengths of every method, and
-        ``k1`` of the neighbour make-up.
+        ``k1`` of the neighbour make-up. "auto": chosen for each method as
+        :func:`xmrank.cluster` chooses them (``report["chosen"]``, by
+        method, with the measurements; the make-up is then read at k1=30,
+        capped to what the rows allow).
     eps : float or "auto", default=0.6
         DBSCAN radius for the clustering scores, > 0 (``eps >= 1``: every
         pair is a neighbour, see :func:`xmrank.cluster_distance`); "auto"
@@ -150,10 +153,13 @@ def diagnose(
         raise InputError("modalities holds a single modality; diagnose needs at least two.")
     ids = None if labels is None else check_labels(labels, n, "labels")[0]
     cams = None if cameras is None else check_labels(cameras, n, "cameras")[0]
-    k1 = check_int(k1, "k1", minimum=classes.size)
-    if k1 >= n:
-        raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
-    k2 = check_int(k2, "k2", minimum=1)
+    k1_auto, k2_auto = _is_auto(k1), _is_auto(k2)
+    if not k1_auto:
+        k1 = check_int(k1, "k1", minimum=classes.size)
+        if k1 >= n:
+            raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
+    if not k2_auto:
+        k2 = check_int(k2, "k2", minimum=1)
     eps = parse_eps(eps)
     min_samples = PARAMS["min_samples"](min_samples)
     methods = _check_methods(methods, cams is not None)
@@ -173,25 +179,60 @@ def diagnose(
                        "methods": list(methods), "noise": noise},
     }
     with progress_bar(total=2 + len(methods), desc="diagnose", show=progress) as bar:
-        report["neighbor_makeup"] = neighbor_makeup(X, codes, k1=k1, labels=ids, knn=knn)
+        makeup_k1 = k1 if not k1_auto else _fallback_k1(n, codes)
+        report["neighbor_makeup"] = neighbor_makeup(X, codes, k1=makeup_k1, labels=ids, knn=knn)
         bar.stage("neighbour make-up")
         hists = {"original": original_histogram(X, codes, bins=bins, max_pairs=max_pairs, seed=seed)}
         bar.stage("original distances")
         clustering = {}
+        chosen = {}
         for method in methods:
             logger.info("diagnose: %s Jaccard", method)
-            D = jaccard_distance(X, modalities=codes, cameras=cams, method=method, k1=k1, k2=k2,
-                                 knn=knn, n_jobs=n_jobs, progress=progress)
+            if k1_auto or k2_auto:
+                # the lengths "auto" chooses for this method, as xmrank.cluster chooses them (its distance kept whole)
+                pred, D, info = _auto_clustering(X, codes, cams, method, k1, k2, eps, min_samples, knn, n_jobs,
+                                                 progress)
+                chosen[method] = info["chosen"]
+            else:
+                D = jaccard_distance(X, modalities=codes, cameras=cams, method=method, k1=k1, k2=k2,
+                                     knn=knn, n_jobs=n_jobs, progress=progress)
             hists[method] = jaccard_histogram(D, codes, bins=bins)
             if ids is not None:
-                clustering[method] = _cluster_and_score(D, ids, codes, eps, min_samples, noise)
+                if k1_auto or k2_auto:
+                    clustering[method] = {"eps": float(info["eps"]), "k1": info["k1"], "k2": info["k2"],
+                                          **cluster_scores(ids, pred, modalities=codes, noise=noise)}
+                else:
+                    clustering[method] = _cluster_and_score(D, ids, codes, eps, min_samples, noise)
             del D
             bar.stage(f"{method} Jaccard")
     report["distances"] = {name: histogram_summary(h) for name, h in hists.items()}
     report["histograms"] = {name: {k: h[k] for k in ("edges", "intra", "inter")} for name, h in hists.items()}
     if ids is not None:
         report["clustering"] = clustering
+    if chosen:
+        report["chosen"] = chosen
+        report["neighbor_makeup"]["k1_note"] = f"k1='auto': the make-up is read at k1={makeup_k1}"
     return _json_ready(report)
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"
+
+
+def _fallback_k1(n, codes):
+    from ..clustering.auto import fallback_k1
+
+    return fallback_k1(n, "modality", codes)
+
+
+def _auto_clustering(X, codes, cams, method, k1, k2, eps, min_samples, knn, n_jobs, progress):
+    """``xmrank.cluster``'s choice of the "auto" lengths for ``method``: ``(labels, distance, info)``."""
+    from ..clustering.api import _cluster
+
+    return _cluster(X, modalities=codes, cameras=cams, method=method, eps=eps, min_samples=min_samples,
+                    algorithm="dbscan", k1=k1, k2=k2, k1_intra=_D["k1_intra"], k1_inter=_D["k1_inter"],
+                    k2_intra=_D["k2_intra"], k2_inter=_D["k2_inter"], knn=knn, device="cpu", n_jobs=n_jobs,
+                    progress=progress, full_distance=True)
 
 
 def _cluster_and_score(D, ids, codes, eps, min_samples, noise):

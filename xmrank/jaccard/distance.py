@@ -86,13 +86,21 @@ def jaccard_distance(
           each modality's ``k1 // M`` neighbours are split evenly over its
           cameras, merged; query expansion as ``"modality"``. With one camera
           per modality it equals ``"modality"``.
-        - ``"auto"``: ``"modality"`` when ``modalities`` is given, else
-          ``"camera"`` when ``cameras`` is given, else ``"vanilla"``.
+        - ``"auto"``: with modalities, ``"modality"`` where the features show
+          a modality bias (the cross-modal share of plain 20-NN lists of a
+          sample of rows below half the share expected without bias,
+          :mod:`xmrank.jaccard.modality_bias`), else as without modalities;
+          without them ``"camera"`` when ``cameras`` is given, else
+          ``"vanilla"``. The choice and its measurement are logged (and kept
+          in ``JaccardPlan.chosen`` by :func:`xmrank.jaccard.plan_jaccard`).
     k1 : int, default=30
         Neighbour-list length (``"vanilla"``, ``"modality"``, ``"modality-qe"``).
-    k2 : int, default=6
+    k2 : int or "auto", default=6
         Query-expansion length; 1 disables expansion. For ``"modality"`` it
-        is the number of neighbours taken *per modality*.
+        is the number of neighbours taken *per modality*. "auto":
+        ``ceil(k1 / 5)`` (the published 30 / 6), at most ``k1 // M`` per
+        modality. (``k1="auto"`` is chosen by clustering at each candidate:
+        :func:`xmrank.cluster` takes it, with ``return_distance=True``.)
     k1_intra, k1_inter, k2_intra, k2_inter : int, default=5, 20, 2, 4
         CA-Jaccard's same-camera / other-camera list and expansion lengths.
     self_in_k1 : bool, default=True
@@ -187,7 +195,7 @@ def jaccard_distance(
     n = X.shape[0]
     request = check_request(n, modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2,
                             k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
-                            self_in_k1=self_in_k1, knn=knn, device=device)
+                            self_in_k1=self_in_k1, knn=knn, device=device, features=X)
     max_distance = _check_output(max_distance, dense)
     if dense:
         from .._memory import check_fits

@@ -11,13 +11,13 @@ here, registered in ``_PLANNERS``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._validation import (InputError, check_features, check_int, check_labels, check_norms, check_option, plain,
-                           widen_torch)
+                           warn_user, widen_torch)
 from ..backend import (array_module, device_features, is_device_array, resolve_device, resolve_knn,
                        using_device)
 from ..knn import knn_search
@@ -27,7 +27,7 @@ from . import query_expansion as qe
 logger = logging.getLogger(__name__)
 
 __all__ = ["METHODS", "JaccardPlan", "PlanRequest", "plan_jaccard", "check_features_on", "check_request",
-           "check_plan", "build_plan"]
+           "check_plan", "build_plan", "resolve_method", "auto_k2"]
 
 #: Method names accepted by ``method=``.
 METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera")
@@ -52,6 +52,10 @@ class JaccardPlan:
         None: no expansion (CA-Jaccard).
     expansion : scipy.sparse.csr_matrix of shape (n_samples, n_samples), or None
         The query-expansion matrix ``Q`` (``V' = Q V``); None: ``V' = V``.
+    chosen : dict
+        What the ``"auto"`` arguments chose and the measurement behind each
+        (``{"method": {"value", "reason", "measurement"}}``); empty when
+        every argument was explicit.
     """
 
     method: str
@@ -60,6 +64,7 @@ class JaccardPlan:
     reciprocal: np.ndarray
     half_reciprocal: np.ndarray | None
     expansion: sp.csr_matrix | None
+    chosen: dict = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -86,6 +91,9 @@ class PlanRequest:
     ``modalities``/``cameras`` are label codes ``0..M-1`` (or None), and
     ``modality_names``/``camera_names`` the labels as given, for messages.
     The list lengths are checked against the data by :func:`check_plan`.
+    ``chosen`` holds what the ``"auto"`` arguments chose, by name
+    (``method``: see :func:`resolve_method`; ``k2``: :func:`auto_k2`),
+    None when every argument is explicit.
     """
 
     method: str
@@ -102,6 +110,7 @@ class PlanRequest:
     cameras: np.ndarray | None = None
     modality_names: np.ndarray | None = None
     camera_names: np.ndarray | None = None
+    chosen: dict | None = None
 
     @property
     def lengths(self) -> dict:
@@ -126,11 +135,14 @@ def check_features_on(features, device: str):
 
 
 def check_request(n: int, *, modalities, cameras, method: str, k1, k2, k1_intra, k1_inter, k2_intra, k2_inter,
-                  self_in_k1, knn: str, device: str) -> PlanRequest:
+                  self_in_k1, knn: str, device: str, features=None) -> PlanRequest:
     """Check the planning arguments for ``n`` rows, each on its own; resolve ``method="auto"``.
 
     ``device`` must be resolved already. The list lengths are only passed on:
-    :func:`check_plan` checks them against the data.
+    :func:`check_plan` checks them against the data. ``method="auto"`` with
+    modalities is resolved by measuring the modality bias of ``features``
+    (:func:`resolve_method`); without ``features`` (argument checks only) it
+    is provisionally ``"modality"``.
     """
     method = check_option(method, "method", METHODS)
     mod_codes = cam_codes = mod_names = cam_names = None
@@ -138,14 +150,101 @@ def check_request(n: int, *, modalities, cameras, method: str, k1, k2, k1_intra,
         mod_codes, mod_names = check_labels(modalities, n, "modalities")
     if cameras is not None:
         cam_codes, cam_names = check_labels(cameras, n, "cameras")
+    chosen = None
     if method == "auto":
-        method = "modality" if mod_codes is not None else ("camera" if cam_codes is not None else "vanilla")
+        method, chosen = resolve_method(features, mod_codes, cameras=cam_codes is not None, knn=knn, device=device)
+    if isinstance(k1, str) and k1 == "auto":
+        raise InputError("k1='auto' chooses the list length by clustering at each candidate; jaccard_distance has no "
+                         "clustering to judge by: use xmrank.cluster(..., k1='auto', return_distance=True, "
+                         "return_info=True) for the distance at the chosen k1, or pass an integer.")
+    if isinstance(k2, str) and k2 == "auto":
+        k1_checked = check_int(k1, "k1", minimum=1)
+        n_mod = int(mod_codes.max()) + 1 if mod_codes is not None and method in ("modality", "modality-camera") else 1
+        k2 = auto_k2(k1_checked, method, n_mod)
+        k2_record = {"value": k2, "reason": "ceil(k1 / 5) as in the published k1=30, k2=6"
+                     + (f", per modality, at most k1 // {n_mod}" if n_mod > 1 else ""), "measurement": {"k1": k1_checked}}
+        logger.info("k2='auto' chose k2=%d: %s", k2, k2_record["reason"])
+        chosen = {"method": chosen, "k2": k2_record} if chosen is not None else {"k2": k2_record}
+    elif chosen is not None:
+        chosen = {"method": chosen}
     if not isinstance(self_in_k1, (bool, np.bool_)):
         raise InputError(f"self_in_k1 must be True or False; got {plain(self_in_k1)}.")
     resolve_knn(knn, device)
     return PlanRequest(method=method, k1=k1, k2=k2, k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra,
                        k2_inter=k2_inter, self_in_k1=bool(self_in_k1), knn=knn, device=device,
-                       modalities=mod_codes, cameras=cam_codes, modality_names=mod_names, camera_names=cam_names)
+                       modalities=mod_codes, cameras=cam_codes, modality_names=mod_names, camera_names=cam_names,
+                       chosen=chosen)
+
+
+def resolve_method(features, modality_codes, *, cameras: bool = False, knn: str = "auto", device: str = "cpu"):
+    """The method ``method="auto"`` stands for, and the measurement behind it.
+
+    With two or more modalities the modality bias of ``features`` is measured
+    (:func:`xmrank.jaccard.modality_bias.modality_bias`: the cross-modal share
+    of plain kNN lists of a sample of rows against the share expected without
+    bias) and :func:`~xmrank.jaccard.modality_bias.choose_method` picks
+    ``"modality"`` where the lists are biased, else ``"camera"`` with camera
+    labels, else ``"vanilla"``. Without modalities (or with one) nothing is
+    measured: ``"camera"`` with cameras, else ``"vanilla"``.
+
+    Parameters
+    ----------
+    features : array of shape (n, d) or None
+        Checked features (on ``device``); None: no measurement, the
+        provisional choice ``"modality"`` where modalities are given (for
+        argument checks that compute nothing).
+    modality_codes : ndarray of int or None
+        Modality codes ``0..M-1``.
+    cameras : bool, default=False
+        Whether camera labels are given.
+    knn, device : str
+        Where the measurement's search runs.
+
+    Returns
+    -------
+    method : str
+    chosen : dict or None
+        ``{"value": method, "reason": ..., "measurement": bias}`` (the dict
+        of :func:`~xmrank.jaccard.modality_bias.modality_bias`); None when
+        nothing was measured.
+    """
+    from .modality_bias import choose_method, modality_bias
+
+    if modality_codes is None or int(modality_codes.max()) < 1:
+        method, reason = choose_method(None, cameras=cameras)
+        if modality_codes is None:
+            return method, None
+        warn_user(f"method='auto': modalities holds a single modality, so there is no modality bias to measure; "
+                  f"using method={method!r}.")
+        return method, {"value": method, "reason": "one modality only: nothing to measure", "measurement": None}
+    if features is None:
+        return "modality", None
+    bias = modality_bias(features, modality_codes, knn=knn, device=device)
+    method, reason = choose_method(bias, cameras=cameras)
+    logger.info("method='auto' chose %r: %s", method, reason)
+    return method, {"value": method, "reason": reason, "measurement": bias}
+
+
+def request_choices(request: PlanRequest) -> dict:
+    """What the ``"auto"`` arguments of ``request`` chose: ``{name: {"value", "reason", "measurement"}}``."""
+    return {} if request.chosen is None else dict(request.chosen)
+
+
+def auto_k2(k1: int, method: str, n_modalities: int = 1) -> int:
+    """``k2="auto"``: ``ceil(k1 / 5)`` (the published 30 / 6), at most the list each expansion reads.
+
+    Parameters
+    ----------
+    k1 : int
+    method : str
+        The resolved Jaccard method.
+    n_modalities : int, default=1
+        Modalities, for the modality-aware rules (whose ``k2`` is per modality
+        and at most ``k1 // M``).
+    """
+    k2 = max(1, -(-int(k1) // 5))
+    per = k1 // n_modalities if method in ("modality", "modality-camera") and n_modalities > 1 else k1
+    return int(max(1, min(k2, per)))
 
 
 def check_plan(n: int, request: PlanRequest, *, combined: bool = True) -> None:
@@ -218,8 +317,10 @@ def plan_jaccard(features, *, modalities=None, cameras=None, method: str = "auto
         X = check_features_on(features, device)
         request = check_request(X.shape[0], modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2,
                                 k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
-                                self_in_k1=self_in_k1, knn=knn, device=device)
-        return build_plan(X, request)
+                                self_in_k1=self_in_k1, knn=knn, device=device, features=X)
+        plan = build_plan(X, request)
+        plan.chosen = request_choices(request)
+        return plan
 
 
 # --- per-method planners: check the lengths, then (search=True) search and build ---------------

@@ -83,11 +83,11 @@ class TrainConfig:
     intra_margin: float = 0.2              #: margin of the mean-row term of the intra-modality loss
     n_candidates: int = 50                 #: softmax size of the multi-positive loss
     # --- clustering
-    eps_intra: float = 0.6
-    eps_global: float = 0.6
+    eps_intra: float = 0.6                 #: or "auto": chosen at each clustering round (xmrank.cluster's eps="auto")
+    eps_global: float = 0.6                #: or "auto"
     min_samples: int = 4
-    k1: int = 30
-    k2: int = 6
+    k1: int = 30                           #: or "auto": chosen at each clustering round (xmrank.cluster's k1="auto")
+    k2: int = 6                            #: or "auto": ceil(k1 / 5)
     subset_ratio: float = 0.5              #: 1.0 disables subset clustering of the larger modality
     global_method: str = "modality"        #: Jaccard of stage-2 global clustering: modality | vanilla | modality-qe
     global_labels: str = "jaccard"         #: stage-2 global labels: jaccard (global clustering, published) | hungarian | ot | ot-instance (per-modality clusters matched, xmrank.match_clusters)
@@ -184,10 +184,17 @@ def preset_config(name: str = "paper", *, dataset: str = "sysu") -> TrainConfig:
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 
+#: Fields that also take the word "auto" (chosen from the data at each clustering round).
+AUTO_FIELDS = ("k1", "k2", "eps_intra", "eps_global")
+
+
 def _coerce(name: str, value):
     """Convert ``value`` to the type of field ``name`` or raise InputError."""
     default = _FIELDS[name].default
     kind = type(default)
+    if name in AUTO_FIELDS and isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    auto = " or 'auto'" if name in AUTO_FIELDS else ""
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -201,11 +208,11 @@ def _coerce(name: str, value):
             pass
     if kind is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise InputError(f"config {name} must be an integer; got {value!r}.")
+            raise InputError(f"config {name} must be an integer{auto}; got {value!r}.")
         return int(value)
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"config {name} must be a number; got {value!r}.")
+            raise InputError(f"config {name} must be a number{auto}; got {value!r}.")
         return float(value)
     if kind is tuple:
         if isinstance(value, str):
@@ -309,7 +316,7 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
         check_int(getattr(cfg, name), name, minimum=16)
     for name in ("step_size", "iters", "batch_size_ir", "batch_size_rgb", "num_instances", "global_batch_size_ir",
                  "global_batch_size_rgb", "n_candidates",
-                 "min_samples", "k1", "k2", "eval_trials", "feature_batch_size", "synthetic_train_ids",
+                 "min_samples", "eval_trials", "feature_batch_size", "synthetic_train_ids",
                  "synthetic_test_ids", "synthetic_images_per_camera", "regdb_trial"):
         check_int(getattr(cfg, name), name, minimum=1)
     check_int(cfg.seed, "seed", minimum=0, maximum=2**64 - 1)
@@ -321,7 +328,11 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     for name in ("batch_size_ir", "batch_size_rgb", "global_batch_size_ir", "global_batch_size_rgb"):
         if getattr(cfg, name) < cfg.num_instances:
             raise InputError(f"{name} ({getattr(cfg, name)}) must be at least num_instances ({cfg.num_instances}).")
-    if cfg.k2 > cfg.k1:
+    from .._params import parse_eps, parse_int_or_auto
+
+    for name in ("k1", "k2"):
+        parse_int_or_auto(getattr(cfg, name), name)
+    if cfg.k1 != "auto" and cfg.k2 != "auto" and cfg.k2 > cfg.k1:
         raise InputError(f"k2 ({cfg.k2}) must not exceed k1 ({cfg.k1}).")
     check_real(cfg.lr, "lr", low=0.0, low_open=True)
     check_real(cfg.weight_decay, "weight_decay", low=0.0)
@@ -329,8 +340,8 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     check_real(cfg.temperature, "temperature", low=0.0, low_open=True)
     check_real(cfg.momentum, "momentum", low=0.0, high=1.0)
     check_real(cfg.intra_margin, "intra_margin", low=0.0)
-    check_real(cfg.eps_intra, "eps_intra", low=0.0, low_open=True)
-    check_real(cfg.eps_global, "eps_global", low=0.0, low_open=True)
+    parse_eps(cfg.eps_intra, "eps_intra")
+    parse_eps(cfg.eps_global, "eps_global")
     check_real(cfg.subset_ratio, "subset_ratio", low=0.0, high=1.0, low_open=True)
     check_real(cfg.erasing, "erasing", low=0.0, high=1.0)
     check_real(cfg.gray_probability, "gray_probability", low=0.0, high=1.0)

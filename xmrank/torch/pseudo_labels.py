@@ -79,9 +79,14 @@ def fitted_k(k1: int, k2: int, n_rows: int, parts: int = 1):
 
     ``parts``: how many groups ``k1`` is split over (2 for the modality-aware
     lists, ``k1 // 2`` neighbours from each modality, whose expansion length
-    ``k2`` may not exceed ``k1 // 2``).
+    ``k2`` may not exceed ``k1 // 2``). ``"auto"`` passes through: the
+    clustering chooses it at each round, within what the rows allow.
     """
+    if k1 == "auto":  # chosen by the clustering among the candidates these rows allow
+        return k1, k2
     k1_fit = min(k1, parts * max(1, n_rows - 1))
+    if k2 == "auto":
+        return k1_fit, k2
     k2_fit = min(k2, max(1, k1_fit // parts))
     if k1_fit < k1:
         logger.info("k1 lowered from %d to %d: a clustered group has only %d rows", k1, k1_fit, n_rows)
@@ -131,16 +136,19 @@ def cluster_epoch(feats, mods, pids, cfg, rng, *, stage: int, larger: int) -> di
     -------
     out : dict
         ``"intra"`` (labels per row, -1 = not clustered or noise), ``"stats"``
-        (per-modality and global summaries), and in stage 2 ``"global_rows"``
+        (per-modality and global summaries; with "auto" settings ``"chosen"``,
+        this round's choices and their measurements), and in stage 2 ``"global_rows"``
         (the rows clustered globally) and ``"global"`` (their labels).
     """
     smallest = smallest_group(mods, cfg, larger)
     n_other = int((mods != larger).sum())
     k1, k2 = fitted_k(cfg.k1, cfg.k2, smallest)
     t0 = time.perf_counter()
-    labels, subsets = clustering.subset_cluster(
+    labels, subsets, intra_info = clustering.subset_cluster(
         feats, mods, subset_modality=larger, ratio=cfg.subset_ratio, seed=rng, eps=cfg.eps_intra,
-        min_samples=cfg.min_samples, k1=k1, k2=k2, knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False)
+        min_samples=cfg.min_samples, k1=k1, k2=k2, knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False,
+        return_info=True)
+    chosen = {"intra": {m: i.get("chosen", {}) for m, i in intra_info.get("per_modality", {}).items()}}
     stats = {}
     for m, name in MODALITY_NAMES.items():
         rows = subsets[0] if m == larger else np.flatnonzero(mods == m)
@@ -159,9 +167,11 @@ def cluster_epoch(feats, mods, pids, cfg, rng, *, stage: int, larger: int) -> di
             kg1, kg2 = fitted_k(cfg.k1, cfg.k2, min(len(g_larger), n_other), parts=2)
         matched = {}
         if cfg.global_labels == "jaccard":
-            glabels = clustering.cluster(feats[g_rows], modalities=mods[g_rows], method=cfg.global_method,
-                                         eps=cfg.eps_global, min_samples=cfg.min_samples, k1=kg1, k2=kg2,
-                                         knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False)
+            glabels, ginfo = clustering.cluster(feats[g_rows], modalities=mods[g_rows], method=cfg.global_method,
+                                                eps=cfg.eps_global, min_samples=cfg.min_samples, k1=kg1, k2=kg2,
+                                                knn=cfg.cluster_knn, device=cfg.cluster_device, progress=False,
+                                                return_info=True)
+            chosen["global"] = ginfo.get("chosen", {})
         else:
             glabels, matched = _matched_global(feats, mods, labels, g_rows, g_larger, subsets[0], cfg, kg1, kg2)
         s = clustering.cluster_summary(glabels, mods[g_rows])
@@ -172,6 +182,8 @@ def cluster_epoch(feats, mods, pids, cfg, rng, *, stage: int, larger: int) -> di
         stats["global"] = s
         out["global_rows"] = g_rows
         out["global"] = glabels
+    if any(v == "auto" for v in (cfg.k1, cfg.k2, cfg.eps_intra, cfg.eps_global)):
+        stats["chosen"] = chosen  # this round's "auto" choices, each with its measurement
     stats["time_s"] = round(time.perf_counter() - t0, 2)
     return out
 
