@@ -12,7 +12,7 @@ from xmrank._params import PARAMS
 
 from ._bundle import BUNDLE_HELP, load_side
 from ._io import check_outputs, echo_report, fail, load_array, user_errors, write_json
-from ._options import camera_options, jobs_option, label_or_path
+from ._options import K_OR_AUTO, camera_options, jobs_option, label_or_path, rerank_k_options, rerank_method_option
 
 PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market", "llcm"])
 METRICS = ("inner", "cosine", "euclidean")
@@ -23,27 +23,6 @@ _NEED_MODALITIES = ("modality", "modality-qe", "modality-camera")
 _NEED_CAMERAS = ("camera", "modality-camera")
 
 
-class KOrAuto(click.ParamType):
-    """A list length: a positive integer, or ``auto`` (chosen from the data)."""
-
-    name = "INTEGER|auto"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and value.strip().lower() == "auto":
-            return "auto"
-        else:
-            try:
-                number = int(str(value).strip())
-            except ValueError:
-                self.fail(f"{value!r} is neither a positive integer nor 'auto'.", param, ctx)
-        if not 1 <= number < 2**63:
-            self.fail(f"expected a positive integer or 'auto'; got {value!r}.", param, ctx)
-        return number
-
-
-K_OR_AUTO = KOrAuto()
 
 
 def _spelling(query_option: str, gallery_option: str) -> str:
@@ -153,11 +132,13 @@ def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normali
 
     ``camera_option`` is the spelling of the camera options the user typed
     ("cameras", or the older "cams"), for messages. Returns the re-ranked
-    distances and the (k1, k2) used (resolved when "auto").
+    distances and ``chosen``: the method, k1, k2 and λ used (resolved when
+    "auto") with the measurements behind them (``xmrank.rerank(...,
+    return_chosen=True)``).
     """
     import logging
 
-    from xmrank.retrieval import auto_k, rerank
+    from xmrank.retrieval import rerank
 
     q_n = D.shape[0] if D is not None else len(qa["features"])
     g_n = D.shape[1] if D is not None else len(ga["features"])
@@ -179,15 +160,14 @@ def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normali
     labels = dict(query_modalities=q_mod if use_mod else None, gallery_modalities=g_mod if use_mod else None,
                   query_cameras=q_cam if use_cam else None, gallery_cameras=g_cam if use_cam else None)
     inputs = dict(distances=(D, QQ, GG)) if D is not None else dict(query=qa["features"], gallery=ga["features"])
-    if k1 == "auto" or k2 == "auto":
-        chosen = auto_k(**inputs, **labels, method=method)
-        k1 = chosen["k1"] if k1 == "auto" else k1
-        k2 = chosen["k2"] if k2 == "auto" else k2
-        logging.getLogger(__name__).info("k1/k2 'auto': about %d item(s) per identity and modality", chosen["group_size"])
     extra = {} if D is not None else dict(knn=knn)
     extra["n_jobs"] = n_jobs
-    R = rerank(**inputs, **labels, method=method, k1=k1, k2=k2, lambda_value=lambda_value, normalize=normalize, **extra)
-    return R, k1, k2
+    R, chosen = rerank(**inputs, **labels, method=method, k1=k1, k2=k2, lambda_value=lambda_value, normalize=normalize,
+                       return_chosen=True, **extra)
+    for sentence in (chosen["method_reason"], chosen["k_reason"]):
+        if sentence != "given":
+            logging.getLogger(__name__).info("re-ranking 'auto': %s", sentence)
+    return R, chosen
 
 
 SIDE_HELP = (
@@ -238,9 +218,8 @@ Examples:
 @click.option("--roc", is_flag=True, help="Also report TPR at FPR 1e-4, 1e-3, 1e-2, 1e-1.")
 @click.option("--rerank", "rerank_mode", type=click.Choice(["none", "both"]), default="none", show_default=True,
               help="'both': one table with the scores without and with k-reciprocal re-ranking.")
-@click.option("--method", type=click.Choice(RERANK_METHODS), default="auto", show_default=True, help="Neighbour rule of the re-ranking.")
-@click.option("--k1", type=K_OR_AUTO, default=20, show_default=True, help="Re-ranking list length, or 'auto'.")
-@click.option("--k2", type=K_OR_AUTO, default=6, show_default=True, help="Re-ranking query-expansion length, or 'auto'.")
+@rerank_method_option(RERANK_METHODS)
+@rerank_k_options
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Re-ranking weight of the original distance.")
 @jobs_option("the re-ranking")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores (with the full CMC) to this JSON file.")
@@ -292,12 +271,15 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
         if json_path:
             write_json(json_path, result_json(res), "--json")
         return
-    R, k1, k2 = rerank_distances(qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2,
+    R, chosen = rerank_distances(qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2,
                                  lambda_value=lambda_value, n_jobs=n_jobs, camera_option=_spelling(q_cam_opt, g_cam_opt))
-    rows = {"without re-ranking": res, f"re-ranked (k1={k1}, k2={k2})": score(R, qa, ga, protocol, max_rank, roc)}
+    rows = {"without re-ranking": res,
+            f"re-ranked ({chosen['method']}, k1={chosen['k1']}, k2={chosen['k2']})": score(R, qa, ga, protocol, max_rank, roc)}
     echo_report(format_table(rows, protocol), json_path)
     if json_path:
         write_json(json_path, {"protocol": protocol,
-                               "rerank": {"method": method, "k1": k1, "k2": k2, "lambda": lambda_value},
+                               "rerank": {"method": chosen["method"], "k1": chosen["k1"], "k2": chosen["k2"],
+                                          "lambda": lambda_value},
+                               "chosen": chosen,
                                "results": {"without re-ranking": result_json(res), "re-ranked": result_json(rows[list(rows)[1]])}},
                    "--json")
