@@ -122,6 +122,12 @@ def choose(source, mods, cams, method, k1, k2, self_in_k1) -> dict:
             chosen["method_reason"] = "all rows equal"
             fallback("method='auto': all rows are equal, so no modality bias can be measured; using the "
                      "documented default 'modality' (modalities are given).")
+        elif np.bincount(codes).min() < MIN_ROWS:
+            chosen["method"] = "modality"
+            chosen["method_reason"] = "too few rows to measure a bias"
+            fallback(f"method='auto': {int(np.bincount(codes).min())} row(s) in the smallest modality are too few to "
+                     f"measure a modality bias (at least {MIN_ROWS}); using the documented default 'modality' "
+                     "(modalities are given).")
         else:
             bias = _bias(source, codes)
             chosen["bias"] = bias
