@@ -278,8 +278,8 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
     echo_report(format_table(rows, protocol), json_path)
     if json_path:
         write_json(json_path, {"protocol": protocol,
-                               "rerank": {"method": chosen["method"], "k1": chosen["k1"], "k2": chosen["k2"],
-                                          "lambda": lambda_value},
+                               "rerank": {"method": chosen["method"], "method_requested": method, "k1": chosen["k1"],
+                                          "k2": chosen["k2"], "lambda": lambda_value},
                                "chosen": chosen,
                                "results": {"without re-ranking": result_json(res), "re-ranked": result_json(rows[list(rows)[1]])}},
                    "--json")

@@ -203,7 +203,7 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
         if method in KRECIPROCAL + ("torchreid",):
             settings.update(k1=k1, k2=k2, **{"lambda": lambda_value})
         if chosen is not None:
-            settings.update(method=chosen["method"], chosen=chosen)
+            settings.update(method=chosen["method"], method_requested=method, chosen=chosen)
         write_json(json_path, {**settings, "results": {name: result_json(r) for name, r in
                                                        zip(("original", "re-ranked"), rows.values())}}, "--json")
 
