@@ -102,7 +102,8 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
 
     The choice follows the one-standard-error rule: every setting whose mean
     mAP is within one standard error (fold standard deviation / sqrt(folds))
-    of the top mean is as good as the data can tell; of those, the one
+    of the top mean, and not below the original distance's, is as good as
+    the data can tell; of those, the one
     nearest the published setting (the modality-aware rule where modalities
     are given, else the first method; then λ nearest 0.3, ``k1`` nearest 20,
     ``k2`` nearest 6) is chosen, since the top of a noisy grid is partly
@@ -211,7 +212,9 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
         return (int(r["method"] != preferred), abs(r["lambda_value"] - 0.3), abs(np.log((r["k1"] or 20) / 20)),
                 abs(np.log((r["k2"] or 6) / 6)))
 
-    best = min((r for r in table if r["mAP"] >= band), key=distance)
+    original = next(r for r in table if r["method"] == "original")
+    floor = max(band, original["mAP"])  # never a setting that scored below no re-ranking at all
+    best = min((r for r in table if r["mAP"] >= floor), key=distance)
     if best["method"] == "original":
         plain_method = methods[0]
         chosen = {"method": plain_method, "lambda_value": 1.0}
