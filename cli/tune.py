@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from xmrank._params import RERANK_GRID
+
 from ._bundle import load_side
 from ._io import check_outputs, echo_report, fail, user_errors, write_json
 from ._options import camera_options, label_or_path
@@ -34,6 +36,11 @@ def _numbers(kind, name):
         return values
 
     return parse
+
+
+def _joined(name):
+    """The default of a grid option: :data:`xmrank._params.RERANK_GRID`'s values, comma-separated."""
+    return ",".join(str(v) for v in RERANK_GRID[name])
 
 
 def _words(ctx, param, value):
@@ -82,9 +89,11 @@ Examples:
 @camera_options
 @click.option("--methods", callback=_words, help="Neighbour rules to try, comma-separated (default: vanilla, plus "
               "modality with modalities and camera with cameras).")
-@click.option("--k1s", callback=_numbers(int, "--k1s"), default="10,20,30", show_default=True, help="List lengths to try.")
-@click.option("--k2s", callback=_numbers(int, "--k2s"), default="1,3,6", show_default=True, help="Expansion lengths to try.")
-@click.option("--lambdas", callback=_numbers(float, "--lambdas"), default="0.1,0.3,0.5", show_default=True,
+@click.option("--k1s", callback=_numbers(int, "--k1s"), default=_joined("k1s"), show_default=True,
+              help="List lengths to try.")
+@click.option("--k2s", callback=_numbers(int, "--k2s"), default=_joined("k2s"), show_default=True,
+              help="Expansion lengths to try.")
+@click.option("--lambdas", callback=_numbers(float, "--lambdas"), default=_joined("lambdas"), show_default=True,
               help="Weights of the original distance to try (no re-ranking, 1.0, is always scored).")
 @click.option("--splits", "n_splits", type=click.IntRange(min=1), default=3, show_default=True, help="Folds of identities.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the folds.")

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from .._params import RERANK_GRID
 from .._validation import InputError, check_features, check_int, check_option, check_real, plain
 from ..jaccard import METHODS
 from .metrics import evaluate
@@ -29,10 +30,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["select_rerank"]
 
-#: The default grid (``methods=None`` adds "modality" where modalities are given and "camera" where cameras are).
-K1S = (10, 20, 30)
-K2S = (1, 3, 6)
-LAMBDAS = (0.1, 0.3, 0.5)
+#: The default grid, declared once in :data:`xmrank._params.RERANK_GRID` (``methods=None`` adds "modality"
+#: where modalities are given and "camera" where cameras are).
+K1S, K2S, LAMBDAS = RERANK_GRID["k1s"], RERANK_GRID["k2s"], RERANK_GRID["lambdas"]
 
 
 def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=None, gallery_modalities=None,
