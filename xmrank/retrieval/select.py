@@ -206,8 +206,8 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
     band = top["mAP"] - top["mAP_std"] / np.sqrt(n_splits)
     # not the rule method="auto" would measure on these rows: labelled data is often what aligned the
     # modalities (a CCA or a trained network fitted on it), so it shows less bias than the data to come
-    # (on benchmarks/bench_real.py's protocols: ratios 0.82-1.06 on the train halves, 0.28-0.72 on the test
-    # halves, for all sets but three)
+    # (on benchmarks/bench_real.py's protocols: bias ratios 0.82-1.06 on the train halves, 0.41-0.95 on the
+    # test halves, for all sets but three)
     preferred = "modality" if "modality" in methods else methods[0]
 
     def distance(r):
