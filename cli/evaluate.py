@@ -12,7 +12,7 @@ from xmrank._params import PARAMS
 
 from ._bundle import BUNDLE_HELP, load_side
 from ._io import check_outputs, echo_report, fail, load_array, user_errors, write_json
-from ._options import K_OR_AUTO, camera_options, jobs_option, label_or_path, rerank_k_options, rerank_method_option
+from ._options import camera_options, jobs_option, label_or_path, rerank_k_options, rerank_method_option
 
 PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market", "llcm"])
 METRICS = ("inner", "cosine", "euclidean")
