@@ -20,6 +20,7 @@ selection.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,8 +130,33 @@ def make_protocol(name: str, view_a: int, view_b: int, *, seed: int = 0, n_compo
     return Protocol(f"{name} {view_a}-{view_b}", za[tr], zb[tr], labels[tr], za[te], zb[te], labels[te])
 
 
-def protocols(cases=DEFAULT_CASES, *, seed: int = 0):
-    """Yield the :class:`Protocol` of each case (skipping sets that are absent)."""
+#: Where built protocols are kept between runs (the CCA fits take minutes), outside the repository.
+CACHE = Path(os.environ.get("XMRANK_REAL_CACHE", Path.home() / ".cache" / "xmrank" / "real_sets"))
+
+
+def cached_protocol(name: str, view_a: int, view_b: int, *, seed: int = 0, n_components: int = 32) -> Protocol:
+    """:func:`make_protocol`, kept as a .npz under :data:`CACHE` (keyed by set, views, seed and components)."""
+    path = CACHE / f"{name}_{view_a}-{view_b}_s{seed}_c{n_components}.npz"
+    fields = ("train_a", "train_b", "train_ids", "test_a", "test_b", "test_ids")
+    if path.is_file():
+        with np.load(path) as z:
+            return Protocol(f"{name} {view_a}-{view_b}", *(z[f] for f in fields))
+    p = make_protocol(name, view_a, view_b, seed=seed, n_components=n_components)
+    try:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **{f: getattr(p, f) for f in fields})
+    except OSError:
+        pass  # a read-only home: build again next time
+    return p
+
+
+def protocols(cases=DEFAULT_CASES, *, seed: int = 0, cache: bool = True):
+    """Yield the :class:`Protocol` of each case (skipping sets that are absent); ``cache``: via :data:`CACHE`."""
+    import warnings
+
+    build = cached_protocol if cache else make_protocol
     for name, a, b in cases:
         if (REAL_ROOT / SETS[name][0]).is_file():
-            yield make_protocol(name, a, b, seed=seed)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Maximum number of iterations", category=Warning)
+                yield build(name, a, b, seed=seed)

@@ -17,8 +17,9 @@ from xmrank._validation import InputError
 
 from ._io import DEVICE, SEED
 
-__all__ = ["DeclaredType", "EPS", "algorithm_option", "camera_alias", "camera_weight_option", "declared",
-           "either_option", "jobs_option", "label_or_path", "progress_option"]
+__all__ = ["DeclaredType", "EPS", "K_OR_AUTO", "KOrAuto", "algorithm_option", "camera_alias", "camera_weight_option",
+           "declared", "either_option", "jobs_option", "label_or_path", "progress_option", "rerank_k_options",
+           "rerank_method_option"]
 
 
 class DeclaredType(click.ParamType):
@@ -87,6 +88,49 @@ def declared(name: str, *decls, more: str = "", **overrides):
                     help=f"{help_text} {more}".strip())
     settings.update(overrides)
     return click.option(option, *decls, dest, **settings)
+
+
+class KOrAuto(click.ParamType):
+    """A list length: a positive integer, or ``auto`` (chosen from the data)."""
+
+    name = "INTEGER|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is neither a positive integer nor 'auto'.", param, ctx)
+        if not 1 <= number < 2**63:
+            self.fail(f"expected a positive integer or 'auto'; got {value!r}.", param, ctx)
+        return number
+
+
+#: The click type of every re-ranking ``--k1`` / ``--k2`` (and ``--qe-k``): a positive integer or "auto".
+K_OR_AUTO = KOrAuto()
+
+#: The help of the re-ranking options, once for rerank, evaluate, test and tune.
+RERANK_METHOD_HELP = ("Neighbour rule of the re-ranking. 'auto' measures the modality bias of plain kNN lists: "
+                      "'modality' where they keep to their own modality, else 'camera' with cameras, else 'vanilla'.")
+RERANK_K1_HELP = ("Re-ranking neighbour-list length, or 'auto': the published 20 unless the data show one item per "
+                  "identity and modality (then 1 per modality: the ranking is kept) or larger groups.")
+RERANK_K2_HELP = "Re-ranking query-expansion length (per modality for 'modality'), or 'auto' (see xmrank.retrieval.auto_k)."
+
+
+def rerank_method_option(choices, *decls, option="--method", dest="method", default="auto"):
+    """``--method`` of a re-ranking command: one of ``choices`` ('auto' among them), with the shared help."""
+    return click.option(option, *decls, dest, type=click.Choice(choices), default=default, show_default=True,
+                        help=RERANK_METHOD_HELP)
+
+
+def rerank_k_options(func):
+    """``--k1`` and ``--k2`` of a re-ranking command: a positive integer or 'auto' (defaults 20 and 6)."""
+    func = click.option("--k2", type=K_OR_AUTO, default=6, show_default=True, help=RERANK_K2_HELP)(func)
+    return click.option("--k1", type=K_OR_AUTO, default=20, show_default=True, help=RERANK_K1_HELP)(func)
 
 
 def jobs_option(what: str = "the Jaccard distance"):

@@ -12,7 +12,8 @@ from xmrank._params import PARAMS
 
 from ._bundle import BUNDLE_HELP, load_side
 from ._io import check_outputs, echo_report, fail, load_array, user_errors, write_json
-from ._options import algorithm_option, camera_options, camera_weight_option, jobs_option, label_or_path
+from ._options import (algorithm_option, camera_options, camera_weight_option, jobs_option, label_or_path,
+                       rerank_k_options, rerank_method_option)
 
 PROTOCOL_CHOICE = click.Choice(["sysu", "regdb", "market", "llcm"])
 METRICS = ("inner", "cosine", "euclidean")
@@ -23,27 +24,6 @@ _NEED_MODALITIES = ("modality", "modality-qe", "modality-camera")
 _NEED_CAMERAS = ("camera", "modality-camera")
 
 
-class KOrAuto(click.ParamType):
-    """A list length: a positive integer, or ``auto`` (chosen from the data)."""
-
-    name = "INTEGER|auto"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and value.strip().lower() == "auto":
-            return "auto"
-        else:
-            try:
-                number = int(str(value).strip())
-            except ValueError:
-                self.fail(f"{value!r} is neither a positive integer nor 'auto'.", param, ctx)
-        if not 1 <= number < 2**63:
-            self.fail(f"expected a positive integer or 'auto'; got {value!r}.", param, ctx)
-        return number
-
-
-K_OR_AUTO = KOrAuto()
 
 
 def _spelling(query_option: str, gallery_option: str) -> str:
@@ -153,11 +133,13 @@ def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normali
 
     ``camera_option`` is the spelling of the camera options the user typed
     ("cameras", or the older "cams"), for messages. Returns the re-ranked
-    distances and the (k1, k2) used (resolved when "auto").
+    distances and ``chosen``: the method, k1, k2 and λ used (resolved when
+    "auto") with the measurements behind them (``xmrank.rerank(...,
+    return_chosen=True)``).
     """
     import logging
 
-    from xmrank.retrieval import auto_k, rerank
+    from xmrank.retrieval import rerank
 
     q_n = D.shape[0] if D is not None else len(qa["features"])
     g_n = D.shape[1] if D is not None else len(ga["features"])
@@ -182,22 +164,22 @@ def rerank_distances(qa, ga, D, QQ, GG, *, method, k1, k2, lambda_value, normali
     labels = dict(query_modalities=q_mod if use_mod else None, gallery_modalities=g_mod if use_mod else None,
                   query_cameras=q_cam if use_cam else None, gallery_cameras=g_cam if use_cam else None)
     inputs = dict(distances=(D, QQ, GG)) if D is not None else dict(query=qa["features"], gallery=ga["features"])
-    if k1 == "auto" or k2 == "auto":
-        chosen = auto_k(**inputs, **labels, method=method)
-        k1 = chosen["k1"] if k1 == "auto" else k1
-        k2 = chosen["k2"] if k2 == "auto" else k2
-        logging.getLogger(__name__).info("k1/k2 'auto': about %d item(s) per identity and modality", chosen["group_size"])
     extra = {} if D is not None else dict(knn=knn)
     extra["n_jobs"] = n_jobs
     if algorithm == "gnn":
         extra.update(algorithm="gnn", camera_weight=camera_weight)
-    R = rerank(**inputs, **labels, method=method, k1=k1, k2=k2, lambda_value=lambda_value, normalize=normalize, **extra)
-    return R, k1, k2
+    R, chosen = rerank(**inputs, **labels, method=method, k1=k1, k2=k2, lambda_value=lambda_value, normalize=normalize,
+                       return_chosen=True, **extra)
+    for sentence in (chosen["method_reason"], chosen["k_reason"]):
+        if sentence != "given":
+            logging.getLogger(__name__).info("re-ranking 'auto': %s", sentence)
+    return R, chosen
 
 
-def rerank_row_name(algorithm: str, k1, k2) -> str:
-    """The table row of re-ranked distances: which algorithm and which list lengths."""
-    return f"{'GNN' if algorithm == 'gnn' else 'k-reciprocal'} re-ranked (k1={k1}, k2={k2})"
+def rerank_row_name(algorithm: str, k1, k2, method: str | None = None) -> str:
+    """The table row of re-ranked distances: which algorithm, neighbour rule and list lengths."""
+    rule = f"{method}, " if method else ""
+    return f"{'GNN' if algorithm == 'gnn' else 'k-reciprocal'} re-ranked ({rule}k1={k1}, k2={k2})"
 
 
 SIDE_HELP = (
@@ -250,9 +232,8 @@ Examples:
 @click.option("--roc", is_flag=True, help="Also report TPR at FPR 1e-4, 1e-3, 1e-2, 1e-1.")
 @click.option("--rerank", "rerank_mode", type=click.Choice(["none", "both"]), default="none", show_default=True,
               help="'both': one table with the scores without and with k-reciprocal re-ranking.")
-@click.option("--method", type=click.Choice(RERANK_METHODS), default="auto", show_default=True, help="Neighbour rule of the re-ranking.")
-@click.option("--k1", type=K_OR_AUTO, default=20, show_default=True, help="Re-ranking list length, or 'auto'.")
-@click.option("--k2", type=K_OR_AUTO, default=6, show_default=True, help="Re-ranking query-expansion length, or 'auto'.")
+@rerank_method_option(RERANK_METHODS)
+@rerank_k_options
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Re-ranking weight of the original distance.")
 @algorithm_option(multiple=True)
 @camera_weight_option()
@@ -313,23 +294,24 @@ def evaluate_cmd(query, gallery, distances, query_distances, gallery_distances, 
     algorithms = tuple(dict.fromkeys(algorithm))  # each once, in the order given
     if camera_weight is not None and "gnn" not in algorithms:
         fail("--camera-weight weighs the GNN re-ranking's graph: add --algorithm gnn.")
-    rows, results, used = {"without re-ranking": res}, {"without re-ranking": result_json(res)}, {}
+    rows, results, first = {"without re-ranking": res}, {"without re-ranking": result_json(res)}, None
     for alg in algorithms:
-        R, k1_used, k2_used = rerank_distances(
+        R, chosen = rerank_distances(
             qa, ga, None if distances is None else D, QQ, GG, method=method, k1=k1, k2=k2, lambda_value=lambda_value,
             n_jobs=n_jobs, camera_option=_spelling(q_cam_opt, g_cam_opt), algorithm=alg,
             camera_weight=camera_weight if alg == "gnn" else None)
         row = score(R, qa, ga, protocol, max_rank, roc)
-        rows[rerank_row_name(alg, k1_used, k2_used)] = row
+        rows[rerank_row_name(alg, chosen["k1"], chosen["k2"], chosen["method"])] = row
         results.setdefault("re-ranked", result_json(row))  # the first algorithm's row, under its usual key
         if len(algorithms) > 1:
             results[f"re-ranked ({alg})"] = result_json(row)
-        used = used or {"k1": k1_used, "k2": k2_used}
+        first = first or chosen
     echo_report(format_table(rows, protocol), json_path)
     if json_path:
         write_json(json_path, {"protocol": protocol,
                                "rerank": {"algorithm": algorithms[0] if len(algorithms) == 1 else list(algorithms),
-                                          "method": method, **used, "lambda": lambda_value,
-                                          "camera_weight": camera_weight},
+                                          "method": first["method"], "method_requested": method, "k1": first["k1"],
+                                          "k2": first["k2"], "lambda": lambda_value, "camera_weight": camera_weight},
+                               "chosen": first,
                                "results": results},
                    "--json")

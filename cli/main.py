@@ -26,6 +26,7 @@ COMMANDS = {
     "visrank": ("visrank", "visrank_cmd", "Draw ranked lists: sample queries beside their top-k gallery items."),
     "test": ("test", "test_cmd", "Evaluate a checkpoint on SYSU-MM01 or RegDB with the published protocol (needs xmrank[torch])."),
     "embed": ("embed", "embed_cmd", "Embed a data set's images with a checkpoint into a features .npz (needs xmrank[torch])."),
+    "tune": ("tune", "tune", "Select re-ranking or clustering settings on labelled validation data (cross-validation over identities)."),
     "train": ("train", "train_cmd", "Train the two-stage unsupervised VI-ReID pipeline (needs xmrank[torch])."),
     "make-synthetic": ("make_synthetic", "make_synthetic_cmd", "Write the synthetic visible/infrared image set in SYSU-MM01 layout."),
     "warmup": ("warmup", "warmup_cmd", "Compile xmrank's kernels ahead of time into the user cache folder (for container images)."),

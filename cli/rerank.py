@@ -8,9 +8,9 @@ import numpy as np
 from ._bundle import load_side
 from ._io import (FiniteFloat, check_npy_output, check_outputs, committed, echo_report, fail, load_array, user_errors, write_json,
                   write_npy)
-from ._options import algorithm_option, camera_options, camera_weight_option, jobs_option, label_or_path
+from ._options import (K_OR_AUTO, algorithm_option, camera_options, camera_weight_option, jobs_option, label_or_path,
+                       rerank_k_options, rerank_method_option)
 from .evaluate import (
-    K_OR_AUTO,
     PROTOCOL_CHOICE,
     RERANK_METHODS,
     SIDE_HELP,
@@ -51,11 +51,13 @@ class BetaType(click.ParamType):
 k-reciprocal methods ({", ".join(KRECIPROCAL)}) compute
 (1 - lambda) * Jaccard + lambda * original over query + gallery, where the
 original distance is the squared Euclidean distance divided by each query's
-largest one. With modalities given (method 'auto' picks 'modality'), each
-neighbour list is drawn half from each modality: use it when queries and
-gallery are of different modalities. --k1 auto --k2 auto choose the list
-lengths from the data (one item per identity and modality: re-ranking then
-keeps the ranking as it is). 'camera' reads cameras (CA-Jaccard) and
+largest one. With modalities given, 'modality' draws each neighbour list
+half from each modality: use it when queries and gallery are of different modalities; 'auto' takes it only where plain kNN
+lists show a modality bias. --k1 auto --k2 auto choose the list lengths from
+the data (the published 20/6 unless a test shows one item per identity and
+modality: re-ranking then keeps the ranking as it is); --json records the
+choice and the measurements behind it. `xmrank tune rerank` selects the
+settings on labelled validation data instead. 'camera' reads cameras (CA-Jaccard) and
 'modality-camera' both. 'torchreid' is torchreid's re_ranking exactly
 (distance inputs).
 
@@ -102,9 +104,8 @@ Examples:
 @camera_options
 @click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy), for the scores.")
 @click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy), for the scores.")
-@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help="Re-ranking method.")
-@click.option("--k1", type=K_OR_AUTO, default=20, show_default=True, help="Neighbour-list length, or 'auto'.")
-@click.option("--k2", type=K_OR_AUTO, default=6, show_default=True, help="Query-expansion length (per modality for 'modality'), or 'auto'.")
+@rerank_method_option(METHODS)
+@rerank_k_options
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True, help="Weight of the original distance.")
 @click.option("--normalize", type=click.Choice(["gallery", "union"]), default="gallery", show_default=True, help="Divide each query's squared distances by their max over the gallery, or over query + gallery (Zhong et al.).")
 @click.option("--knn", type=click.Choice(["auto", "faiss", "numpy"]), default="auto", show_default=True, help="Exact kNN engine (features).")
@@ -176,12 +177,14 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
         fail("nothing to do: give --output to save the distances, or ids for both sides to print the scores.")
 
     note = ""
+    chosen = None
     if method in KRECIPROCAL:
-        R, k1, k2 = rerank_distances(qa, ga, D, QQ, GG, method=method, k1=k1, k2=k2, lambda_value=lambda_value,
+        R, chosen = rerank_distances(qa, ga, D, QQ, GG, method=method, k1=k1, k2=k2, lambda_value=lambda_value,
                                      normalize=normalize, knn=knn, n_jobs=n_jobs,
                                      camera_option=_spelling(q_cam_opt, g_cam_opt), algorithm=algorithm,
                                      camera_weight=camera_weight)
-        note = f" (k1={k1}, k2={k2})"
+        k1, k2 = chosen["k1"], chosen["k2"]
+        note = f" ({chosen['method']}, k1={k1}, k2={k2})"
         if from_distances:
             from xmrank.retrieval._distances import DistanceBlocks, original_from_blocks
 
@@ -204,7 +207,7 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
     rows = None
     if has_ids:
         rows = {"original": score(original, qa, ga, protocol, max_rank, roc),
-                (method + note if method not in KRECIPROCAL else rerank_row_name(algorithm, k1, k2)):
+                (method + note if method not in KRECIPROCAL else rerank_row_name(algorithm, k1, k2, chosen['method'])):
                     score(R, qa, ga, protocol, max_rank, roc)}
         echo_report(format_table(rows, protocol), json_path)
     else:
@@ -219,6 +222,8 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
                 settings.update(k1=k1, k2=k2, **{"lambda": lambda_value})
             if method in KRECIPROCAL:
                 settings.update(algorithm=algorithm, camera_weight=camera_weight)
+            if chosen is not None:
+                settings.update(method=chosen["method"], method_requested=method, chosen=chosen)
             write_json(json_path, {**settings, "results": {name: result_json(r) for name, r in
                                                            zip(("original", "re-ranked"), rows.values())}}, "--json")
 

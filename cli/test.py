@@ -9,11 +9,11 @@ import numpy as np
 
 from ._io import check_outputs, echo_report, fail, user_errors, write_json_atomic
 from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
-from ._options import algorithm_option
+from ._options import algorithm_option, rerank_k_options, rerank_method_option
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
 
-RERANK_METHODS = ("modality", "vanilla", "modality-qe")
+RERANK_METHODS = ("auto", "modality", "vanilla", "modality-qe")
 _RANKS = (1, 5, 10, 20)
 
 _HELP = """Evaluate a checkpoint with the published test protocol: Rank-1/5/10/20, mAP, mINP.
@@ -126,10 +126,8 @@ def format_rows(title: str, rows: dict) -> str:
 @click.option("--direction", type=click.Choice(["v2t", "t2v", "both"]), default=None,
               help="RegDB: visible->thermal (default), thermal->visible, or both.")
 @click.option("--rerank", is_flag=True, help="Also score k-reciprocal re-ranked distances (a second row).")
-@click.option("--rerank-method", type=click.Choice(RERANK_METHODS), default="modality", show_default=True,
-              help="Neighbour rule of the re-ranking's Jaccard part.")
-@click.option("--k1", type=click.IntRange(min=1), default=20, show_default=True, help="Re-ranking: neighbour-list length.")
-@click.option("--k2", type=click.IntRange(min=1), default=6, show_default=True, help="Re-ranking: query-expansion length.")
+@rerank_method_option(RERANK_METHODS, option="--rerank-method", dest="rerank_method", default="modality")
+@rerank_k_options
 @click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
               help="Re-ranking: weight of the original distance.")
 @algorithm_option(more="Here --rerank-method is the neighbour rule.")

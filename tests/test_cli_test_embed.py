@@ -157,6 +157,19 @@ def test_test_algorithm_needs_rerank(tmp_path):
 
 
 @pytest.mark.slow
+def test_test_rerank_accepts_auto(sysu, ckpt, tmp_path):
+    path, model = ckpt
+    res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 1, "--rerank",
+              "--rerank-method", "auto", "--k1", "auto", "--k2", "auto", "--device", "cpu", "--json", tmp_path / "s.json")
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["rerank"]["k1"] == "auto"  # as asked: each trial's gallery gets its own choice
+    ref = sysu_evaluation(lambda recs: _embed(model, recs), sysu, trials=range(1),
+                          rerank={"method": "auto", "k1": "auto", "k2": "auto", "lambda_value": 0.3})
+    assert data["results"]["re-ranked"]["mAP"] == pytest.approx(ref["mean"]["mAP"], rel=1e-6)
+
+
+@pytest.mark.slow
 def test_test_sysu_indoor_and_explicit_size(sysu, ckpt):
     path, model = ckpt
     res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--mode", "indoor", "--trials", 2,

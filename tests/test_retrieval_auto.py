@@ -32,6 +32,9 @@ def test_one_item_per_identity_never_below_cosine(clip, q_mod):
     side = dict(query_modalities=q_mod, gallery_modalities=1 - q_mod)
     chosen = auto_k(Q, G, **side)
     assert chosen["group_size"] == 1 and (chosen["k1"], chosen["k2"]) == (2, 1)
+    # the pairing test is what shows one item per identity, and the returned measurement says so
+    assert chosen["pairing"]["paired"] and chosen["pairing"]["cross_mutual"] > chosen["pairing"]["within_mutual"]
+    assert chosen["method"] == "modality" and chosen["bias"]["biased"]
     cos = evaluate(-(Q @ G.T), qi, gi, protocol="regdb")
     auto = evaluate(rerank(Q, G, k1="auto", k2="auto", **side), qi, gi, protocol="regdb")
     assert auto["cmc"][0] >= cos["cmc"][0]
@@ -84,9 +87,67 @@ def test_vanilla_without_modalities_and_explicit_k2():
 def test_auto_errors():
     X, ids, mods = synthetic(20, 2, dim=16)
     Q, G, _, _ = split(X, ids, mods, 1)
-    with pytest.raises(InputError, match="method='camera' uses k1_intra"):
-        rerank(Q, G, query_cameras=1, gallery_cameras=2, k1="auto")
     with pytest.raises(InputError, match="k1 must be an integer; got 'automatic' \\(or 'auto'"):
         rerank(Q, G, k1="automatic")
     with pytest.raises(InputError, match="needs modalities"):
         auto_k(Q, G, method="modality")
+
+
+def test_auto_method_follows_the_measured_bias():
+    # biased: the modality offset keeps plain lists inside their modality
+    X, ids, mods = synthetic(40, 4, dim=32)
+    Q, G, _, _ = split(X, ids, mods, 1)
+    side = dict(query_modalities=1, gallery_modalities=0)
+    _, chosen = rerank(Q, G, k1=10, k2=3, return_chosen=True, **side)
+    assert chosen["method"] == "modality" and chosen["bias"]["ratio"] < 0.5
+    assert (chosen["k1"], chosen["k2"], chosen["lambda_value"]) == (10, 3, 0.3)  # explicit lengths kept
+    # unbiased: no modality offset, so the lists mix the modalities as chance does
+    X, ids, mods = synthetic(40, 4, dim=32, gap=0.0)
+    Q, G, _, _ = split(X, ids, mods, 1)
+    D, chosen = rerank(Q, G, k1=10, k2=3, return_chosen=True, **side)
+    assert chosen["method"] == "vanilla" and chosen["bias"]["ratio"] > 0.9
+    assert "ratio" in chosen["method_reason"]
+    np.testing.assert_allclose(D, rerank(Q, G, method="vanilla", k1=10, k2=3))
+    # the same choice from distances (plain lists built from the blocks)
+    d = lambda A, B: np.sqrt(np.maximum(2 - 2 * A @ B.T, 0)).astype(np.float32)  # noqa: E731
+    _, from_d = rerank(distances=(d(Q, G), d(Q, Q), d(G, G)), k1=10, k2=3, return_chosen=True, **side)
+    assert from_d["method"] == "vanilla"
+
+
+def test_chosen_settings_repeat_the_result():
+    X, ids, mods = synthetic(30, 3, dim=32)
+    Q, G, _, _ = split(X, ids, mods, 1)
+    side = dict(query_modalities=1, gallery_modalities=0)
+    D, chosen = rerank(Q, G, k1="auto", k2="auto", return_chosen=True, **side)
+    again = rerank(Q, G, **side, **{k: chosen[k] for k in ("method", "k1", "k2", "lambda_value")})
+    np.testing.assert_array_equal(D, again)
+    assert chosen["requested"] == {"method": "auto", "k1": "auto", "k2": "auto"} and chosen["k_reason"]
+
+
+@pytest.mark.parametrize("case", ["few rows", "one modality", "all equal"])
+def test_auto_falls_back_with_a_warning(case):
+    X, ids, mods = synthetic(20, 2, dim=16)
+    Q, G, _, _ = split(X, ids, mods, 1)
+    side = dict(query_modalities=1, gallery_modalities=0)
+    if case == "few rows":
+        Q, G = Q[:3], G[:4]
+    elif case == "one modality":
+        side = dict(query_modalities=0, gallery_modalities=0)
+    else:
+        Q, G = np.ones_like(Q), np.ones_like(G)
+    with pytest.warns(UserWarning, match="auto"):
+        D, chosen = rerank(Q, G, method="auto", k1="auto", k2="auto", return_chosen=True, **side)
+    assert D.shape == (len(Q), len(G)) and np.isfinite(D).all()
+    assert chosen["fallbacks"]
+    if case == "one modality":
+        assert chosen["method"] == "vanilla"
+
+
+def test_camera_rule_with_auto_keeps_the_defaults():
+    X, ids, mods = synthetic(20, 2, dim=16)
+    Q, G, _, _ = split(X, ids, mods, 1)
+    cams = dict(query_cameras=np.arange(len(Q)) % 2, gallery_cameras=2 + np.arange(len(G)) % 2)
+    D, chosen = rerank(Q, G, method="camera", k1="auto", k2="auto", return_chosen=True, **cams)
+    assert chosen["method"] == "camera" and (chosen["k1"], chosen["k2"]) == (20, 6)
+    assert "k1_intra" in chosen["k_reason"]
+    np.testing.assert_array_equal(D, rerank(Q, G, method="camera", **cams))

@@ -56,10 +56,12 @@ def test_evaluate_rerank_both_prints_and_writes_both(files):
     res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--k1", 8, "--k2", 2,
               "--json", d / "s.json")
     assert res.exit_code == 0, res.output
-    assert "without re-ranking" in res.output and "re-ranked (k1=8, k2=2)" in res.output
+    assert "without re-ranking" in res.output and "re-ranked (modality, k1=8, k2=2)" in res.output
     data = json.loads((d / "s.json").read_text())
-    assert data["rerank"] == {"algorithm": "k-reciprocal", "method": "auto", "k1": 8, "k2": 2, "lambda": 0.3,
-                              "camera_weight": None}
+    # the method used, beside the one asked for ("auto" measured the modality bias: the chosen dict says how)
+    assert data["rerank"] == {"algorithm": "k-reciprocal", "method": "modality", "method_requested": "auto", "k1": 8,
+                              "k2": 2, "lambda": 0.3, "camera_weight": None}
+    assert data["chosen"]["bias"]["biased"] and data["chosen"]["method_reason"].startswith("cross-modal share")
     ref = evaluate(rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, k1=8, k2=2), a["qi"], a["gi"],
                    protocol="regdb")
     assert data["results"]["re-ranked"]["mAP"] == pytest.approx(ref["mAP"])

@@ -12,8 +12,9 @@ associate, match_clusters, refine_labels, cluster_refined
     optimal-transport matching, and tight/loose pseudo-label refinement.
 diagnose, cluster_scores, neighbor_makeup
     How biased a feature set is, and how good a clustering is.
-rerank, evaluate, sysu_evaluation, regdb_evaluation
-    Query/gallery re-ranking and the standard VI-ReID protocols.
+rerank, select_rerank, evaluate, sysu_evaluation, regdb_evaluation
+    Query/gallery re-ranking (settings from the data, or selected on labelled
+    validation data) and the standard VI-ReID protocols.
 """
 
 import logging
@@ -49,6 +50,7 @@ _EXPORTS = {
     "original_distance": "retrieval",
     "regdb_evaluation": "retrieval",
     "rerank": "retrieval",
+    "select_rerank": "retrieval",
     "sysu_evaluation": "retrieval",
 }
 
@@ -81,6 +83,7 @@ __all__ = [
     "regdb_evaluation",
     "rerank",
     "select_clustering",
+    "select_rerank",
     "sysu_evaluation",
     "subset_cluster",
     "subset_split",

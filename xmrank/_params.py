@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 from ._validation import InputError, check_int, check_n_jobs, check_option, check_real, check_seed, plain
 
-__all__ = ["ALGORITHMS", "RERANK_ALGORITHMS", "DEFAULTS", "PARAMS", "Param", "check_params", "parse_eps",
-           "parse_int_or_auto"]
+__all__ = ["ALGORITHMS", "RERANK_ALGORITHMS", "DEFAULTS", "PARAMS", "Param", "RERANK_GRID", "check_params",
+           "parse_eps", "parse_int_or_auto"]
 
 #: Density clusterings of :func:`xmrank.cluster_distance`.
 ALGORITHMS = ("dbscan", "hdbscan")
@@ -247,3 +247,8 @@ def check_params(**values) -> dict:
         At the first value its declaration refuses.
     """
     return {name: PARAMS[name](value) for name, value in values.items()}
+
+
+#: The default grid of :func:`xmrank.select_rerank` and ``xmrank tune rerank`` (method x k1 x k2 x λ; the
+#: methods default to the rules the labels given allow). Around the published k1=20, k2=6, λ=0.3.
+RERANK_GRID: dict[str, tuple] = {"k1s": (10, 20, 30), "k2s": (1, 3, 6), "lambdas": (0.1, 0.3, 0.5)}

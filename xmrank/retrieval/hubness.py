@@ -280,7 +280,7 @@ def query_expansion(query, gallery, *, k: int | str = 5, alpha: float = 3.0, tim
     codes = _modality_codes(query_modalities, gallery_modalities, nq, G.shape[0])
     groups = [np.arange(A.shape[0])] if codes is None else [np.flatnonzero(codes == c) for c in np.unique(codes)]
     if k == "auto":
-        from .rerank import _group_size
+        from ._auto import group_size as _group_size
 
         source = _Rows(A)
         k = 1 + min(_group_size(source, rows) for rows in groups)
@@ -308,7 +308,7 @@ def query_expansion(query, gallery, *, k: int | str = 5, alpha: float = 3.0, tim
 
 
 class _Rows:
-    """The ``within`` lookup :func:`xmrank.retrieval.rerank._group_size` needs, over plain feature rows."""
+    """The ``within`` lookup :func:`xmrank.retrieval._auto.group_size` needs, over plain feature rows."""
 
     def __init__(self, A):
         self.A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)

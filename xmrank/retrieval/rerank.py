@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from numbers import Integral
 
 import numba
 import numba as nb
@@ -23,10 +22,11 @@ from .._jit import njit
 from .._params import DEFAULTS as _D
 from .._params import PARAMS
 from .._validation import (InputError, _to_numpy, check_features, check_label_values, check_labels,
-                           check_option, check_real, plain)
+                           check_option, check_real)
 from ..jaccard import METHODS, jaccard_distance
 from ..jaccard.distance import check_arguments as check_jaccard_arguments
 from ..knn import knn_search
+from ._auto import choose
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ def rerank(
     device: str = _D["device"],
     n_jobs: int | None = _D["n_jobs"],
     progress: bool | None = _D["progress"],
-) -> np.ndarray:
+    return_chosen: bool = False,
+):
     """Re-ranked query x gallery distance: k-reciprocal ``(1 - λ) · Jaccard + λ · original``, or GNN re-ranking.
 
     Parameters
@@ -88,19 +89,24 @@ def rerank(
     query_cameras, gallery_cameras : int, str or array-like, default=None
         Camera of each row (or one per side), for ``method="camera"``.
     method : {"auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera"}, default="auto"
-        Neighbour rule of the Jaccard part, as in :func:`xmrank.jaccard_distance`;
-        ``"auto"`` is ``"modality"`` when modalities are given, else
-        ``"camera"`` when cameras are given, else ``"vanilla"``.
+        Neighbour rule of the Jaccard part, as in :func:`xmrank.jaccard_distance`.
+        ``"auto"`` measures the modality bias of plain kNN lists where
+        modalities are given and takes ``"modality"`` where they keep to their
+        own modality (cross-modal share below 0.9 of the unbiased share),
+        else ``"camera"`` when cameras are given, else ``"vanilla"``; see
+        :func:`auto_k`.
     k1, k2 : int or "auto", default=20, 6
         Zhong et al.'s re-ranking defaults. With ``"modality"`` each list takes
         ``k1 // 2`` neighbours per modality and ``k2`` per modality in the
         query expansion. ``"auto"`` chooses them from the data
-        (:func:`auto_k`): from how many items each identity has per
-        modality, estimated without labels; where identities have one item
-        per modality the lists shrink to one neighbour per modality and
-        re-ranking leaves the ranking as it is. An explicit ``k2`` beside
-        ``k1="auto"`` is kept (``k1`` grows to fit it). Not for ``"camera"``
-        (its lengths are ``k1_intra`` ... ``k2_inter``).
+        (:func:`auto_k`): longer lists where identities show groups of
+        several items per modality, one neighbour per modality (re-ranking
+        then leaves the ranking as it is) where a test shows one item per
+        identity and modality (image/caption pairs), the published 20 and 6
+        otherwise. An explicit ``k2`` beside ``k1="auto"`` is kept (``k1``
+        grows to fit it). With ``"camera"`` (whose lengths are ``k1_intra``
+        ... ``k2_inter``) ``"auto"`` keeps 20 and 6, which that rule does not
+        read.
     lambda_value : float in [0, 1], default=0.3
         Weight of the original distance. 0 gives the pure Jaccard distance,
         1 the original distance (the Jaccard part is then skipped).
@@ -131,12 +137,20 @@ def rerank(
         Threads, with scikit-learn's meaning: -1 all cores, -k all but
         k - 1, None one (or the ``n_jobs`` of an enclosing
         ``joblib.parallel_config``), a positive number that many.
+    return_chosen : bool, default=False
+        Also return what was used and why (see Returns).
 
     Returns
     -------
     distance : ndarray of float32, shape (n_query, n_gallery)
         Smaller is more similar; values lie in [0, 1] (k-reciprocal), in
         [−1, λ] (``algorithm="gnn"``: the negated GNN similarity).
+    chosen : dict
+        With ``return_chosen=True``: ``"method"``, ``"k1"``, ``"k2"`` and
+        ``"lambda_value"`` as used, and the measurements behind every
+        ``"auto"`` (see :func:`auto_k`). ``{k: chosen[k] for k in ("method",
+        "k1", "k2", "lambda_value")}`` are keyword arguments of this function
+        that repeat the result (with ``algorithm``, for ``algorithm="gnn"``).
 
     Raises
     ------
@@ -194,6 +208,10 @@ def rerank(
     ...                    query_modalities=1, gallery_modalities=0, k1=10, k2=3)
     >>> D2.shape
     (50, 60)
+    >>> D3, chosen = xmrank.rerank(q, g, query_modalities=1, gallery_modalities=0, k1="auto", k2="auto",
+    ...                            return_chosen=True)
+    >>> sorted(k for k in chosen if k in ("method", "k1", "k2", "lambda_value"))
+    ['k1', 'k2', 'lambda_value', 'method']
     """
     lam = check_real(lambda_value, "lambda_value", low=0.0, high=1.0)
     check_option(method, "method", METHODS)
@@ -208,28 +226,27 @@ def rerank(
     nq, ng = source.nq, source.ng
     mods = _stack_labels(query_modalities, gallery_modalities, nq, ng, "modalities")
     cams = _stack_labels(query_cameras, gallery_cameras, nq, ng, "cameras")
-    for value, name in ((k1, "k1"), (k2, "k2")):
-        if isinstance(value, str) and not _is_auto(value):
-            raise InputError(f"{name} must be an integer; got {value!r} (or 'auto', to choose it from the data).")
-    if _is_auto(k1) or _is_auto(k2):
-        chosen = _auto_for(source, mods, cams, method, k1, k2, self_in_k1)
-        logger.info("rerank: k1=%r -> %d, k2=%r -> %d (about %d item(s) per identity and modality)",
-                    k1, chosen["k1"], k2, chosen["k2"], chosen["group_size"])
-        k1, k2 = chosen["k1"], chosen["k2"]
+    chosen = choose(source, mods, cams, method, k1, k2, self_in_k1)
+    chosen["lambda_value"] = lam
+    method, k1, k2 = chosen["method"], chosen["k1"], chosen["k2"]
 
     t0 = time.perf_counter()
     jaccard_args = dict(modalities=mods, cameras=cams, method=method, k1=k1, k2=k2, k1_intra=k1_intra,
                         k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, self_in_k1=self_in_k1,
                         n_jobs=n_jobs)
     if algorithm == "gnn":
-        return _rerank_gnn(source, jaccard_args, lam, camera_weight, knn, device, t0)
+        chosen.update(algorithm="gnn", camera_weight=camera_weight)
+        out = _rerank_gnn(source, jaccard_args, lam, camera_weight, knn, device, t0)
+        return (out, chosen) if return_chosen else out
     if source.blocks is not None:
-        return _rerank_distances(source.blocks, jaccard_args, lam, normalize, t0)
+        out = _rerank_distances(source.blocks, jaccard_args, lam, normalize, t0)
+        return (out, chosen) if return_chosen else out
     Q, G = source.Q, source.G
     if lam == 1.0:
         # the Jaccard part is skipped, but its arguments are still checked
         check_jaccard_arguments(np.concatenate([Q, G], axis=0), knn=knn, device=device, combined=False, **jaccard_args)
-        return _original_into(Q, G, normalize=normalize, scale=1.0, shift=0.0)
+        out = _original_into(Q, G, normalize=normalize, scale=1.0, shift=0.0)
+        return (out, chosen) if return_chosen else out
     out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
     t_orig = time.perf_counter() - t0
     X = np.concatenate([Q, G], axis=0)
@@ -239,12 +256,12 @@ def rerank(
     logger.info(
         "rerank(method=%r, %d x %d): %.2fs (original distance %.2fs)", method, nq, ng, time.perf_counter() - t0, t_orig
     )
-    return out
+    return (out, chosen) if return_chosen else out
 
 
 def auto_k(query=None, gallery=None, *, distances=None, query_modalities=None, gallery_modalities=None,
            query_cameras=None, gallery_cameras=None, method: str = "auto", self_in_k1: bool = True) -> dict:
-    """The ``k1`` and ``k2`` that ``rerank(k1="auto", k2="auto")`` uses, and why.
+    """The method, ``k1`` and ``k2`` that ``rerank(method=method, k1="auto", k2="auto")`` uses, and why.
 
     Parameters
     ----------
@@ -254,115 +271,77 @@ def auto_k(query=None, gallery=None, *, distances=None, query_modalities=None, g
     Returns
     -------
     chosen : dict
-        ``"k1"``, ``"k2"``; ``"group_size"``: the estimated number of items
-        per identity and modality (the smallest over the modalities);
-        ``"per_modality"``: the estimate of each modality, by label.
+        What ``rerank(..., return_chosen=True)`` returns beside the
+        distances (without ``lambda_value``): ``"method"``, ``"k1"``,
+        ``"k2"``; ``"requested"`` (the values given); ``"method_reason"``
+        and ``"bias"`` (the modality-bias measurement behind
+        ``method="auto"``, else None); ``"k_reason"`` (which of the rules
+        below applied, with its numbers); ``"group_size"`` (the estimated
+        items per identity and modality, the smallest over the modalities),
+        ``"per_modality"`` (the estimate of each modality, by label);
+        ``"pairing"`` (the pairing test, where two modalities or more are
+        given); ``"fallbacks"`` (the warnings issued where a measurement was
+        impossible).
 
     Notes
     -----
-    **Estimate.** Within each modality, take every item's ``K`` nearest
+    **Method.** ``"auto"`` is the modality-aware rule where plain 20-NN
+    lists hold fewer cross-modal rows than 0.9 times the share expected
+    without bias (:data:`xmrank.retrieval._auto.RERANK_BIAS_THRESHOLD`),
+    else ``"camera"`` with cameras, else ``"vanilla"``.
+
+    **Group size.** Within each modality, take every item's ``K`` nearest
     neighbours of that modality (``K = min(50, size - 2)``) and, for each
     rank ``j``, the share ``f(j)`` of items that are themselves among the
     first ``j`` neighbours of their ``j``-th neighbour. Items of one
     identity are each other's neighbours, so ``f`` stays high for the first
     ``m - 1`` ranks (``m`` items per identity) and falls to its background
-    level after them. The background ``b`` is the median of ``f`` over the
-    second half of the ranks; ``m`` is one plus the number of leading ranks
-    with ``f(j) >= b + 0.1``. No labels are used.
+    level after them; ``m`` is one plus the number of leading ranks at least
+    0.1 above the background (the median of ``f`` over the second half of
+    the ranks). No labels are used. Loose identities (real data) read small:
+    the estimate is a lower bound.
 
-    **Rule.** One item per identity (``m = 1``): one neighbour per modality
-    (``k1`` = the number of modalities) and no query expansion (``k2 = 1``):
-    each list holds an item and its nearest item of every other modality,
-    which leaves the cosine ranking as it is, so re-ranking never costs
-    accuracy there. Otherwise ``2m + 2`` neighbours per modality and
-    ``k2 = min(m + 1, 2m + 2)`` (per modality for ``"modality"``).
+    **Pairing test.** Where one item per identity and modality is the truth
+    (image/caption pairs), a row's nearest row of another modality is its
+    counterpart, mutually, more often than its nearest row of its own
+    modality is a mutual neighbour; with several items per identity the
+    reverse holds. A one-sided two-proportion z-test (z >= 2) on the two
+    mutual shares decides.
+
+    **Rule.** Paired: one neighbour per modality (``k1`` = the number of
+    modalities) and ``k2 = 1``, which leaves the cosine ranking as it is, so
+    re-ranking never costs accuracy there. Else ``m >= 2``: ``max(10,
+    2m + 2)`` neighbours per modality (20 for the vanilla rule) and
+    ``k2 = max(6, m + 1)``. Otherwise Zhong et al.'s published ``k1 = 20,
+    k2 = 6``. Lengths are capped by the rows of the smallest modality.
+    Too few rows (fewer than 6 in a modality), a single modality or all rows
+    equal: the published defaults (and ``method="vanilla"`` or
+    ``"camera"`` for a single modality) with a warning. With
+    ``method="camera"`` the lengths are ``k1_intra`` ... ``k2_inter``;
+    ``"auto"`` keeps ``k1=20, k2=6`` there (unused) and says so.
 
     On the bundled CLIP COCO pairs (one image and one caption per id) the
-    estimate is 1 in both modalities; on the synthetic 200 ids x 5 items per
-    modality set it is 5, giving ``k1 = 24, k2 = 6``; see the README for the
-    scores against fixed settings.
+    pairing test gives ``k1 = 2, k2 = 1``; on the synthetic 200 ids x 5
+    items per modality set the group size is 5, giving ``k1 = 24, k2 = 6``;
+    on the real multi-view sets (``docs/real_data.md``) mostly the published
+    20/6. See the README for the scores against fixed settings.
     """
     source = _Source(query, gallery, distances, knn="auto", device="cpu")
     check_option(method, "method", METHODS)
     mods = _stack_labels(query_modalities, gallery_modalities, source.nq, source.ng, "modalities")
     cams = _stack_labels(query_cameras, gallery_cameras, source.nq, source.ng, "cameras")
-    return _auto_for(source, mods, cams, method, "auto", "auto", self_in_k1)
+    return choose(source, mods, cams, method, "auto", "auto", self_in_k1)
 
 
 def _is_auto(value) -> bool:
     return isinstance(value, str) and value == "auto"
 
 
-def _auto_for(source, mods, cams, method, k1, k2, self_in_k1):
-    """Resolve ``"auto"`` list lengths (see :func:`auto_k`)."""
-    for value, name in ((k1, "k1"), (k2, "k2")):
-        if isinstance(value, str) and not _is_auto(value):
-            raise InputError(f"{name} must be an integer; got {value!r} (or 'auto', to choose it from the data).")
-    resolved = method
-    if method == "auto":
-        resolved = "modality" if mods is not None else ("camera" if cams is not None else "vanilla")
-    if resolved == "camera":
-        raise InputError("k1='auto' and k2='auto' choose the lists of the vanilla and modality rules; method='camera' "
-                         "uses k1_intra, k1_inter, k2_intra and k2_inter instead.")
-    n = source.nq + source.ng
-    if resolved in ("modality", "modality-qe", "modality-camera"):
-        if mods is None:
-            raise InputError(f"method={resolved!r} needs modalities: query_modalities and gallery_modalities.")
-        codes, classes = check_labels(mods, n, "modalities")
-    else:
-        codes, classes = np.zeros(n, dtype=np.int64), np.array([0])
-    groups = [np.flatnonzero(codes == g) for g in range(len(classes))]
-    sizes = {plain(classes[g]): _group_size(source, rows) for g, rows in enumerate(groups)}
-    m = min(sizes.values())
-    n_groups = len(groups)
-    per = 1 if m == 1 else 2 * m + 2
-    if resolved == "modality-camera" and cams is not None:
-        cam_codes, _ = check_labels(cams, n, "cameras")
-        per = max(per, max(np.unique(cam_codes[rows]).size for rows in groups))
-    smallest = min(rows.size for rows in groups)
-    per = max(1, min(per, smallest if n_groups > 1 else n - 1))
-    chosen_k2 = 1 if m == 1 else min(m + 1, per)
-    if not _is_auto(k2):
-        chosen_k2 = k2
-        if isinstance(k2, Integral) and not isinstance(k2, bool) and _is_auto(k1):
-            per = max(per, min(int(k2), smallest if n_groups > 1 else n - 1))
-    chosen_k1 = k1 if not _is_auto(k1) else n_groups * per if n_groups > 1 else per
-    if _is_auto(k2) and not _is_auto(k1) and isinstance(k1, Integral) and not isinstance(k1, bool):
-        chosen_k2 = max(1, min(chosen_k2, int(k1) // n_groups if n_groups > 1 else int(k1)))
-    if resolved == "vanilla" and not self_in_k1 and _is_auto(k1):
-        chosen_k1 = max(1, min(chosen_k1, n - 2))
-    return {"k1": chosen_k1, "k2": chosen_k2, "group_size": int(m), "per_modality": sizes}
-
-
-def _group_size(source, rows) -> int:
-    """Estimated items per identity among ``rows`` (one modality), from the reciprocity of their neighbour lists."""
-    size = rows.size
-    K = min(50, size - 2)
-    if K < 4:
-        return 1
-    nb_rank = source.within(rows, K + 1)  # (size, K + 1) local indices, nearest first
-    local = np.arange(size)
-    # drop each row itself (first occurrence), else the last column
-    is_self = nb_rank == local[:, None]
-    drop = np.where(is_self.any(axis=1), np.argmax(is_self, axis=1), K)
-    keep = np.ones_like(nb_rank, dtype=bool)
-    keep[local, drop] = False
-    nb_rank = nb_rank[keep].reshape(size, K)
-    f = np.empty(K)
-    for j in range(1, K + 1):
-        y = nb_rank[:, j - 1]
-        f[j - 1] = np.mean(np.any(nb_rank[y, :j] == local[:, None], axis=1))
-    background = float(np.median(f[K // 2:]))
-    above = f >= background + 0.1
-    lead = K if above.all() else int(np.argmin(above))
-    return 1 + lead
-
-
 class _Source:
     """Features (``Q``, ``G``) or distance blocks (``blocks``), checked; one of the two."""
 
     def __init__(self, query, gallery, distances, *, knn, device):
-        self.blocks = self.Q = self.G = None
+        self.blocks = self.Q = self.G = self._X = None
         if distances is not None:
             if query is not None or gallery is not None:
                 raise InputError("give query and gallery features, or distances=(q_g_dist, q_q_dist, g_g_dist); "
@@ -389,14 +368,38 @@ class _Source:
             )
         self.nq, self.ng = self.Q.shape[0], self.G.shape[0]
 
-    def within(self, rows, k):
-        """The ``k`` nearest rows of ``rows`` to each row of ``rows`` (local indices, nearest first)."""
+    @property
+    def X(self):
+        """Query and gallery features stacked (made once)."""
+        if self._X is None:
+            self._X = np.ascontiguousarray(np.concatenate([self.Q, self.G], axis=0))
+        return self._X
+
+    def constant(self) -> bool:
+        """Whether every row is the same (all features equal, or all distances 0): nothing to measure."""
+        if self.blocks is not None:
+            b = self.blocks
+            return not (np.any(b.qg) or np.any(b.qq) or np.any(b.gg))
+        X = self.X
+        return bool(np.all(X == X[:1]))
+
+    def nearest(self, rows, cols, k):
+        """The ``k`` nearest of ``cols`` (sorted row numbers) to each of ``rows``: (distance-like, local indices).
+
+        Smaller is closer in the first array (squared distances, or minus the inner product of features).
+        """
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
         if self.blocks is not None:
             from ._distances import select
 
-            return np.searchsorted(rows, select(self.blocks, k, rows=rows, cols=rows)[1])
-        X = np.concatenate([self.Q, self.G], axis=0)[rows]
-        return knn_search(X, X, k)[1]
+            d2, idx = select(self.blocks, k, rows=rows, cols=cols)
+            return d2, np.searchsorted(cols, idx)
+        sims, idx = knn_search(np.ascontiguousarray(self.X[rows]), np.ascontiguousarray(self.X[cols]), k)
+        return -sims, idx
+
+    def within(self, rows, k):
+        """The ``k`` nearest rows of ``rows`` to each row of ``rows`` (local indices, nearest first)."""
+        return self.nearest(rows, rows, k)[1]
 
 
 def _rerank_distances(blocks, args, lam, normalize, t0):
