@@ -72,7 +72,7 @@ def _parse_args_once(command, ctx, args):
             if param.name in seen:
                 raise click.UsageError(f"{max(param.opts, key=len)} is given more than once; give it once.", ctx)
             seen.add(param.name)
-    return click.Command.parse_args(command, ctx, args)
+    return type(command).parse_args(command, ctx, args)
 
 
 class LazyGroup(click.Group):
@@ -118,8 +118,9 @@ class LazyGroup(click.Group):
             return None
         module, attr, _ = COMMANDS[name]
         command = getattr(importlib.import_module(f"xmrank.cli.{module}"), attr)
-        if "parse_args" not in vars(command):
-            command.parse_args = functools.partial(_parse_args_once, command)
+        for cmd in [command, *getattr(command, "commands", {}).values()]:  # a group's subcommands too
+            if "parse_args" not in vars(cmd):
+                cmd.parse_args = functools.partial(_parse_args_once, cmd)
         if name in KERNEL_COMMANDS and not getattr(command.callback, "compiles_kernels_first", False):
             command.callback = _compiled_first(command.callback)  # runs after parsing: --help never compiles
         return command
