@@ -192,8 +192,8 @@ def test_memory_grows_with_the_lists_not_with_n_squared():
 # --- bad input: one clear line ------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(k1=50, k2=4), r"k1 // 2 modalities.*smallest modality"),
-    (dict(k1=12, k2=7), r"k2=7 must not exceed the per-modality list length"),
+    (dict(k1=50, k2=4, method="modality"), r"k1 // 2 modalities.*smallest modality"),
+    (dict(k1=12, k2=7, method="modality"), r"k2=7 must not exceed the per-modality list length"),
     (dict(k1=12, k2=3, lambda_value=1.5), r"lambda_value must be <= 1"),
     (dict(k1=12, k2=3, lambda_value=-0.1), r"lambda_value must be >= 0"),
     (dict(k1=12, k2=3, camera_weight=0.5), r"camera_weight needs cameras"),

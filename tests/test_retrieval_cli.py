@@ -175,7 +175,7 @@ def test_rerank_gnn_writes_the_library_result_and_names_its_row(files):
     res = run("rerank", d / "q.npz", d / "g.npz", "--algorithm", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r.npy",
               "--json", d / "r.json")
     assert res.exit_code == 0, res.output
-    assert "GNN re-ranked (k1=8, k2=2)" in res.output
+    assert "GNN re-ranked (modality, k1=8, k2=2)" in res.output  # method auto: the rule it chose
     ref = rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, algorithm="gnn", k1=8, k2=2)
     np.testing.assert_array_equal(np.load(d / "r.npy"), ref)
     assert json.loads((d / "r.json").read_text())["algorithm"] == "gnn"
@@ -190,7 +190,7 @@ def test_evaluate_rerank_both_with_gnn_and_camera_weights(files):
     res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--algorithm", "gnn",
               "--method", "vanilla", "--k1", 8, "--k2", 2, "--camera-weight", 0.5, "--json", d / "s.json")
     assert res.exit_code == 0, res.output
-    assert "GNN re-ranked (k1=8, k2=2)" in res.output
+    assert "GNN re-ranked (vanilla, k1=8, k2=2)" in res.output
     data = json.loads((d / "s.json").read_text())
     assert data["rerank"]["algorithm"] == "gnn" and data["rerank"]["camera_weight"] == 0.5
     ref = rerank(a["Q"], a["G"], query_cameras=a["qc"], gallery_cameras=a["gc"], method="vanilla", algorithm="gnn",
@@ -233,7 +233,7 @@ def test_evaluate_prints_graph_and_k_reciprocal_rows_side_by_side(files):
     res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--k1", 8, "--k2", 2,
               "--algorithm", "k-reciprocal", "--algorithm", "gnn", "--json", d / "s.json")
     assert res.exit_code == 0, res.output
-    assert "k-reciprocal re-ranked (k1=8, k2=2)" in res.output and "GNN re-ranked (k1=8, k2=2)" in res.output
+    assert "k-reciprocal re-ranked (modality, k1=8, k2=2)" in res.output and "GNN re-ranked (modality, k1=8, k2=2)" in res.output
     data = json.loads((d / "s.json").read_text())
     assert data["rerank"]["algorithm"] == ["k-reciprocal", "gnn"]
     side = dict(query_modalities=1, gallery_modalities=0, k1=8, k2=2)
