@@ -292,7 +292,7 @@ def _per_modality(X, codes, classes, *, eps, min_samples, algorithm, k1, k2, knn
     return labels, info
 
 
-def subset_split(n_rows: int, *, ratio: float = _D["ratio"], seed=None):
+def subset_split(n_rows: int, *, ratio: float = _D["ratio"], seed=None, min_size: int = 1):
     """Randomly partition ``range(n_rows)`` into ``round(1/ratio)`` subsets (BMIL's subset clustering).
 
     Parameters
@@ -302,14 +302,28 @@ def subset_split(n_rows: int, *, ratio: float = _D["ratio"], seed=None):
         Share of rows in each subset; 0.5 gives two halves.
     seed : int or numpy Generator, default=None
         A non-negative integer of at most 64 bits, a Generator, or None.
+    min_size : int, default=1
+        The fewest rows a subset may hold: a ratio that gives smaller subsets
+        (more parts than ``n_rows // min_size``) is refused before anything
+        is allocated.
 
     Returns
     -------
     subsets : list of ndarray of int64
         Sorted indices; together a partition of ``range(n_rows)``.
+
+    Raises
+    ------
+    xmrank.InputError
+        For a ratio whose subsets would hold fewer than ``min_size`` rows.
     """
     n_rows = check_int(n_rows, "n_rows", minimum=1)
     ratio = PARAMS["ratio"](ratio)
+    min_size = check_int(min_size, "min_size", minimum=1)
+    # bounded by the rows before anything is allocated: a ratio of 1e-9 would ask for 1e9 parts
+    if n_rows * ratio < min_size - 0.5 or round(1.0 / ratio) > n_rows // min_size:
+        raise InputError(f"ratio={plain(ratio)} splits {n_rows} rows into subsets of fewer than {min_size} "
+                         f"row(s); the smallest ratio for {n_rows} rows is {min_size / n_rows:.3g}.")
     parts = max(1, int(round(1.0 / ratio)))
     rng = np.random.default_rng(PARAMS["seed"](seed))
     try:

@@ -38,6 +38,7 @@ import os
 
 import numpy as np
 
+from .._params import MAX_IMAGE_SIDE, MAX_SYNTHETIC_IMAGES
 from .._progress import progress_bar
 from .._validation import InputError, check_int
 from .sysu import INFRARED_CAMERAS, VISIBLE_CAMERAS
@@ -321,7 +322,10 @@ def make_synthetic(
         ``4 * images_per_camera`` visible and ``2 * images_per_camera``
         infrared images per identity).
     height, width : int, default=128, 64
-        Image size in pixels.
+        Image size in pixels, at most :data:`xmrank._params.MAX_IMAGE_SIDE`.
+        The identities together are at most 9999 (four-digit folders), and
+        the set at most :data:`xmrank._params.MAX_SYNTHETIC_IMAGES` images:
+        both are checked before anything is written.
     seed : int, default=0
         The whole set is a deterministic function of the parameters.
     overwrite : bool, default=False
@@ -339,9 +343,18 @@ def make_synthetic(
     n_train_ids = check_int(n_train_ids, "n_train_ids", minimum=1)
     n_val_ids = check_int(n_val_ids, "n_val_ids", minimum=1)  # the SYSU-MM01 readers need a non-empty list
     n_test_ids = check_int(n_test_ids, "n_test_ids", minimum=1)
-    images_per_camera = check_int(images_per_camera, "images_per_camera", minimum=1)
-    height = check_int(height, "height", minimum=16)
-    width = check_int(width, "width", minimum=8)
+    images_per_camera = check_int(images_per_camera, "images_per_camera", minimum=1, maximum=9999)
+    height = check_int(height, "height", minimum=16, maximum=MAX_IMAGE_SIDE)
+    width = check_int(width, "width", minimum=8, maximum=MAX_IMAGE_SIDE)
+    # bounded before anything is written: four-digit identity folders, and a known number of images
+    n_ids = n_train_ids + n_val_ids + n_test_ids
+    if n_ids > 9999:
+        raise InputError(f"n_train_ids + n_val_ids + n_test_ids must be at most 9999 (four-digit identity folders "
+                         f"of the SYSU-MM01 layout); got {n_ids}.")
+    n_images = n_ids * 6 * images_per_camera
+    if n_images > MAX_SYNTHETIC_IMAGES:
+        raise InputError(f"the set would hold {n_images} images ({n_ids} identities x 6 cameras x "
+                         f"{images_per_camera} images); at most {MAX_SYNTHETIC_IMAGES} are written.")
     seed = check_int(seed, "seed", minimum=0)
     root = os.fspath(root)
     if not root.strip():

@@ -184,6 +184,25 @@ def preset_config(name: str = "paper", *, dataset: str = "sysu") -> TrainConfig:
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 
+def _whole(v) -> int:
+    """One entry of an integer list: an int, or text / a float holding a whole number; never 2.5 -> 2 or True -> 1."""
+    if isinstance(v, str):
+        v = v.strip()
+        try:
+            return int(v)
+        except ValueError:
+            v = float(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+        raise ValueError(v)
+    return int(v)
+
+
+def _short(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message stays one short line whatever was given."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _coerce(name: str, value):
     """Convert ``value`` to the type of field ``name`` or raise InputError."""
     default = _FIELDS[name].default
@@ -193,7 +212,7 @@ def _coerce(name: str, value):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
-        raise InputError(f"config {name} must be true or false; got {value!r}.")
+        raise InputError(f"config {name} must be true or false; got {_short(value)}.")
     if isinstance(value, str) and kind in (int, float):
         try:  # PyYAML reads "1e-3" (no dot) as a string
             value = float(value) if kind is float else int(value)
@@ -201,21 +220,21 @@ def _coerce(name: str, value):
             pass
     if kind is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise InputError(f"config {name} must be an integer; got {value!r}.")
+            raise InputError(f"config {name} must be an integer; got {_short(value)}.")
         return int(value)
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"config {name} must be a number; got {value!r}.")
+            raise InputError(f"config {name} must be a number; got {_short(value)}.")
         return float(value)
     if kind is tuple:
         if isinstance(value, str):
             value = [v for v in value.replace("(", "").replace(")", "").replace("[", "").replace("]", "").split(",") if v.strip()]
         try:
-            out = tuple(int(v) for v in value)
+            out = tuple(_whole(v) for v in value)
         except (TypeError, ValueError):
-            raise InputError(f"config {name} must be a list of {len(default)} integers; got {value!r}.") from None
+            raise InputError(f"config {name} must be a list of {len(default)} integers; got {_short(value)}.") from None
         if len(out) != len(default):
-            raise InputError(f"config {name} must be a list of {len(default)} integers; got {value!r}.")
+            raise InputError(f"config {name} must be a list of {len(default)} integers; got {_short(value)}.")
         return out
     if value is None:
         return "none"
@@ -250,8 +269,32 @@ def apply_overrides(cfg: TrainConfig, overrides: dict, *, check_backends: bool =
     return validate(dataclasses.replace(cfg, **changes), check_backends=check_backends)
 
 
+#: Largest configuration file read (bytes): a flat mapping of a few dozen fields is a few kilobytes.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _safe_yaml(text):
+    """``yaml.safe_load`` that refuses anchors and aliases (``&a`` / ``*a``): a configuration never needs them,
+    and nested aliases expand a 1 KB file into billions of entries ("billion laughs")."""
+    import yaml
+
+    class _NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in a configuration, "
+                                     f"line {event.start_mark.line + 1}")
+            return super().compose_node(parent, index)
+
+    loader = _NoAliases(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path) -> dict:
-    """Read a YAML file of ``field: value`` pairs (a flat mapping)."""
+    """Read a YAML file of ``field: value`` pairs (a flat mapping; no aliases, at most 1 MB)."""
     import yaml
 
     path = os.fspath(path)
@@ -259,7 +302,13 @@ def load_yaml(path) -> dict:
         raise InputError(f"config file {path} not found.")
     try:
         with open(path) as fh:
-            data = yaml.safe_load(fh)
+            text = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise InputError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes; a configuration is a "
+                             "flat mapping of field: value pairs.")
+        data = _safe_yaml(text)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read config file {path} as text ({exc.reason}).") from None
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"cannot read config file {path} as YAML ({str(exc).splitlines()[0]}).") from None
     if data is None:
@@ -279,7 +328,7 @@ def parse_overrides(pairs) -> dict:
             raise InputError(f"--set expects FIELD=VALUE; got {pair!r}.")
         key, text = pair.split("=", 1)
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = _safe_yaml(text) if text.strip() else ""
         except yaml.YAMLError:
             value = text
         if isinstance(value, (dict,)):
@@ -295,6 +344,7 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     and device can run on this machine (a saved run's network can be loaded,
     and a resumed run re-pointed at another device, where they cannot).
     """
+    from .._params import MAX_IMAGE_SIDE
     from .._validation import check_int, check_option, check_real
 
     check_option(cfg.arch, "arch", ("resnet18", "resnet34", "resnet50"))
@@ -306,7 +356,7 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     if cfg.last_stride not in (1, 2):
         raise InputError(f"last_stride must be 1 or 2; got {cfg.last_stride}.")
     for name in ("height", "width"):
-        check_int(getattr(cfg, name), name, minimum=16)
+        check_int(getattr(cfg, name), name, minimum=16, maximum=MAX_IMAGE_SIDE)
     for name in ("step_size", "iters", "batch_size_ir", "batch_size_rgb", "num_instances", "global_batch_size_ir",
                  "global_batch_size_rgb", "n_candidates",
                  "min_samples", "k1", "k2", "eval_trials", "feature_batch_size", "synthetic_train_ids",
@@ -316,8 +366,8 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     for name in ("epochs_stage1", "epochs_stage2", "eval_every", "threads"):
         check_int(getattr(cfg, name), name, minimum=0)
     check_int(cfg.num_workers, "num_workers", minimum=-1)
-    check_int(cfg.synthetic_height, "synthetic_height", minimum=16)
-    check_int(cfg.synthetic_width, "synthetic_width", minimum=8)
+    check_int(cfg.synthetic_height, "synthetic_height", minimum=16, maximum=MAX_IMAGE_SIDE)
+    check_int(cfg.synthetic_width, "synthetic_width", minimum=8, maximum=MAX_IMAGE_SIDE)
     for name in ("batch_size_ir", "batch_size_rgb", "global_batch_size_ir", "global_batch_size_rgb"):
         if getattr(cfg, name) < cfg.num_instances:
             raise InputError(f"{name} ({getattr(cfg, name)}) must be at least num_instances ({cfg.num_instances}).")

@@ -116,17 +116,15 @@ def load_image(path: str, size=None):
     Raises
     ------
     xmrank.InputError
-        When the file is missing or not a readable image.
+        When the file is missing, not a readable image, or larger than
+        Pillow's decompression-bomb limit (:func:`xmrank.datasets.images.open_image`).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-    except FileNotFoundError:
-        raise InputError(f"image file {path} not found.") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"cannot read image {path} ({exc.__class__.__name__}: {exc}).") from None
+    from ..datasets.images import open_image
+
+    with open_image(path) as img:
+        img = img.convert("RGB")
     if size is not None and img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.BICUBIC)
     return img

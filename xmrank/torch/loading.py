@@ -65,6 +65,19 @@ def _numpy_safe_globals():
     return out
 
 
+def _path(path, what: str = "model file") -> str:
+    """``path`` as a string, or an InputError naming what was given instead (None, a number, a NUL byte)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise InputError(f"the {what} path must be a str or path-like; got {type(path).__name__}.") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path or "\0" in path:
+        raise InputError(f"the {what} path must name a file; got {path!r}.")
+    return path
+
+
 def read_checkpoint(path, *, what: str = "model file"):
     """Read a ``torch.save`` file with ``weights_only=True`` (no arbitrary objects).
 
@@ -85,7 +98,7 @@ def read_checkpoint(path, *, what: str = "model file"):
         When the file is missing, or cannot be read that way (not a torch
         file, or it holds other pickled objects, which are never loaded).
     """
-    path = os.fspath(path)
+    path = _path(path, what)
     if not os.path.isfile(path):
         raise InputError(f"{what} {path} not found.")
     try:
@@ -219,7 +232,29 @@ def _load_state(model, state: dict, path: str):
                 f"model file {path}: {key} has shape {tuple(value.shape)}, "
                 f"the network expects {tuple(expected[key].shape)}."
             )
+        _check_weight(value, expected[key], key, path)
     model.load_state_dict(state)
+
+
+def _check_weight(value, like, key, path):
+    """A weight load_state_dict copies without loss: a dense tensor of a real kind, finite where floating."""
+    if value.layout != torch.strided:
+        raise InputError(f"model file {path}: {key} is a {str(value.layout).replace('torch.', '')} tensor; "
+                         "the network takes dense weights.")
+    if value.is_complex():
+        raise InputError(f"model file {path}: {key} holds complex numbers ({str(value.dtype).replace('torch.', '')}); "
+                         "the network's weights are real.")
+    if value.is_quantized or (value.is_floating_point() and value.element_size() == 1):
+        raise InputError(f"model file {path}: {key} is a {str(value.dtype).replace('torch.', '')} tensor; "
+                         "the network takes float32 weights.")
+    if value.is_floating_point() != like.is_floating_point() and value.dtype != torch.bool:
+        raise InputError(f"model file {path}: {key} is a {str(value.dtype).replace('torch.', '')} tensor, "
+                         f"the network expects {str(like.dtype).replace('torch.', '')}.")
+    if value.is_floating_point():
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            raise InputError(f"model file {path}: {key} holds {bad} NaN or infinite value(s); "
+                             "the network's features would not be numbers.")
 
 
 def load_model(path, *, device="cpu", return_config: bool = False):
@@ -255,7 +290,7 @@ def load_model(path, *, device="cpu", return_config: bool = False):
         its keys or shapes do not fit the network (the message names the
         first missing or unexpected key).
     """
-    path = os.fspath(path)
+    path = _path(path)
     dev = torch_device(device)
     if not isinstance(return_config, bool):
         raise InputError(f"return_config must be True or False; got {return_config!r}.")
