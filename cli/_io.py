@@ -136,14 +136,18 @@ def read_arrays(path, *, name: str, keys=None) -> dict:
     ``.npy``              one array, named ``features``
     ``.npz``              its arrays (``np.load``, no pickles)
     ``.pt``, ``.pth``     a tensor (named ``features``) or a dict of tensors, arrays, lists
-                          (``torch.load(weights_only=True)``: no code runs); needs torch
+                          (``torch.load(weights_only=True)``: no code runs); needs torch.
+                          bfloat16/float16/float8 tensors are widened to float32, quantised
+                          ones (qint8, ...) dequantised; sparse tensors and lists mixing
+                          strings and numbers are refused
     ``.csv .tsv .txt``    a table: with a header row, columns named as in :data:`BUNDLE_KEYS`
                           (``modality``, ``camera``, ``id``, ``path``, ...) are per-row arrays
                           and the other numeric columns the features; without one, every
                           column is a feature
     ``.h5``, ``.hdf5``    the datasets at the file's root; needs h5py
-    ``.parquet``          its columns as for CSV; a column of lists is a 2-D array (one
-                          list per row); needs pyarrow
+    ``.parquet``          its columns as for CSV (a text column among the features is
+                          refused); a column of lists is a 2-D array (one list per row);
+                          needs pyarrow
     ====================  ===================================================================
 
     ``PATH.EXT:KEY`` reads array (dataset, column) ``KEY`` only, as ``{KEY: array}``.

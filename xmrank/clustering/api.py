@@ -60,8 +60,10 @@ def degenerate_message(labels, *, eps=None, min_samples=4, algorithm="dbscan", e
                if algorithm == "dbscan" and eps is not None else f"algorithm={algorithm}, min_samples={min_samples}")
     if largest > GIANT_SHARE and n >= 2 * min_samples:
         if algorithm == "dbscan":
-            fix = ("lower eps" + (f" (try {max(eps - 0.1, 0.05):.2f}; or pass a number instead of 'auto')" if eps_auto
-                                  else f" (try {max(eps - 0.1, 0.05):.2f})" if eps is not None else "")
+            # eps >= 1 joins every pair: the suggestion stays below 1 (and prints as a short number)
+            lower = max(min(eps - 0.1, 0.9), 0.05) if eps is not None else None
+            fix = ("lower eps" + (f" (try {lower:.2f}; or pass a number instead of 'auto')" if eps_auto
+                                  else f" (try {lower:.2f})" if eps is not None else "")
                    + " or raise min_samples")
         else:
             fix = "raise min_samples"

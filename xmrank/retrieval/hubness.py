@@ -186,7 +186,8 @@ def qb_norm(query, gallery, *, bank=None, beta="auto", k: int = 1, dynamic: bool
     if dynamic:
         rows = stats.activated(k)[np.argmax(S, axis=1)]
     out = -S
-    out[rows] = -(b * S[rows].astype(np.float64) - lse[None, :]).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by _finite below, in one line
+        out[rows] = -(b * S[rows].astype(np.float64) - lse[None, :]).astype(np.float32)
     logger.info("qb_norm: beta %.3g, %d of %d queries normalised", b, int(rows.sum()), len(rows))
     return _finite(out.astype(np.float32, copy=False), f"qb_norm with beta={b:.6g}")
 
@@ -239,7 +240,8 @@ def db_norm(query, gallery, *, query_bank=None, gallery_bank=None, beta1="auto",
     if dynamic:
         rows = (sq.activated(k) | sg.activated(k))[np.argmax(S, axis=1)]
     out = -S
-    out[rows] = -((b1 + b2) * S[rows].astype(np.float64) - correction[None, :]).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by _finite below, in one line
+        out[rows] = -((b1 + b2) * S[rows].astype(np.float64) - correction[None, :]).astype(np.float32)
     logger.info("db_norm: beta1 %.3g, beta2 %.3g, %d of %d queries normalised", b1, b2, int(rows.sum()), len(rows))
     return _finite(out.astype(np.float32, copy=False), f"db_norm with beta1={b1:.6g}, beta2={b2:.6g}")
 

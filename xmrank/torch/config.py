@@ -55,7 +55,7 @@ class TrainConfig:
     pretrained: str = "imagenet"           #: imagenet | none | PATH to a torchvision .pth state dict
     non_local: tuple = (0, 2, 3, 0)        #: non-local blocks per ResNet layer (AGW: 0, 2, 3, 0)
     non_local_width: str = "one"           #: one (inter_channels 1, the published code) | half (C/2) | full (C): departures
-    gem_p: float = 3.0                     #: GeM exponent (0 = average pooling)
+    gem_p: float = 3.0                     #: GeM exponent (0 = average pooling), at most 10
     gem_learnable: bool = False            #: train the GeM exponent (a departure: the published code fixes p = 3)
     last_stride: int = 1
     # --- input and augmentation
@@ -65,10 +65,10 @@ class TrainConfig:
     gray_probability: float = 0.5          #: ChannelAdapGray probability (infrared)
     ir_color_jitter_stage1: bool = True    #: ColorJitter on infrared images in stage 1 (published SYSU-MM01 recipe; RegDB: false)
     # --- optimisation
-    lr: float = 3.5e-4
+    lr: float = 3.5e-4                     #: Adam's learning rate, in (0, 1]
     weight_decay: float = 5e-4
     step_size: int = 20                    #: StepLR period in epochs
-    gamma: float = 0.1
+    gamma: float = 0.1                     #: StepLR's decay, in (0, 1]
     epochs_stage1: int = 50
     epochs_stage2: int = 50
     iters: int = 200                       #: iterations per epoch
@@ -373,10 +373,11 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
             raise InputError(f"{name} ({getattr(cfg, name)}) must be at least num_instances ({cfg.num_instances}).")
     if cfg.k2 > cfg.k1:
         raise InputError(f"k2 ({cfg.k2}) must not exceed k1 ({cfg.k1}).")
-    check_real(cfg.lr, "lr", low=0.0, low_open=True)
-    check_real(cfg.weight_decay, "weight_decay", low=0.0)
-    check_real(cfg.gamma, "gamma", low=0.0, low_open=True)
-    check_real(cfg.temperature, "temperature", low=0.0, low_open=True)
+    # bounds that keep training finite: larger values overflow the losses or the pooling (NaN weights)
+    check_real(cfg.lr, "lr", low=0.0, low_open=True, high=1.0)
+    check_real(cfg.weight_decay, "weight_decay", low=0.0, high=1.0)
+    check_real(cfg.gamma, "gamma", low=0.0, low_open=True, high=1.0)
+    check_real(cfg.temperature, "temperature", low=1e-3, high=100.0)
     check_real(cfg.momentum, "momentum", low=0.0, high=1.0)
     check_real(cfg.intra_margin, "intra_margin", low=0.0)
     check_real(cfg.eps_intra, "eps_intra", low=0.0, low_open=True)
@@ -384,7 +385,7 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     check_real(cfg.subset_ratio, "subset_ratio", low=0.0, high=1.0, low_open=True)
     check_real(cfg.erasing, "erasing", low=0.0, high=1.0)
     check_real(cfg.gray_probability, "gray_probability", low=0.0, high=1.0)
-    check_real(cfg.gem_p, "gem_p", low=0.0)
+    check_real(cfg.gem_p, "gem_p", low=0.0, high=10.0)
     from ..backend import KNN_ENGINES, parse_device, resolve_knn
 
     check_option(cfg.cluster_knn, "cluster_knn", tuple(k for k in KNN_ENGINES if k != "dask"))

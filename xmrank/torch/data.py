@@ -34,6 +34,7 @@ __all__ = [
     "ImageCache",
     "RecordDataset",
     "collate_views",
+    "worker_errors",
     "SeededBatches",
     "make_loader",
     "default_num_workers",
@@ -290,3 +291,23 @@ def make_loader(dataset, *, batch_sampler=None, batch_size=None, num_workers: in
     if batch_sampler is not None:
         return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, **options)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, **options)
+
+
+def worker_errors(loader):
+    """Iterate a DataLoader; an error raised in a worker process becomes that worker's own message, one line.
+
+    torch re-raises a worker's exception in this process with the worker's
+    whole traceback in the message; the last line of it is what went wrong
+    (an :class:`~xmrank.InputError` naming the image, usually).
+    """
+    try:
+        yield from loader
+    except Exception as exc:  # torch re-raises the worker's own type (an InputError too) with its traceback as text
+        text = str(exc)
+        if "DataLoader worker" not in text:
+            raise
+        last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), text.strip())
+        head, sep, rest = last.partition(": ")
+        if sep and " " not in head:  # "xmrank._validation.InputError: message" -> the message
+            last = rest
+        raise InputError(last) from None

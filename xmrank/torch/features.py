@@ -20,7 +20,7 @@ from .._params import MAX_IMAGE_SIDE
 from .._progress import progress_bar
 from .._validation import InputError, check_int
 from ._require import torch
-from .data import ImageCache, RecordDataset, collate_views, default_num_workers
+from .data import ImageCache, RecordDataset, collate_views, default_num_workers, worker_errors
 from .transforms import test_transform
 
 F = torch.nn.functional
@@ -122,24 +122,3 @@ def extract_features(model, records, *, height: int, width: int, batch_size: int
                          "its weights or inputs are not usable (nothing was written).")
     return out
 
-
-def worker_errors(loader):
-    """Iterate a DataLoader; an error raised in a worker process becomes that worker's own message, one line.
-
-    torch re-raises a worker's exception in this process with the worker's
-    whole traceback in the message; the last line of it is what went wrong
-    (an :class:`~xmrank.InputError` naming the image, usually).
-    """
-    try:
-        yield from loader
-    except InputError:
-        raise
-    except Exception as exc:
-        text = str(exc)
-        if "DataLoader worker" not in text:
-            raise
-        last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), text.strip())
-        head, sep, rest = last.partition(": ")
-        if sep and " " not in head:  # "xmrank._validation.InputError: message" -> the message
-            last = rest
-        raise InputError(last) from None

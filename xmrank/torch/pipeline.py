@@ -165,6 +165,11 @@ class _Trainer:
         else:
             logger.warning("stage %d epoch %d: no clusters in either modality, no training step this epoch", stage, epoch + 1)
         del parts, gpart  # ends the epoch's DataLoader workers
+        losses = intra_losses + global_losses
+        if not all(np.isfinite(losses)) or not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            # never saved: a checkpoint or model with NaN weights would be written with exit 0
+            raise InputError(f"training diverged in stage {stage} epoch {epoch + 1} (a loss or weight is NaN or "
+                             f"infinite) with lr={cfg.lr:g}; train again with a smaller lr.")
         lr = opt.param_groups[0]["lr"]
         sched.step()
         record = {
