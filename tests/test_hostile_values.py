@@ -435,3 +435,50 @@ def test_compat_re_ranking_accepts_one_minus_cosine_in_float32():
     with pytest.raises(InputError, match=r"q_q_dist must hold non-negative distances; q_q_dist\[0, 1\]") as e:
         re_ranking(qg, bad, gg, k1=5, k2=3)
     one_line(e)
+
+
+@pytest.fixture(scope="module")
+def tiny_sysu(tmp_path_factory):
+    from xmrank.datasets import make_synthetic
+
+    root = tmp_path_factory.mktemp("tiny_sysu") / "syn"
+    make_synthetic(root, n_train_ids=1, n_val_ids=1, n_test_ids=2, images_per_camera=1, height=32, width=16)
+    return root
+
+
+def _save_model(small_model, path, change=None):
+    import torch
+
+    model, cfg = small_model
+    state = dict(model.state_dict())
+    if change is not None:
+        key = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 4)
+        state[key] = change(state[key])
+    cfg = cfg.to_dict() | {"height": 32, "width": 16}
+    torch.save({"model": state, "config": cfg, "stage": 2}, path)
+
+
+def test_embed_with_nan_weights_is_one_line_and_writes_nothing(small_model, tiny_sysu, tmp_path):
+    import torch
+
+    _save_model(small_model, tmp_path / "nan.pt", lambda w: torch.full_like(w, float("nan")))
+    res = cli("embed", "--checkpoint", tmp_path / "nan.pt", "--root", tiny_sysu, "--split", "test",
+              "-o", tmp_path / "f.npz", "--num-workers", "0")
+    cli_error(res, "NaN or infinite value(s)")
+    assert not (tmp_path / "f.npz").exists()
+
+
+@pytest.mark.parametrize("workers", ["0", pytest.param("1", marks=pytest.mark.slow)])  # here, and in a worker
+def test_test_with_a_decompression_bomb_is_one_line_naming_the_file(small_model, tiny_sysu, tmp_path, workers):
+    import shutil
+
+    root = tmp_path / "syn"
+    shutil.copytree(tiny_sysu, root)
+    test_id = int((root / "exp" / "test_id.txt").read_text().split(",")[0])
+    victim = sorted((root / "cam3" / f"{test_id:04d}").glob("*.jpg"))[0]  # a query image
+    _bomb(victim)  # a PNG under a .jpg name: Pillow reads by content
+    _save_model(small_model, tmp_path / "m.pt")
+    res = cli("test", "--checkpoint", tmp_path / "m.pt", "--dataset", "sysu", "--root", root, "--trials", "1",
+              "--num-workers", workers, "--json", tmp_path / "r.json")
+    cli_error(res, f"{victim.name} is too large to decode")
+    assert not (tmp_path / "r.json").exists()

@@ -192,7 +192,7 @@ def test_a_checkpoint_save_that_cannot_be_written_is_an_oserror(tmp_path, good_s
             self.fh.close()
 
         def write(self, data):
-            raise OSError(errno.EFBIG, "File too large", self.fh.name)
+            raise OSError(errno.EFBIG, "File too large")  # as a real write: no file named
 
     def fake_open(path, mode="r", *args, **kwargs):
         fh = real_open(path, mode, *args, **kwargs)
@@ -200,6 +200,7 @@ def test_a_checkpoint_save_that_cannot_be_written_is_an_oserror(tmp_path, good_s
 
     monkeypatch.setattr(builtins, "open", fake_open)
     target = tmp_path / "checkpoint.pt"
-    with pytest.raises(OSError, match="File too large"):
+    with pytest.raises(OSError, match="File too large") as e:
         save(target, good_state)
+    assert e.value.filename == str(target)  # the CLI prints "RUN/checkpoint.pt: File too large"
     assert not target.exists() and not (tmp_path / "checkpoint.pt.tmp").exists()

@@ -60,9 +60,11 @@ def save(path, payload):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError:
+    except OSError as exc:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if exc.filename is None:  # a failed write names no file: name the one being saved
+            raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(path)) from None
         raise
 
 
