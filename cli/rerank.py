@@ -191,6 +191,9 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
     else:
         R, note = _feature_method(method, Q, G, qa, ga, nq, ng, bank, gallery_bank, beta, qe_k, alpha)
         original = feature_distance(Q, G, "inner")
+    R = np.asarray(R, dtype=np.float32)
+    if not np.isfinite(R).all():  # never written, nor scored, with exit 0
+        fail(f"--method {method} gave {int((~np.isfinite(R)).sum())} non-finite distance(s); nothing was written.")
     rows = None
     if has_ids:
         rows = {"original": score(original, qa, ga, protocol, max_rank, roc),
@@ -199,7 +202,7 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
     else:
         click.echo(f"re-ranked {nq} queries against {ng} gallery items ({method}{note})")
     if output:
-        write_npy(output, np.asarray(R, dtype=np.float32), "--output")
+        write_npy(output, R, "--output")
     if json_path:
         settings = {"protocol": protocol, "method": method}
         if method in KRECIPROCAL + ("torchreid",):

@@ -147,8 +147,22 @@ def test_nan_weights_in_a_checkpoint_are_refused(tmp_path, good_state):
     key = next(k for k, v in model.items() if v.is_floating_point())
     model[key] = torch.full_like(model[key], float("nan"))
     run = _run_folder(tmp_path, {**good_state, "model": model})
-    with pytest.raises(InputError, match="NaN or infinity"):
+    with pytest.raises(InputError, match="NaN or infinite value"):
         train(output=str(run), resume=True, max_epochs=0)
+    _untouched(run)
+
+
+def test_complex_weights_in_a_checkpoint_are_refused_not_cast(tmp_path, good_state):
+    import warnings
+
+    model = dict(good_state["model"])
+    key = next(k for k, v in model.items() if v.is_floating_point())
+    model[key] = model[key].to(torch.complex64)
+    run = _run_folder(tmp_path, {**good_state, "model": model})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning cast
+        with pytest.raises(InputError, match="holds complex numbers"):
+            train(output=str(run), resume=True, max_epochs=0)
     _untouched(run)
 
 
@@ -175,32 +189,19 @@ def test_resume_with_max_epochs_zero_keeps_metrics_json(tmp_path, good_state, da
     assert (run / "metrics.json").read_text() == METRICS
 
 
-def test_a_checkpoint_save_that_cannot_be_written_is_an_oserror(tmp_path, good_state, monkeypatch):
-    import builtins
-    import errno
+def test_a_checkpoint_save_that_cannot_be_written_is_an_oserror(tmp_path, good_state):
+    """A real file-size limit (``ulimit -f``; Python ignores SIGXFSZ, so the write fails with EFBIG)."""
+    resource = pytest.importorskip("resource")
 
-    real_open = builtins.open
-
-    class Full:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
-
-        def write(self, data):
-            raise OSError(errno.EFBIG, "File too large")  # as a real write: no file named
-
-    def fake_open(path, mode="r", *args, **kwargs):
-        fh = real_open(path, mode, *args, **kwargs)
-        return Full(fh) if str(path).endswith(".tmp") and "w" in mode else fh
-
-    monkeypatch.setattr(builtins, "open", fake_open)
     target = tmp_path / "checkpoint.pt"
-    with pytest.raises(OSError, match="File too large") as e:
-        save(target, good_state)
-    assert e.value.filename == str(target)  # the CLI prints "RUN/checkpoint.pt: File too large"
-    assert not target.exists() and not (tmp_path / "checkpoint.pt.tmp").exists()
+    target.write_bytes(b"previous")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    try:
+        with pytest.raises(OSError) as e:
+            save(target, good_state)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert e.value.filename is not None and "checkpoint.pt" in e.value.filename  # the CLI prints "PATH: File too large"
+    assert target.read_bytes() == b"previous"  # the previous checkpoint is kept
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary left behind

@@ -33,7 +33,7 @@ from .model import NON_LOCAL_WIDTHS, DualStreamReID, NonLocal
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_model", "bmil_key_map", "read_checkpoint"]
+__all__ = ["load_model", "load_weights", "bmil_key_map", "read_checkpoint"]
 
 #: BMIL checkpoint keys that its forward never uses.
 _BMIL_UNUSED = re.compile(
@@ -215,8 +215,10 @@ def _bmil_state(model: DualStreamReID, state: dict, path: str) -> dict:
     return out
 
 
-def _load_state(model, state: dict, path: str):
-    """``load_state_dict`` with one-line InputErrors (first missing / unexpected key, first bad shape)."""
+def load_weights(model, state: dict, path: str):
+    """``model.load_state_dict(state)`` with one-line InputErrors: the first missing or unexpected key, the first
+    bad shape, and weights that are not dense finite real tensors of the network's kind (NaN, complex, sparse,
+    float8 and quantised weights are refused, never cast)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     if missing:
@@ -326,7 +328,7 @@ def load_model(path, *, device="cpu", return_config: bool = False):
                            gem_p=net_cfg.gem_p, gem_learnable=net_cfg.gem_learnable, last_stride=net_cfg.last_stride)
     if kind == "BMIL":
         weights = _bmil_state(model, weights, path)
-    _load_state(model, weights, path)
+    load_weights(model, weights, path)
     model = model.to(dev).eval()
     logger.info("loaded %s network from %s (%s, non_local %s, width %s)", kind, path, cfg.arch,
                 tuple(cfg.non_local), cfg.non_local_width)

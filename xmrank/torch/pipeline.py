@@ -331,10 +331,9 @@ _restore = restore_state
 def _check_resume_state(model, cfg, checkpoint, path):
     """Load the checkpoint's weights into ``model`` and its optimiser and scheduler state into fresh ones
     (checked: shapes, numbers), so that a checkpoint that cannot continue is refused before anything is written."""
-    _restore(model.load_state_dict, checkpoint, "model", path)
-    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        raise InputError(f"checkpoint {path}: its model weight {bad[0]} holds NaN or infinity ({len(bad)} in all).")
+    from .loading import load_weights
+
+    load_weights(model, checkpoint["model"], path)  # keys, shapes, and dense finite real weights
     if checkpoint["stage"] in (1, 2) and "optimizer" in checkpoint:
         opt, sched = build_optimizer(model, cfg)
         _restore(opt.load_state_dict, checkpoint, "optimizer", path)
