@@ -6,7 +6,7 @@ line (no traceback, no internal error) and writes nothing. Values that are
 fine for an option (``0`` for ``--seed``, ``1e308`` for ``--eps``) must then
 succeed cleanly; values outside its range are refused in one line.
 
-The cases are counted by :func:`test_the_sweep_is_large_enough` (1,880: 1,711
+The cases are counted by :func:`test_the_sweep_is_large_enough` (1,879: 1,710
 option values over 95 options of 10 commands, 169 hostile files over 13 input
 arguments). The whole sweep takes about 40 s and runs in the slow suite; the
 fast suite keeps a representative subset (about 340 cases, 13 s).

@@ -390,13 +390,15 @@ def test_decompression_bomb_is_one_line_naming_the_file(tmp_path):
 
 
 def test_visrank_with_a_bomb_image_is_one_line(tmp_path):
-    _bomb(tmp_path / "bomb.png")
+    images = tmp_path / "images"
+    images.mkdir()
+    _bomb(images / "bomb.png")
     from PIL import Image
 
-    Image.fromarray(np.zeros((8, 4, 3), np.uint8)).save(tmp_path / "ok.png")
+    Image.fromarray(np.zeros((8, 4, 3), np.uint8)).save(images / "ok.png")
     np.savez(tmp_path / "q.npz", features=Q[:2], ids=np.array([0, 1]), paths=np.array(["bomb.png", "ok.png"]))
     np.savez(tmp_path / "g.npz", features=G[:3], ids=np.array([0, 1, 2]), paths=np.array(["ok.png"] * 3))
-    res = cli("visrank", tmp_path / "q.npz", tmp_path / "g.npz", "--images-root", tmp_path, "--queries", "2",
+    res = cli("visrank", tmp_path / "q.npz", tmp_path / "g.npz", "--images-root", images, "--queries", "2",
               "--top-k", "2", "-o", tmp_path / "o.png")
     cli_error(res, "bomb.png is too large to decode")
     assert not (tmp_path / "o.png").exists()
