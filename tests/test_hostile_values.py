@@ -138,8 +138,9 @@ def test_regdb_trial_ranges_are_bounded_before_allocating(tmp_path, trial, messa
 @pytest.mark.parametrize("args,message", [
     (["--train-ids", "1000000000000"], "at most 9999"),
     (["--train-ids", "1e12"], "--train-ids"),
-    (["--train-ids", "2000", "--images-per-camera", "100"], "at most 1000000 are written"),
+    (["--train-ids", "2000", "--images-per-camera", "100"], "at most 200000 are written"),
     (["--images-per-camera", "10000"], "images_per_camera must be <= 9999"),
+    (["--images-per-camera", "100", "--height", "2048", "--width", "2048"], "at most 2000000000 are written"),
     (["--height", "100000"], "height must be <= 2048"),
 ])
 def test_make_synthetic_sizes_are_bounded(tmp_path, args, message):

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ._validation import InputError, check_int, check_n_jobs, check_option, check_real, check_seed, plain
 
-__all__ = ["ALGORITHMS", "ALPHA_MAX", "BETA_MAX", "DEFAULTS", "MAX_IMAGE_SIDE", "MAX_SYNTHETIC_IMAGES",
+__all__ = ["ALGORITHMS", "ALPHA_MAX", "BETA_MAX", "DEFAULTS", "MAX_IMAGE_SIDE", "MAX_SYNTHETIC_IMAGES", "MAX_SYNTHETIC_PIXELS",
            "MAX_TRIALS", "PARAMS", "Param",
            "check_params", "parse_eps"]
 
@@ -42,7 +42,9 @@ MAX_IMAGE_SIDE = 2048
 MAX_TRIALS = 10_000
 #: Most images :func:`xmrank.datasets.make_synthetic` writes (identities x 6 cameras x images per camera);
 #: its SYSU-MM01 layout numbers identities and images with four digits (at most 9999 of each).
-MAX_SYNTHETIC_IMAGES = 1_000_000
+MAX_SYNTHETIC_IMAGES = 200_000
+#: ... and at most this many pixels in all (200,000 images of the default 128 x 64 are 1.6e9).
+MAX_SYNTHETIC_PIXELS = 2_000_000_000
 
 
 def parse_eps(value, name: str = "eps", *, text: bool = False):

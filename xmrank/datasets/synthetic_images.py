@@ -38,7 +38,7 @@ import os
 
 import numpy as np
 
-from .._params import MAX_IMAGE_SIDE, MAX_SYNTHETIC_IMAGES
+from .._params import MAX_IMAGE_SIDE, MAX_SYNTHETIC_IMAGES, MAX_SYNTHETIC_PIXELS
 from .._progress import progress_bar
 from .._validation import InputError, check_int
 from .sysu import INFRARED_CAMERAS, VISIBLE_CAMERAS
@@ -324,8 +324,9 @@ def make_synthetic(
     height, width : int, default=128, 64
         Image size in pixels, at most :data:`xmrank._params.MAX_IMAGE_SIDE`.
         The identities together are at most 9999 (four-digit folders), and
-        the set at most :data:`xmrank._params.MAX_SYNTHETIC_IMAGES` images:
-        both are checked before anything is written.
+        the set at most :data:`xmrank._params.MAX_SYNTHETIC_IMAGES` images
+        and :data:`xmrank._params.MAX_SYNTHETIC_PIXELS` pixels: all are
+        checked before anything is written.
     seed : int, default=0
         The whole set is a deterministic function of the parameters.
     overwrite : bool, default=False
@@ -355,6 +356,9 @@ def make_synthetic(
     if n_images > MAX_SYNTHETIC_IMAGES:
         raise InputError(f"the set would hold {n_images} images ({n_ids} identities x 6 cameras x "
                          f"{images_per_camera} images); at most {MAX_SYNTHETIC_IMAGES} are written.")
+    if n_images * height * width > MAX_SYNTHETIC_PIXELS:
+        raise InputError(f"the set would hold {n_images * height * width} pixels ({n_images} images of {height} x "
+                         f"{width}); at most {MAX_SYNTHETIC_PIXELS} are written (fewer images or smaller ones).")
     seed = check_int(seed, "seed", minimum=0)
     root = os.fspath(root)
     if not root.strip():
