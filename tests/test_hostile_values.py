@@ -213,6 +213,8 @@ def test_non_local_whole_floats_are_read_as_integers():
     ("lr", "1e308", "lr must be <= 1.0"), ("gamma", "1.5", "gamma must be <= 1.0"),
     ("gem_p", "1e308", "gem_p must be <= 10.0"), ("temperature", "1e-300", "temperature must be >= 0.001"),
     ("height", "100000", "height must be <= 2048"),
+    ("synthetic_train_ids", "100000", "synthetic_train_ids + 4 + synthetic_test_ids must be at most 9999"),
+    ("synthetic_images_per_camera", "1000", "at most 200000 are written"),
 ])
 def test_training_settings_that_overflow_are_refused(field, value, message):
     pytest.importorskip("yaml")

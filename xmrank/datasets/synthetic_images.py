@@ -293,6 +293,27 @@ def render_person(ident: dict, modality: int, rng: np.random.Generator, *, heigh
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+
+def check_size(n_ids: int, images_per_camera: int, height: int, width: int, *,
+               ids_name: str = "n_train_ids + n_val_ids + n_test_ids") -> None:
+    """Refuse a synthetic set larger than the bounds of :mod:`xmrank._params`, before anything is written.
+
+    Four-digit identity folders of the SYSU-MM01 layout (at most 9999
+    identities), at most ``MAX_SYNTHETIC_IMAGES`` images and
+    ``MAX_SYNTHETIC_PIXELS`` pixels in all.
+    """
+    if n_ids > 9999:
+        raise InputError(f"{ids_name} must be at most 9999 (four-digit identity folders of the SYSU-MM01 layout); "
+                         f"got {n_ids}.")
+    n_images = n_ids * 6 * images_per_camera
+    if n_images > MAX_SYNTHETIC_IMAGES:
+        raise InputError(f"the set would hold {n_images} images ({n_ids} identities x 6 cameras x "
+                         f"{images_per_camera} images); at most {MAX_SYNTHETIC_IMAGES} are written.")
+    if n_images * height * width > MAX_SYNTHETIC_PIXELS:
+        raise InputError(f"the set would hold {n_images * height * width} pixels ({n_images} images of {height} x "
+                         f"{width}); at most {MAX_SYNTHETIC_PIXELS} are written (fewer images or smaller ones).")
+
+
 def make_synthetic(
     root,
     *,
@@ -347,18 +368,7 @@ def make_synthetic(
     images_per_camera = check_int(images_per_camera, "images_per_camera", minimum=1, maximum=9999)
     height = check_int(height, "height", minimum=16, maximum=MAX_IMAGE_SIDE)
     width = check_int(width, "width", minimum=8, maximum=MAX_IMAGE_SIDE)
-    # bounded before anything is written: four-digit identity folders, and a known number of images
-    n_ids = n_train_ids + n_val_ids + n_test_ids
-    if n_ids > 9999:
-        raise InputError(f"n_train_ids + n_val_ids + n_test_ids must be at most 9999 (four-digit identity folders "
-                         f"of the SYSU-MM01 layout); got {n_ids}.")
-    n_images = n_ids * 6 * images_per_camera
-    if n_images > MAX_SYNTHETIC_IMAGES:
-        raise InputError(f"the set would hold {n_images} images ({n_ids} identities x 6 cameras x "
-                         f"{images_per_camera} images); at most {MAX_SYNTHETIC_IMAGES} are written.")
-    if n_images * height * width > MAX_SYNTHETIC_PIXELS:
-        raise InputError(f"the set would hold {n_images * height * width} pixels ({n_images} images of {height} x "
-                         f"{width}); at most {MAX_SYNTHETIC_PIXELS} are written (fewer images or smaller ones).")
+    check_size(n_train_ids + n_val_ids + n_test_ids, images_per_camera, height, width)
     seed = check_int(seed, "seed", minimum=0)
     root = os.fspath(root)
     if not root.strip():

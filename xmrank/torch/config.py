@@ -368,6 +368,11 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     check_int(cfg.num_workers, "num_workers", minimum=-1)
     check_int(cfg.synthetic_height, "synthetic_height", minimum=16, maximum=MAX_IMAGE_SIDE)
     check_int(cfg.synthetic_width, "synthetic_width", minimum=8, maximum=MAX_IMAGE_SIDE)
+    from ..datasets.synthetic_images import check_size
+
+    # the synthetic set a run generates (4 validation identities, make_synthetic's default): bounded before the run
+    check_size(cfg.synthetic_train_ids + 4 + cfg.synthetic_test_ids, cfg.synthetic_images_per_camera,
+               cfg.synthetic_height, cfg.synthetic_width, ids_name="synthetic_train_ids + 4 + synthetic_test_ids")
     for name in ("batch_size_ir", "batch_size_rgb", "global_batch_size_ir", "global_batch_size_rgb"):
         if getattr(cfg, name) < cfg.num_instances:
             raise InputError(f"{name} ({getattr(cfg, name)}) must be at least num_instances ({cfg.num_instances}).")
