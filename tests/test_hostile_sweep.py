@@ -6,10 +6,12 @@ line (no traceback, no internal error) and writes nothing. Values that are
 fine for an option (``0`` for ``--seed``, ``1e308`` for ``--eps``) must then
 succeed cleanly; values outside its range are refused in one line.
 
-The cases are counted by :func:`test_the_sweep_is_large_enough` (1,879: 1,710
+The cases are counted by :func:`test_the_sweep_is_large_enough` (1,927: 1,710
 option values over 95 options of 10 commands, 169 hostile files over 13 input
-arguments). The whole sweep takes about 40 s and runs in the slow suite; the
-fast suite keeps a representative subset (about 340 cases, 13 s).
+arguments, 20 hostile YAML configurations, 14 kinds of hostile ``.pt`` feature
+files for ``cluster`` and ``diagnose``). The whole sweep takes about 45 s and
+runs in the slow suite; the fast suite keeps a representative subset (about
+390 cases, 15 s).
 """
 
 import json
@@ -247,8 +249,86 @@ def test_hostile_input_files(files, tmp_path, slot, build, bad):
 def test_the_sweep_is_large_enough():
     """The issue asks for at least 900 hostile cases over every command; count the ones kept here."""
     n_values = len(OPTIONS) * len(BAD_VALUES)
-    n_files = len(FILE_SLOTS) * len(BAD_FILES)
+    n_files = len(FILE_SLOTS) * len(BAD_FILES) + len(CONFIGS) + 2 * len(_PT_NAMES)
     commands = {name.split("-")[0] if not name.startswith("make") else name for name, _, _ in OPTIONS}
     assert {"cluster", "diagnose", "evaluate", "rerank", "test", "embed", "train", "make-synthetic", "demo",
             "visrank"} <= commands
     assert n_values + n_files >= 900, (n_values, n_files)
+
+
+# --- hostile configuration files and feature files of every format -------------------------------------------
+
+_LAUGHS = "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9) if p else '1, 1, 1, 1, 1, 1, 1, 1, 1'}]\n"
+                  for p, c in zip([""] + list("abcdefg"), "abcdefgh")) + "lr: *h\n"
+CONFIGS = {
+    "empty": b"", "binary": b"\x00\xff\xfe\x00", "latin1": "lr: 0.1 # caf\xe9\n".encode("latin-1"),
+    "list": b"- 1\n- 2\n", "scalar": b"3\n", "laughs": _LAUGHS.encode(), "alias": b"lr: &a 0.1\ngamma: *a\n",
+    "unknown": b"no_such_field: 1\n", "nested": b"lr: {a: 1}\n", "nan": b"lr: .nan\n", "inf": b"lr: .inf\n",
+    "huge": b"iters: 100000000000000000000000\n", "bool": b"iters: true\n", "tuple": b"non_local: [0, 2.5, 0, 0]\n",
+    "short": b"non_local: [0, 2]\n", "tag": b"lr: !!python/object:os.system 'true'\n", "str": b"lr: fast\n",
+    "dup": b"lr: 0.1\nlr: 0.2\n", "tabs": b"lr:\t\t0.1\n\tgamma: 0.1\n", "big": b"# " + b"x" * (1 << 20) + b"\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_hostile_config_files(tmp_path, name):
+    pytest.importorskip("yaml")
+    path = tmp_path / "c.yaml"
+    path.write_bytes(CONFIGS[name])
+    res = run_case(["train", "--preset", "smoke", "--show-config", "--config", str(path)], [])
+    if name in ("tag", "laughs", "alias", "binary", "big", "nan", "inf", "huge", "tuple", "short", "str", "bool",
+                "unknown", "nested", "list", "scalar"):
+        assert res.exit_code != 0, res.output
+
+
+def _torch_files(d):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.normal(size=(40, 8)).astype(np.float32))
+    m = torch.from_numpy(np.tile([0, 1], 20))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantised tensors are deprecated in torch
+        cases = {
+            "sparse": {"features": X.to_sparse(), "modalities": m},
+            "sparse_csr": {"features": X.to_sparse_csr(), "modalities": m},
+            "qint8": {"features": torch.quantize_per_tensor(X, 0.01, 0, torch.qint8), "modalities": m},
+            "float8": {"features": X.to(torch.float8_e4m3fn), "modalities": m},
+            "complex": {"features": X.to(torch.complex64), "modalities": m},
+            "mixed": {"features": X, "modalities": ["a", 1] * 20},
+            "nan": {"features": X * float("nan"), "modalities": m},
+            "ragged": {"features": [X[0], X[1, :3]], "modalities": m},
+            "nested": {"state": {"w": X}},
+            "scalar": torch.tensor(3.0),
+            "list_of_str": ["a", "b"],
+            "bool_feats": {"features": X > 0, "modalities": m},
+            "int8_labels": {"features": X, "modalities": m.to(torch.int8)},
+            "meta": {"features": torch.empty(40, 8, device="meta"), "modalities": m},
+        }
+    for name, obj in cases.items():
+        torch.save(obj, d / f"{name}.pt")
+    return sorted(cases)
+
+
+_PT_NAMES = ["sparse", "sparse_csr", "qint8", "float8", "complex", "mixed", "nan", "ragged", "nested", "scalar",
+             "list_of_str", "bool_feats", "int8_labels", "meta"]
+
+
+@pytest.fixture(scope="module")
+def pt_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pt")
+    _torch_files(d)
+    return d
+
+
+@pytest.mark.parametrize("name", _PT_NAMES)
+@pytest.mark.parametrize("command", ["cluster", "diagnose"])
+def test_hostile_torch_feature_files(pt_files, tmp_path, name, command):
+    out = str(tmp_path / ("o.json" if command == "diagnose" else "o.npy"))
+    path = str(pt_files / f"{name}.pt")
+    args = ["cluster", path, "--k1", "6", "--k2", "2", "-o", out] if command == "cluster" else \
+        ["diagnose", path, "--k1", "6", "--k2", "2", "--json", out]
+    res = run_case(args, [out])
+    if name in ("sparse", "sparse_csr", "complex", "mixed", "nan", "ragged", "list_of_str", "meta"):
+        assert res.exit_code != 0, res.output
