@@ -28,7 +28,7 @@ import numpy as np
 from xmrank import _atomic
 from xmrank._atomic import is_devnull
 from xmrank._json import json_default
-from xmrank._validation import InputError
+from xmrank._validation import InputError, plain, torch_numpy
 
 #: Click type of every ``--seed``: what numpy's and torch's generators accept (0 to 2**64 - 1).
 SEED = click.IntRange(0, 2**64 - 1)
@@ -140,14 +140,18 @@ def read_arrays(path, *, name: str, keys=None) -> dict:
     ``.npy``              one array, named ``features``
     ``.npz``              its arrays (``np.load``, no pickles)
     ``.pt``, ``.pth``     a tensor (named ``features``) or a dict of tensors, arrays, lists
-                          (``torch.load(weights_only=True)``: no code runs); needs torch
+                          (``torch.load(weights_only=True)``: no code runs); needs torch.
+                          bfloat16/float16/float8 tensors are widened to float32, quantised
+                          ones (qint8, ...) dequantised; sparse tensors and lists mixing
+                          strings and numbers are refused
     ``.csv .tsv .txt``    a table: with a header row, columns named as in :data:`BUNDLE_KEYS`
                           (``modality``, ``camera``, ``id``, ``path``, ...) are per-row arrays
                           and the other numeric columns the features; without one, every
                           column is a feature
     ``.h5``, ``.hdf5``    the datasets at the file's root; needs h5py
-    ``.parquet``          its columns as for CSV; a column of lists is a 2-D array (one
-                          list per row); needs pyarrow
+    ``.parquet``          its columns as for CSV (a text column among the features is
+                          refused); a column of lists is a 2-D array (one list per row);
+                          needs pyarrow
     ====================  ===================================================================
 
     ``PATH.EXT:KEY`` reads array (dataset, column) ``KEY`` only, as ``{KEY: array}``.
@@ -257,13 +261,23 @@ def _to_numpy(value, where, name):
     if mod == "torch":
         import torch
 
-        value = value.detach().cpu()
-        if value.dtype == torch.bfloat16 or value.dtype == torch.float16:
+        if value.dtype == torch.float16 and value.layout == torch.strided:
             value = value.float()
-        return value.numpy()
+        try:  # float8 / bfloat16 widened, quantised tensors dequantised, sparse ones refused
+            return torch_numpy(value, where)
+        except InputError as exc:
+            fail(f"{name}: {exc}")
+        except (RuntimeError, TypeError) as exc:
+            fail(f"{name}: {where} is a tensor of type {str(value.dtype).replace('torch.', '')}, which xmrank cannot "
+                 f"read ({_first_line(exc)}).")
     if isinstance(value, (list, tuple)):
-        if value and all(isinstance(v, (str, bytes)) for v in value):
+        text = [isinstance(v, (str, bytes)) for v in value]
+        if value and all(text):
             return np.asarray([v.decode() if isinstance(v, bytes) else v for v in value])
+        if any(text):  # numpy would turn [0, "a"] into two strings: a mix of numbers and strings is refused
+            first = next(v for v, t in zip(value, text) if not t)
+            fail(f"{name}: {where} mixes strings and other values ({type(first).__name__} {plain(first)}); "
+                 "labels are all numbers or all strings.")
         if value and type(value[0]).__module__.split(".")[0] == "torch":
             import torch
 
@@ -437,6 +451,10 @@ def _read_parquet(path, name, keys):
             flat = col.flatten().to_numpy(zero_copy_only=False)
             out[label] = flat.reshape(len(col), int(lengths[0]) if lengths.size else 0)
         elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            if label.lower() not in named and keys is None and table.num_columns > 1:
+                # as the CSV reader: a text column among the features is refused, never silently dropped
+                fail(f"{name}: {path} column {label!r} holds values that are not numbers; name per-row label "
+                     f"columns {', '.join(sorted({v[0] for v in BUNDLE_KEYS.values()} - {'features'}))}.")
             out[label] = np.asarray(col.to_pylist(), dtype=str)
         elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
             arr = col.to_numpy(zero_copy_only=False)

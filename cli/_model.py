@@ -12,6 +12,8 @@ import warnings
 
 import click
 
+from xmrank._params import MAX_IMAGE_SIDE
+
 from ._io import fail
 
 #: the options of every command that runs a network over images (device, batching, loading, input size)
@@ -21,10 +23,10 @@ _NETWORK_OPTIONS = (
                  help="Images per forward pass."),
     click.option("--num-workers", type=click.IntRange(min=-1), default=-1, show_default=True,
                  help="DataLoader worker processes decoding images (-1: min(4, CPU cores); 0: in this process)."),
-    click.option("--height", type=click.IntRange(min=8), default=None,
-                 help="Input height (default: the run's, 288 for a published checkpoint)."),
-    click.option("--width", type=click.IntRange(min=8), default=None,
-                 help="Input width (default: the run's, 144 for a published checkpoint)."),
+    click.option("--height", type=click.IntRange(min=8, max=MAX_IMAGE_SIDE), default=None,
+                 help=f"Input height, 8 to {MAX_IMAGE_SIDE} (default: the run's, 288 for a published checkpoint)."),
+    click.option("--width", type=click.IntRange(min=8, max=MAX_IMAGE_SIDE), default=None,
+                 help=f"Input width, 8 to {MAX_IMAGE_SIDE} (default: the run's, 144 for a published checkpoint)."),
     click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal)."),
 )
 

@@ -63,7 +63,8 @@ def format_report(report) -> str:
             if "k1" in s:
                 name = f"{name} k1={s['k1']}"
             lines.append(
-                f"{name:<{width}}{_fmt(s['eps'], '.2f'):>6}{_fmt(s['ari']):>7}{_fmt(s['nmi']):>7}{_fmt(s['pairwise_f1']):>8}"
+                f"{name:<{width}}{_fmt(s['eps'], '.2f' if abs(s['eps'] or 0) < 1000 else '.3g'):>6}{_fmt(s['ari']):>7}"
+                f"{_fmt(s['nmi']):>7}{_fmt(s['pairwise_f1']):>8}"
                 f"{s['n_clusters']:>7}/{s['n_identities']:<6}{_fmt(s['noise_share'], '.2f'):>7}"
                 f"{_fmt(s['mixed_modality_cluster_share'], '.2f'):>7}{_fmt(s['cross_modal_pair_recall']):>10}"
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 import numpy as np
 
+from xmrank._params import ALPHA_MAX, BETA_MAX
+
 from ._bundle import load_side
 from ._io import (FiniteFloat, check_npy_output, check_outputs, committed, echo_report, fail, load_array, user_errors, write_json,
                   write_npy)
@@ -42,7 +44,7 @@ class BetaType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, str) and value.strip().lower() == "auto":
             return "auto"
-        number = FiniteFloat(min=0.0, min_open=True).convert(value, param, ctx)
+        number = FiniteFloat(min=0.0, min_open=True, max=BETA_MAX).convert(value, param, ctx)
         return number
 
 
@@ -114,9 +116,11 @@ Examples:
 @jobs_option("the re-ranking")
 @click.option("--bank", type=click.Path(dir_okay=False), help="qb-norm/db-norm: query bank features (.npy, query modality); default: the queries.")
 @click.option("--gallery-bank", type=click.Path(dir_okay=False), help="db-norm: gallery bank features (.npy); default: the gallery.")
-@click.option("--beta", type=BetaType(), default="auto", show_default=True, help="qb-norm/db-norm inverse temperature, or 'auto' (2 / std of the bank similarities).")
+@click.option("--beta", type=BetaType(), default="auto", show_default=True, help=f"qb-norm/db-norm inverse temperature, > 0 and at most {BETA_MAX:g}, or 'auto' "
+                   "(2 / std of the bank similarities).")
 @click.option("--qe-k", type=K_OR_AUTO, default=5, show_default=True, help="aqe/alpha-qe: rows averaged (per modality with modalities), or 'auto'.")
-@click.option("--alpha", type=FiniteFloat(min=0.0), default=3.0, show_default=True, help="alpha-qe: weight exponent.")
+@click.option("--alpha", type=FiniteFloat(min=0.0, max=ALPHA_MAX), default=3.0, show_default=True,
+              help=f"alpha-qe: weight exponent, 0 to {ALPHA_MAX:g}.")
 @click.option("--protocol", type=PROTOCOL_CHOICE, default="regdb", show_default=True, help="Evaluation rules for the printed scores.")
 @click.option("--max-rank", type=click.IntRange(min=1), default=20, show_default=True, help="Length of the CMC curve.")
 @click.option("--roc", is_flag=True, help="Also report TPR at FPR 1e-4, 1e-3, 1e-2, 1e-1.")
@@ -204,6 +208,9 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
     else:
         R, note = _feature_method(method, Q, G, qa, ga, nq, ng, bank, gallery_bank, beta, qe_k, alpha)
         original = feature_distance(Q, G, "inner")
+    R = np.asarray(R, dtype=np.float32)
+    if not np.isfinite(R).all():  # never written, nor scored, with exit 0
+        fail(f"--method {method} gave {int((~np.isfinite(R)).sum())} non-finite distance(s); nothing was written.")
     rows = None
     if has_ids:
         rows = {"original": score(original, qa, ga, protocol, max_rank, roc),

@@ -7,6 +7,8 @@ import os
 import click
 import numpy as np
 
+from xmrank._params import MAX_TRIALS
+
 from ._io import check_outputs, echo_report, fail, user_errors, write_json_atomic
 from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
 from ._options import algorithm_option, rerank_k_options, rerank_method_option
@@ -50,7 +52,7 @@ Examples:
 
 def _parse_trials(value: str) -> list[int]:
     """``"1"``, ``"1,3,5"`` or ``"1-10"`` (combinations allowed) -> sorted unique RegDB trial numbers."""
-    out = []
+    out = set()
     for part in value.split(","):
         part = part.strip()
         try:
@@ -58,14 +60,19 @@ def _parse_trials(value: str) -> list[int]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if lo > hi:
                     raise ValueError
-                out.extend(range(lo, hi + 1))
             else:
-                out.append(int(part))
+                lo = hi = int(part)
         except ValueError:
             fail(f"--trial must be RegDB trial numbers such as 1, 1,2,5 or 1-10; got {value!r}.")
-    if not out or min(out) < 1:
+        if lo < 1:
+            fail(f"--trial must be RegDB trial numbers (1 or more); got {value!r}.")
+        # the count is bounded before any list is made: 1-2000000000 is refused, not allocated
+        if hi - lo + 1 > MAX_TRIALS or len(out) + (hi - lo + 1) > MAX_TRIALS:
+            fail(f"--trial names more than {MAX_TRIALS} trials; got {value!r}.")
+        out.update(range(lo, hi + 1))
+    if not out:
         fail(f"--trial must be RegDB trial numbers (1 or more); got {value!r}.")
-    return sorted(set(out))
+    return sorted(out)
 
 
 def _row(summary: dict, result: dict, size: dict) -> dict:
@@ -119,7 +126,7 @@ def format_rows(title: str, rows: dict) -> str:
 @click.option("--root", required=True, type=click.Path(), help="The data set folder.")
 @click.option("--mode", type=click.Choice(["all", "indoor"]), default=None,
               help="SYSU-MM01 search mode: all (gallery cameras 1, 2, 4, 5; default) or indoor (1, 2).")
-@click.option("--trials", type=click.IntRange(min=1, max=10_000), default=None,
+@click.option("--trials", type=click.IntRange(min=1, max=MAX_TRIALS), default=None,
               help="SYSU-MM01: number of gallery draws, trials 0..N-1 (default 10).")
 @click.option("--trial", "regdb_trials", default=None, metavar="LIST",
               help="RegDB: the trials whose test lists are used, e.g. 1, 1,2,5 or 1-10 (default 1).")

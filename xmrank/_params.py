@@ -22,13 +22,31 @@ from typing import Any, Callable
 
 from ._validation import InputError, check_int, check_n_jobs, check_option, check_real, check_seed, plain
 
-__all__ = ["ALGORITHMS", "RERANK_ALGORITHMS", "DEFAULTS", "PARAMS", "Param", "RERANK_GRID", "check_params",
+__all__ = ["ALGORITHMS", "ALPHA_MAX", "BETA_MAX", "DEFAULTS", "MAX_IMAGE_SIDE", "MAX_SYNTHETIC_IMAGES",
+           "MAX_SYNTHETIC_PIXELS", "MAX_TRIALS", "PARAMS", "Param", "RERANK_ALGORITHMS", "RERANK_GRID", "check_params",
            "parse_eps", "parse_int_or_auto"]
 
 #: Density clusterings of :func:`xmrank.cluster_distance`.
 ALGORITHMS = ("dbscan", "hdbscan")
 #: Re-ranking algorithms of :func:`xmrank.rerank`: k-reciprocal (Zhong et al.) and GNN (Zhang et al.).
 RERANK_ALGORITHMS = ("k-reciprocal", "gnn")
+
+# Bounds that keep a result finite and its memory known before any work: refused at the boundary.
+#: Largest inverse temperature of ``qb_norm`` / ``db_norm`` (QB-Norm publishes 20; ``beta="auto"`` gives
+#: ``2 / σ``, σ >= 2e-6): ``beta · s`` stays far inside float32 for similarities of any sensible scale.
+BETA_MAX = 1e6
+#: Largest weight exponent of ``alpha_qe`` / ``query_expansion`` (fast-reid uses 3): beyond it every weight
+#: below the row itself underflows and the expansion is the identity.
+ALPHA_MAX = 100.0
+#: Largest image side (pixels) of a network input or a synthetic image: the published inputs are 288 x 144.
+MAX_IMAGE_SIDE = 2048
+#: Most trials (gallery draws, RegDB trials) one evaluation takes, checked before anything is allocated.
+MAX_TRIALS = 10_000
+#: Most images :func:`xmrank.datasets.make_synthetic` writes (identities x 6 cameras x images per camera);
+#: its SYSU-MM01 layout numbers identities and images with four digits (at most 9999 of each).
+MAX_SYNTHETIC_IMAGES = 200_000
+#: ... and at most this many pixels in all (200,000 images of the default 128 x 64 are 1.6e9).
+MAX_SYNTHETIC_PIXELS = 2_000_000_000
 
 
 def parse_eps(value, name: str = "eps", *, text: bool = False):

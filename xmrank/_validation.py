@@ -28,6 +28,7 @@ __all__ = [
     "check_seed",
     "either_spelling",
     "plain",
+    "torch_numpy",
     "warn_user",
 ]
 
@@ -66,18 +67,38 @@ def widen_torch(array):
     return array
 
 
+def torch_numpy(tensor, name: str) -> np.ndarray:
+    """A torch tensor as a numpy array: on the host, float types numpy lacks (bfloat16, float8) widened to
+    float32, quantised tensors (qint8, quint8, ...) dequantised to float32; a sparse tensor is refused (its dense
+    size is not known to fit)."""
+    tensor = tensor.detach()
+    layout = str(tensor.layout).replace("torch.", "")
+    if layout != "strided":
+        raise InputError(f"{name} is a {layout} (sparse) tensor; store it dense (tensor.to_dense()).")
+    if tensor.device.type != "cpu":
+        tensor = tensor.cpu()
+    if tensor.is_quantized:
+        tensor = tensor.dequantize()
+    return widen_torch(tensor).numpy()
+
+
 def _to_numpy(array, name):
     """Bring torch/cupy arrays to numpy without importing either library.
 
-    torch dtypes numpy lacks (bfloat16, float8) are widened to float32 first.
+    torch dtypes numpy lacks (bfloat16, float8) are widened to float32 first,
+    quantised tensors dequantised; sparse tensors and masked arrays with
+    masked entries are refused (a mask would otherwise be dropped).
     """
     mod = type(array).__module__.split(".")[0]
+    if isinstance(array, np.ma.MaskedArray):
+        masked = int(np.ma.count_masked(array))
+        if masked:
+            raise InputError(f"{name} is a masked array with {masked} masked entries; fill them (array.filled(...)) "
+                             "or drop those rows: the mask would otherwise be lost.")
+        return np.asarray(array.data)
     try:
         if mod == "torch":
-            array = array.detach()
-            if array.device.type != "cpu":
-                array = array.cpu()
-            return widen_torch(array).numpy()
+            return torch_numpy(array, name)
         if mod == "cupy":
             return array.get()
         return np.asarray(array)

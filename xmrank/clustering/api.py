@@ -77,8 +77,10 @@ def degenerate_message(labels, *, eps=None, min_samples=4, algorithm="dbscan", e
         return f"{where}degenerate clustering: {what} ({setting}); {fix}."
     if giant:
         if algorithm == "dbscan":
-            fix = ("lower eps" + (f" (try {max(eps - 0.1, 0.05):.2f}; or pass a number instead of 'auto')" if eps_auto
-                                  else f" (try {max(eps - 0.1, 0.05):.2f})" if eps is not None else "")
+            # eps >= 1 joins every pair: the suggestion stays below 1 (and prints as a short number)
+            lower = max(min(eps - 0.1, 0.9), 0.05) if eps is not None else None
+            fix = ("lower eps" + (f" (try {lower:.2f}; or pass a number instead of 'auto')" if eps_auto
+                                  else f" (try {lower:.2f})" if eps is not None else "")
                    + " or raise min_samples")
         else:
             fix = "raise min_samples"
@@ -509,7 +511,7 @@ def _per_modality(X, codes, classes, *, eps, min_samples, algorithm, k1, k2, knn
     return labels, info
 
 
-def subset_split(n_rows: int, *, ratio: float = _D["ratio"], seed=None):
+def subset_split(n_rows: int, *, ratio: float = _D["ratio"], seed=None, min_size: int = 1):
     """Randomly partition ``range(n_rows)`` into ``round(1/ratio)`` subsets (BMIL's subset clustering).
 
     Parameters
@@ -519,14 +521,28 @@ def subset_split(n_rows: int, *, ratio: float = _D["ratio"], seed=None):
         Share of rows in each subset; 0.5 gives two halves.
     seed : int or numpy Generator, default=None
         A non-negative integer of at most 64 bits, a Generator, or None.
+    min_size : int, default=1
+        The fewest rows a subset may hold: a ratio that gives smaller subsets
+        (more parts than ``n_rows // min_size``) is refused before anything
+        is allocated.
 
     Returns
     -------
     subsets : list of ndarray of int64
         Sorted indices; together a partition of ``range(n_rows)``.
+
+    Raises
+    ------
+    xmrank.InputError
+        For a ratio whose subsets would hold fewer than ``min_size`` rows.
     """
     n_rows = check_int(n_rows, "n_rows", minimum=1)
     ratio = PARAMS["ratio"](ratio)
+    min_size = check_int(min_size, "min_size", minimum=1)
+    # bounded by the rows before anything is allocated: a ratio of 1e-9 would ask for 1e9 parts
+    if n_rows * ratio < min_size - 0.5 or round(1.0 / ratio) > n_rows // min_size:
+        raise InputError(f"ratio={plain(ratio)} splits {n_rows} rows into subsets of fewer than {min_size} "
+                         f"row(s); the smallest ratio for {n_rows} rows is {min_size / n_rows:.3g}.")
     parts = max(1, int(round(1.0 / ratio)))
     rng = np.random.default_rng(PARAMS["seed"](seed))
     try:

@@ -44,6 +44,7 @@ import os
 import numpy as np
 
 from .._atomic import atomic_write
+from .._params import MAX_IMAGE_SIDE, MAX_SYNTHETIC_IMAGES, MAX_SYNTHETIC_PIXELS
 from .._progress import progress_bar
 from .._validation import InputError, check_int
 from ._files import inside, real_root
@@ -299,6 +300,27 @@ def render_person(ident: dict, modality: int, rng: np.random.Generator, *, heigh
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+
+def check_size(n_ids: int, images_per_camera: int, height: int, width: int, *,
+               ids_name: str = "n_train_ids + n_val_ids + n_test_ids") -> None:
+    """Refuse a synthetic set larger than the bounds of :mod:`xmrank._params`, before anything is written.
+
+    Four-digit identity folders of the SYSU-MM01 layout (at most 9999
+    identities), at most ``MAX_SYNTHETIC_IMAGES`` images and
+    ``MAX_SYNTHETIC_PIXELS`` pixels in all.
+    """
+    if n_ids > 9999:
+        raise InputError(f"{ids_name} must be at most 9999 (four-digit identity folders of the SYSU-MM01 layout); "
+                         f"got {n_ids}.")
+    n_images = n_ids * 6 * images_per_camera
+    if n_images > MAX_SYNTHETIC_IMAGES:
+        raise InputError(f"the set would hold {n_images} images ({n_ids} identities x 6 cameras x "
+                         f"{images_per_camera} images); at most {MAX_SYNTHETIC_IMAGES} are written.")
+    if n_images * height * width > MAX_SYNTHETIC_PIXELS:
+        raise InputError(f"the set would hold {n_images * height * width} pixels ({n_images} images of {height} x "
+                         f"{width}); at most {MAX_SYNTHETIC_PIXELS} are written (fewer images or smaller ones).")
+
+
 def make_synthetic(
     root,
     *,
@@ -328,7 +350,11 @@ def make_synthetic(
         ``4 * images_per_camera`` visible and ``2 * images_per_camera``
         infrared images per identity).
     height, width : int, default=128, 64
-        Image size in pixels.
+        Image size in pixels, at most :data:`xmrank._params.MAX_IMAGE_SIDE`.
+        The identities together are at most 9999 (four-digit folders), and
+        the set at most :data:`xmrank._params.MAX_SYNTHETIC_IMAGES` images
+        and :data:`xmrank._params.MAX_SYNTHETIC_PIXELS` pixels: all are
+        checked before anything is written.
     seed : int, default=0
         The whole set is a deterministic function of the parameters.
     overwrite : bool, default=False
@@ -346,9 +372,10 @@ def make_synthetic(
     n_train_ids = check_int(n_train_ids, "n_train_ids", minimum=1)
     n_val_ids = check_int(n_val_ids, "n_val_ids", minimum=1)  # the SYSU-MM01 readers need a non-empty list
     n_test_ids = check_int(n_test_ids, "n_test_ids", minimum=1)
-    images_per_camera = check_int(images_per_camera, "images_per_camera", minimum=1)
-    height = check_int(height, "height", minimum=16)
-    width = check_int(width, "width", minimum=8)
+    images_per_camera = check_int(images_per_camera, "images_per_camera", minimum=1, maximum=9999)
+    height = check_int(height, "height", minimum=16, maximum=MAX_IMAGE_SIDE)
+    width = check_int(width, "width", minimum=8, maximum=MAX_IMAGE_SIDE)
+    check_size(n_train_ids + n_val_ids + n_test_ids, images_per_camera, height, width)
     seed = check_int(seed, "seed", minimum=0)
     root = os.fspath(root)
     if not root.strip():

@@ -23,6 +23,9 @@ import scipy.sparse as sp
 
 from .._validation import InputError, check_distance, check_int, check_seed
 
+#: Entries of a block held at once (float64: 8 MB): the histograms' memory does not grow with N².
+_BLOCK_ENTRIES = 1 << 20
+
 __all__ = ["original_histogram", "jaccard_histogram", "histogram_summary", "pair_counts", "MAX_BINS"]
 
 #: Most histogram bins accepted.
@@ -43,10 +46,6 @@ def _sample_pairs(n: int, m: int, rng) -> tuple[np.ndarray, np.ndarray]:
     j = rng.integers(0, n - 1, size=m)
     j = j + (j >= i)  # skip the diagonal, uniform over j != i
     return i, j
-
-
-def _all_pairs(n: int):
-    return np.triu_indices(n, k=1)
 
 
 def original_histogram(X: np.ndarray, codes: np.ndarray, *, bins: int = 50, max_pairs: int = 2_000_000, seed=0):
@@ -99,9 +98,11 @@ def _original_chunks(X, codes, sampled, max_pairs, seed, chunk=1 << 21):
     n = X.shape[0]
     if sampled:
         rng = np.random.default_rng(seed)
+        rows = max(1, _BLOCK_ENTRIES // max(X.shape[1], 1))  # X[i] and X[j] a few MB at a time, whatever d is
         for start in range(0, max_pairs, chunk):
             i, j = _sample_pairs(n, min(chunk, max_pairs - start), rng)
-            d = 2.0 - 2.0 * np.einsum("ij,ij->i", X[i], X[j], dtype=np.float64)
+            d = np.concatenate([2.0 - 2.0 * np.einsum("ij,ij->i", X[i[s:s + rows]], X[j[s:s + rows]],
+                                                      dtype=np.float64) for s in range(0, i.size, rows)])
             yield d, codes[i] == codes[j]
         return
     block = max(1, chunk // max(n, 1))
@@ -139,24 +140,68 @@ def jaccard_histogram(D, codes: np.ndarray, *, bins: int = 50):
         raise InputError(f"codes must have one modality code per row of D ({n}); got shape {codes.shape}.")
     bins = check_int(bins, "bins", minimum=1, maximum=MAX_BINS)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    if sp.issparse(D):
-        D = D.tocsr()
-        rows = np.repeat(np.arange(n), np.diff(D.indptr))
-        upper = rows < D.indices
-        i, j, d = rows[upper], D.indices[upper], D.data[upper].astype(np.float64)
-    else:
-        i, j = _all_pairs(n)
-        d = np.asarray(D, dtype=np.float64)[i, j]
-    same = codes[i] == codes[j]
+    if not sp.issparse(D):
+        return _dense_jaccard_histogram(D, codes, edges)
+    D = D.tocsr()
     n_intra, n_inter = pair_counts(codes)
     out = {"edges": edges, "sampled": False, "intra_pairs": n_intra, "inter_pairs": n_inter}
-    for name, mask, total in (("intra", same, n_intra), ("inter", ~same, n_inter)):
-        counts = np.histogram(np.clip(d[mask], 0.0, 1.0), bins=edges)[0]
-        unstored = total - int(mask.sum())
+    acc = {name: [np.zeros(bins, np.int64), 0.0, 0, 0] for name in ("intra", "inter")}  # counts, sum, below, stored
+    # a block of rows at a time, a few million stored pairs each: the Jaccard distance of clustered features
+    # stores most pairs (about 60% of N² on a biased synthetic set), so per-pair temporaries of the whole
+    # matrix would cost several times the matrix itself
+    for lo, hi in _row_blocks(D.indptr, 4 * _BLOCK_ENTRIES):
+        start, stop = D.indptr[lo], D.indptr[hi]
+        rows = np.repeat(np.arange(lo, hi), np.diff(D.indptr[lo:hi + 1]))
+        cols = D.indices[start:stop]
+        upper = rows < cols
+        i, j, d = rows[upper], cols[upper], D.data[start:stop][upper].astype(np.float64)
+        same = codes[i] == codes[j]
+        for name, mask in (("intra", same), ("inter", ~same)):
+            dm = d[mask]
+            a = acc[name]
+            a[0] += np.histogram(np.clip(dm, 0.0, 1.0), bins=edges)[0]
+            a[1] += float(dm.sum())
+            a[2] += int((dm < 1.0).sum())
+            a[3] += int(mask.sum())
+    for (name, total), (counts, dsum, below, stored) in zip((("intra", n_intra), ("inter", n_inter)), acc.values()):
+        unstored = total - stored
         counts[-1] += unstored
         out[name] = counts
-        out[f"{name}_sum"] = float(d[mask].sum()) + unstored
-        out[f"{name}_below_one"] = int((d[mask] < 1.0).sum())
+        out[f"{name}_sum"] = dsum + unstored
+        out[f"{name}_below_one"] = below
+    return out
+
+
+def _row_blocks(indptr, entries):
+    """``(lo, hi)`` row ranges of a CSR matrix holding about ``entries`` stored values each (one row at least)."""
+    n = indptr.size - 1
+    lo = 0
+    while lo < n:
+        hi = int(np.searchsorted(indptr, indptr[lo] + entries, side="right")) - 1
+        hi = min(n, max(hi, lo + 1))
+        yield lo, hi
+        lo = hi
+
+
+def _dense_jaccard_histogram(D, codes, edges):
+    """:func:`jaccard_histogram` of a dense matrix, a block of rows at a time (no N² index arrays)."""
+    n = D.shape[0]
+    n_intra, n_inter = pair_counts(codes)
+    out = {"edges": edges, "sampled": False, "intra_pairs": n_intra, "inter_pairs": n_inter}
+    acc = {name: [np.zeros(edges.size - 1, np.int64), 0.0, 0] for name in ("intra", "inter")}
+    rows = max(1, _BLOCK_ENTRIES // max(n, 1))
+    for lo in range(0, n, rows):
+        hi = min(n, lo + rows)
+        block = np.asarray(D[lo:hi], dtype=np.float64)
+        upper = np.arange(n)[None, :] > np.arange(lo, hi)[:, None]
+        same = codes[lo:hi, None] == codes[None, :]
+        for name, mask in (("intra", upper & same), ("inter", upper & ~same)):
+            d = block[mask]
+            acc[name][0] += np.histogram(np.clip(d, 0.0, 1.0), bins=edges)[0]
+            acc[name][1] += float(d.sum())
+            acc[name][2] += int((d < 1.0).sum())
+    for name, (counts, total, below) in acc.items():
+        out[name], out[f"{name}_sum"], out[f"{name}_below_one"] = counts, total, below
     return out
 
 

@@ -349,14 +349,19 @@ def _require_modalities(codes, method):
     return codes
 
 
+def _check_below_rows(k1: int, n: int) -> None:
+    """``k1 >= n`` is an error for every method (README, "Errors"): a list cannot hold more rows than exist."""
+    if k1 >= n:
+        raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
+
+
 def _plan_global(X, req: PlanRequest, *, search: bool):
     """Global neighbour lists; "modality-qe" balances the expansion over modalities."""
     n = X.shape[0]
     codes = _require_modalities(req.modalities, req.method) if req.method == "modality-qe" else None
     k1 = check_int(req.k1, "k1", minimum=1)
     k2 = check_int(req.k2, "k2", minimum=1)
-    if k1 >= n:
-        raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
+    _check_below_rows(k1, n)
     if k2 > k1:
         raise InputError(f"k2={k2} must not exceed k1={k1}.")
     if not search:
@@ -379,6 +384,7 @@ def _plan_modality(X, req: PlanRequest, *, search: bool):
     per = k1 // n_mod
     sizes = np.bincount(codes, minlength=n_mod)
     _check_k(per, f"k1 // {n_mod} modalities", int(sizes.min()), "the smallest modality")
+    _check_below_rows(k1, n)
     if k2 > per:
         raise InputError(f"k2={k2} must not exceed the per-modality list length k1 // {n_mod} = {per}.")
     if not search:
@@ -419,6 +425,7 @@ def _plan_modality_camera(X, req: PlanRequest, *, search: bool):
                 f"k2={k2} must not exceed modality {plain(mod_names[g])}'s list length ({per_cam * cams.size})."
             )
         groups.append((per_cam, members))
+    _check_below_rows(k1, n)
     if not search:
         return None
     per_modality_lists = []

@@ -64,9 +64,16 @@ def _as_matrix(value, name):
     return A
 
 
+#: Negative distances within this share of the largest distance are rounding (``1 - cos`` is -2.4e-7 on the
+#: diagonal in float32) and read as 0; below it they are refused.
+ROUNDING = 1e-5
+
+
 def _scan(A, name):
-    """NaN/inf and negative entries, block by block (no temporary of A's size)."""
+    """NaN/inf entries, block by block (no temporary of A's size); returns A's smallest and largest entries and
+    where the smallest is."""
     rows = max(1, _BLOCK_ENTRIES // A.shape[1])
+    low, high, where = np.inf, -np.inf, None
     for lo in range(0, A.shape[0], rows):
         block = A[lo:lo + rows]
         finite = np.isfinite(block)
@@ -74,14 +81,38 @@ def _scan(A, name):
             r, c = np.argwhere(~finite)[0]
             total = sum(int((~np.isfinite(A[s:s + rows])).sum()) for s in range(0, A.shape[0], rows))
             raise InputError(f"{name} contains {total} NaN or infinite value(s), the first at [{lo + r}, {c}].")
-        low = block.min()
+        b_low = block.min()
+        if b_low < low:
+            r, c = np.unravel_index(int(np.argmin(block)), block.shape)
+            low, where = b_low, (lo + int(r), int(c))
+        high = max(high, block.max())
+    return low, high, where
+
+
+def _non_negative(blocks, names):
+    """The blocks with entries within rounding of zero (>= -ROUNDING x the largest distance) set to 0 (a copy
+    only where one is negative); a clearly negative distance is refused."""
+    scans = [_scan(A, name) for A, name in zip(blocks, names)]
+    largest = max(max(high, 0.0) for _, high, _ in scans)
+    out = []
+    for A, name, (low, _, where) in zip(blocks, names, scans):
         if low < 0:
-            r, c = np.argwhere(block < 0)[0]
-            raise InputError(f"{name} must hold non-negative distances; {name}[{lo + r}, {c}] = {plain(block[r, c])}.")
+            if low < -ROUNDING * largest:
+                raise InputError(f"{name} must hold non-negative distances; {name}[{where[0]}, {where[1]}] = "
+                                 f"{plain(A[where])} (only values within {ROUNDING:g} x the largest distance of "
+                                 "zero are read as 0).")
+            A = np.maximum(A, 0)
+        out.append(A)
+    return out
 
 
 def check_blocks(q_g_dist, q_q_dist, g_g_dist, names=("q_g_dist", "q_q_dist", "g_g_dist")) -> DistanceBlocks:
-    """The three distance blocks, checked: dense, 2-D, shapes that fit together, finite, non-negative."""
+    """The three distance blocks, checked: dense, 2-D, shapes that fit together, finite, non-negative.
+
+    Negative entries within rounding of zero (at least ``-ROUNDING`` times
+    the largest distance of the three blocks, as ``1 - cos`` gives in
+    float32) are read as 0; clearly negative ones are refused.
+    """
     qg = _as_matrix(q_g_dist, names[0])
     qq = _as_matrix(q_q_dist, names[1])
     gg = _as_matrix(g_g_dist, names[2])
@@ -95,8 +126,7 @@ def check_blocks(q_g_dist, q_q_dist, g_g_dist, names=("q_g_dist", "q_q_dist", "g
             f"the shapes disagree: {names[0]} is {nq}x{ng}, so {names[1]} must be {nq}x{nq} and {names[2]} "
             f"{ng}x{ng}; got {qq.shape[0]}x{qq.shape[1]} and {gg.shape[0]}x{gg.shape[1]}."
         )
-    for A, name in ((qg, names[0]), (qq, names[1]), (gg, names[2])):
-        _scan(A, name)
+    qg, qq, gg = _non_negative((qg, qq, gg), names)
     return DistanceBlocks(qg, qq, gg)
 
 

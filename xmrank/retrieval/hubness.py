@@ -24,6 +24,7 @@ import logging
 
 import numpy as np
 
+from .._params import ALPHA_MAX, BETA_MAX
 from .._validation import InputError, check_features, check_int, check_real, plain
 from ..knn import knn_search
 
@@ -112,15 +113,24 @@ def auto_beta(bank, gallery) -> float:
 
 def _auto_beta(stats) -> float:
     sigma = stats.spread()
-    if not sigma > 1e-6:
-        raise InputError("beta='auto' needs similarities that vary; every bank x gallery similarity is the same.")
+    if not sigma >= AUTO_SPREAD / BETA_MAX:
+        raise InputError("beta='auto' needs similarities that vary; every bank x gallery similarity is the same "
+                         f"(standard deviation {sigma:.3g}, below {AUTO_SPREAD / BETA_MAX:.3g}).")
     return AUTO_SPREAD / sigma
 
 
 def _beta(beta, name, stats):
     if isinstance(beta, str) and beta == "auto":
         return _auto_beta(stats)
-    return check_real(beta, name, low=0.0, low_open=True)
+    return check_real(beta, name, low=0.0, low_open=True, high=BETA_MAX)
+
+
+def _finite(out, what):
+    """``out`` when every entry is finite; features far from unit norm can still overflow float32."""
+    if not np.isfinite(out).all():
+        raise InputError(f"{what} gives {int((~np.isfinite(out)).sum())} non-finite distance(s): pass L2-normalised "
+                         "features (cosine similarities in [-1, 1]) or a smaller beta.")
+    return out
 
 
 def qb_norm(query, gallery, *, bank=None, beta="auto", k: int = 1, dynamic: bool = True) -> np.ndarray:
@@ -136,9 +146,11 @@ def qb_norm(query, gallery, *, bank=None, beta="auto", k: int = 1, dynamic: bool
         training split (QB-Norm's setting). None uses the test queries
         themselves (transductive; then every query's own best match is
         activated and ``dynamic`` changes nothing).
-    beta : float or "auto", default="auto"
+    beta : float in (0, 1e6] or "auto", default="auto"
         Inverse temperature. "auto" is :func:`auto_beta` (``2 / σ`` of the
         bank x gallery similarities); QB-Norm's published default is 20.
+        The bound (:data:`xmrank._params.BETA_MAX`) keeps ``β s`` finite in
+        float32.
     k : int, default=1
         A gallery item is *activated* when it is among the ``k`` best matches
         of some bank query.
@@ -174,9 +186,10 @@ def qb_norm(query, gallery, *, bank=None, beta="auto", k: int = 1, dynamic: bool
     if dynamic:
         rows = stats.activated(k)[np.argmax(S, axis=1)]
     out = -S
-    out[rows] = -(b * S[rows].astype(np.float64) - lse[None, :]).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by _finite below, in one line
+        out[rows] = -(b * S[rows].astype(np.float64) - lse[None, :]).astype(np.float32)
     logger.info("qb_norm: beta %.3g, %d of %d queries normalised", b, int(rows.sum()), len(rows))
-    return out.astype(np.float32, copy=False)
+    return _finite(out.astype(np.float32, copy=False), f"qb_norm with beta={b:.6g}")
 
 
 def db_norm(query, gallery, *, query_bank=None, gallery_bank=None, beta1="auto", beta2="auto", k: int = 1,
@@ -227,9 +240,10 @@ def db_norm(query, gallery, *, query_bank=None, gallery_bank=None, beta1="auto",
     if dynamic:
         rows = (sq.activated(k) | sg.activated(k))[np.argmax(S, axis=1)]
     out = -S
-    out[rows] = -((b1 + b2) * S[rows].astype(np.float64) - correction[None, :]).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by _finite below, in one line
+        out[rows] = -((b1 + b2) * S[rows].astype(np.float64) - correction[None, :]).astype(np.float32)
     logger.info("db_norm: beta1 %.3g, beta2 %.3g, %d of %d queries normalised", b1, b2, int(rows.sum()), len(rows))
-    return out.astype(np.float32, copy=False)
+    return _finite(out.astype(np.float32, copy=False), f"db_norm with beta1={b1:.6g}, beta2={b2:.6g}")
 
 
 def query_expansion(query, gallery, *, k: int | str = 5, alpha: float = 3.0, times: int = 1, query_modalities=None,
@@ -247,9 +261,11 @@ def query_expansion(query, gallery, *, k: int | str = 5, alpha: float = 3.0, tim
         of items per identity and modality (the estimate of
         :func:`xmrank.retrieval.auto_k`): 2 where identities have one item
         per modality.
-    alpha : float >= 0, default=3.0
+    alpha : float in [0, 100], default=3.0
         Weight ``max(s, 0) ** alpha`` of each neighbour (fast-reid's
-        default 3). 0 gives the plain average (AQE).
+        default 3; similarities above 1 by rounding count as 1). 0 gives the
+        plain average (AQE); beyond 100 (:data:`xmrank._params.ALPHA_MAX`)
+        every neighbour but the row itself weighs nothing in float64.
     times : int, default=1
         Rounds of expansion (fast-reid's ``qe_times``).
     query_modalities, gallery_modalities : int or array-like, default=None
@@ -273,7 +289,7 @@ def query_expansion(query, gallery, *, k: int | str = 5, alpha: float = 3.0, tim
     Q, G = _pair(query, gallery)
     if not (isinstance(k, str) and k == "auto"):
         k = check_int(k, "k", minimum=1)
-    alpha = check_real(alpha, "alpha", low=0.0)
+    alpha = check_real(alpha, "alpha", low=0.0, high=ALPHA_MAX)
     times = check_int(times, "times", minimum=1)
     nq = Q.shape[0]
     A = np.concatenate([Q, G], axis=0)
@@ -294,7 +310,7 @@ def query_expansion(query, gallery, *, k: int | str = 5, alpha: float = 3.0, tim
         out = np.zeros_like(A, dtype=np.float64)
         for g in groups:
             sims, local = knn_search(U, np.ascontiguousarray(U[g]), k)
-            w = np.maximum(sims.astype(np.float64), 0.0) ** alpha
+            w = np.clip(sims.astype(np.float64), 0.0, 1.0) ** alpha  # cosines: 1 + rounding is 1
             if codes is None:
                 w /= k  # fast-reid: the mean of the weighted rows
             else:
@@ -304,6 +320,8 @@ def query_expansion(query, gallery, *, k: int | str = 5, alpha: float = 3.0, tim
                 out += w[:, c:c + 1] * A[g[local[:, c]]]
         A = out.astype(np.float32)
     A /= np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+    if not np.isfinite(A).all():
+        raise InputError("query_expansion gives non-finite features: the features' norms overflow float32.")
     return A[:nq], A[nq:]
 
 

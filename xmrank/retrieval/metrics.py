@@ -15,7 +15,7 @@ protocol      gallery items removed for a query            CMC computed on
 ============  ===========================================  ======================
 
 mAP and mINP always use the raw ranking (after removal). A query with no
-remaining gallery item of its identity is skipped and counted. ``"llcm"``
+remaining gallery item of its identity is skipped and counted (one warning says how many). ``"llcm"``
 is ``eval_llcm`` of the LLCM authors' code (ZYK100/LLCM, CVPR 2023): the
 Market-1501 removal with the SYSU-MM01 CMC.
 
@@ -37,7 +37,8 @@ import logging
 
 import numpy as np
 
-from .._validation import InputError, _to_numpy, check_int, check_label_values, check_option, either_spelling
+from .._validation import (InputError, _to_numpy, check_int, check_label_values, check_option, either_spelling,
+                           warn_user)
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,12 @@ def evaluate(
         g_cam = _check_1d(gallery_cameras, ng, g_name, "column of distmat")
         if protocol == "sysu" and not (np.issubdtype(q_cam.dtype, np.integer) and np.issubdtype(g_cam.dtype, np.integer)):
             raise InputError(f"protocol='sysu' needs integer camera numbers (1-6) in {q_name} and {g_name}.")
+        if protocol == "sysu":
+            outside = int(((q_cam < 1) | (q_cam > 6)).sum() + ((g_cam < 1) | (g_cam > 6)).sum())
+            if outside:
+                warn_user(f"evaluate(protocol='sysu'): {outside} camera number(s) outside SYSU-MM01's 1-6 (numbered "
+                          "from 0?); the rule that removes camera-2 items for camera-3 queries reads the numbers "
+                          "as given.")
 
     n_ranks = min(max_rank, ng)
     ap = np.zeros(nq)
@@ -172,9 +179,11 @@ def evaluate(
     valid = first > 0
     n_valid = int(valid.sum())
     if n_valid == 0:
-        raise InputError("No query has a valid match in the gallery under this protocol; check the ids and cameras.")
+        raise InputError(f"No query has a valid match in the gallery under protocol {protocol!r} ({nq} queries); "
+                         "check the ids and cameras.")
     if n_valid < nq:
-        logger.info("evaluate(protocol=%r): %d of %d queries have no valid match and are skipped", protocol, nq - n_valid, nq)
+        warn_user(f"evaluate(protocol={protocol!r}): {nq - n_valid} of {nq} queries have no valid match in the "
+                  "gallery and are skipped; the scores are over the other queries.")
     hist = np.bincount(first[valid], minlength=n_ranks + 1)[1 : n_ranks + 1]
     cmc = np.cumsum(hist) / n_valid
     out = {

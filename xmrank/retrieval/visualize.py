@@ -144,19 +144,16 @@ def _paths(paths, n, name, root):
 
 
 def _load(path):
-    from PIL import Image, UnidentifiedImageError
+    from ..datasets.images import open_image
 
     if not os.path.isfile(path):
         raise InputError(f"image not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            grey = im.mode in ("L", "LA", "I", "I;16", "F", "1")
-            im = im.convert("L" if grey else "RGB")
-            im.thumbnail(_THUMB)
-            return np.asarray(im), grey
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read image {path} ({exc.__class__.__name__}).") from None
+    with open_image(path) as im:  # unreadable files and decompression bombs: one line naming the file
+        im.load()
+        grey = im.mode in ("L", "LA", "I", "I;16", "F", "1")
+        im = im.convert("L" if grey else "RGB")
+        im.thumbnail(_THUMB)
+        return np.asarray(im), grey
 
 
 def _cell(ax, paths, index, title, label, color, *, width):

@@ -16,6 +16,7 @@ else is refused with an :class:`~xmrank.InputError`.
 
 from __future__ import annotations
 
+import numbers
 import os
 
 from .._atomic import atomic_write
@@ -24,7 +25,7 @@ from ._require import torch
 from .runlog import plain
 
 __all__ = ["CHECKPOINT", "STAGE_MODELS", "FORMAT", "save", "checkpoint_payload", "model_payload",
-           "read_run_checkpoint", "load_trained_model"]
+           "read_run_checkpoint", "check_bookkeeping", "restore_state", "load_trained_model"]
 
 CHECKPOINT = "checkpoint.pt"
 #: the network saved at the end of each stage
@@ -95,6 +96,112 @@ def read_run_checkpoint(path) -> dict:
                          f"another recipe, cannot be resumed by this one (format {FORMAT}); its network still loads "
                          f"with xmrank.torch.load_model.")
     return state
+
+
+#: The evaluations a run's metrics may hold, in the order they are made.
+_EVALUATIONS = ("untrained", "stage1", "final")
+#: Scores of one evaluation (fractions) and per-epoch numbers: each a real number (or None where unknown).
+_SCORES = ("mAP", "mINP", "rank1", "rank5", "rank10", "rank20", "time_s")
+_EPOCH_NUMBERS = ("lr", "loss_intra", "loss_global", "time_features_s", "time_s")
+
+
+def _number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_bookkeeping(state: dict, path, epochs: dict) -> None:
+    """Check a training checkpoint's position and metrics before a resume touches anything.
+
+    Parameters
+    ----------
+    state : dict
+        What :func:`read_run_checkpoint` returned.
+    path : str
+        The checkpoint, for messages.
+    epochs : dict
+        ``{1: epochs_stage1, 2: epochs_stage2}`` of the run's configuration.
+
+    Raises
+    ------
+    xmrank.InputError
+        One line naming the first bad field: a stage that is not 1, 2 or 3
+        (3: finished; a bool is no stage), an epoch outside 0 to that
+        stage's epochs, optimiser or scheduler state that is not a dict,
+        metrics whose scores, epochs or evaluation list are not what a run
+        writes (numbers where numbers belong).
+    """
+    stage, epoch = state["stage"], state["epoch"]
+    if isinstance(stage, bool) or stage not in (1, 2, 3):
+        raise InputError(f"checkpoint {path}: stage {stage!r} is not 1, 2 or 3 (3: a finished run).")
+    limit = epochs.get(stage, 0)
+    if isinstance(epoch, bool) or not 0 <= epoch <= limit:
+        raise InputError(f"checkpoint {path}: epoch {epoch!r} is outside 0 to {limit}, the epochs of stage {stage}.")
+    for key in ("optimizer", "scheduler", "scaler"):
+        if key in state and not isinstance(state[key], dict):
+            raise InputError(f"checkpoint {path}: its {key} state is a {type(state[key]).__name__}, not a dict.")
+    if "optimizer" in state and "scheduler" not in state:
+        raise InputError(f"checkpoint {path}: it holds optimizer state without scheduler state.")
+    metrics = state["metrics"]
+    where = f"checkpoint {path}: its metrics"
+    if not isinstance(metrics.get("epochs"), list):
+        raise InputError(f"{where} hold no list of epochs; not an xmrank training checkpoint.")
+    for i, rec in enumerate(metrics["epochs"]):
+        if not isinstance(rec, dict):
+            raise InputError(f"{where}: epoch record {i} is a {type(rec).__name__}, not a dict.")
+        for key in ("stage", "epoch"):
+            if key in rec and (isinstance(rec[key], bool) or not isinstance(rec[key], int)):
+                raise InputError(f"{where}: epoch record {i} has {key} {rec[key]!r}, not an integer.")
+        for key in _EPOCH_NUMBERS:
+            if rec.get(key) is not None and not _number(rec[key]):
+                raise InputError(f"{where}: epoch record {i} has {key} {rec[key]!r}, not a number.")
+    for name in _EVALUATIONS:
+        res = metrics.get(name)
+        if res is None:
+            continue
+        if not isinstance(res, dict):
+            raise InputError(f"{where}: {name!r} is a {type(res).__name__}, not a dict of scores.")
+        for key in _SCORES:
+            if res.get(key) is not None and not _number(res[key]):
+                raise InputError(f"{where}: {name} {key} is {res[key]!r}, not a number.")
+    if "time_s" in metrics and not _number(metrics["time_s"]):
+        raise InputError(f"{where}: time_s is {metrics['time_s']!r}, not a number.")
+    evaluated = metrics.get("evaluated", [])
+    if not isinstance(evaluated, list) or any(e not in _EVALUATIONS for e in evaluated):
+        raise InputError(f"{where}: 'evaluated' must list some of {', '.join(_EVALUATIONS)}; got {evaluated!r:.80}.")
+
+
+def restore_state(load, state: dict, key: str, path) -> None:
+    """``load(state[key])`` (a ``load_state_dict``); a state that does not fit this run is one InputError line."""
+    try:
+        load(state[key])
+    except Exception as exc:  # torch raises RuntimeError, ValueError, KeyError, TypeError, IndexError, ...
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), exc.__class__.__name__)
+        raise InputError(f"checkpoint {path}: its {key} state does not fit this run ({first[:160]}).") from None
+
+
+def check_optimizer_state(opt, sched, path) -> None:
+    """After loading: every per-parameter tensor has its parameter's shape, the step counts and the
+    scheduler's position are numbers (a state that loads can still fail at the first step)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor):
+                    if value.dim() > 0 and tuple(value.shape) != tuple(p.shape):
+                        raise InputError(f"checkpoint {path}: its optimizer state {key!r} has shape "
+                                         f"{tuple(value.shape)} for a parameter of shape {tuple(p.shape)}.")
+                    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                        raise InputError(f"checkpoint {path}: its optimizer state {key!r} holds NaN or infinity.")
+                elif not _number(value):
+                    raise InputError(f"checkpoint {path}: its optimizer state {key!r} is {value!r:.60}, not a number.")
+        for key in ("lr", "weight_decay"):
+            if key in group and not (_number(group[key]) and group[key] >= 0):
+                raise InputError(f"checkpoint {path}: its optimizer {key} is {group[key]!r:.60}, not a number >= 0.")
+    last = getattr(sched, "last_epoch", 0)
+    if isinstance(last, bool) or not isinstance(last, int) or last < 0:
+        raise InputError(f"checkpoint {path}: its scheduler position (last_epoch) is {last!r:.60}, not an epoch.")
+    for key in ("step_size", "gamma"):
+        if hasattr(sched, key) and not _number(getattr(sched, key)):
+            raise InputError(f"checkpoint {path}: its scheduler {key} is {getattr(sched, key)!r:.60}, not a number.")
 
 
 def load_trained_model(path, *, device="cpu"):

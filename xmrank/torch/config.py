@@ -55,7 +55,7 @@ class TrainConfig:
     pretrained: str = "imagenet"           #: imagenet | none | PATH to a torchvision .pth state dict
     non_local: tuple = (0, 2, 3, 0)        #: non-local blocks per ResNet layer (AGW: 0, 2, 3, 0)
     non_local_width: str = "one"           #: one (inter_channels 1, the published code) | half (C/2) | full (C): departures
-    gem_p: float = 3.0                     #: GeM exponent (0 = average pooling)
+    gem_p: float = 3.0                     #: GeM exponent (0 = average pooling), at most 10
     gem_learnable: bool = False            #: train the GeM exponent (a departure: the published code fixes p = 3)
     last_stride: int = 1
     # --- input and augmentation
@@ -65,10 +65,10 @@ class TrainConfig:
     gray_probability: float = 0.5          #: ChannelAdapGray probability (infrared)
     ir_color_jitter_stage1: bool = True    #: ColorJitter on infrared images in stage 1 (published SYSU-MM01 recipe; RegDB: false)
     # --- optimisation
-    lr: float = 3.5e-4
+    lr: float = 3.5e-4                     #: Adam's learning rate, in (0, 1]
     weight_decay: float = 5e-4
     step_size: int = 20                    #: StepLR period in epochs
-    gamma: float = 0.1
+    gamma: float = 0.1                     #: StepLR's decay, in (0, 1]
     epochs_stage1: int = 50
     epochs_stage2: int = 50
     iters: int = 200                       #: iterations per epoch
@@ -186,6 +186,23 @@ _FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 #: Fields that also take the word "auto" (chosen from the data at each clustering round).
 AUTO_FIELDS = ("k1", "k2", "eps_intra", "eps_global")
+def _whole(v) -> int:
+    """One entry of an integer list: an int, or text / a float holding a whole number; never 2.5 -> 2 or True -> 1."""
+    if isinstance(v, str):
+        v = v.strip()
+        try:
+            return int(v)
+        except ValueError:
+            v = float(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+        raise ValueError(v)
+    return int(v)
+
+
+def _short(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message stays one short line whatever was given."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _coerce(name: str, value):
@@ -200,7 +217,7 @@ def _coerce(name: str, value):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
-        raise InputError(f"config {name} must be true or false; got {value!r}.")
+        raise InputError(f"config {name} must be true or false; got {_short(value)}.")
     if isinstance(value, str) and kind in (int, float):
         try:  # PyYAML reads "1e-3" (no dot) as a string
             value = float(value) if kind is float else int(value)
@@ -208,21 +225,21 @@ def _coerce(name: str, value):
             pass
     if kind is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise InputError(f"config {name} must be an integer{auto}; got {value!r}.")
+            raise InputError(f"config {name} must be an integer{auto}; got {_short(value)}.")
         return int(value)
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"config {name} must be a number{auto}; got {value!r}.")
+            raise InputError(f"config {name} must be a number{auto}; got {_short(value)}.")
         return float(value)
     if kind is tuple:
         if isinstance(value, str):
             value = [v for v in value.replace("(", "").replace(")", "").replace("[", "").replace("]", "").split(",") if v.strip()]
         try:
-            out = tuple(int(v) for v in value)
+            out = tuple(_whole(v) for v in value)
         except (TypeError, ValueError):
-            raise InputError(f"config {name} must be a list of {len(default)} integers; got {value!r}.") from None
+            raise InputError(f"config {name} must be a list of {len(default)} integers; got {_short(value)}.") from None
         if len(out) != len(default):
-            raise InputError(f"config {name} must be a list of {len(default)} integers; got {value!r}.")
+            raise InputError(f"config {name} must be a list of {len(default)} integers; got {_short(value)}.")
         return out
     if value is None:
         return "none"
@@ -257,8 +274,32 @@ def apply_overrides(cfg: TrainConfig, overrides: dict, *, check_backends: bool =
     return validate(dataclasses.replace(cfg, **changes), check_backends=check_backends)
 
 
+#: Largest configuration file read (bytes): a flat mapping of a few dozen fields is a few kilobytes.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _safe_yaml(text):
+    """``yaml.safe_load`` that refuses anchors and aliases (``&a`` / ``*a``): a configuration never needs them,
+    and nested aliases expand a 1 KB file into billions of entries ("billion laughs")."""
+    import yaml
+
+    class _NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in a configuration, "
+                                     f"line {event.start_mark.line + 1}")
+            return super().compose_node(parent, index)
+
+    loader = _NoAliases(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path) -> dict:
-    """Read a YAML file of ``field: value`` pairs (a flat mapping)."""
+    """Read a YAML file of ``field: value`` pairs (a flat mapping; no aliases, at most 1 MB)."""
     import yaml
 
     path = os.fspath(path)
@@ -266,7 +307,13 @@ def load_yaml(path) -> dict:
         raise InputError(f"config file {path} not found.")
     try:
         with open(path) as fh:
-            data = yaml.safe_load(fh)
+            text = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise InputError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes; a configuration is a "
+                             "flat mapping of field: value pairs.")
+        data = _safe_yaml(text)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read config file {path} as text ({exc.reason}).") from None
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"cannot read config file {path} as YAML ({str(exc).splitlines()[0]}).") from None
     if data is None:
@@ -286,7 +333,7 @@ def parse_overrides(pairs) -> dict:
             raise InputError(f"--set expects FIELD=VALUE; got {pair!r}.")
         key, text = pair.split("=", 1)
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = _safe_yaml(text) if text.strip() else ""
         except yaml.YAMLError:
             value = text
         if isinstance(value, (dict,)):
@@ -302,6 +349,7 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     and device can run on this machine (a saved run's network can be loaded,
     and a resumed run re-pointed at another device, where they cannot).
     """
+    from .._params import MAX_IMAGE_SIDE
     from .._validation import check_int, check_option, check_real
 
     check_option(cfg.arch, "arch", ("resnet18", "resnet34", "resnet50"))
@@ -313,7 +361,7 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     if cfg.last_stride not in (1, 2):
         raise InputError(f"last_stride must be 1 or 2; got {cfg.last_stride}.")
     for name in ("height", "width"):
-        check_int(getattr(cfg, name), name, minimum=16)
+        check_int(getattr(cfg, name), name, minimum=16, maximum=MAX_IMAGE_SIDE)
     for name in ("step_size", "iters", "batch_size_ir", "batch_size_rgb", "num_instances", "global_batch_size_ir",
                  "global_batch_size_rgb", "n_candidates",
                  "min_samples", "eval_trials", "feature_batch_size", "synthetic_train_ids",
@@ -323,8 +371,13 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     for name in ("epochs_stage1", "epochs_stage2", "eval_every", "threads"):
         check_int(getattr(cfg, name), name, minimum=0)
     check_int(cfg.num_workers, "num_workers", minimum=-1)
-    check_int(cfg.synthetic_height, "synthetic_height", minimum=16)
-    check_int(cfg.synthetic_width, "synthetic_width", minimum=8)
+    check_int(cfg.synthetic_height, "synthetic_height", minimum=16, maximum=MAX_IMAGE_SIDE)
+    check_int(cfg.synthetic_width, "synthetic_width", minimum=8, maximum=MAX_IMAGE_SIDE)
+    from ..datasets.synthetic_images import check_size
+
+    # the synthetic set a run generates (4 validation identities, make_synthetic's default): bounded before the run
+    check_size(cfg.synthetic_train_ids + 4 + cfg.synthetic_test_ids, cfg.synthetic_images_per_camera,
+               cfg.synthetic_height, cfg.synthetic_width, ids_name="synthetic_train_ids + 4 + synthetic_test_ids")
     for name in ("batch_size_ir", "batch_size_rgb", "global_batch_size_ir", "global_batch_size_rgb"):
         if getattr(cfg, name) < cfg.num_instances:
             raise InputError(f"{name} ({getattr(cfg, name)}) must be at least num_instances ({cfg.num_instances}).")
@@ -334,10 +387,11 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
         parse_int_or_auto(getattr(cfg, name), name)
     if cfg.k1 != "auto" and cfg.k2 != "auto" and cfg.k2 > cfg.k1:
         raise InputError(f"k2 ({cfg.k2}) must not exceed k1 ({cfg.k1}).")
-    check_real(cfg.lr, "lr", low=0.0, low_open=True)
-    check_real(cfg.weight_decay, "weight_decay", low=0.0)
-    check_real(cfg.gamma, "gamma", low=0.0, low_open=True)
-    check_real(cfg.temperature, "temperature", low=0.0, low_open=True)
+    # bounds that keep training finite: larger values overflow the losses or the pooling (NaN weights)
+    check_real(cfg.lr, "lr", low=0.0, low_open=True, high=1.0)
+    check_real(cfg.weight_decay, "weight_decay", low=0.0, high=1.0)
+    check_real(cfg.gamma, "gamma", low=0.0, low_open=True, high=1.0)
+    check_real(cfg.temperature, "temperature", low=1e-3, high=100.0)
     check_real(cfg.momentum, "momentum", low=0.0, high=1.0)
     check_real(cfg.intra_margin, "intra_margin", low=0.0)
     parse_eps(cfg.eps_intra, "eps_intra")
@@ -345,7 +399,7 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     check_real(cfg.subset_ratio, "subset_ratio", low=0.0, high=1.0, low_open=True)
     check_real(cfg.erasing, "erasing", low=0.0, high=1.0)
     check_real(cfg.gray_probability, "gray_probability", low=0.0, high=1.0)
-    check_real(cfg.gem_p, "gem_p", low=0.0)
+    check_real(cfg.gem_p, "gem_p", low=0.0, high=10.0)
     from ..backend import KNN_ENGINES, parse_device, resolve_knn
 
     check_option(cfg.cluster_knn, "cluster_knn", tuple(k for k in KNN_ENGINES if k != "dask"))

@@ -35,6 +35,7 @@ __all__ = [
     "ImageCache",
     "RecordDataset",
     "collate_views",
+    "worker_errors",
     "SeededBatches",
     "make_loader",
     "default_num_workers",
@@ -113,17 +114,15 @@ def load_image(path: str, size=None):
     Raises
     ------
     xmrank.InputError
-        When the file is missing or not a readable image.
+        When the file is missing, not a readable image, or larger than
+        Pillow's decompression-bomb limit (:func:`xmrank.datasets.images.open_image`).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-    except FileNotFoundError:
-        raise InputError(f"image file {path} not found.") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"cannot read image {path} ({exc.__class__.__name__}: {exc}).") from None
+    from ..datasets.images import open_image
+
+    with open_image(path) as img:
+        img = img.convert("RGB")
     if size is not None and img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.BICUBIC)
     return img
@@ -289,3 +288,23 @@ def make_loader(dataset, *, batch_sampler=None, batch_size=None, num_workers: in
     if batch_sampler is not None:
         return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, **options)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, **options)
+
+
+def worker_errors(loader):
+    """Iterate a DataLoader; an error raised in a worker process becomes that worker's own message, one line.
+
+    torch re-raises a worker's exception in this process with the worker's
+    whole traceback in the message; the last line of it is what went wrong
+    (an :class:`~xmrank.InputError` naming the image, usually).
+    """
+    try:
+        yield from loader
+    except Exception as exc:  # torch re-raises the worker's own type (an InputError too) with its traceback as text
+        text = str(exc)
+        if "DataLoader worker" not in text:
+            raise
+        last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), text.strip())
+        head, sep, rest = last.partition(": ")
+        if sep and " " not in head:  # "xmrank._validation.InputError: message" -> the message
+            last = rest
+        raise InputError(last) from None

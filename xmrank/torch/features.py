@@ -16,10 +16,11 @@ import logging
 
 import numpy as np
 
+from .._params import MAX_IMAGE_SIDE
 from .._progress import progress_bar
 from .._validation import InputError, check_int
 from ._require import torch
-from .data import ImageCache, RecordDataset, collate_views, default_num_workers
+from .data import ImageCache, RecordDataset, collate_views, default_num_workers, worker_errors
 from .transforms import test_transform
 
 F = torch.nn.functional
@@ -77,10 +78,15 @@ def extract_features(model, records, *, height: int, width: int, batch_size: int
     Raises
     ------
     xmrank.InputError
-        If ``batch_size`` is not a positive integer or ``flip`` /
-        ``normalize`` is not a bool.
+        If ``batch_size`` is not a positive integer, ``height`` or ``width``
+        is outside 8 to :data:`xmrank._params.MAX_IMAGE_SIDE`, ``flip`` /
+        ``normalize`` is not a bool, an image cannot be read (in a worker
+        process too: its message, one line), or the network gives NaN or
+        infinite features.
     """
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    height = check_int(height, "height", minimum=8, maximum=MAX_IMAGE_SIDE)
+    width = check_int(width, "width", minimum=8, maximum=MAX_IMAGE_SIDE)
     for name, value in (("flip", flip), ("normalize", normalize)):
         if not isinstance(value, (bool, np.bool_)):
             raise InputError(f"{name} must be True or False; got {value!r}.")
@@ -97,7 +103,7 @@ def extract_features(model, records, *, height: int, width: int, batch_size: int
     out = np.zeros((len(dataset), model.feature_dim), dtype=np.float32)
     try:
         with progress_bar(total=len(dataset), desc=desc, show=progress) as bar:
-            for images, index, modality in data:
+            for images, index, modality in worker_errors(data):
                 images = images.to(device, non_blocking=True)
                 modality = modality.to(device)
                 feats = model(images, modality)
@@ -109,4 +115,10 @@ def extract_features(model, records, *, height: int, width: int, batch_size: int
                 bar.update(len(index))
     finally:
         model.train(was_training)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        rows = int(bad.any(axis=1).sum())
+        raise InputError(f"the network gave NaN or infinite features for {rows} of {len(out)} image(s); "
+                         "its weights or inputs are not usable (nothing was written).")
     return out
+

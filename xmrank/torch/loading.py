@@ -33,7 +33,7 @@ from .model import NON_LOCAL_WIDTHS, DualStreamReID, NonLocal
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_model", "bmil_key_map", "read_checkpoint"]
+__all__ = ["load_model", "load_weights", "bmil_key_map", "read_checkpoint"]
 
 #: BMIL checkpoint keys that its forward never uses.
 _BMIL_UNUSED = re.compile(
@@ -65,6 +65,19 @@ def _numpy_safe_globals():
     return out
 
 
+def _path(path, what: str = "model file") -> str:
+    """``path`` as a string, or an InputError naming what was given instead (None, a number, a NUL byte)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise InputError(f"the {what} path must be a str or path-like; got {type(path).__name__}.") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path or "\0" in path:
+        raise InputError(f"the {what} path must name a file; got {path!r}.")
+    return path
+
+
 def read_checkpoint(path, *, what: str = "model file"):
     """Read a ``torch.save`` file with ``weights_only=True`` (no arbitrary objects).
 
@@ -85,7 +98,7 @@ def read_checkpoint(path, *, what: str = "model file"):
         When the file is missing, or cannot be read that way (not a torch
         file, or it holds other pickled objects, which are never loaded).
     """
-    path = os.fspath(path)
+    path = _path(path, what)
     if not os.path.isfile(path):
         raise InputError(f"{what} {path} not found.")
     try:
@@ -202,8 +215,10 @@ def _bmil_state(model: DualStreamReID, state: dict, path: str) -> dict:
     return out
 
 
-def _load_state(model, state: dict, path: str):
-    """``load_state_dict`` with one-line InputErrors (first missing / unexpected key, first bad shape)."""
+def load_weights(model, state: dict, path: str):
+    """``model.load_state_dict(state)`` with one-line InputErrors: the first missing or unexpected key, the first
+    bad shape, and weights that are not dense finite real tensors of the network's kind (NaN, complex, sparse,
+    float8 and quantised weights are refused, never cast)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     if missing:
@@ -219,7 +234,29 @@ def _load_state(model, state: dict, path: str):
                 f"model file {path}: {key} has shape {tuple(value.shape)}, "
                 f"the network expects {tuple(expected[key].shape)}."
             )
+        _check_weight(value, expected[key], key, path)
     model.load_state_dict(state)
+
+
+def _check_weight(value, like, key, path):
+    """A weight load_state_dict copies without loss: a dense tensor of a real kind, finite where floating."""
+    if value.layout != torch.strided:
+        raise InputError(f"model file {path}: {key} is a {str(value.layout).replace('torch.', '')} tensor; "
+                         "the network takes dense weights.")
+    if value.is_complex():
+        raise InputError(f"model file {path}: {key} holds complex numbers ({str(value.dtype).replace('torch.', '')}); "
+                         "the network's weights are real.")
+    if value.is_quantized or (value.is_floating_point() and value.element_size() == 1):
+        raise InputError(f"model file {path}: {key} is a {str(value.dtype).replace('torch.', '')} tensor; "
+                         "the network takes float32 weights.")
+    if value.is_floating_point() != like.is_floating_point() and value.dtype != torch.bool:
+        raise InputError(f"model file {path}: {key} is a {str(value.dtype).replace('torch.', '')} tensor, "
+                         f"the network expects {str(like.dtype).replace('torch.', '')}.")
+    if value.is_floating_point():
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            raise InputError(f"model file {path}: {key} holds {bad} NaN or infinite value(s); "
+                             "the network's features would not be numbers.")
 
 
 def load_model(path, *, device="cpu", return_config: bool = False):
@@ -255,7 +292,7 @@ def load_model(path, *, device="cpu", return_config: bool = False):
         its keys or shapes do not fit the network (the message names the
         first missing or unexpected key).
     """
-    path = os.fspath(path)
+    path = _path(path)
     dev = torch_device(device)
     if not isinstance(return_config, bool):
         raise InputError(f"return_config must be True or False; got {return_config!r}.")
@@ -291,7 +328,7 @@ def load_model(path, *, device="cpu", return_config: bool = False):
                            gem_p=net_cfg.gem_p, gem_learnable=net_cfg.gem_learnable, last_stride=net_cfg.last_stride)
     if kind == "BMIL":
         weights = _bmil_state(model, weights, path)
-    _load_state(model, weights, path)
+    load_weights(model, weights, path)
     model = model.to(dev).eval()
     logger.info("loaded %s network from %s (%s, non_local %s, width %s)", kind, path, cfg.arch,
                 tuple(cfg.non_local), cfg.non_local_width)

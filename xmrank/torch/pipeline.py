@@ -46,8 +46,8 @@ import numpy as np
 from .._progress import progress_bar
 from .._validation import InputError, check_int, check_option
 from ._require import torch
-from .checkpoints import (CHECKPOINT, STAGE_MODELS, checkpoint_payload, load_trained_model, model_payload,
-                          read_run_checkpoint, save)
+from .checkpoints import (CHECKPOINT, STAGE_MODELS, check_bookkeeping, check_optimizer_state, checkpoint_payload,
+                          load_trained_model, model_payload, read_run_checkpoint, restore_state, save)
 from .config import TrainConfig, apply_overrides, config_from_dict, validate
 from .data import DATASETS, ImageCache, resolve_num_workers, training_records
 from .evaluation import evaluate_model
@@ -165,6 +165,11 @@ class _Trainer:
         else:
             logger.warning("stage %d epoch %d: no clusters in either modality, no training step this epoch", stage, epoch + 1)
         del parts, gpart  # ends the epoch's DataLoader workers
+        losses = intra_losses + global_losses
+        if not all(np.isfinite(losses)) or not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            # never saved: a checkpoint or model with NaN weights would be written with exit 0
+            raise InputError(f"training diverged in stage {stage} epoch {epoch + 1} (a loss or weight is NaN or "
+                             f"infinite) with lr={cfg.lr:g}; train again with a smaller lr.")
         lr = opt.param_groups[0]["lr"]
         sched.step()
         record = {
@@ -189,15 +194,18 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
     ----------
     config : TrainConfig
         See :mod:`xmrank.torch.config` (``preset_config("paper")`` for the
-        published recipe). Required for a new run; ignored with ``resume=True``
-        (the run keeps the configuration saved in its checkpoint).
+        published recipe). Required for a new run. With ``resume=True`` the
+        run keeps the configuration saved in its checkpoint: leave it None,
+        or give one that agrees with it outside :data:`RUN_FIELDS` (a
+        different recipe is refused, naming the first field that differs).
     dataset : {"sysu", "regdb", "folder", "synthetic"}
         Required for a new run; with ``resume=True`` it defaults to the
         checkpoint's (and must match it when given).
     root : str or path-like
         The data set folder. For ``"synthetic"`` it may be None
         (``output/synthetic``); the set is generated there when the folder is
-        missing or empty. With ``resume=True`` it defaults to the checkpoint's.
+        missing or empty. With ``resume=True`` it defaults to the checkpoint's,
+        and another folder is refused (a resumed run trains on its own data).
     output : str or path-like
         Run folder (created). A folder holding a checkpoint needs ``resume=True``.
     resume : bool, default=False
@@ -207,7 +215,8 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
         the run settings of :data:`RUN_FIELDS` (device, threads, ...) may change.
     max_epochs : int, default=None
         Stop after this many epochs in this call (a later ``resume=True``
-        call continues); None runs to the end.
+        call continues); None runs to the end. 0 with ``resume=True``
+        leaves ``metrics.json`` as it is.
     progress : bool, default=None
         Progress bars; None shows them only on a terminal.
 
@@ -226,7 +235,13 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
     ------
     xmrank.InputError
         For a bad configuration, data set, device, output folder or
-        checkpoint; nothing is written before these checks pass.
+        checkpoint; nothing is written before these checks pass. A resumed
+        checkpoint's bookkeeping is checked first: its stage, epoch,
+        weights (finite), optimiser and scheduler state (loaded into fresh
+        ones, shapes and numbers checked) and metrics (numbers where numbers
+        belong), and its data set, root and recipe against the ones given.
+    OSError
+        When a run file cannot be written (a file-size limit, a full disk).
     """
     output = os.fspath(output)
     if max_epochs is not None:
@@ -242,12 +257,27 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
                 f"cannot change {fixed[0]} when resuming: a resumed run keeps its configuration "
                 f"(only {', '.join(RUN_FIELDS)} may change)."
             )
-        config = config_from_dict(checkpoint["config"], check_backends=False)  # checked after the overrides
+        saved = config_from_dict(checkpoint["config"], check_backends=False)  # checked after the overrides
+        if isinstance(config, TrainConfig):
+            # the recipe is the run's: a config given with resume=True must agree with it outside RUN_FIELDS
+            mine, theirs = config.to_dict(), saved.to_dict()
+            differ = [k for k in theirs if k not in RUN_FIELDS and mine.get(k) != theirs[k]]
+            if differ:
+                raise InputError(f"cannot resume: config {differ[0]} is {mine.get(differ[0])!r}, the run was trained "
+                                 f"with {theirs[differ[0]]!r} (a resumed run keeps its recipe; only "
+                                 f"{', '.join(RUN_FIELDS)} may change).")
+        elif config is not None:
+            raise InputError("config must be a TrainConfig or None with resume=True (the run keeps its own).")
+        config = saved
         if dataset is not None and dataset != checkpoint["dataset"]:
-            raise InputError(f"cannot resume: the checkpoint was trained on {checkpoint['dataset']!r}, not {dataset!r}.")
+            raise InputError(f"cannot resume: dataset is {dataset!r}, the run was trained on {checkpoint['dataset']!r}.")
         dataset = checkpoint["dataset"]
+        check_bookkeeping(checkpoint, ckpt_path, {1: config.epochs_stage1, 2: config.epochs_stage2})
         if root is None:
             root = checkpoint["root"]
+        elif os.path.realpath(os.fspath(root)) != os.path.realpath(checkpoint["root"]):
+            raise InputError(f"cannot resume: root is {os.fspath(root)}, the run was trained on the data set in "
+                             f"{checkpoint['root']} (a resumed run reads the same data; leave --root out).")
     else:
         if os.path.isfile(ckpt_path):
             raise InputError(f"output {output} already holds a run ({CHECKPOINT}); pass --resume or choose another folder.")
@@ -276,6 +306,8 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
         model = build_model(config.arch, pretrained="none" if checkpoint is not None else config.pretrained,
                             non_local=config.non_local, non_local_width=config.non_local_width,
                             gem_p=config.gem_p, gem_learnable=config.gem_learnable, last_stride=config.last_stride)
+        if checkpoint is not None:  # every part of the checkpoint is checked before the run folder is touched
+            _check_resume_state(model, config, checkpoint, ckpt_path)
         trainer = None
         if not needs_data:
             trainer = _Trainer(config, dataset, root, output, progress, model=model)
@@ -293,13 +325,20 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
         torch.set_num_threads(old_threads)
 
 
-def _restore(load, checkpoint, key, path):
-    """``load(checkpoint[key])``; a state that does not fit this run is one InputError line."""
-    try:
-        load(checkpoint[key])
-    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), exc.__class__.__name__)
-        raise InputError(f"checkpoint {path}: its {key} state does not fit this run ({first[:160]}).") from None
+_restore = restore_state
+
+
+def _check_resume_state(model, cfg, checkpoint, path):
+    """Load the checkpoint's weights into ``model`` and its optimiser and scheduler state into fresh ones
+    (checked: shapes, numbers), so that a checkpoint that cannot continue is refused before anything is written."""
+    from .loading import load_weights
+
+    load_weights(model, checkpoint["model"], path)  # keys, shapes, and dense finite real weights
+    if checkpoint["stage"] in (1, 2) and "optimizer" in checkpoint:
+        opt, sched = build_optimizer(model, cfg)
+        _restore(opt.load_state_dict, checkpoint, "optimizer", path)
+        _restore(sched.load_state_dict, checkpoint, "scheduler", path)
+        check_optimizer_state(opt, sched, path)
 
 
 def _run(trainer, checkpoint, max_epochs):
@@ -316,10 +355,8 @@ def _run(trainer, checkpoint, max_epochs):
         stage, done = 1, 0
         _base_logger.info("config: %s", json.dumps(cfg.to_dict()))  # to train.log (stderr only with -v)
     else:
-        _restore(trainer.model.load_state_dict, checkpoint, "model", ckpt_path)
+        # the weights were loaded into the model and every part checked (_check_resume_state) before train.log
         metrics = checkpoint["metrics"]
-        if not isinstance(metrics.get("epochs"), list):
-            raise InputError(f"checkpoint {ckpt_path} is not an xmrank training checkpoint: its metrics hold no epochs.")
         stage, done = checkpoint["stage"], checkpoint["epoch"]
         if stage > 2:
             logger.info("%s holds a finished run; nothing to resume", ckpt_path)
@@ -354,8 +391,9 @@ def _run(trainer, checkpoint, max_epochs):
         for epoch in range(done, epochs[stage]):
             if max_epochs is not None and ran >= max_epochs:
                 logger.info("stopping after %d epochs as asked; resume to continue", ran)
-                stamp()
-                atomic_json(metrics_path, metrics)
+                if ran:  # nothing ran (--max-epochs 0): metrics.json stays as it is
+                    stamp()
+                    atomic_json(metrics_path, metrics)
                 return metrics
             rec = trainer.run_epoch(stage, epoch, opt, sched)
             if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < epochs[stage]:

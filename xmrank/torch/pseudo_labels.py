@@ -29,7 +29,7 @@ from .. import clustering
 from .._validation import InputError
 from ..datasets import INFRARED, VISIBLE
 from ._require import torch
-from .data import RecordDataset, SeededBatches, make_loader
+from .data import RecordDataset, SeededBatches, make_loader, worker_errors
 from .memory import HybridMemory, SplitContrastMemory, cluster_means
 from .sampler import PseudoIdentitySampler
 from .transforms import train_transform
@@ -280,7 +280,7 @@ class StreamMaker:
                                         seed=_child(rng))
         loader = make_loader(dataset, batch_sampler=SeededBatches(sampler, _child(rng)), num_workers=self.num_workers,
                              pin_memory=self.pin_memory, seed=_child(rng))
-        return Stream(_loop(loader), torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+        return Stream(worker_errors(_loop(loader)), torch.from_numpy(np.asarray(labels, dtype=np.int64)))
 
 
 def intra_parts(feats, mods, labels, maker: StreamMaker, rng, *, stage: int, device) -> dict:
