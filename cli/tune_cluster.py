@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from ._bundle import load_bundle
-from ._io import STDOUT, check_outputs, echo_report, fail, user_errors, write_json
+from ._io import check_outputs, echo_report, fail, user_errors, write_json
 from ._options import declared, jobs_option
 
 __all__ = ["tune_cluster", "format_table"]

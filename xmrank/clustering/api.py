@@ -369,7 +369,7 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
             chosen["k1"] = {"value": None, "reason": f"method={method!r} does not use k1", "measurement": None}
         labels, D, info = run(k1)
     if is_auto(k2) and uses_k:
-        chosen["k2"] = {"value": info["k2"], "reason": f"ceil(k1 / 5) as in the published k1=30, k2=6"
+        chosen["k2"] = {"value": info["k2"], "reason": "ceil(k1 / 5) as in the published k1=30, k2=6"
                         + (f", per modality, at most k1 // {M}" if method in ("modality", "modality-camera") else ""),
                         "measurement": {"k1": int(k1)}}
     if eps == "auto" and algorithm == "dbscan":

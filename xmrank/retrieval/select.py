@@ -160,7 +160,6 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
     rng = np.random.default_rng(seed)
     fold_of = dict(zip(rng.permutation(classes).tolist(), np.arange(classes.size) % n_splits))
     q_fold = np.array([fold_of[c] for c in qi.tolist()])
-    g_fold = np.array([fold_of[c] for c in gi.tolist()])
     t0 = time.perf_counter()
     labels = dict(query_modalities=None if mods is None else mods[:nq],
                   gallery_modalities=None if mods is None else mods[nq:],
