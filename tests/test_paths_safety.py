@@ -370,3 +370,19 @@ def test_make_synthetic_overwrite_never_deletes_or_writes_through_a_link_out(tmp
                            "cam1")
     assert "symbolic link" in msg
     assert sorted(p.name for p in outside.rglob("*")) == before
+
+
+def test_run_log_under_a_file_size_limit_stops_with_the_file_named(tmp_path, file_limit):
+    """train.log hitting RLIMIT_FSIZE: the OSError naming it, not logging's own traceback on stderr."""
+    pytest.importorskip("torch")
+    import logging
+
+    from xmrank.torch.runlog import run_log
+
+    path = tmp_path / "train.log"
+    log = logging.getLogger("xmrank.train")
+    with run_log(str(path)):
+        log.info("first record")
+        with file_limit(path.stat().st_size + 10), pytest.raises(OSError) as info:
+            log.info("a record longer than what the limit leaves " * 4)
+    assert info.value.filename == str(path) and info.value.errno is not None

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 
 from .._atomic import atomic_write
 from .._json import json_default
@@ -111,6 +112,17 @@ class _Relay(logging.Handler):
                 h.handle(record)
 
 
+class _RunLogHandler(logging.FileHandler):
+    """The run's ``train.log``: a record that cannot be written (a file-size limit, a full disk) stops the run with
+    the ``OSError`` naming the file, instead of logging's own traceback on stderr and a run that goes on unlogged."""
+
+    def handleError(self, record):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror or str(exc), self.baseFilename) from None
+        super().handleError(record)
+
+
 @contextlib.contextmanager
 def run_log(path):
     """Write INFO records of the "xmrank" logger to ``path`` without showing more than before elsewhere.
@@ -118,7 +130,7 @@ def run_log(path):
     The logger is lowered to INFO for the file; records below its previous
     effective level reach no other handler.
     """
-    file_handler = logging.FileHandler(path)
+    file_handler = _RunLogHandler(path)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     file_handler.setLevel(logging.INFO)
     old_level, old_propagate, old_handlers = _base_logger.level, _base_logger.propagate, list(_base_logger.handlers)
