@@ -95,3 +95,29 @@ def test_cli_cluster_reports_one_line(tmp_path, monkeypatch):
     assert res.exit_code != 0 and "Traceback" not in (res.output + res.stderr)
     assert len(res.stderr.strip().splitlines()) == 1 and "would need about" in res.stderr
     assert not out.exists()
+
+
+def test_rerank_computes_only_the_query_gallery_block(monkeypatch):
+    """rerank on the CPU runs the min-sum on query rows x gallery rows only; same numbers as the full Jaccard."""
+    import importlib
+
+    R = importlib.import_module("xmrank.retrieval.rerank")
+    X, mods = _noisy(900)
+    Q, G = X[:200], X[200:]
+    kw = dict(method="modality", k1=10, k2=3)
+    calls = []
+    monkeypatch.setattr(blocks, "minsum_rows", lambda *a, **k: calls.append(1))  # the full square min-sum
+    D = xmrank.rerank(Q, G, query_modalities=mods[:200], gallery_modalities=mods[200:], **kw)
+    assert calls == []
+    monkeypatch.undo()
+    ref = R._original_into(Q, G, normalize="gallery", scale=0.3, shift=0.7)
+    J = xmrank.jaccard_distance(X, modalities=mods, **kw)
+    R._add_query_gallery_block(ref, J, np.float32(0.7))
+    assert np.abs(D - ref).max() <= 1e-6
+
+
+def test_rerank_refuses_a_dense_result_that_cannot_fit(monkeypatch):
+    X, mods = _noisy(600)
+    monkeypatch.setenv("XMRANK_MEMORY_LIMIT", "100K")
+    with pytest.raises(xmrank.OutputTooLarge, match="re-ranked distance matrix"):
+        xmrank.rerank(X[:300], X[300:], query_modalities=mods[:300], gallery_modalities=mods[300:], k1=10, k2=3)

@@ -25,6 +25,7 @@ from .._validation import (InputError, _to_numpy, check_features, check_label_va
                            check_option, check_real)
 from ..jaccard import METHODS, jaccard_distance
 from ..jaccard.distance import check_arguments as check_jaccard_arguments
+from ..backend import resolve_device
 from ..knn import knn_search
 from ._auto import choose
 
@@ -247,12 +248,24 @@ def rerank(
         check_jaccard_arguments(np.concatenate([Q, G], axis=0), knn=knn, device=device, combined=False, **jaccard_args)
         out = _original_into(Q, G, normalize=normalize, scale=1.0, shift=0.0)
         return (out, chosen) if return_chosen else out
-    out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
-    t_orig = time.perf_counter() - t0
+    from .._memory import check_fits
+
+    check_fits(4.0 * nq * ng, f"the dense {nq:,} x {ng:,} float32 re-ranked distance matrix",
+               "re-rank fewer queries at a time (the result is one row per query)")
     X = np.concatenate([Q, G], axis=0)
-    J = jaccard_distance(X, dense=False, knn=knn, device=device, progress=progress, **jaccard_args)
-    # add (1 − λ)·(J − 1) where J stores a value: J = 1 wherever the sparse matrix stores nothing
-    _add_query_gallery_block(out, J, np.float32(1.0 - lam))
+    if resolve_device(device) == "cpu" and knn != "dask":
+        # only the query x gallery block of the min-sum: the gallery x gallery pairs (most of the (q+g)^2 pairs)
+        # are never computed nor stored, and memory is the dense result plus the expanded weights
+        check_jaccard_arguments(X, knn=knn, device=device, **jaccard_args)
+        out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
+        t_orig = time.perf_counter() - t0
+        _add_query_block_cpu(out, X, nq, jaccard_args, knn, np.float32(1.0 - lam))
+    else:
+        out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
+        t_orig = time.perf_counter() - t0
+        J = jaccard_distance(X, dense=False, knn=knn, device=device, progress=progress, **jaccard_args)
+        # add (1 − λ)·(J − 1) where J stores a value: J = 1 wherever the sparse matrix stores nothing
+        _add_query_gallery_block(out, J, np.float32(1.0 - lam))
     logger.info(
         "rerank(method=%r, %d x %d): %.2fs (original distance %.2fs)", method, nq, ng, time.perf_counter() - t0, t_orig
     )
@@ -561,6 +574,27 @@ def _scale_rows(S, q_sq, g_sq, extra_max, scale, shift):
             if d < 0:
                 d = np.float32(0.0)
             S[i, j] = d * f + shift
+
+
+def _add_query_block_cpu(out, X, nq, jaccard_args, knn, weight):
+    """``out += weight * (J - 1)`` for the query x gallery pairs of the Jaccard distance of ``X = [Q; G]``, on the CPU.
+
+    The plan (lists, reciprocal sets, expansion) and the weights are those of
+    :func:`xmrank.jaccard_distance`; the min-sum runs on the query rows
+    against the gallery rows only (:func:`xmrank.jaccard.blocks.accumulate_rectangle`,
+    the kernel every min-sum uses), as for precomputed distances.
+    """
+    from ..jaccard import plan_jaccard
+    from ..jaccard.blocks import accumulate_rectangle
+    from ..jaccard.stages import NumbaExecutor, numba_threads
+
+    args = dict(jaccard_args)
+    n_threads = args.pop("n_jobs")
+    with numba_threads(n_threads):
+        plan = plan_jaccard(X, knn=knn, device="cpu", **args)
+        executor = NumbaExecutor(n_threads)
+        Vq = executor.expand(executor.weights(X, plan), plan).tocsr()
+        accumulate_rectangle(out, Vq[:nq], Vq[nq:], float(weight), n_threads)
 
 
 def _add_query_gallery_block(out, J, weight):
