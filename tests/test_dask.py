@@ -80,8 +80,11 @@ def test_calibrated_index_searched_on_the_cluster_equals_one_machine(client, mon
                         lambda index, q, k: shipped.append(q.shape[0]) or real(index, q, k))
     X, mods = unit_rows(12000, 32, seed=6, n_ids=480, gap=0.3)
     with caplog.at_level(logging.INFO, logger="xmrank"):
-        local = xmrank.jaccard_distance(X, modalities=mods, k1=20, k2=4, knn="ann", max_distance=0.6)
-        dist = jaccard_distance_dask(X, client=client, modalities=mods, k1=20, k2=4, knn="ann", max_distance=0.6)
+        # the modality rule named: one calibrated group per modality (auto measures no bias at gap 0.3)
+        local = xmrank.jaccard_distance(X, modalities=mods, method="modality", k1=20, k2=4, knn="ann",
+                                        max_distance=0.6)
+        dist = jaccard_distance_dask(X, client=client, modalities=mods, method="modality", k1=20, k2=4, knn="ann",
+                                     max_distance=0.6)
     choices = [r.ann["choice"] for r in caplog.records if hasattr(r, "ann") and "group" in r.ann]
     assert choices.count("ann") == 4  # both modalities, both runs
     assert shipped == [12000, 12000]  # the cluster searched every row of both modalities

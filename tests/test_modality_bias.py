@@ -28,7 +28,9 @@ def test_no_gap_is_not_biased():
     bias = modality_bias(X, mods)
     assert 0.8 < bias["ratio"] < 1.2 and not bias["biased"]
     assert choose_method(bias)[0] == "vanilla"
-    assert choose_method(bias, cameras=True)[0] == "camera"
+    # cameras beside unbiased modalities: the measured rule, not the camera rule (whose k's the user did not give)
+    assert choose_method(bias, cameras=True)[0] == "vanilla"
+    assert choose_method(None, cameras=True)[0] == "camera"  # cameras alone: camera-aware, as before
     assert choose_method(None) == ("vanilla", "no modalities given")
 
 

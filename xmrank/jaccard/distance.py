@@ -89,8 +89,8 @@ def jaccard_distance(
         - ``"auto"``: with modalities, ``"modality"`` where the features show
           a modality bias (the cross-modal share of plain 20-NN lists of a
           sample of rows below half the share expected without bias,
-          :mod:`xmrank.jaccard.modality_bias`), else as without modalities;
-          without them ``"camera"`` when ``cameras`` is given, else
+          :mod:`xmrank.jaccard.modality_bias`), else ``"vanilla"``; without
+          modalities ``"camera"`` when ``cameras`` is given, else
           ``"vanilla"``. The choice and its measurement are logged (and kept
           in ``JaccardPlan.chosen`` by :func:`xmrank.jaccard.plan_jaccard`).
     k1 : int, default=30

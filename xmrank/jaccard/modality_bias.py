@@ -143,10 +143,13 @@ def choose_method(bias: dict, *, cameras: bool = False) -> tuple[str, str]:
     Returns
     -------
     method : str
-        ``"modality"`` when the lists are biased, else ``"camera"`` when
-        cameras are given, else ``"vanilla"`` (camera labels keep the role
-        they had before the measurement: the camera-aware rule where the
-        modalities need no correction).
+        ``"modality"`` when the lists are biased, else ``"vanilla"``. Without
+        a measurement (no modalities given) ``"camera"`` when cameras are
+        given, else ``"vanilla"``, as before the measurement existed. Camera
+        labels beside unbiased modalities do not select the camera-aware rule:
+        what is measured is the modality bias, and the user's ``k1``/``k2``
+        (which the camera rule does not read) then apply; ``method="camera"``
+        asks for that rule by name.
     reason : str
         One sentence with the measurement.
     """
@@ -158,8 +161,10 @@ def choose_method(bias: dict, *, cameras: bool = False) -> tuple[str, str]:
         method = "modality"
         verdict = "below"
     else:
-        method = "camera" if cameras else "vanilla"
+        method = "vanilla"
         verdict = "not below"
     reason = (f"cross-modal share of plain {bias['k']}-NN lists {share:.3f} against {uniform:.3f} without bias "
               f"(ratio {ratio:.2f}, {verdict} the threshold {bias['threshold']:.2f})")
+    if cameras and method == "vanilla":
+        reason += "; camera bias is not measured: method='camera' asks for the camera-aware rule"
     return method, reason

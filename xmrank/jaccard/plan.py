@@ -183,9 +183,9 @@ def resolve_method(features, modality_codes, *, cameras: bool = False, knn: str 
     (:func:`xmrank.jaccard.modality_bias.modality_bias`: the cross-modal share
     of plain kNN lists of a sample of rows against the share expected without
     bias) and :func:`~xmrank.jaccard.modality_bias.choose_method` picks
-    ``"modality"`` where the lists are biased, else ``"camera"`` with camera
-    labels, else ``"vanilla"``. Without modalities (or with one) nothing is
-    measured: ``"camera"`` with cameras, else ``"vanilla"``.
+    ``"modality"`` where the lists are biased, else ``"vanilla"``. Without
+    modalities (or with one) nothing is measured: ``"camera"`` with cameras,
+    else ``"vanilla"``.
 
     Parameters
     ----------

@@ -397,13 +397,13 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         if hopeless[gi]:
             continue
         exact_est = exact_cost(n, g.size, engines[gi][0])
-        floor = (build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE), kind)
+        # a lower bound of what the index path would cost: the sample's exact lists, the build and one probe
+        floor = (build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, 1, kind)
                  + exact_cost(sample.size, g.size, engines[gi][0]))
         if floor >= ANN_MARGIN * exact_est:
             hopeless[gi] = (f"the calibration sample holds {sample.size} rows (the {seeds.size} seeds' lists share "
-                            f"few rows): its exact lists, an index of {nlist} cells and {min(nlist, ann.MIN_NPROBE)} "
-                            f"probes would cost {floor / exact_est:.2f} of exact search ({engines[gi][0]}), above "
-                            f"{ANN_MARGIN}")
+                            f"few rows): its exact lists, an index of {nlist} cells and a single probe would cost "
+                            f"{floor / exact_est:.2f} of exact search ({engines[gi][0]}), above {ANN_MARGIN}")
     if all(hopeless):
         return plain_exact()
     pos = np.full(n, -1, dtype=np.int64)

@@ -94,8 +94,8 @@ def rerank(
         ``"auto"`` measures the modality bias of plain kNN lists where
         modalities are given and takes ``"modality"`` where they keep to their
         own modality (cross-modal share below 0.9 of the unbiased share),
-        else ``"camera"`` when cameras are given, else ``"vanilla"``; see
-        :func:`auto_k`.
+        else ``"vanilla"``; without modalities ``"camera"`` when cameras are
+        given, else ``"vanilla"``; see :func:`auto_k`.
     k1, k2 : int or "auto", default=20, 6
         Zhong et al.'s re-ranking defaults. With ``"modality"`` each list takes
         ``k1 // 2`` neighbours per modality and ``k2`` per modality in the
@@ -301,7 +301,8 @@ def auto_k(query=None, gallery=None, *, distances=None, query_modalities=None, g
     **Method.** ``"auto"`` is the modality-aware rule where plain 20-NN
     lists hold fewer cross-modal rows than 0.9 times the share expected
     without bias (:data:`xmrank.retrieval._auto.RERANK_BIAS_THRESHOLD`),
-    else ``"camera"`` with cameras, else ``"vanilla"``.
+    else ``"vanilla"``; without modalities, ``"camera"`` with cameras, else
+    ``"vanilla"``.
 
     **Group size.** Within each modality, take every item's ``K`` nearest
     neighbours of that modality (``K = min(50, size - 2)``) and, for each
