@@ -62,3 +62,24 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def invoke(args):
+    """Run the ``xmrank`` command line in-process (click's CliRunner) with ``args`` (any objects, as text)."""
+    from click.testing import CliRunner
+
+    from xmrank.cli.main import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_failure(res, *names):
+    """Exit != 0, no traceback, exactly one stderr line naming one of ``names``; returns that line."""
+    assert res.exit_code != 0, res.output
+    # CliRunner catches exceptions instead of printing them: an uncaught one is a traceback.
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert any(name in lines[0] for name in names), lines[0]
+    return lines[0]

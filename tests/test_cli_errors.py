@@ -5,6 +5,7 @@ One test per case, for `xmrank diagnose` and `xmrank cluster`.
 
 import numpy as np
 import pytest
+from conftest import invoke, one_line_failure
 from click.testing import CliRunner
 
 from xmrank.cli.main import main
@@ -43,16 +44,9 @@ def inputs(tmp_path_factory):
 def assert_clean_failure(tmp_path, args, *names):
     """Run, then check exit code, a single stderr line naming one of ``names``, no traceback, no outputs."""
     outputs = [tmp_path / name for name in ("out.npy", "out.json", "out.png")]
-    res = CliRunner().invoke(main, [*args, *_output_options(args[0], outputs)])
-    assert res.exit_code != 0, res.output
-    # CliRunner catches exceptions instead of printing them: an uncaught one is a traceback.
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    assert "Traceback" not in res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert any(name in lines[0] for name in names), lines[0]
+    line = one_line_failure(invoke([*args, *_output_options(args[0], outputs)]), *names)
     assert not any(p.exists() for p in outputs)
-    return lines[0]
+    return line
 
 
 def _output_options(command, outputs):

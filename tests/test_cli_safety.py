@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import invoke, one_line_failure
 from click.testing import CliRunner
 
 import xmrank
@@ -66,19 +67,6 @@ def data(tmp_path_factory):
     return out
 
 
-def invoke(args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_failure(res, *names):
-    """Exit != 0, no traceback, exactly one stderr line naming one of ``names``; returns that line."""
-    assert res.exit_code != 0, res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    assert "Traceback" not in res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert any(name in lines[0] for name in names), lines[0]
-    return lines[0]
 
 
 def stray_files(folder, keep=()):

@@ -13,12 +13,11 @@ import textwrap
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke, one_line_failure
 
 import xmrank.cli._io as cli_io
 from xmrank import _atomic
 from xmrank._atomic import TMP_MARK, atomic_path, atomic_write, committed_together, remove_stale
-from xmrank.cli.main import main
 
 try:
     import resource
@@ -29,19 +28,6 @@ PREVIOUS = b"previous good file\n"
 SMALL = ["--train-ids", "1", "--val-ids", "1", "--test-ids", "1", "--height", "16", "--width", "8"]
 
 
-def invoke(args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_failure(res, *names):
-    """Exit != 0, no traceback, exactly one stderr line naming one of ``names``; returns that line."""
-    assert res.exit_code != 0, res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    assert "Traceback" not in res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert any(name in lines[0] for name in names), lines[0]
-    return lines[0]
 
 
 def temporaries(folder):
