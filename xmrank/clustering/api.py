@@ -373,7 +373,9 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
                         + (f", per modality, at most k1 // {M}" if method in ("modality", "modality-camera") else ""),
                         "measurement": {"k1": int(k1)}}
     if eps == "auto" and algorithm == "dbscan":
-        chosen["eps"] = {"value": info["eps"], "reason": "best modularity + silhouette over eps 0.05-0.95 (auto_eps)",
+        chosen["eps"] = {"value": info["eps"],
+                         "reason": "best modularity + silhouette over eps 0.05-0.95 (auto_eps), among the eps whose "
+                                   "clustering is not degenerate where there are any",
                          "measurement": info.get("auto_eps")}
     info["method_requested"] = requested["method"]
     info["k1_requested"], info["k2_requested"] = requested["k1"], requested["k2"]
@@ -422,7 +424,8 @@ def _cluster_at(features, *, modalities, cameras, method, eps, min_samples, algo
     if algorithm == "dbscan":
         if eps == "auto":
             with progress_bar(total=1, desc="eps=auto", show=progress) as bar:
-                value, scores = auto_eps(D, min_samples=min_samples, return_scores=True)
+                value, scores = auto_eps(D, min_samples=min_samples, return_scores=True, giant_share=GIANT_SHARE,
+                                         noise_share=NOISE_SHARE)
                 bar.stage(f"chose eps={value:.3f}")
             logger.info("eps='auto' chose eps=%.3f", value)
             if scores is not None:
