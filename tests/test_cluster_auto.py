@@ -215,3 +215,15 @@ def test_diagnose_cli_auto_reports_the_choice_per_method(tmp_path, biased):
     k1 = report["chosen"]["modality"]["k1"]["value"]
     assert report["clustering"]["modality"]["k1"] == k1 and report["clustering"]["modality"]["ari"] > 0.9
     assert f"modality k1={k1}" in res.output
+
+
+def test_k1_auto_beside_a_given_k2_tries_the_candidates_it_fits(biased):
+    X, _, mods = biased
+    # the default k2=6 with the modality-aware rule: k1 // 2 must hold 6 rows, so 5 and 10 are not tried
+    _, info = xmrank.cluster(X, modalities=mods, method="modality", k1="auto", eps="auto", return_info=True)
+    assert [r["k1"] for r in info["chosen"]["k1"]["measurement"]["candidates"]] == [20, 30]
+    assert info["k2"] == 6 and info["k1"] in (20, 30)
+    _, info = xmrank.cluster(X, method="vanilla", k1="auto", k2=6, eps="auto", return_info=True)
+    assert [r["k1"] for r in info["chosen"]["k1"]["measurement"]["candidates"]] == [10, 20, 30]
+    with pytest.raises(xmrank.InputError, match=r"^k2=40 is longer than the list of every k1 .*k2='auto'\.$"):
+        xmrank.cluster(X, modalities=mods, method="modality", k1="auto", k2=40)

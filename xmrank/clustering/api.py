@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from numbers import Integral
 
 import numpy as np
 
@@ -353,7 +354,12 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
 
     if is_auto(k1) and uses_k:
         n = features.shape[0]
-        candidates = feasible_k1(K1_CANDIDATES, n, method, codes if M > 1 else None)
+        given_k2 = k2 if isinstance(k2, Integral) and not isinstance(k2, bool) else None
+        candidates = feasible_k1(K1_CANDIDATES, n, method, codes if M > 1 else None, k2=given_k2)
+        if not candidates and feasible_k1(K1_CANDIDATES, n, method, codes if M > 1 else None):
+            raise InputError(f"k2={given_k2} is longer than the list of every k1 that k1='auto' can try on these rows "
+                             f"(k1 in {list(K1_CANDIDATES)}{', k1 // ' + str(M) + ' per modality' if M > 1 else ''}): "
+                             "pass a smaller k2, or k2='auto'.")
         if candidates:
             k1, (labels, D, info), chosen["k1"] = choose_k1(lambda k: run(k, cut=False), candidates, n_rows=n,
                                                             giant_share=GIANT_SHARE, noise_share=NOISE_SHARE)
