@@ -112,7 +112,7 @@ def cluster_rows(p, *, quick):
     ari, share = run(k1=30, eps=0.6)
     rows["defaults 30/0.6"] = (ari, share, "")
     try:
-        ari, share = run(k1="auto", eps="auto")
+        ari, share = run(k1="auto", k2="auto", eps="auto")
         rows["auto"] = (ari, share, "")
     except Exception as exc:  # noqa: BLE001 - auto not there yet (the clustering side of #21)
         rows["auto"] = (float("nan"), float("nan"), f"skipped: {str(exc).splitlines()[0][:60]}")

@@ -190,12 +190,17 @@ def test_cli_tune_cluster(tmp_path, biased):
     assert not (tmp_path / "no.json").exists()
 
 
-def test_jaccard_distance_k2_auto_and_k1_auto_refused_with_the_way_out(biased):
+def test_jaccard_distance_k2_auto_and_k1_auto_leave_cluster_auto_alone(biased):
     X, _, mods = biased
     D = xmrank.jaccard_distance(X, modalities=mods, method="modality", k1=20, k2="auto")
     assert (D != xmrank.jaccard_distance(X, modalities=mods, method="modality", k1=20, k2=4)).nnz == 0
-    with pytest.raises(xmrank.InputError, match=r"xmrank.cluster\(\.\.\., k1='auto', return_distance=True"):
-        xmrank.jaccard_distance(X, modalities=mods, k1="auto")
+    # jaccard_distance's k1="auto" is the retrieval estimate; cluster's stays the choice among its candidates
+    plan = xmrank.jaccard.plan_jaccard(X, modalities=mods, method="modality", k1="auto")
+    assert plan.chosen["k1"]["measurement"]["pairing"] is not None
+    _, info = xmrank.cluster(X, modalities=mods, method="modality", k1="auto", k2="auto", eps="auto",
+                            return_info=True)
+    assert info["chosen"]["k1"]["value"] in (5, 10, 20, 30)
+    assert [r["k1"] for r in info["chosen"]["k1"]["measurement"]["candidates"]] == [5, 10, 20, 30]
 
 
 def test_diagnose_cli_auto_reports_the_choice_per_method(tmp_path, biased):
@@ -210,3 +215,15 @@ def test_diagnose_cli_auto_reports_the_choice_per_method(tmp_path, biased):
     k1 = report["chosen"]["modality"]["k1"]["value"]
     assert report["clustering"]["modality"]["k1"] == k1 and report["clustering"]["modality"]["ari"] > 0.9
     assert f"modality k1={k1}" in res.output
+
+
+def test_k1_auto_beside_a_given_k2_tries_the_candidates_it_fits(biased):
+    X, _, mods = biased
+    # the default k2=6 with the modality-aware rule: k1 // 2 must hold 6 rows, so 5 and 10 are not tried
+    _, info = xmrank.cluster(X, modalities=mods, method="modality", k1="auto", eps="auto", return_info=True)
+    assert [r["k1"] for r in info["chosen"]["k1"]["measurement"]["candidates"]] == [20, 30]
+    assert info["k2"] == 6 and info["k1"] in (20, 30)
+    _, info = xmrank.cluster(X, method="vanilla", k1="auto", k2=6, eps="auto", return_info=True)
+    assert [r["k1"] for r in info["chosen"]["k1"]["measurement"]["candidates"]] == [10, 20, 30]
+    with pytest.raises(xmrank.InputError, match=r"^k2=40 is longer than the list of every k1 .*k2='auto'\.$"):
+        xmrank.cluster(X, modalities=mods, method="modality", k1="auto", k2=40)

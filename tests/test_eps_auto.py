@@ -212,3 +212,34 @@ def test_return_flags_are_checked():
         xmrank.cluster(X, return_info="yes")
     labels, D, info = xmrank.cluster(X, modalities=mods, return_distance=True, return_info=True, k1=10, k2=3)
     assert sp.issparse(D) and info["n_stored_pairs"] == D.nnz and info["knn"] in ("faiss", "numpy")
+
+
+def _two_close_of_three(seed=0):
+    """Three balanced identities of 60 rows, two of them close enough for DBSCAN to chain them at a large eps."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(2, 16))
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    centres = [c[0], c[0] + 0.3 * rng.normal(size=16) / 4, c[1]]
+    X = np.concatenate([cc + 0.25 * rng.normal(size=(60, 16)) for cc in centres]).astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def test_auto_eps_leaves_out_degenerate_clusterings_where_others_exist():
+    X = _two_close_of_three()
+    D = xmrank.jaccard_distance(X, method="vanilla", k1=20, k2=4)
+    free, scores = auto_eps(D, return_scores=True)
+    limited = auto_eps(D, giant_share=0.5, noise_share=0.9)
+
+    def largest(eps):
+        labels = np.asarray(xmrank.cluster_distance(D, eps=eps))
+        return np.bincount(labels[labels >= 0]).max() / len(labels)
+
+    assert largest(free) > 0.5 >= largest(limited)  # unconstrained: two identities chained into 2/3 of the rows
+    ok = (np.nan_to_num(scores["largest_share"], nan=1.0) <= 0.5) & (np.nan_to_num(scores["noise_share"], nan=1) < 0.9)
+    assert limited == scores["eps"][np.nanargmax(np.where(ok, scores["score"], -np.inf))]
+    # every eps degenerate under the limits: the unconstrained choice
+    assert auto_eps(D, giant_share=0.0) == free
+    # cluster(eps="auto") uses its own degenerate limits, and says so
+    labels, info = xmrank.cluster(X, method="vanilla", k1=20, k2=4, eps="auto", return_info=True)
+    assert info["eps"] == limited and "not degenerate" in info["chosen"]["eps"]["reason"]
+    assert np.bincount(labels[labels >= 0]).max() / len(labels) <= 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from numbers import Integral
 
 import numpy as np
 
@@ -353,7 +354,12 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
 
     if is_auto(k1) and uses_k:
         n = features.shape[0]
-        candidates = feasible_k1(K1_CANDIDATES, n, method, codes if M > 1 else None)
+        given_k2 = k2 if isinstance(k2, Integral) and not isinstance(k2, bool) else None
+        candidates = feasible_k1(K1_CANDIDATES, n, method, codes if M > 1 else None, k2=given_k2)
+        if not candidates and feasible_k1(K1_CANDIDATES, n, method, codes if M > 1 else None):
+            raise InputError(f"k2={given_k2} is longer than the list of every k1 that k1='auto' can try on these rows "
+                             f"(k1 in {list(K1_CANDIDATES)}{', k1 // ' + str(M) + ' per modality' if M > 1 else ''}): "
+                             "pass a smaller k2, or k2='auto'.")
         if candidates:
             k1, (labels, D, info), chosen["k1"] = choose_k1(lambda k: run(k, cut=False), candidates, n_rows=n,
                                                             giant_share=GIANT_SHARE, noise_share=NOISE_SHARE)
@@ -373,7 +379,9 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
                         + (f", per modality, at most k1 // {M}" if method in ("modality", "modality-camera") else ""),
                         "measurement": {"k1": int(k1)}}
     if eps == "auto" and algorithm == "dbscan":
-        chosen["eps"] = {"value": info["eps"], "reason": "best modularity + silhouette over eps 0.05-0.95 (auto_eps)",
+        chosen["eps"] = {"value": info["eps"],
+                         "reason": "best modularity + silhouette over eps 0.05-0.95 (auto_eps), among the eps whose "
+                                   "clustering is not degenerate where there are any",
                          "measurement": info.get("auto_eps")}
     info["method_requested"] = requested["method"]
     info["k1_requested"], info["k2_requested"] = requested["k1"], requested["k2"]
@@ -422,7 +430,8 @@ def _cluster_at(features, *, modalities, cameras, method, eps, min_samples, algo
     if algorithm == "dbscan":
         if eps == "auto":
             with progress_bar(total=1, desc="eps=auto", show=progress) as bar:
-                value, scores = auto_eps(D, min_samples=min_samples, return_scores=True)
+                value, scores = auto_eps(D, min_samples=min_samples, return_scores=True, giant_share=GIANT_SHARE,
+                                         noise_share=NOISE_SHARE)
                 bar.stage(f"chose eps={value:.3f}")
             logger.info("eps='auto' chose eps=%.3f", value)
             if scores is not None:

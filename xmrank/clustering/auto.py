@@ -59,11 +59,20 @@ def _modality_count(method, codes):
     return int(codes.max()) + 1 if method in ("modality", "modality-camera") and codes is not None else 1
 
 
-def feasible_k1(candidates, n_rows: int, method: str, codes=None) -> list:
-    """The candidates a method can use on these rows: ``k1 < n`` and, per modality, ``k1 // M`` rows."""
+def feasible_k1(candidates, n_rows: int, method: str, codes=None, k2=None) -> list:
+    """The candidates a method can use on these rows: ``k1 < n`` and, per modality, ``k1 // M`` rows.
+
+    With an explicit ``k2`` (an int), also the candidates whose list holds it:
+    ``k2 <= k1`` (``k1 // M`` for the modality-aware rules), so that
+    ``k1="auto"`` beside a given ``k2`` (the default 6 included) tries what
+    that ``k2`` allows rather than failing on the shortest candidate.
+    """
     M = _modality_count(method, codes)
     smallest = int(np.bincount(codes).min()) if M > 1 else n_rows
-    return [int(k) for k in candidates if k < n_rows and (M == 1 or (k // M >= 1 and k // M <= smallest))]
+    fits = [int(k) for k in candidates if k < n_rows and (M == 1 or (k // M >= 1 and k // M <= smallest))]
+    if k2 is not None and not is_auto(k2):
+        fits = [k for k in fits if int(k2) <= (k // M if M > 1 else k)]
+    return fits
 
 
 def fallback_k1(n_rows: int, method: str, codes=None) -> int:

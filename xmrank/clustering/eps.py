@@ -269,7 +269,8 @@ def _eps_scores(P, min_samples, grid):
     return out
 
 
-def auto_eps(distance, *, min_samples: int = 4, grid=None, return_scores: bool = False):
+def auto_eps(distance, *, min_samples: int = 4, grid=None, return_scores: bool = False,
+             giant_share: float | None = None, noise_share: float | None = None):
     """Pick DBSCAN's ``eps`` by maximising a label-free clustering quality.
 
     At each eps of ``grid`` the matrix is clustered (DBSCAN's core-point
@@ -307,6 +308,14 @@ def auto_eps(distance, *, min_samples: int = 4, grid=None, return_scores: bool =
         The eps values tried; None: 0.05 to 0.95 in steps of 0.025.
     return_scores : bool, default=False
         Also return the scores of every eps tried (see :func:`eps_scores`).
+    giant_share, noise_share : float, default=None
+        Degenerate-clustering limits: an eps whose clustering puts more than
+        ``giant_share`` of the rows in one cluster, or at least
+        ``noise_share`` of them in noise, is chosen only when every eps is
+        (then the choice is the unconstrained one). :func:`xmrank.cluster`
+        passes the limits of its degenerate-clustering warning (0.5, 0.9),
+        so that ``eps="auto"`` never picks a clustering the same call warns
+        about while another eps gives one it would not. None: no limit.
 
     Returns
     -------
@@ -335,6 +344,15 @@ def auto_eps(distance, *, min_samples: int = 4, grid=None, return_scores: bool =
         return (0.5, None) if return_scores else 0.5
     scores = _eps_scores(P, min_samples, grid)
     score = np.where(np.isnan(scores["score"]), -np.inf, scores["score"])
+    allowed = np.isfinite(score)
+    if giant_share is not None:
+        allowed &= np.nan_to_num(scores["largest_share"], nan=1.0) <= giant_share
+    if noise_share is not None:
+        allowed &= np.nan_to_num(scores["noise_share"], nan=1.0) < noise_share
+    if allowed.any() and not allowed[np.isfinite(score)].all():
+        logger.info("auto_eps: %d eps value(s) give a degenerate clustering (largest cluster > %s or noise >= %s of "
+                    "the rows) and are left out", int((np.isfinite(score) & ~allowed).sum()), giant_share, noise_share)
+        score = np.where(allowed, score, -np.inf)
     best = np.flatnonzero(score >= score.max() - 1e-9)
     i = int(best[len(best) // 2]) if _contiguous(best) else int(best[0])
     eps = float(scores["eps"][i])

@@ -159,7 +159,8 @@ def select_clustering(features, ids, *, modalities=None, cameras=None, methods=N
                     logger.info("select_clustering: split %d, method=%s, k1=%d skipped: %s", s, method, k1, exc)
                     continue
                 for e in eps_values:
-                    value = auto_eps(D, min_samples=min_samples) if is_auto(e) else e
+                    value = (auto_eps(D, min_samples=min_samples, giant_share=GIANT_SHARE, noise_share=NOISE_SHARE)
+                             if is_auto(e) else e)
                     labels = density_labels(D, eps=value, min_samples=min_samples, algorithm="dbscan")
                     ok = labels >= 0
                     largest = float(np.bincount(labels[ok]).max() / labels.size) if ok.any() else 0.0

@@ -237,7 +237,9 @@ def _auto_clustering(X, codes, cams, method, k1, k2, eps, min_samples, knn, n_jo
 
 def _cluster_and_score(D, ids, codes, eps, min_samples, noise):
     from ..clustering import auto_eps, cluster_distance
+    from ..clustering.api import GIANT_SHARE, NOISE_SHARE
 
-    eps_used = auto_eps(D, min_samples=min_samples) if eps == "auto" else eps
+    eps_used = (auto_eps(D, min_samples=min_samples, giant_share=GIANT_SHARE, noise_share=NOISE_SHARE)
+                if eps == "auto" else eps)
     pred = cluster_distance(D, eps=eps_used, min_samples=min_samples)
     return {"eps": float(eps_used), **cluster_scores(ids, pred, modalities=codes, noise=noise)}

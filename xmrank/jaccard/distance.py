@@ -93,14 +93,30 @@ def jaccard_distance(
           modalities ``"camera"`` when ``cameras`` is given, else
           ``"vanilla"``. The choice and its measurement are logged (and kept
           in ``JaccardPlan.chosen`` by :func:`xmrank.jaccard.plan_jaccard`).
-    k1 : int, default=30
+    k1 : int or "auto", default=30
         Neighbour-list length (``"vanilla"``, ``"modality"``, ``"modality-qe"``).
+        "auto": the label-free list lengths of
+        :func:`xmrank.jaccard.list_lengths.choose_lengths`, read from the
+        rows' own neighbour lists, the estimate ``rerank(k1="auto")`` makes
+        (the same ``k1`` and ``k2`` on the same rows): where a pairing test
+        shows one item per identity and modality (rows are more often mutual
+        nearest neighbours across modalities than within one), one neighbour
+        per modality and ``k2 = 1``; where the reciprocity of within-modality
+        lists shows identities of ``m >= 2`` items per modality,
+        ``max(10, 2m + 2)`` neighbours per modality and ``k2 = max(6, m + 1)``;
+        otherwise Zhong et al.'s published ``k1 = 20, k2 = 6``. These are
+        retrieval lengths. :func:`xmrank.cluster` (``k1="auto"``) measures
+        something else: it clusters at each of k1 in {5, 10, 20, 30} and keeps
+        the best label-free clustering quality, which needs the clustering
+        (for its distance pass ``return_distance=True`` there). The choice,
+        the group sizes and the pairing test are logged and kept in
+        ``JaccardPlan.chosen["k1"]`` (:func:`xmrank.jaccard.plan_jaccard`).
     k2 : int or "auto", default=6
         Query-expansion length; 1 disables expansion. For ``"modality"`` it
-        is the number of neighbours taken *per modality*. "auto":
-        ``ceil(k1 / 5)`` (the published 30 / 6), at most ``k1 // M`` per
-        modality. (``k1="auto"`` is chosen by clustering at each candidate:
-        :func:`xmrank.cluster` takes it, with ``return_distance=True``.)
+        is the number of neighbours taken *per modality*. "auto" with an
+        integer ``k1``: ``ceil(k1 / 5)`` (the published 30 / 6), at most
+        ``k1 // M`` per modality; with ``k1="auto"``: the ``k2`` of that
+        choice (see ``k1``).
     k1_intra, k1_inter, k2_intra, k2_inter : int, default=5, 20, 2, 4
         CA-Jaccard's same-camera / other-camera list and expansion lengths.
     self_in_k1 : bool, default=True

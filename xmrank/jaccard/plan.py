@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from .._validation import (InputError, check_features, check_int, check_labels, check_norms, check_option, plain,
                            warn_user, widen_torch)
-from ..backend import (array_module, device_features, is_device_array, resolve_device, resolve_knn,
+from ..backend import (array_module, device_features, is_device_array, resolve_device, resolve_knn, to_device,
                        using_device)
 from ..knn import knn_search
 from . import kernels, neighbors
@@ -27,7 +27,7 @@ from . import query_expansion as qe
 logger = logging.getLogger(__name__)
 
 __all__ = ["METHODS", "JaccardPlan", "PlanRequest", "plan_jaccard", "check_features_on", "check_request",
-           "check_plan", "build_plan", "resolve_method", "auto_k2"]
+           "check_plan", "build_plan", "resolve_method", "auto_k2", "auto_lengths"]
 
 #: Method names accepted by ``method=``.
 METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera")
@@ -92,7 +92,8 @@ class PlanRequest:
     ``modality_names``/``camera_names`` the labels as given, for messages.
     The list lengths are checked against the data by :func:`check_plan`.
     ``chosen`` holds what the ``"auto"`` arguments chose, by name
-    (``method``: see :func:`resolve_method`; ``k2``: :func:`auto_k2`),
+    (``method``: see :func:`resolve_method`; ``k1``: :func:`auto_lengths`;
+    ``k2``: :func:`auto_k2`, or :func:`auto_lengths` beside ``k1="auto"``),
     None when every argument is explicit.
     """
 
@@ -153,22 +154,25 @@ def check_request(n: int, *, modalities, cameras, method: str, k1, k2, k1_intra,
     chosen = None
     if method == "auto":
         method, chosen = resolve_method(features, mod_codes, cameras=cam_codes is not None, knn=knn, device=device)
+    if not isinstance(self_in_k1, (bool, np.bool_)):
+        raise InputError(f"self_in_k1 must be True or False; got {plain(self_in_k1)}.")
+    records = {} if chosen is None else {"method": chosen}
+    for value, name in ((k1, "k1"), (k2, "k2")):
+        if isinstance(value, str) and value != "auto":
+            raise InputError(f"{name} must be an integer or 'auto'; got {plain(value)}.")
     if isinstance(k1, str) and k1 == "auto":
-        raise InputError("k1='auto' chooses the list length by clustering at each candidate; jaccard_distance has no "
-                         "clustering to judge by: use xmrank.cluster(..., k1='auto', return_distance=True, "
-                         "return_info=True) for the distance at the chosen k1, or pass an integer.")
-    if isinstance(k2, str) and k2 == "auto":
+        k1, k2, lengths = auto_lengths(features, n, mod_codes, mod_names, cam_codes, method, k2,
+                                       self_in_k1=bool(self_in_k1))
+        records.update(lengths)
+    elif isinstance(k2, str) and k2 == "auto":
         k1_checked = check_int(k1, "k1", minimum=1)
         n_mod = int(mod_codes.max()) + 1 if mod_codes is not None and method in ("modality", "modality-camera") else 1
         k2 = auto_k2(k1_checked, method, n_mod)
         k2_record = {"value": k2, "reason": "ceil(k1 / 5) as in the published k1=30, k2=6"
                      + (f", per modality, at most k1 // {n_mod}" if n_mod > 1 else ""), "measurement": {"k1": k1_checked}}
         logger.info("k2='auto' chose k2=%d: %s", k2, k2_record["reason"])
-        chosen = {"method": chosen, "k2": k2_record} if chosen is not None else {"k2": k2_record}
-    elif chosen is not None:
-        chosen = {"method": chosen}
-    if not isinstance(self_in_k1, (bool, np.bool_)):
-        raise InputError(f"self_in_k1 must be True or False; got {plain(self_in_k1)}.")
+        records["k2"] = k2_record
+    chosen = records or None
     resolve_knn(knn, device)
     return PlanRequest(method=method, k1=k1, k2=k2, k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra,
                        k2_inter=k2_inter, self_in_k1=bool(self_in_k1), knn=knn, device=device,
@@ -230,6 +234,65 @@ def request_choices(request: PlanRequest) -> dict:
     return {} if request.chosen is None else dict(request.chosen)
 
 
+def auto_lengths(features, n: int, mod_codes, mod_names, cam_codes, method: str, k2, *, self_in_k1: bool = True):
+    """``k1="auto"`` (and ``k2``, given or ``"auto"``) of :func:`xmrank.jaccard_distance`: the retrieval lengths.
+
+    The label-free estimate of :func:`xmrank.jaccard.list_lengths.choose_lengths`
+    (the one ``rerank(k1="auto")`` makes): the pairing test, the reciprocity
+    group size per modality, else Zhong et al.'s ``k1 = 20, k2 = 6``.
+
+    Parameters
+    ----------
+    features : array of shape (n, d) or None
+        Checked features (any device; measured on a host copy); None: not
+        measured, the published lengths capped to the rows (argument checks).
+    n : int
+    mod_codes, mod_names, cam_codes : ndarray or None
+        Modality codes and labels, camera codes.
+    method : str
+        The resolved method.
+    k2 : int or "auto"
+    self_in_k1 : bool, default=True
+
+    Returns
+    -------
+    k1, k2 : int
+    records : dict
+        ``{"k1": {"value", "reason", "measurement"}, "k2": ...}`` (``k2``
+        only where it was ``"auto"``); the measurement holds the group sizes
+        and the pairing test.
+    """
+    from .list_lengths import FeatureSource, choose_lengths
+
+    source = None
+    if features is not None and n > 0:
+        source = FeatureSource(to_device(features, "cpu"))
+    if method in ("modality", "modality-qe", "modality-camera"):
+        _require_modalities(mod_codes, method)
+    sentences = []
+
+    def fallback(sentence):
+        sentences.append(sentence)
+        warn_user(sentence)
+        logger.warning(sentence)
+
+    out = choose_lengths(source, n, mod_codes, mod_names, method, "auto", k2, self_in_k1=self_in_k1,
+                         cam_codes=cam_codes, fallback=fallback)
+    if method != "camera" and out["k1"] >= n:  # a list holds fewer rows than exist (k1 < n, every method)
+        M = int(mod_codes.max()) + 1 if method in ("modality", "modality-camera") else 1
+        out["k1"] = max(M, M * ((n - 1) // M))
+        if isinstance(k2, str):
+            out["k2"] = max(1, min(out["k2"], out["k1"] // M))
+        out["k_reason"] += f"; k1 capped below the {n} rows"
+    measurement = {"group_size": out["group_size"], "per_modality": out["per_modality"], "pairing": out["pairing"],
+                   "fallbacks": sentences}
+    records = {"k1": {"value": int(out["k1"]), "reason": out["k_reason"], "measurement": measurement}}
+    if isinstance(k2, str):
+        records["k2"] = {"value": int(out["k2"]), "reason": out["k_reason"], "measurement": measurement}
+    logger.info("k1='auto' chose k1=%d, k2=%s: %s", out["k1"], out["k2"], out["k_reason"])
+    return out["k1"], out["k2"], records
+
+
 def auto_k2(k1: int, method: str, n_modalities: int = 1) -> int:
     """``k2="auto"``: ``ceil(k1 / 5)`` (the published 30 / 6), at most the list each expansion reads.
 
@@ -286,7 +349,10 @@ def plan_jaccard(features, *, modalities=None, cameras=None, method: str = "auto
     features : array-like of shape (n_samples, n_features)
     modalities, cameras : array-like of shape (n_samples,), default=None
     method : {"auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera"}, default="auto"
-    k1, k2, k1_intra, k1_inter, k2_intra, k2_inter : int, default=30, 6, 5, 20, 2, 4
+    k1, k2 : int or "auto", default=30, 6
+        "auto": see :func:`xmrank.jaccard_distance`; the choice and its
+        measurement are in ``plan.chosen["k1"]`` / ``plan.chosen["k2"]``.
+    k1_intra, k1_inter, k2_intra, k2_inter : int, default=5, 20, 2, 4
     self_in_k1 : bool, default=True
     knn : {"auto", "faiss", "numpy", "ann", "dask", "bf16"}, default="auto"
     device : {"cpu", "cuda", "cuda:N"}, default="cpu"
