@@ -375,8 +375,10 @@ def plan_jaccard(features, *, modalities=None, cameras=None, method: str = "auto
     >>> X = rng.normal(size=(100, 8)).astype("float32")
     >>> X /= np.linalg.norm(X, axis=1, keepdims=True)
     >>> plan = plan_jaccard(X, modalities=np.repeat([0, 1], 50), k1=10, k2=3)
-    >>> plan.method, plan.rank.shape
-    ('modality', (100, 10))
+    >>> plan.method, plan.rank.shape  # "auto": random rows show no modality bias
+    ('vanilla', (100, 10))
+    >>> plan_jaccard(X + np.repeat([[2.0], [-2.0]], 50, axis=0), modalities=np.repeat([0, 1], 50), k1=10, k2=3).method
+    'modality'
     """
     device = resolve_device(device)
     with using_device(device):
