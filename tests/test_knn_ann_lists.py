@@ -240,3 +240,18 @@ def test_loose_data_stops_after_the_seeds_lists(monkeypatch):
     assert sorted(searched) == [ann_lists.N_SEEDS, ann_lists.N_SEEDS, n, n]  # the seeds, then everything once
     for (s, i), (ts, ti) in zip(lists, _exact_lists(X, groups, 15)):
         np.testing.assert_array_equal(i, ti)
+
+
+def test_cell_recall_bounds_what_the_probed_cells_hold():
+    # tight identities: the seeds' leading neighbours share their cells; random rows: they do not
+    rng = np.random.default_rng(4)
+    centres = rng.standard_normal((100, 32))
+    tight = centres[rng.integers(0, 100, 6000)] + 0.05 * rng.standard_normal((6000, 32))
+    loose = rng.standard_normal((6000, 32))
+    out = []
+    for X in (tight, loose):
+        X = np.ascontiguousarray((X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32))
+        seeds = np.arange(0, 6000, 30)
+        _, lists = exact_search(X[seeds], X, 5)
+        out.append(ann_lists._cell_recall(X, X[seeds], lists, nlist=64, nprobe=2, k_read=5, seed=0))
+    assert out[0] > 0.95 and out[1] < 0.5

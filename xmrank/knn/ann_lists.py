@@ -281,6 +281,48 @@ def _read(lists, exact_lists, seed_pos, k_read):
     return float(np.mean(shares)) if shares else 1.0
 
 
+#: Training rows per cell and k-means iterations of the quick quantizer of :func:`_cell_recall`.
+_PROBE_ROWS_PER_CELL, _PROBE_ITERATIONS = 16, 5
+#: :func:`_cell_recall` below ``target_read - CELL_SLACK`` at the most probes exact search leaves room for: hopeless.
+CELL_SLACK = 0.03
+
+
+def _cell_recall(db: np.ndarray, seeds_x: np.ndarray, seed_local: np.ndarray, nlist: int, nprobe: int,
+                 k_read: int, seed: int) -> float:
+    """Share of the seeds' first ``k_read`` exact neighbours that lie in one of the seed's ``nprobe`` nearest cells.
+
+    The cells are those of a quick k-means quantizer (``_PROBE_ROWS_PER_CELL``
+    training rows a cell, ``_PROBE_ITERATIONS`` iterations: a small share of
+    the cost of building the index). An IVF search finds a row only in the
+    cells it probes, so this share bounds what any index of ``nlist`` cells
+    probed ``nprobe`` times can keep of the leading columns (up to the
+    difference between this quantizer and the index's own).
+    """
+    import faiss
+
+    n, d = db.shape
+    rng = np.random.default_rng(seed + 11)
+    n_train = min(n, _PROBE_ROWS_PER_CELL * nlist)
+    train = db if n_train == n else db[np.sort(rng.choice(n, n_train, replace=False))]
+    km = faiss.Kmeans(d, nlist, niter=_PROBE_ITERATIONS, seed=int(seed) % (2**31), spherical=False,
+                      max_points_per_centroid=_PROBE_ROWS_PER_CELL, min_points_per_centroid=1, verbose=False)
+    km.cp.min_points_per_centroid = 1
+    km.train(np.ascontiguousarray(train))
+    # cells by inner product, as the index's quantizer ranks them
+    centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
+    quantizer = faiss.IndexFlatIP(d)
+    quantizer.add(centroids)
+    _, probed = quantizer.search(np.ascontiguousarray(seeds_x), int(min(nprobe, nlist)))
+    lead = seed_local[:, :k_read]
+    rows = np.unique(lead[lead >= 0])
+    _, cell = quantizer.search(np.ascontiguousarray(db[rows]), 1)
+    cell_of = np.full(n, -1, dtype=np.int64)
+    cell_of[rows] = cell[:, 0]
+    cells = np.where(lead >= 0, cell_of[np.maximum(lead, 0)], -2)
+    found = (cells[:, :, None] == probed[:, None, :]).any(axis=2)
+    return float(found[lead >= 0].mean()) if (lead >= 0).any() else 1.0
+
+
 def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pairs: float | None = None,
                   target_read: float | None = None, n_sample: int = N_SEEDS, seed: int = 0,
                   min_rows: int | None = None, return_report: bool = False, search_index=None, search_exact=None,
@@ -397,13 +439,24 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         if hopeless[gi]:
             continue
         exact_est = exact_cost(n, g.size, engines[gi][0])
-        # a lower bound of what the index path would cost: the sample's exact lists, the build and one probe
-        floor = (build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, 1, kind)
-                 + exact_cost(sample.size, g.size, engines[gi][0]))
+        # the least the index path can cost: the sample's exact lists, the build, and the fewest probes the
+        # calibration measures (it starts at min(MIN_NPROBE, the most the budget allows) and never goes below)
+        fixed = build_cost(g.size, nlist) + exact_cost(sample.size, g.size, engines[gi][0])
+        top = int(min(nlist, math.floor(((ANN_MARGIN * exact_est - fixed) / n - nlist) * nlist
+                                        / (SCAN_COST[kind] * g.size))))
+        fewest = min(nlist, ann.MIN_NPROBE, max(top, 1))
+        floor = fixed + ivf_cost(n, g.size, nlist, fewest, kind)
         if floor >= ANN_MARGIN * exact_est:
             hopeless[gi] = (f"the calibration sample holds {sample.size} rows (the {seeds.size} seeds' lists share "
-                            f"few rows): its exact lists, an index of {nlist} cells and a single probe would cost "
+                            f"few rows): its exact lists, an index of {nlist} cells and {fewest} probes would cost "
                             f"{floor / exact_est:.2f} of exact search ({engines[gi][0]}), above {ANN_MARGIN}")
+            continue
+        # where even the most probes the budget leaves do not reach the seeds' leading columns, no nprobe will
+        reach = _cell_recall(dbs[gi], X[seeds], seed_exact[gi], nlist, max(top, 1), k_read, seed)
+        if reach < target_read - CELL_SLACK:
+            hopeless[gi] = (f"the {max(top, 1)} cells of {nlist} that cost less than exact search hold "
+                            f"{reach:.3f} of the seeds' first {k_read} neighbours (a quick quantizer), below "
+                            f"{target_read - CELL_SLACK:.2f}: loose data, no index can pay")
     if all(hopeless):
         return plain_exact()
     pos = np.full(n, -1, dtype=np.int64)
