@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from .._folds import identity_folds
 from .._params import PARAMS, parse_eps
 from .._validation import InputError, check_features, check_int, check_label_values, check_labels, plain
 from ..jaccard import jaccard_distance
@@ -32,14 +33,6 @@ def _ari_singletons(truth, labels) -> float:
     noise = labels < 0
     labels[noise] = labels.max(initial=-1) + 1 + np.arange(int(noise.sum()))
     return float(adjusted_rand_score(truth, labels))
-
-
-def _identity_folds(ids_codes, n_ids, n_splits, seed):
-    """Each split: the rows of every identity but one fold's (identities shuffled with ``seed``, then dealt)."""
-    order = np.random.default_rng(seed).permutation(n_ids)
-    fold_of = np.empty(n_ids, dtype=np.int64)
-    fold_of[order] = np.arange(n_ids) % n_splits
-    return [np.flatnonzero(fold_of[ids_codes] != f) for f in range(n_splits)]
 
 
 def select_clustering(features, ids, *, modalities=None, cameras=None, methods=None, k1s=SELECT_K1S,
@@ -142,7 +135,8 @@ def select_clustering(features, ids, *, modalities=None, cameras=None, methods=N
     k1s = _grid(k1s, "k1s", lambda v: check_int(v, "k1s", minimum=1))
     eps_values = _grid(eps, "eps", lambda v: parse_eps(v, "eps"))
     min_samples = check_int(min_samples, "min_samples", minimum=1)
-    splits = _identity_folds(id_codes, n_ids, n_splits, seed)
+    fold = identity_folds(id_codes, n_ids, n_splits, seed)
+    splits = [np.flatnonzero(fold != f) for f in range(n_splits)]  # each split: every identity but one fold's
     scores = {}
     for s, rows in enumerate(splits):
         truth = id_codes[rows]

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from .._folds import identity_folds
 from .._params import RERANK_GRID
 from .._validation import InputError, check_features, check_int, check_option, check_real, plain
 from ..jaccard import METHODS
@@ -157,9 +158,7 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
     k2s = [check_int(k, "k2s", minimum=1) for k in _seq(k2s, "k2s")]
     lambdas = [check_real(v, "lambdas", low=0.0, high=1.0) for v in _seq(lambdas, "lambdas")]
 
-    rng = np.random.default_rng(seed)
-    fold_of = dict(zip(rng.permutation(classes).tolist(), np.arange(classes.size) % n_splits))
-    q_fold = np.array([fold_of[c] for c in qi.tolist()])
+    q_fold = identity_folds(np.searchsorted(classes, qi), classes.size, n_splits, seed)
     t0 = time.perf_counter()
     labels = dict(query_modalities=None if mods is None else mods[:nq],
                   gallery_modalities=None if mods is None else mods[nq:],
