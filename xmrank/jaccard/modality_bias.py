@@ -89,14 +89,16 @@ def modality_bias_from_lists(indices: np.ndarray, codes: np.ndarray, rows: np.nd
     }
 
 
-def modality_bias(X: np.ndarray, codes: np.ndarray, *, k: int = BIAS_K, sample: int = BIAS_SAMPLE, seed: int = 0,
-                  threshold: float = BIAS_THRESHOLD, knn: str = "auto", device: str = "cpu") -> dict:
+def modality_bias(X: np.ndarray | None, codes: np.ndarray, *, k: int = BIAS_K, sample: int = BIAS_SAMPLE,
+                  seed: int = 0, threshold: float = BIAS_THRESHOLD, knn: str = "auto", device: str = "cpu",
+                  search=None) -> dict:
     """Measure the modality bias of features: plain kNN lists of a sample of rows against all rows.
 
     Parameters
     ----------
-    X : ndarray of float32, shape (N, d)
-        Validated features (L2-normalised rows; inner product ranks them).
+    X : ndarray of float32, shape (N, d), or None
+        Validated features (L2-normalised rows; inner product ranks them);
+        None with ``search``.
     codes : ndarray of int, shape (N,)
         Modality code (0..M-1) per row.
     k : int, default=BIAS_K
@@ -109,13 +111,17 @@ def modality_bias(X: np.ndarray, codes: np.ndarray, *, k: int = BIAS_K, sample: 
         See :func:`choose_method`.
     knn, device : str
         Exact kNN engine and device, as in :func:`xmrank.knn.knn_search`.
+    search : callable, default=None
+        ``search(rows, k) -> indices (len(rows), k)``: the plain lists of
+        ``rows`` another way (precomputed distances, :func:`xmrank.rerank`);
+        None searches ``X``.
 
     Returns
     -------
     bias : dict
         As :func:`modality_bias_from_lists`.
     """
-    n = X.shape[0]
+    n = codes.shape[0]
     k = min(check_int(k, "k", minimum=1), n - 1)
     sample = check_int(sample, "sample", minimum=1)
     if k < 1:
@@ -125,8 +131,11 @@ def modality_bias(X: np.ndarray, codes: np.ndarray, *, k: int = BIAS_K, sample: 
         rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
     else:
         rows = np.arange(n)
-    engine = knn if knn in ("auto", "faiss", "numpy", "bf16") else "auto"
-    _, idx = knn_search(X[rows], X, k + 1, knn=engine, device=device)
+    if search is None:
+        engine = knn if knn in ("auto", "faiss", "numpy", "bf16") else "auto"
+        _, idx = knn_search(X[rows], X, k + 1, knn=engine, device=device)
+    else:
+        idx = search(rows, k + 1)
     return modality_bias_from_lists(idx, codes, rows, threshold=threshold)
 
 

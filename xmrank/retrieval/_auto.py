@@ -33,9 +33,10 @@ import logging
 import numpy as np
 
 from .._validation import InputError, check_labels, plain, warn_user
+from .._validation import is_auto as _is_auto
 from ..jaccard.list_lengths import (DEFAULT_K1, DEFAULT_K2, MIN_ROWS, PAIRING_Z, choose_lengths,
                                     group_size, pairing)
-from ..jaccard.modality_bias import BIAS_K, BIAS_SAMPLE, choose_method, modality_bias, modality_bias_from_lists
+from ..jaccard.modality_bias import choose_method, modality_bias
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +52,6 @@ __all__ = ["RERANK_BIAS_THRESHOLD", "PAIRING_Z", "DEFAULT_K1", "DEFAULT_K2", "ch
 #: only lists already near balance (ratio >= 0.9, where the two rules draw nearly the same rows) keep
 #: the vanilla rule, with room for the sampling error of the measurement (about +-0.03) on unbiased data.
 RERANK_BIAS_THRESHOLD = 0.9
-
-
-def _is_auto(value) -> bool:
-    return isinstance(value, str) and value == "auto"
 
 
 def _modality_codes(mods, n):
@@ -137,13 +134,5 @@ def _bias(source, codes) -> dict:
         return modality_bias(source.X, codes, threshold=RERANK_BIAS_THRESHOLD)
     from ._distances import select
 
-    n = source.blocks.n
-    k = min(BIAS_K, n - 1)
-    if k < 1:
-        return modality_bias_from_lists(np.zeros((0, 0), dtype=np.int64), codes, np.zeros(0, dtype=np.int64),
-                                        threshold=RERANK_BIAS_THRESHOLD)
-    rows = np.arange(n)
-    if n > BIAS_SAMPLE:  # the rows modality_bias samples
-        rows = np.sort(np.random.default_rng(0).choice(n, size=BIAS_SAMPLE, replace=False))
-    _, idx = select(source.blocks, k + 1, rows=rows)
-    return modality_bias_from_lists(idx, codes, rows, threshold=RERANK_BIAS_THRESHOLD)
+    return modality_bias(None, codes, threshold=RERANK_BIAS_THRESHOLD,
+                         search=lambda rows, k: select(source.blocks, k, rows=rows)[1])
