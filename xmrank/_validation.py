@@ -27,6 +27,7 @@ __all__ = [
     "check_option",
     "check_seed",
     "either_spelling",
+    "is_auto",
     "plain",
     "torch_numpy",
     "warn_user",
@@ -42,6 +43,11 @@ SEED_MAX = 2**64 - 1
 
 class InputError(ValueError):
     """Raised for malformed user input; the message is one sentence naming the argument."""
+
+
+def is_auto(value) -> bool:
+    """Whether ``value`` is the word ``"auto"`` (a parameter to be chosen from the data)."""
+    return isinstance(value, str) and value == "auto"
 
 
 def plain(value) -> str:

@@ -37,13 +37,6 @@ def _check_flag(value, name):
     return bool(value)
 
 
-def _resolve_method(method, modalities, cameras):
-    """The Jaccard method that ``method="auto"`` stands for (as :func:`xmrank.jaccard_distance` resolves it)."""
-    if method != "auto":
-        return method
-    return "modality" if modalities is not None else ("camera" if cameras is not None else "vanilla")
-
-
 def degenerate_message(labels, *, eps=None, min_samples=4, algorithm="dbscan", eps_auto=False, where="",
                        suggestion=None):
     """The warning text for a degenerate clustering, or None when it is not degenerate.
@@ -339,7 +332,6 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
             method, record = resolve_method(features, codes, cameras=cameras is not None, knn=knn, device=dev)
             if record is not None:
                 chosen["method"] = record
-    method = _resolve_method(method, modalities, cameras)
     uses_k = method not in ("camera",)
     if codes is None and modalities is not None and method in ("modality", "modality-qe", "modality-camera"):
         codes, _ = check_labels(modalities, int(np.shape(features)[0]), "modalities")

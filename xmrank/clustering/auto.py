@@ -37,7 +37,7 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import warn_user
+from .._validation import is_auto, warn_user
 from ..jaccard.plan import auto_k2
 
 logger = logging.getLogger(__name__)
@@ -48,11 +48,6 @@ __all__ = ["K1_CANDIDATES", "K1_FALLBACK", "auto_k2", "choose_k1", "is_auto"]
 K1_CANDIDATES = (5, 10, 20, 30)
 #: The ``k1`` used where ``"auto"`` cannot choose (the declared default), capped to what the rows allow.
 K1_FALLBACK = 30
-
-
-def is_auto(value) -> bool:
-    """Whether ``value`` is the word ``"auto"``."""
-    return isinstance(value, str) and value == "auto"
 
 
 def _modality_count(method, codes):

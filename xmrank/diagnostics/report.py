@@ -12,6 +12,7 @@ from .._params import PARAMS, parse_eps
 from .._progress import progress_bar
 from ..backend import resolve_knn
 from .._validation import InputError, check_features, check_int, check_labels, check_option, check_seed, plain
+from .._validation import is_auto as _is_auto
 from .distances import MAX_BINS
 from ..jaccard import METHODS, jaccard_distance
 from .distances import histogram_summary, jaccard_histogram, original_histogram
@@ -213,10 +214,6 @@ def diagnose(
         report["chosen"] = chosen
         report["neighbor_makeup"]["k1_note"] = f"k1='auto': the make-up is read at k1={makeup_k1}"
     return _json_ready(report)
-
-
-def _is_auto(value) -> bool:
-    return isinstance(value, str) and value == "auto"
 
 
 def _fallback_k1(n, codes):

@@ -38,6 +38,7 @@ from numbers import Integral
 import numpy as np
 
 from .._validation import plain
+from .._validation import is_auto as _is_auto
 from ..knn import knn_search
 from .modality_bias import BIAS_SAMPLE
 
@@ -58,10 +59,6 @@ MIN_ROWS = 6
 
 #: Rows per modality measured by the pairing test at most (a seeded sample beyond it).
 PAIRING_SAMPLE = BIAS_SAMPLE
-
-
-def _is_auto(value) -> bool:
-    return isinstance(value, str) and value == "auto"
 
 
 def _is_int(value) -> bool:
