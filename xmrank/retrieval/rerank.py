@@ -254,12 +254,22 @@ def rerank(
                "re-rank fewer queries at a time (the result is one row per query)")
     X = np.concatenate([Q, G], axis=0)
     if resolve_device(device) == "cpu" and knn != "dask":
-        # only the query x gallery block of the min-sum: the gallery x gallery pairs (most of the (q+g)^2 pairs)
-        # are never computed nor stored, and memory is the dense result plus the expanded weights
-        check_jaccard_arguments(X, knn=knn, device=device, **jaccard_args)
-        out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
-        t_orig = time.perf_counter() - t0
-        _add_query_block_cpu(out, X, nq, jaccard_args, knn, np.float32(1.0 - lam))
+        # only the query x gallery block of the min-sum (:func:`._distances.add_query_jaccard`, as for
+        # precomputed distances): the gallery x gallery pairs, most of the (q+g)^2, are never computed nor
+        # stored, and memory is the dense result plus the expanded weights
+        from ..jaccard import plan_jaccard
+        from ..jaccard.stages import NumbaExecutor, numba_threads
+        from ._distances import add_query_jaccard
+
+        args = dict(jaccard_args)
+        n_threads = args.pop("n_jobs")
+        with numba_threads(n_threads):
+            plan = plan_jaccard(X, knn=knn, device="cpu", **args)  # checks every argument, before the result
+            t1 = time.perf_counter()
+            out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
+            t_orig = time.perf_counter() - t1
+            executor = NumbaExecutor(n_threads)
+            add_query_jaccard(out, executor.expand(executor.weights(X, plan), plan), nq, np.float32(1.0 - lam))
     else:
         out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
         t_orig = time.perf_counter() - t0
@@ -345,10 +355,6 @@ def auto_k(query=None, gallery=None, *, distances=None, query_modalities=None, g
     mods = _stack_labels(query_modalities, gallery_modalities, source.nq, source.ng, "modalities")
     cams = _stack_labels(query_cameras, gallery_cameras, source.nq, source.ng, "cameras")
     return choose(source, mods, cams, method, "auto", "auto", self_in_k1)
-
-
-def _is_auto(value) -> bool:
-    return isinstance(value, str) and value == "auto"
 
 
 class _Source:
@@ -575,27 +581,6 @@ def _scale_rows(S, q_sq, g_sq, extra_max, scale, shift):
             if d < 0:
                 d = np.float32(0.0)
             S[i, j] = d * f + shift
-
-
-def _add_query_block_cpu(out, X, nq, jaccard_args, knn, weight):
-    """``out += weight * (J - 1)`` for the query x gallery pairs of the Jaccard distance of ``X = [Q; G]``, on the CPU.
-
-    The plan (lists, reciprocal sets, expansion) and the weights are those of
-    :func:`xmrank.jaccard_distance`; the min-sum runs on the query rows
-    against the gallery rows only (:func:`xmrank.jaccard.blocks.accumulate_rectangle`,
-    the kernel every min-sum uses), as for precomputed distances.
-    """
-    from ..jaccard import plan_jaccard
-    from ..jaccard.blocks import accumulate_rectangle
-    from ..jaccard.stages import NumbaExecutor, numba_threads
-
-    args = dict(jaccard_args)
-    n_threads = args.pop("n_jobs")
-    with numba_threads(n_threads):
-        plan = plan_jaccard(X, knn=knn, device="cpu", **args)
-        executor = NumbaExecutor(n_threads)
-        Vq = executor.expand(executor.weights(X, plan), plan).tocsr()
-        accumulate_rectangle(out, Vq[:nq], Vq[nq:], float(weight), n_threads)
 
 
 def _add_query_gallery_block(out, J, weight):
