@@ -18,7 +18,7 @@ import os
 
 from ._validation import InputError
 
-__all__ = ["OutputTooLarge", "available_bytes", "check_fits", "format_bytes"]
+__all__ = ["OutputTooLarge", "available_bytes", "budget_bytes", "check_fits", "format_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,12 @@ def format_bytes(nbytes: float) -> str:
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
         nbytes /= 1024.0
     return f"{nbytes:.1f} TB"  # pragma: no cover
+
+
+def budget_bytes() -> float | None:
+    """What one result may take: 80 % of :func:`available_bytes` (None where nothing can be read)."""
+    room = available_bytes()
+    return None if room is None else _BUDGET_SHARE * room
 
 
 def check_fits(nbytes: float, what: str, hint: str) -> None:

@@ -291,22 +291,28 @@ def estimate_pairs(parts, *, max_distance=None, n_threads: int = 1, sample: int 
     return max(0.0, (entries - nonempty) / 2.0)
 
 
-def check_output_fits(parts, *, max_distance=None, n_threads: int = 1) -> float:
+def check_output_fits(parts, *, max_distance=None, n_threads: int = 1) -> None:
     """Refuse, before allocating, a min-sum whose stored pairs would not fit in memory.
 
-    Returns
-    -------
-    pairs : float
-        The estimate of :func:`estimate_pairs`.
+    First a bound that costs O(N): no more pairs can be stored than share a
+    column of ``V'`` (``sum_c n_c (n_c - 1) / 2``, ``n_c`` the rows holding
+    column ``c``), nor than ``N (N - 1) / 2``. Only where that bound does not
+    fit is the stored count estimated (:func:`estimate_pairs`, a sample of
+    rows through the kernel) and compared.
 
     Raises
     ------
     xmrank._memory.OutputTooLarge
         With the stored pairs, the bytes and what to change (``max_distance``).
     """
-    from .._memory import check_fits
+    from .._memory import budget_bytes, check_fits
 
     n = parts[0]
+    holders = np.diff(parts[4]).astype(np.float64)  # rows of V' holding each column (CSC pointers)
+    bound = min(n * (n - 1) / 2.0, float(np.dot(holders, holders - 1.0)) / 2.0)
+    budget = budget_bytes()
+    if budget is None or bound * _PEAK_BYTES_PER_PAIR[np.dtype(np.int64)] <= budget:
+        return
     pairs = estimate_pairs(parts, max_distance=max_distance, n_threads=n_threads)
     nnz = 2 * pairs + n
     per = _PEAK_BYTES_PER_PAIR[np.dtype(np.int32 if max(n, nnz) < np.iinfo(np.int32).max else np.int64)]
@@ -318,9 +324,8 @@ def check_output_fits(parts, *, max_distance=None, n_threads: int = 1) -> float:
                 "cluster does this with its eps) or fewer rows")
     else:
         hint = "pass a smaller max_distance or fewer rows"
+    logger.debug("min-sum: about %.0f stored pairs estimated (at most %.0f share a column)", pairs, bound)
     check_fits(pairs * per, what, hint)
-    logger.debug("min-sum: about %.0f stored pairs estimated", pairs)
-    return pairs
 
 
 def minsum_jaccard(vq_csr, n_threads: int, *, max_distance=None, block_rows: int | None = None):
