@@ -306,7 +306,6 @@ def _cell_recall(db: np.ndarray, seeds_x: np.ndarray, seed_local: np.ndarray, nl
     train = db if n_train == n else db[np.sort(rng.choice(n, n_train, replace=False))]
     km = faiss.Kmeans(d, nlist, niter=_PROBE_ITERATIONS, seed=int(seed) % (2**31), spherical=False,
                       max_points_per_centroid=_PROBE_ROWS_PER_CELL, min_points_per_centroid=1, verbose=False)
-    km.cp.min_points_per_centroid = 1
     km.train(np.ascontiguousarray(train))
     # cells by inner product, as the index's quantizer ranks them
     centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
