@@ -83,3 +83,30 @@ def one_line_failure(res, *names):
     assert len(lines) == 1, res.stderr
     assert any(name in lines[0] for name in names), lines[0]
     return lines[0]
+
+
+def small_sysu(root, image: bytes = b""):
+    """A minimal SYSU-MM01 layout under ``root``: identity 0001 in cameras 1 (visible) and 3 (infrared), one
+    image each, and ``exp/{train,val,test}_id.txt`` listing it."""
+    for cam in (1, 3):
+        (root / f"cam{cam}" / "0001").mkdir(parents=True)
+        (root / f"cam{cam}" / "0001" / "0001.jpg").write_bytes(image)
+    (root / "exp").mkdir()
+    for split in ("train", "val", "test"):
+        (root / "exp" / f"{split}_id.txt").write_text("1\n")
+    return root
+
+
+#: The smallest training recipe the trainer's end-to-end tests run (on :func:`data_root`).
+TINY_TRAIN = dict(height=32, width=16, iters=2, epochs_stage1=2, epochs_stage2=2, batch_size=8, num_instances=4,
+                  global_batch_size=8, k1=6, k2=2, eval_trials=2, feature_batch_size=128, threads=1, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """A tiny synthetic visible/infrared set (5 training identities), one per test module."""
+    from xmrank.datasets import make_synthetic
+
+    root = tmp_path_factory.mktemp("tiny_synthetic")
+    make_synthetic(root, n_train_ids=5, n_val_ids=1, n_test_ids=3, images_per_camera=3, height=32, width=16)
+    return str(root)

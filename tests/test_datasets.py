@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+from conftest import small_sysu
 
 from xmrank import InputError
 from xmrank.datasets import (
@@ -286,16 +287,6 @@ def outside(tmp_path):
     (folder / "test_id.txt").write_text("1\n")
     (folder / "0001.jpg").write_bytes(b"private")
     return folder
-
-
-def small_sysu(root):
-    for cam in (1, 3):
-        (root / f"cam{cam}" / "0001").mkdir(parents=True)
-        (root / f"cam{cam}" / "0001" / "0001.jpg").write_bytes(b"")
-    (root / "exp").mkdir()
-    for split in ("train", "val", "test"):
-        (root / "exp" / f"{split}_id.txt").write_text("1\n")
-    return root
 
 
 @pytest.mark.parametrize("reader", [sysu_test_records, sysu_train_records, sysu_query_gallery])

@@ -13,7 +13,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import invoke, one_line_failure
+from conftest import invoke, one_line_failure, small_sysu
 
 import xmrank.cli._io as cli_io
 from xmrank import _atomic
@@ -273,13 +273,7 @@ def test_a_failure_writing_the_second_output_leaves_the_first_untouched(tmp_path
 
 @pytest.fixture
 def sysu_root(tmp_path):
-    root = tmp_path / "syn"
-    for cam in (1, 3):
-        (root / f"cam{cam}" / "0001").mkdir(parents=True)
-        (root / f"cam{cam}" / "0001" / "0001.jpg").write_bytes(b"jpeg")
-    (root / "exp").mkdir()
-    for split in ("train", "val", "test"):
-        (root / "exp" / f"{split}_id.txt").write_text("1\n")
+    root = small_sysu(tmp_path / "syn", image=b"jpeg")
     (tmp_path / "model.pt").write_bytes(b"not read")
     return root
 

@@ -1,10 +1,10 @@
 """Resume validates what it reads: a checkpoint's bookkeeping, its data set, root and recipe are checked before
 anything in the run folder is touched (issue 25); a checkpoint save that fails is an OSError, one line."""
 
-import json
 import os
 
 import pytest
+from conftest import TINY_TRAIN
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch = pytest.importorskip("torch")
@@ -14,7 +14,6 @@ from click.testing import CliRunner
 
 from xmrank import InputError
 from xmrank.cli.main import main
-from xmrank.datasets import make_synthetic
 from xmrank.torch.checkpoints import checkpoint_payload, save
 from xmrank.torch.config import apply_overrides, preset_config
 from xmrank.torch.model import build_model
@@ -23,17 +22,8 @@ from xmrank.torch.steps import build_optimizer
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-TINY = dict(height=32, width=16, iters=2, epochs_stage1=2, epochs_stage2=2, batch_size=8, num_instances=4,
-            global_batch_size=8, k1=6, k2=2, eval_trials=2, feature_batch_size=128, threads=1, device="cpu",
-            num_workers=0)
+TINY = {**TINY_TRAIN, "num_workers": 0}
 LOG, METRICS = "old log line\n", '{"old": true}\n'
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_synthetic")
-    make_synthetic(root, n_train_ids=5, n_val_ids=1, n_test_ids=3, images_per_camera=3, height=32, width=16)
-    return str(root)
 
 
 @pytest.fixture(scope="module")

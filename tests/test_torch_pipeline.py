@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import TINY_TRAIN
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: no spinning on a shared CPU
 torch = pytest.importorskip("torch")
@@ -16,22 +17,13 @@ from xmrank import InputError
 from xmrank.cli.main import main
 from xmrank.torch.config import apply_overrides, preset_config
 from xmrank.torch.pipeline import load_trained_model, train
-from xmrank.datasets import make_synthetic
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 # tiny images, a few iterations: mechanics only
-TINY = dict(height=32, width=16, iters=2, epochs_stage1=2, epochs_stage2=2, batch_size=8, num_instances=4,
-            global_batch_size=8, k1=6, k2=2, eval_trials=2, feature_batch_size=128, threads=1, device="cpu")
+TINY = TINY_TRAIN
 SETS = [f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in TINY.items()]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_synthetic")
-    make_synthetic(root, n_train_ids=5, n_val_ids=1, n_test_ids=3, images_per_camera=3, height=32, width=16)
-    return str(root)
 
 
 @pytest.fixture(scope="module")
