@@ -11,6 +11,8 @@ import time
 import click
 import numpy as np
 
+from xmrank._validation import check_label_values
+
 from ._associate import ASSOCIATIONS, cluster_associated, describe, parameters
 from ._bundle import load_bundle
 from ._io import (STDOUT, check_npy_output, check_output, check_outputs, committed, echo_report, fail, user_errors, write_json, write_npy,
@@ -189,6 +191,8 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
         fail(f"--mode {mode} needs --modalities.")
     if row_names is not None and (row_names.ndim != 1 or row_names.shape[0] != len(X)):
         fail(f"--names must hold one name per row of FEATURES ({len(X)}); got shape {row_names.shape}.")
+    if ids is not None:  # checked before clustering: the scores read them only at the end
+        check_label_values(ids, "--labels (identities)", len(X))
     t0 = time.perf_counter()
     subsets = D = None
     extra = {}

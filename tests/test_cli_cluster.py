@@ -115,3 +115,15 @@ def test_cluster_on_cuda_without_a_gpu_says_what_is_missing(tmp_path):
                                     "--device", "cuda"])
     assert res.exit_code == 1
     assert "device='cuda'" in res.output and ("cupy" in res.output or "GPU" in res.output)
+
+
+def test_labels_of_the_wrong_length_are_refused_before_clustering(tmp_path):
+    from conftest import invoke, one_line_failure
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "f.npy", rng.standard_normal((120, 8)).astype(np.float32))
+    np.save(tmp_path / "ids.npy", np.arange(80) % 10)
+    line = one_line_failure(invoke(["cluster", tmp_path / "f.npy", "--labels", tmp_path / "ids.npy",
+                                    "-o", tmp_path / "l.npy"]), "--labels")
+    assert "120" in line and "80" in line
+    assert not (tmp_path / "l.npy").exists()
