@@ -126,6 +126,14 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
         train_log.addHandler(handler)
         train_log.setLevel(logging.INFO)
     try:
+        if dataset == "synthetic" and not resume:
+            # train() reads the synthetic set and never makes it: generate it first (where missing),
+            # after the device check, so that a run refused for its device writes nothing
+            from xmrank.torch.device import torch_device
+            from xmrank.torch.synthetic import prepare_synthetic
+
+            torch_device(cfg.device)
+            root = prepare_synthetic(cfg, output, root, progress=progress)
         metrics = train(cfg, dataset=dataset, root=root, output=output, resume=resume, overrides=sets,
                         max_epochs=max_epochs, progress=progress)
     finally:

@@ -3,7 +3,7 @@
 Needs the optional dependencies (``pip install 'xmrank[torch]'``). Importing
 this package is cheap and works without torch; the names below load their
 module on first use, and a missing torch then raises an ImportError naming
-the install command. :func:`make_synthetic` needs only numpy and pillow.
+the install command. :func:`make_synthetic` and :func:`prepare_synthetic` need only numpy and pillow.
 
 Modules (one job each):
 
@@ -17,15 +17,22 @@ Modules (one job each):
 - :mod:`.evaluation`: test-split scores through :mod:`xmrank.retrieval`.
 - :mod:`.pseudo_labels`: an epoch's clustering, memories and batch streams.
 - :mod:`.steps`: the intra-modality and global optimiser steps, Adam + StepLR, mixed precision.
-- :mod:`.checkpoints`, :mod:`.runlog`: a run's checkpoint and model files; its log and JSON files.
-- :mod:`.pipeline`: :func:`train`, the stage loop (stage 1, stage 2, evaluations).
-- :mod:`.synthetic`: the procedural visible/infrared image set (re-exported from :mod:`xmrank.datasets.synthetic_images`).
+- :mod:`.device`: :func:`~.device.torch_device`, the one reader of the ``device`` setting.
+- :mod:`.trainer`: :class:`Trainer`, the engine: its steps and the stage loop.
+- :mod:`.checkpoints`: a run's files and resume state (what is saved, checked and restored).
+- :mod:`.runlog`: ``train.log``, the run lock and the JSON writer.
+- :mod:`.pipeline`: :func:`train`, the entry point: checks, then one :class:`Trainer`.
+- :mod:`.synthetic`: the procedural visible/infrared image set (re-exported from
+  :mod:`xmrank.datasets.synthetic_images`) and :func:`prepare_synthetic`, which
+  makes a run's set before :func:`train` reads it.
 
 Example
 -------
 >>> from xmrank.torch import preset_config, train          # doctest: +SKIP
+>>> from xmrank.torch import prepare_synthetic               # doctest: +SKIP
 >>> cfg = preset_config("smoke")                            # doctest: +SKIP
->>> metrics = train(cfg, dataset="synthetic", output="run") # doctest: +SKIP
+>>> root = prepare_synthetic(cfg, "run")                    # doctest: +SKIP
+>>> metrics = train(cfg, dataset="synthetic", root=root, output="run")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -35,12 +42,14 @@ from .._lazy import lazy_exports
 #: public name -> submodule
 _EXPORTS = {
     "make_synthetic": "synthetic",
+    "prepare_synthetic": "synthetic",
     "TrainConfig": "config",
     "preset_config": "config",
     "build_config": "config",
     "PRESETS": "config",
     "train": "pipeline",
-    "load_trained_model": "pipeline",
+    "Trainer": "trainer",
+    "load_trained_model": "checkpoints",
     "load_model": "loading",
     "DualStreamReID": "model",
     "build_model": "model",

@@ -1,13 +1,20 @@
 """The per-iteration optimiser steps of the trainer, the optimiser and the precision policy.
 
-- :func:`torch_device`: the ``device`` setting as a torch device.
-- :func:`build_optimizer`: Adam + StepLR with the recipe's settings.
+- :func:`make_optimizer`: Adam + StepLR from explicit settings;
+  :func:`build_optimizer` reads them from a :class:`~.config.TrainConfig`.
 - :class:`Precision`: float32, or mixed precision (``amp``) on CUDA.
-- :func:`intra_step`: one step of the intra-modality loss on a visible and
+- :class:`IntraStep`: one step of the intra-modality loss on a visible and
   an infrared batch (stages 1 and 2): ``loss_ir + loss_rgb``.
-- :func:`global_step`: one step of the split-and-contrast loss on separate
+- :class:`GlobalStep`: one step of the split-and-contrast loss on separate
   infrared and visible batches drawn by global cluster (stage 2):
   ``½ (mean over the infrared rows + mean over the visible rows)``.
+
+A step object holds its loss settings, the device and the precision policy
+(explicit arguments, never the whole configuration); the trainer
+(:class:`.trainer.Trainer`) builds one of each and calls it with the
+network, the epoch's memories and streams, and the optimiser.
+:func:`intra_step` and :func:`global_step` are the same steps as one call
+with the settings read from a configuration.
 
 In both steps the images of all batches go through the network in one
 forward pass (visible rows first, as the published code concatenates them),
@@ -20,26 +27,40 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from ..datasets import INFRARED, VISIBLE
 from ._require import torch
-from .device import torch_device
 from .losses import global_step_loss, intra_modality_loss
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["torch_device", "build_optimizer", "Precision", "forward_batches", "intra_step", "global_step"]
+__all__ = ["make_optimizer", "build_optimizer", "Precision", "forward_batches", "IntraStep", "GlobalStep",
+           "intra_step", "global_step"]
+
+
+def make_optimizer(model, *, lr: float, weight_decay: float, step_size: int, gamma: float):
+    """Adam (lr, weight decay) over the trainable parameters and StepLR(step_size, gamma), stepped per epoch.
+
+    Returns
+    -------
+    optimizer : torch.optim.Adam
+        The fused kernel where this PyTorch has it (several times faster,
+        on the CPU too).
+    scheduler : torch.optim.lr_scheduler.StepLR
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
+    return opt, sched
 
 
 def build_optimizer(model, cfg):
-    """Adam (lr, weight decay) over the trainable parameters and StepLR(step_size, gamma), stepped per epoch."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    try:  # the fused kernel is several times faster, on the CPU too
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
-    return opt, sched
+    """:func:`make_optimizer` with the ``lr``, ``weight_decay``, ``step_size`` and ``gamma`` of ``cfg``."""
+    return make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay, step_size=cfg.step_size, gamma=cfg.gamma)
 
 
 class Precision:
@@ -135,45 +156,98 @@ def forward_batches(model, streams, device, precision: Precision):
     return out
 
 
-def intra_step(model, parts, opt, cfg, device, precision: Precision) -> float:
-    """One optimiser step of the intra-modality loss; returns ``loss_ir + loss_rgb``.
+@dataclass
+class IntraStep:
+    """One optimiser step of the intra-modality loss (stages 1 and 2).
 
     Parameters
     ----------
-    parts : dict
-        ``{modality: (HybridMemory, Stream) or None}``.
+    temperature : float
+        τ of the memory logits.
+    margin : float
+        The intra-modality loss's margin (``intra_margin``).
+    device : torch.device or str
+    precision : Precision
     """
-    used = [(m, parts[m]) for m in (VISIBLE, INFRARED) if parts.get(m) is not None]
-    batches = forward_batches(model, [(m, stream) for m, (_, stream) in used], device, precision)
-    loss = 0.0
-    for (m, (memory, _)), (f, y, _) in zip(used, batches):
-        loss = loss + intra_modality_loss(f, y, memory, temperature=cfg.temperature, margin=cfg.intra_margin)
-    precision.step(loss, opt)
-    for (m, (memory, _)), (f, y, _) in zip(used, batches):
-        memory.update(f.detach(), y)
-    return float(loss.detach())
+
+    temperature: float
+    margin: float
+    device: object
+    precision: Precision
+
+    def __call__(self, model, parts, opt) -> float:
+        """Draw one batch per modality, step ``opt`` on ``loss_ir + loss_rgb``, then update the memories.
+
+        Parameters
+        ----------
+        parts : dict
+            ``{modality: (HybridMemory, Stream) or None}``.
+
+        Returns
+        -------
+        loss : float
+        """
+        used = [(m, parts[m]) for m in (VISIBLE, INFRARED) if parts.get(m) is not None]
+        batches = forward_batches(model, [(m, stream) for m, (_, stream) in used], self.device, self.precision)
+        loss = 0.0
+        for (m, (memory, _)), (f, y, _) in zip(used, batches):
+            loss = loss + intra_modality_loss(f, y, memory, temperature=self.temperature, margin=self.margin)
+        self.precision.step(loss, opt)
+        for (m, (memory, _)), (f, y, _) in zip(used, batches):
+            memory.update(f.detach(), y)
+        return float(loss.detach())
+
+
+@dataclass
+class GlobalStep:
+    """One optimiser step of the split-and-contrast loss on the per-modality global batches (stage 2).
+
+    Parameters
+    ----------
+    temperature : float
+        τ of the memory logits.
+    n_candidates : int
+        The split-and-contrast loss's candidate prototypes.
+    device : torch.device or str
+    precision : Precision
+    """
+
+    temperature: float
+    n_candidates: int
+    device: object
+    precision: Precision
+
+    def __call__(self, model, part, opt) -> float:
+        """Draw one batch per modality by global cluster, step ``opt``, then update the memory.
+
+        Parameters
+        ----------
+        part : (SplitContrastMemory, {modality: Stream})
+
+        Returns
+        -------
+        loss : float
+            ``½ (mean loss over the infrared rows + mean loss over the
+            visible rows)`` (the one term present when a modality has no
+            global cluster member). Its gradient is taken against the memory
+            before the step; the memory is updated afterwards.
+        """
+        memory, streams = part
+        batches = forward_batches(model, [(m, streams[m]) for m in (VISIBLE, INFRARED) if m in streams], self.device,
+                                  self.precision)
+        loss, _ = global_step_loss([(f, y) for f, y, _ in batches], memory, temperature=self.temperature,
+                                   n_candidates=self.n_candidates)
+        self.precision.step(loss, opt)
+        memory.update(torch.cat([f.detach() for f, _, _ in batches]), torch.cat([y for _, y, _ in batches]),
+                      torch.cat([m for _, _, m in batches]))
+        return float(loss.detach())
+
+
+def intra_step(model, parts, opt, cfg, device, precision: Precision) -> float:
+    """:class:`IntraStep` with ``cfg``'s ``temperature`` and ``intra_margin``, called once."""
+    return IntraStep(cfg.temperature, cfg.intra_margin, device, precision)(model, parts, opt)
 
 
 def global_step(model, part, opt, cfg, device, precision: Precision) -> float:
-    """One optimiser step of the split-and-contrast loss on the per-modality global batches.
-
-    Parameters
-    ----------
-    part : (SplitContrastMemory, {modality: Stream})
-
-    Returns
-    -------
-    loss : float
-        ``½ (mean loss over the infrared rows + mean loss over the visible
-        rows)`` (the one term present when a modality has no global cluster
-        member). Its gradient is taken against the memory before the step;
-        the memory is updated afterwards.
-    """
-    memory, streams = part
-    batches = forward_batches(model, [(m, streams[m]) for m in (VISIBLE, INFRARED) if m in streams], device, precision)
-    loss, _ = global_step_loss([(f, y) for f, y, _ in batches], memory, temperature=cfg.temperature,
-                               n_candidates=cfg.n_candidates)
-    precision.step(loss, opt)
-    memory.update(torch.cat([f.detach() for f, _, _ in batches]), torch.cat([y for _, y, _ in batches]),
-                  torch.cat([m for _, _, m in batches]))
-    return float(loss.detach())
+    """:class:`GlobalStep` with ``cfg``'s ``temperature`` and ``n_candidates``, called once."""
+    return GlobalStep(cfg.temperature, cfg.n_candidates, device, precision)(model, part, opt)
