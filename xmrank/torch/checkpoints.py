@@ -387,8 +387,11 @@ class RunState:
     def write_metrics(self, *, stamp: bool = True) -> None:
         """Write ``metrics.json``; ``stamp`` first sets its ``time_s`` (this call's time plus earlier calls')."""
         if stamp:
-            self.metrics["time_s"] = round(self._base_time + time.perf_counter() - self._t_start, 1)
+            self._stamp()
         atomic_json(self.metrics_path, self.metrics)
+
+    def _stamp(self) -> None:
+        self.metrics["time_s"] = round(self._base_time + time.perf_counter() - self._t_start, 1)
 
     def save_checkpoint(self, model, opt=None, sched=None, scaler=None) -> None:
         """Write ``checkpoint.pt`` at the current position (optimiser and scheduler: mid-stage only)."""
@@ -399,7 +402,7 @@ class RunState:
     def end_epoch(self, record: dict, model, opt, sched, scaler=None) -> None:
         """One more epoch done: its record into the metrics, then ``checkpoint.pt`` and ``metrics.json``."""
         self.metrics["epochs"].append(record)
-        self.metrics["time_s"] = round(self._base_time + time.perf_counter() - self._t_start, 1)
+        self._stamp()
         self.epoch += 1
         self.save_checkpoint(model, opt, sched, scaler)
         self.write_metrics(stamp=False)
