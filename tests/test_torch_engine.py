@@ -102,3 +102,15 @@ def test_run_state_restores_a_stage_once_and_only_its_own(tmp_path, data_root):
     other.stage = 1  # a checkpoint of another stage is never loaded into this one
     other.restore(opt2, sched2)
     assert sched2.last_epoch == 0
+
+
+def test_cli_train_refuses_a_folder_holding_a_run_before_making_synthetic_data(tmp_path):
+    from conftest import invoke, one_line_failure
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    result = invoke(["train", "--dataset", "synthetic", "--output", str(run), "--preset", "smoke"])
+    line = one_line_failure(result, "--output")
+    assert "already holds a run" in line
+    assert sorted(os.listdir(run)) == ["checkpoint.pt"]  # no synthetic set written
