@@ -1,4 +1,5 @@
-"""Every ```python block of README.md runs as written, in a fresh interpreter, from an empty folder.
+"""Every ```python block of README.md and of the documentation pages (docs/*.md) runs as written,
+in a fresh interpreter, from an empty folder.
 
 A block whose first line is ``# requires: WHAT`` states what it needs. It is
 run anyway when WHAT names only Python packages that are installed here
@@ -18,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: the documentation pages written in Markdown: what moved out of the README runs here too
+DOC_PAGES = sorted((ROOT / "docs").glob("*.md"))
 
 #: requirement word -> module it stands for (a block needing only these runs where they are installed)
 PACKAGES = {"pillow": "PIL", "torch": "torch", "torchvision": "torchvision", "matplotlib": "matplotlib",
@@ -46,6 +50,8 @@ def python_blocks(text: str):
 
 
 BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+DOC_BLOCKS = [(page.relative_to(ROOT).as_posix(), line, code)
+              for page in DOC_PAGES for line, code in python_blocks(page.read_text(encoding="utf-8"))]
 
 
 def requirement(code: str) -> str | None:
@@ -72,15 +78,24 @@ def test_the_readme_has_python_blocks_and_most_run():
         assert needs is None or needs, f"README.md line {line}: '# requires:' names nothing"
 
 
+def test_the_docs_pages_have_python_blocks_and_most_run():
+    # guide, retrieval, performance, association, trainer and gnn hold the blocks that left the README
+    pages = {page for page, _, _ in DOC_BLOCKS}
+    for name in ("guide", "retrieval", "performance", "association", "trainer", "gnn"):
+        assert f"docs/{name}.md" in pages, f"docs/{name}.md has no python block"
+    runnable = [b for b in DOC_BLOCKS if requirement(b[2]) is None]
+    assert len(runnable) >= 10
+    for page, line, code in DOC_BLOCKS:
+        needs = requirement(code)
+        assert needs is None or needs, f"{page} line {line}: '# requires:' names nothing"
+
+
 def test_block_extraction_handles_indented_fences():
     text = "a\n\n  ```python\n  x = 1\n  if x:\n      y = 2\n  ```\n\n```bash\nls\n```\n```python\nz = 3\n```\n"
     assert python_blocks(text) == [(3, "x = 1\nif x:\n    y = 2\n"), (12, "z = 3\n")]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"line{line}" for line, _ in BLOCKS])
-def test_readme_python_block_runs_from_an_empty_folder(block, tmp_path):
-    line, code = block
+def _run_block(where: str, code: str, tmp_path) -> None:
     needs = requirement(code)
     if needs is not None:
         reason = missing(needs)
@@ -90,4 +105,18 @@ def test_readme_python_block_runs_from_an_empty_folder(block, tmp_path):
     env.pop("PYTHONPATH", None)  # xmrank as installed, not from the checkout's folder
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=600)
-    assert res.returncode == 0, f"README.md block at line {line} failed:\n{code}\n--- stderr ---\n{res.stderr[-3000:]}"
+    assert res.returncode == 0, f"{where} failed:\n{code}\n--- stderr ---\n{res.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"line{line}" for line, _ in BLOCKS])
+def test_readme_python_block_runs_from_an_empty_folder(block, tmp_path):
+    line, code = block
+    _run_block(f"README.md block at line {line}", code, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", DOC_BLOCKS, ids=[f"{page}:line{line}" for page, line, _ in DOC_BLOCKS])
+def test_docs_python_block_runs_from_an_empty_folder(block, tmp_path):
+    page, line, code = block
+    _run_block(f"{page} block at line {line}", code, tmp_path)
