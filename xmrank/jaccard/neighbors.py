@@ -88,9 +88,15 @@ class FeatureNeighbours:
 
     @property
     def n(self) -> int:
+        """Number of rows."""
         return int(self.X.shape[0])
 
     def ranked(self, k: int, *, rows=None, cols=None, k_read: int = 1):
+        """``(inner products, indices)`` of the ``k`` nearest of ``cols`` to each of ``rows``.
+
+        Every row against every row: :func:`global_lists` (the calibrated
+        search of ``knn="ann"``); otherwise one :func:`xmrank.knn.knn_search`.
+        """
         if rows is None and cols is None:
             return global_lists(self.X, k, knn=self.knn, device=self.device, k_read=k_read)
         X = self.X
@@ -99,9 +105,11 @@ class FeatureNeighbours:
         return sims, (local if cols is None else np.asarray(cols)[local])
 
     def ranked_groups(self, codes, n_groups: int, k: int, *, k_read: int = 1) -> list:
+        """:func:`per_group_lists` of the features."""
         return per_group_lists(self.X, codes, n_groups, k, knn=self.knn, device=self.device, k_read=k_read)
 
     def softmax_weights(self, indptr, indices, rank, scores):
+        """:func:`xmrank.jaccard.kernels.softmax_weights` on a host copy of the features (``d² = 2 − 2 x·y``)."""
         from .kernels import softmax_weights
 
         return softmax_weights(to_device(self.X, "cpu"), indptr, indices, rank, scores)

@@ -324,6 +324,7 @@ def zhong_rerank(blocks: DistanceBlocks, k1: int, k2: int, lambda_value: float) 
     so the caller passes :meth:`DistanceBlocks.transposed`.
     """
     n, nq = blocks.n, blocks.nq
+    _check_output_fits(nq, blocks.ng)
     width = max(k1 + 1, k2)
     rank = np.empty((n, width), dtype=np.int64)
     scale = np.empty(n, dtype=np.float32)
@@ -373,11 +374,20 @@ def rules_rerank(blocks: DistanceBlocks, request, *, lambda_value, normalize, n_
     n_threads : int, default=1
         Parallel chunks of the kernels (numba's thread count is set by the caller).
     """
+    _check_output_fits(blocks.nq, blocks.ng)
     out = original_from_blocks(blocks, normalize=normalize, scale=lambda_value, shift=1.0 - lambda_value)
     if lambda_value == 1.0:
         return out
     plan = build_plan(blocks, request)
     return run_stages(blocks, plan, QueryGalleryExecutor(out, 1.0 - lambda_value, n_threads))
+
+
+def _check_output_fits(nq: int, ng: int) -> None:
+    """Refuse, before allocating, a dense re-ranked result that would not fit in memory (as from features)."""
+    from .._memory import check_fits
+
+    check_fits(4.0 * nq * ng, f"the dense {nq:,} x {ng:,} float32 re-ranked distance matrix",
+               "re-rank fewer queries at a time (the result is one row per query)")
 
 
 def original_from_blocks(blocks: DistanceBlocks, *, normalize="gallery", scale=1.0, shift=0.0) -> np.ndarray:
