@@ -1,18 +1,125 @@
-"""Neighbour lists: global, modality-balanced and camera-split.
+"""Neighbour lists (global, modality-balanced, camera-split) and the *neighbour sources* they are read from.
 
-Each function returns ``(similarities, indices)`` arrays with one row per
-input row, sorted by decreasing similarity, with indices into the full row
-set. The Jaccard methods differ only in which of these lists they build.
+Each list function returns ``(scores, indices)`` arrays with one row per
+input row, sorted nearest first (decreasing score), with indices into the
+full row set. The Jaccard methods differ only in which of these lists they
+build (:mod:`xmrank.jaccard.plan`).
+
+Neighbour sources
+-----------------
+The planners never read features or distances themselves: they ask a
+*neighbour source* (:class:`NeighbourSource`), an object with
+
+- ``n``: the number of rows;
+- ``ranked(k, *, rows=None, cols=None, k_read=1)``: ``(scores, indices)``,
+  each ``(len(rows), k)``: the ``k`` nearest of ``cols`` (default every
+  row) to each of ``rows`` (default every row), nearest first, ``indices``
+  into the full row set and ``scores`` larger for nearer rows, ties in
+  the source's own order. ``k_read``: leading columns the Jaccard distance
+  reads whether reciprocal or not (for the calibration of ``knn="ann"``);
+- ``ranked_groups(codes, n_groups, k, *, k_read=1)``: for each group ``g``,
+  ``ranked(k, cols=rows of group g)`` for every row (searched together where
+  the engine can);
+- ``softmax_weights(indptr, indices, rank, scores)``: the weights stage,
+  ``V[i, j] = softmax_{j in E_i}(-d²(i, j))`` over CSR sets ``E_i`` (the
+  scores of the plan's lists are reused where the source can).
+
+Two sources implement it:
+
+- :class:`FeatureNeighbours`: kNN over features (scores: inner products;
+  any engine of :func:`xmrank.knn.knn_search`, CPU or GPU; ``d² = 2 − 2 x·y``);
+- :class:`xmrank.retrieval._distances.DistanceBlocks`: the blocks of a
+  precomputed (query + gallery)² distance matrix, read a block of rows at a
+  time (scores: ``−float32(d²)``; ``d²`` divided by a per-row scale, 1
+  except in torchreid's script).
+
+So the four planners (vanilla, modality, camera, modality-camera) are
+written once, and re-ranking from precomputed distances runs the same
+planners and the same stages (:func:`xmrank.jaccard.stages.run_stages`) as
+everything else.
 """
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import numpy as np
 
-from ..backend import resolve_device, resolve_knn
+from ..backend import resolve_device, resolve_knn, to_device
 from ..knn import knn_search
 
-__all__ = ["global_lists", "per_group_lists", "merge_lists", "camera_lists"]
+__all__ = ["NeighbourSource", "FeatureNeighbours", "as_source", "global_lists", "per_group_lists", "merge_lists",
+           "camera_lists"]
+
+
+@runtime_checkable
+class NeighbourSource(Protocol):
+    """What the planners and the weights stage read rows through (see the module docstring)."""
+
+    n: int
+
+    def ranked(self, k: int, *, rows=None, cols=None, k_read: int = 1):
+        """``(scores, indices)``, each ``(len(rows), k)``: the ``k`` nearest of ``cols`` to each of ``rows``."""
+
+    def ranked_groups(self, codes, n_groups: int, k: int, *, k_read: int = 1) -> list:
+        """For each group: ``ranked(k, cols=np.flatnonzero(codes == g))``, a list of ``(scores, indices)``."""
+
+    def softmax_weights(self, indptr, indices, rank, scores):
+        """The float32 weights ``V`` on the CSR structure ``(indptr, indices)``."""
+
+
+class FeatureNeighbours:
+    """The neighbour source over a feature matrix: kNN search by inner product.
+
+    Parameters
+    ----------
+    X : array of float32, shape (n_samples, n_features)
+        Checked features (numpy, or the device's array type).
+    knn : str, default="auto"
+        Engine of :func:`xmrank.knn.knn_search`.
+    device : str, default="cpu"
+        Resolved device of the search.
+    """
+
+    def __init__(self, X, *, knn: str = "auto", device: str = "cpu"):
+        self.X = X
+        self.knn = knn
+        self.device = device
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return int(self.X.shape[0])
+
+    def ranked(self, k: int, *, rows=None, cols=None, k_read: int = 1):
+        """``(inner products, indices)`` of the ``k`` nearest of ``cols`` to each of ``rows``.
+
+        Every row against every row: :func:`global_lists` (the calibrated
+        search of ``knn="ann"``); otherwise one :func:`xmrank.knn.knn_search`.
+        """
+        if rows is None and cols is None:
+            return global_lists(self.X, k, knn=self.knn, device=self.device, k_read=k_read)
+        X = self.X
+        queries = X if rows is None else X[rows]
+        sims, local = knn_search(queries, X if cols is None else X[cols], k, knn=self.knn, device=self.device)
+        return sims, (local if cols is None else np.asarray(cols)[local])
+
+    def ranked_groups(self, codes, n_groups: int, k: int, *, k_read: int = 1) -> list:
+        """:func:`per_group_lists` of the features."""
+        return per_group_lists(self.X, codes, n_groups, k, knn=self.knn, device=self.device, k_read=k_read)
+
+    def softmax_weights(self, indptr, indices, rank, scores):
+        """:func:`xmrank.jaccard.kernels.softmax_weights` on a host copy of the features (``d² = 2 − 2 x·y``)."""
+        from .kernels import softmax_weights
+
+        return softmax_weights(to_device(self.X, "cpu"), indptr, indices, rank, scores)
+
+
+def as_source(X, *, knn: str = "auto", device: str = "cpu"):
+    """``X`` itself where it is a neighbour source, else :class:`FeatureNeighbours` over the features ``X``."""
+    if isinstance(X, NeighbourSource):
+        return X
+    return FeatureNeighbours(X, knn=knn, device=device)
 
 
 def _reciprocal_ann(knn: str, device: str):
@@ -89,17 +196,25 @@ def merge_lists(lists):
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
-def camera_lists(X: np.ndarray, codes: np.ndarray, n_groups: int, k_intra: int, k_inter: int, *, knn="auto", device="cpu"):
-    """Same-camera and other-camera neighbour lists (CA-Jaccard's CKRNN lists).
+def camera_lists(source, codes: np.ndarray, n_groups: int, k_intra: int, k_inter: int):
+    """Same-camera and other-camera neighbour lists (CA-Jaccard's CKRNN lists) of a neighbour source.
+
+    Parameters
+    ----------
+    source : NeighbourSource
+    codes : ndarray of int, shape (n,)
+        Camera codes ``0..n_groups-1``.
+    n_groups : int
+    k_intra, k_inter : int
 
     Returns
     -------
-    intra : (similarities, indices), each (N, k_intra)
+    intra : (scores, indices), each (N, k_intra)
         Neighbours among rows of the same camera (self first for unit rows).
-    inter : (similarities, indices), each (N, k_inter)
+    inter : (scores, indices), each (N, k_inter)
         Neighbours among rows of every other camera.
     """
-    n = X.shape[0]
+    n = source.n
     intra_s = np.empty((n, k_intra), np.float32)
     intra_i = np.empty((n, k_intra), np.int64)
     inter_s = np.empty((n, k_inter), np.float32)
@@ -107,8 +222,6 @@ def camera_lists(X: np.ndarray, codes: np.ndarray, n_groups: int, k_intra: int, 
     for g in range(n_groups):
         rows = np.flatnonzero(codes == g)
         others = np.flatnonzero(codes != g)
-        s, i = knn_search(X[rows], X[rows], k_intra, knn=knn, device=device)
-        intra_s[rows], intra_i[rows] = s, rows[i]
-        s, i = knn_search(X[rows], X[others], k_inter, knn=knn, device=device)
-        inter_s[rows], inter_i[rows] = s, others[i]
+        intra_s[rows], intra_i[rows] = source.ranked(k_intra, rows=rows, cols=rows)
+        inter_s[rows], inter_i[rows] = source.ranked(k_inter, rows=rows, cols=others)
     return (intra_s, intra_i), (inter_s, inter_i)

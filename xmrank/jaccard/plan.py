@@ -1,11 +1,20 @@
 """The planning stage of the Jaccard pipeline: what each method searches and keeps.
 
 :func:`plan_jaccard` turns features and a method into a :class:`JaccardPlan`:
-the neighbour lists and their similarities, the k-reciprocal masks over
+the neighbour lists and their scores, the k-reciprocal masks over
 them and the query-expansion matrix. The later stages (weights, expansion,
 min-sum, output; :mod:`xmrank.jaccard.stages`) are the same for every method
 and run on any executor, so a new method is one checker and one planner
 here, registered in ``_PLANNERS``.
+
+The planners read rows only through a *neighbour source*
+(:class:`xmrank.jaccard.neighbors.NeighbourSource`): :func:`build_plan`
+takes one, kNN over features (:class:`~xmrank.jaccard.neighbors.FeatureNeighbours`,
+what plain features are wrapped in) or the blocks of precomputed distances
+that re-ranking from ``distances=(q_g, q_q, g_g)`` passes
+(:class:`xmrank.retrieval._distances.DistanceBlocks`). A planner is
+``planner(source, request, search=...)``; with ``search=False`` it only
+checks the lengths against ``source.n`` (:func:`check_plan`).
 """
 
 from __future__ import annotations
@@ -20,7 +29,6 @@ from .._validation import (InputError, check_features, check_int, check_labels, 
                            warn_user, widen_torch)
 from ..backend import (array_module, device_features, is_device_array, resolve_device, resolve_knn, to_device,
                        using_device)
-from ..knn import knn_search
 from . import kernels, neighbors
 from . import query_expansion as qe
 
@@ -44,7 +52,9 @@ class JaccardPlan:
     rank : ndarray of int64, shape (n_samples, n_columns)
         Each row's neighbour list (row indices), in list order.
     sims : ndarray of float32, shape (n_samples, n_columns)
-        The similarities of ``rank``, reused by the weights stage.
+        The neighbour source's scores of ``rank`` (larger is nearer), reused
+        by the weights stage: inner products for features, ``−d²`` for
+        distance blocks.
     reciprocal : ndarray of bool, shape (n_samples, n_columns)
         The list columns that form each row's k-reciprocal set ``R_i``.
     half_reciprocal : ndarray of bool, shape (n_samples, n_columns), or None
@@ -330,9 +340,19 @@ def check_plan(n: int, request: PlanRequest, *, combined: bool = True) -> None:
         raise InputError(f"method={request.method!r} needs cameras: one camera label per row.")
 
 
-def build_plan(X, request: PlanRequest) -> JaccardPlan:
-    """Check the lengths against ``X``, search the neighbour lists and build the plan of ``request.method``."""
-    return _PLANNERS[request.method](X, request, search=True)
+def build_plan(source, request: PlanRequest) -> JaccardPlan:
+    """Check the lengths against the rows, search the neighbour lists and build the plan of ``request.method``.
+
+    Parameters
+    ----------
+    source : array of shape (n_samples, n_features), or NeighbourSource
+        Checked features (searched with ``request.knn`` on
+        ``request.device``), or any neighbour source
+        (:mod:`xmrank.jaccard.neighbors`), e.g. precomputed distance blocks.
+    request : PlanRequest
+    """
+    source = neighbors.as_source(source, knn=request.knn, device=request.device)
+    return _PLANNERS[request.method](source, request, search=True)
 
 
 def plan_jaccard(features, *, modalities=None, cameras=None, method: str = "auto", k1: int = 30, k2: int = 6,
@@ -394,10 +414,10 @@ def plan_jaccard(features, *, modalities=None, cameras=None, method: str = "auto
 # --- per-method planners: check the lengths, then (search=True) search and build ---------------
 
 class _Rows:
-    """Stands in for the features where only the row count is checked."""
+    """Stands in for the neighbour source where only the row count is checked."""
 
     def __init__(self, n):
-        self.shape = (n, 0)
+        self.n = n
 
 
 def _round_half_even(x: float) -> int:
@@ -423,9 +443,9 @@ def _check_below_rows(k1: int, n: int) -> None:
         raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
 
 
-def _plan_global(X, req: PlanRequest, *, search: bool):
+def _plan_global(source, req: PlanRequest, *, search: bool):
     """Global neighbour lists; "modality-qe" balances the expansion over modalities."""
-    n = X.shape[0]
+    n = source.n
     codes = _require_modalities(req.modalities, req.method) if req.method == "modality-qe" else None
     k1 = check_int(req.k1, "k1", minimum=1)
     k2 = check_int(req.k2, "k2", minimum=1)
@@ -435,7 +455,7 @@ def _plan_global(X, req: PlanRequest, *, search: bool):
     if not search:
         return None
     width = k1 if req.self_in_k1 else k1 + 1
-    sims, rank = neighbors.global_lists(X, width, knn=req.knn, device=req.device, k_read=k2)
+    sims, rank = source.ranked(width, k_read=k2)
     Q = None
     if k2 > 1:
         cols = rank[:, :k2]
@@ -443,8 +463,8 @@ def _plan_global(X, req: PlanRequest, *, search: bool):
     return _k_reciprocal_plan(req.method, sims, rank, k1, Q)
 
 
-def _plan_modality(X, req: PlanRequest, *, search: bool):
-    n = X.shape[0]
+def _plan_modality(source, req: PlanRequest, *, search: bool):
+    n = source.n
     codes = _require_modalities(req.modalities, req.method)
     n_mod = int(codes.max()) + 1
     k1 = check_int(req.k1, "k1", minimum=n_mod)
@@ -457,14 +477,14 @@ def _plan_modality(X, req: PlanRequest, *, search: bool):
         raise InputError(f"k2={k2} must not exceed the per-modality list length k1 // {n_mod} = {per}.")
     if not search:
         return None
-    lists = neighbors.per_group_lists(X, codes, n_mod, per, knn=req.knn, device=req.device, k_read=k2)
+    lists = source.ranked_groups(codes, n_mod, per, k_read=k2)
     sims, rank = neighbors.merge_lists(lists)
     Q = qe.balanced_over_lists(n, [idx[:, :k2] for _, idx in lists]) if k2 > 1 else None
     return _k_reciprocal_plan(req.method, sims, rank, k1, Q)
 
 
-def _plan_modality_camera(X, req: PlanRequest, *, search: bool):
-    n = X.shape[0]
+def _plan_modality_camera(source, req: PlanRequest, *, search: bool):
+    n = source.n
     codes = _require_modalities(req.modalities, req.method)
     cam_codes = req.cameras
     if cam_codes is None:
@@ -496,20 +516,15 @@ def _plan_modality_camera(X, req: PlanRequest, *, search: bool):
     _check_below_rows(k1, n)
     if not search:
         return None
-    per_modality_lists = []
-    for per_cam, members in groups:
-        parts = []
-        for m in members:
-            sims, local = knn_search(X, X[m], per_cam, knn=req.knn, device=req.device)
-            parts.append((sims, m[local]))
-        per_modality_lists.append(neighbors.merge_lists(parts))
+    per_modality_lists = [neighbors.merge_lists([source.ranked(per_cam, cols=m) for m in members])
+                          for per_cam, members in groups]
     sims, rank = neighbors.merge_lists(per_modality_lists)
     Q = qe.balanced_over_lists(n, [idx[:, :k2] for _, idx in per_modality_lists]) if k2 > 1 else None
     return _k_reciprocal_plan(req.method, sims, rank, k1, Q)
 
 
-def _plan_camera(X, req: PlanRequest, *, search: bool):
-    n = X.shape[0]
+def _plan_camera(source, req: PlanRequest, *, search: bool):
+    n = source.n
     cam_codes = req.cameras
     if cam_codes is None:
         raise InputError("method='camera' needs cameras: one camera label per row.")
@@ -525,8 +540,7 @@ def _plan_camera(X, req: PlanRequest, *, search: bool):
         raise InputError("k2_intra and k2_inter must not exceed k1_intra + 1 and k1_inter + 1.")
     if not search:
         return None
-    (s_a, r_a), (s_b, r_b) = neighbors.camera_lists(X, cam_codes, n_cam, k1_intra + 1, k1_inter + 1, knn=req.knn,
-                                                     device=req.device)
+    (s_a, r_a), (s_b, r_b) = neighbors.camera_lists(source, cam_codes, n_cam, k1_intra + 1, k1_inter + 1)
     mask = np.concatenate([kernels.reciprocal_mask(r_a, k1_intra), kernels.reciprocal_mask(r_b, k1_inter)], axis=1)
     return JaccardPlan(method=req.method, rank=np.concatenate([r_a, r_b], axis=1),
                        sims=np.concatenate([s_a, s_b], axis=1), reciprocal=mask, half_reciprocal=None,

@@ -9,7 +9,16 @@ which says where each stage runs:
 - :class:`xmrank.jaccard.kernels_xp.ArrayModuleExecutor`: the array-module
   kernels on numpy or cupy (the GPU path);
 - :class:`xmrank.distributed.dask.DaskExecutor`: the CPU stages, with the
-  min-sum rows computed on a dask cluster.
+  min-sum rows computed on a dask cluster;
+- :class:`QueryGalleryExecutor`: the compiled CPU kernels, with only the
+  query x gallery pairs of the min-sum, added into a dense re-ranked
+  distance (:func:`xmrank.rerank`: from features or from precomputed
+  distances alike).
+
+The CPU executors read the weights stage's distances from the plan's
+*neighbour source* (:mod:`xmrank.jaccard.neighbors`): :func:`run_stages`
+takes features (a :class:`~xmrank.jaccard.neighbors.FeatureNeighbours` is
+made of them) or the source itself, e.g. precomputed distance blocks.
 
 A new backend is one more executor; the stages and their order stay here.
 """
@@ -25,7 +34,8 @@ import scipy.sparse as sp
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Executor", "NumbaExecutor", "StageTimer", "STAGES", "run_stages", "to_output", "numba_threads"]
+__all__ = ["Executor", "NumbaExecutor", "QueryGalleryExecutor", "StageTimer", "STAGES", "run_stages", "to_output",
+           "numba_threads"]
 
 #: Progress names of the pipeline stages, in order (the first is the planning stage).
 STAGES = ("neighbour lists", "reciprocal sets and weights", "query expansion", "min-sum Jaccard")
@@ -51,7 +61,10 @@ class Executor:
         raise NotImplementedError
 
     def minsum(self, Vq, max_distance):
-        """The Jaccard distances as host CSR arrays ``(indptr, indices, data)``, diagonal stored as 0."""
+        """The Jaccard distances as host CSR arrays ``(indptr, indices, data)``, diagonal stored as 0.
+
+        (:class:`QueryGalleryExecutor`: the dense query x gallery result instead.)
+        """
         raise NotImplementedError
 
 
@@ -71,14 +84,14 @@ class NumbaExecutor(Executor):
         self.n_threads = max(1, int(n_threads))
 
     def weights(self, X, plan):
-        from ..backend import to_device
         from . import kernels
+        from .neighbors import as_source
 
-        X = to_device(X, "cpu")
         indptr, indices = kernels.expand_lists(*plan.sets)
         sims, rank = plan.known
         n = plan.n
-        return sp.csr_matrix((kernels.softmax_weights(X, indptr, indices, rank, sims), indices, indptr), shape=(n, n))
+        data = as_source(X).softmax_weights(indptr, indices, rank, sims)
+        return sp.csr_matrix((data, indices, indptr), shape=(n, n))
 
     def expand(self, V, plan):
         Q = plan.expansion
@@ -88,6 +101,41 @@ class NumbaExecutor(Executor):
         from . import blocks
 
         return blocks.minsum_jaccard(Vq, self.n_threads, max_distance=max_distance)
+
+
+class QueryGalleryExecutor(NumbaExecutor):
+    """The compiled CPU kernels, with the min-sum of the query x gallery pairs only, added into a dense array.
+
+    Re-ranking reads only the query rows ``[0, n_query)`` against the
+    gallery rows ``[n_query, N)`` of the Jaccard distance: the min-sum stage
+    computes those pairs alone (:func:`xmrank.jaccard.blocks.accumulate_rectangle`),
+    never the gallery x gallery ones, most of the ``N²``, and stores nothing
+    sparse. Its result is ``out`` with ``weight * (J − 1)`` added to every
+    pair, which :func:`run_stages` returns.
+
+    Parameters
+    ----------
+    out : ndarray of float32, shape (n_query, n_gallery), C-contiguous
+        Updated in place (its memory is the caller's to check).
+    weight : float
+        ``1 − λ`` in re-ranking.
+    n_threads : int, default=1
+    """
+
+    name = "numba-query-gallery"
+
+    def __init__(self, out, weight: float, n_threads: int = 1):
+        super().__init__(n_threads)
+        self.out = out
+        self.weight = float(weight)
+
+    def minsum(self, Vq, max_distance):
+        from .blocks import accumulate_rectangle
+
+        nq = self.out.shape[0]
+        Vq = Vq.tocsr()
+        accumulate_rectangle(self.out, Vq[:nq], Vq[nq:], self.weight, self.n_threads)
+        return self.out
 
 
 class StageTimer:
@@ -121,8 +169,9 @@ def run_stages(X, plan, executor: Executor, *, max_distance=None, on_stage=None)
 
     Parameters
     ----------
-    X : array of float32, shape (n_samples, n_features)
-        The features the plan was built from (numpy, or the executor's array type).
+    X : array of float32, shape (n_samples, n_features), or NeighbourSource
+        The features the plan was built from (numpy, or the executor's array
+        type), or the neighbour source it was built from (the CPU executors).
     plan : JaccardPlan
     executor : Executor
     max_distance : float, default=None
@@ -136,6 +185,7 @@ def run_stages(X, plan, executor: Executor, *, max_distance=None, on_stage=None)
     indptr, indices, data : ndarray
         The distance matrix in CSR form, on the host (int32 indices while
         they fit, float32 data); unstored pairs have distance 1.
+        (:class:`QueryGalleryExecutor`: its dense ``out``.)
     """
     done = on_stage or (lambda name: None)
     V = executor.weights(X, plan)

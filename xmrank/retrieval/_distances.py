@@ -3,21 +3,30 @@
 The re-ranking literature passes three distance matrices, query x gallery,
 query x query and gallery x gallery (torchreid's ``re_ranking(q_g_dist,
 q_q_dist, g_g_dist)``). Together they are one (n_query + n_gallery)² matrix
-``D``; this module never builds it. It reads ``D`` block by block of rows to
-find each row's neighbour list, looks single entries up where a weight needs
-one, and writes only the query x gallery output. Memory: the inputs, the
-output, and O((n_query + n_gallery) · k) for the lists, sets and weights.
+``D``; this module never builds it. :class:`DistanceBlocks` reads ``D`` block
+by block of rows to find each row's neighbour list and looks single entries
+up where a weight needs one: it is a *neighbour source*
+(:mod:`xmrank.jaccard.neighbors`), so the planners of
+:mod:`xmrank.jaccard.plan` build the lists, sets and expansion from it as
+they do from features, and :func:`xmrank.jaccard.stages.run_stages` runs the
+weights, expansion and min-sum, the min-sum on the query x gallery pairs
+only (:class:`xmrank.jaccard.stages.QueryGalleryExecutor`), written into the
+output. Memory: the inputs, the output, and O((n_query + n_gallery) · k) for
+the lists, sets and weights.
 
 Two flavours share the machinery:
 
 - ``zhong``: Zhong et al.'s script as torchreid ships it (``compat.re_ranking``):
   squared distances, each row divided by its maximum, ``k1 + 1`` forward
   columns, expansion with ``round(k1 / 2) + 1`` columns, weights
-  ``exp(-d²/max)``, query expansion over each row's first ``k2`` list columns.
+  ``exp(-d²/max)``, query expansion over each row's first ``k2`` list columns
+  (its lists are found in the same pass over ``D`` as the original distance,
+  then :func:`run_stages` runs the rest).
 - the neighbour rules of :func:`xmrank.jaccard_distance` (vanilla,
-  modality-aware, camera-aware) with weights ``exp(-d²)``: for Euclidean
-  distances between L2-normalised rows ``d² = 2 - 2 x·y``, so the result is
-  the one :func:`xmrank.rerank` computes from the features.
+  modality-aware, camera-aware; the planners of :mod:`xmrank.jaccard.plan`)
+  with weights ``exp(-d²)``: for Euclidean distances between L2-normalised
+  rows ``d² = 2 - 2 x·y``, so the result is the one :func:`xmrank.rerank`
+  computes from the features.
 """
 
 from __future__ import annotations
@@ -26,17 +35,18 @@ import logging
 
 import numba as nb
 import numpy as np
-import scipy.sparse as sp
 
 from .._jit import njit
 from .._validation import InputError, _to_numpy, plain
 from ..jaccard import kernels
-from ..jaccard.blocks import accumulate_rectangle
 from ..jaccard import query_expansion as qe
+from ..jaccard.plan import JaccardPlan, build_plan
+from ..jaccard.stages import QueryGalleryExecutor, run_stages
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistanceBlocks", "check_blocks", "select", "zhong_rerank", "rules_rerank", "gnn_lists"]
+__all__ = ["DistanceBlocks", "check_blocks", "select", "zhong_rerank", "rules_rerank", "gnn_lists",
+           "original_from_blocks"]
 
 #: Entries of a block of rows of D held at once (float64: 32 MB).
 _BLOCK_ENTRIES = 1 << 22
@@ -131,21 +141,33 @@ def check_blocks(q_g_dist, q_q_dist, g_g_dist, names=("q_g_dist", "q_q_dist", "g
 
 
 class DistanceBlocks:
-    """The (n_query + n_gallery)² matrix ``D = [[q_q, q_g], [q_g.T, g_g]]``, never assembled.
+    """The (n_query + n_gallery)² matrix ``D = [[q_q, q_g], [q_g.T, g_g]]``, never assembled: a neighbour source.
 
     Row ``i`` of ``D`` is ``[q_q[i], q_g[i]]`` for a query and
     ``[q_g[:, g], g_g[g]]`` for gallery item ``g = i - n_query``.
+
+    As a neighbour source (:class:`xmrank.jaccard.neighbors.NeighbourSource`)
+    the rows are ranked by ``float32(D²)``, ascending, ties by column
+    (scores ``−float32(D²)``), and the weights are
+    ``softmax_j(−float32(D[i, j]²) / scale[i])`` with ``scale`` 1 (the
+    neighbour rules) or each row's largest ``D²`` (torchreid's script,
+    :meth:`with_scale`).
     """
 
-    def __init__(self, qg, qq, gg):
+    def __init__(self, qg, qq, gg, scale=None):
         self.qg, self.qq, self.gg = qg, qq, gg
         self.nq, self.ng = qg.shape
         self.n = self.nq + self.ng
         self.dtype = np.result_type(qg.dtype, qq.dtype, gg.dtype)
+        self.scale = scale
 
     def transposed(self) -> DistanceBlocks:
         """``D.T``: the same blocks with ``q_q`` and ``g_g`` transposed (views)."""
         return DistanceBlocks(self.qg, self.qq.T, self.gg.T)
+
+    def with_scale(self, scale) -> DistanceBlocks:
+        """The same blocks whose weights divide each row's ``D²`` by ``scale[row]``."""
+        return DistanceBlocks(self.qg, self.qq, self.gg, scale=np.ascontiguousarray(scale, dtype=np.float32))
 
     def rows_of(self, ids) -> np.ndarray:
         """Rows ``ids`` of ``D`` as a new (len(ids), n) array."""
@@ -169,6 +191,22 @@ class DistanceBlocks:
         for lo in range(0, ids.size, step):
             chunk = ids[lo:lo + step]
             yield chunk, self.rows_of(chunk)
+
+    # --- the neighbour source -------------------------------------------------------------
+
+    def ranked(self, k: int, *, rows=None, cols=None, k_read: int = 1):
+        """``(−float32(D²), indices)`` of the ``k`` nearest of ``cols`` to each of ``rows`` (:func:`select`)."""
+        d2, idx = select(self, k, rows=rows, cols=cols)
+        return np.negative(d2, out=d2), idx
+
+    def ranked_groups(self, codes, n_groups: int, k: int, *, k_read: int = 1) -> list:
+        """For each group ``g``: :meth:`ranked` over the columns of group ``g``, for every row."""
+        return [self.ranked(k, cols=np.flatnonzero(codes == g)) for g in range(n_groups)]
+
+    def softmax_weights(self, indptr, indices, rank=None, scores=None):
+        """``V[i, j] = softmax_{j in E_i}(−float32(D[i, j]²) / scale[i])`` over each CSR row (entries looked up)."""
+        scale = np.ones(self.n, np.float32) if self.scale is None else self.scale
+        return _set_weights(self.qq, self.qg, self.gg, self.nq, scale, indptr, indices)
 
 
 def squared32(M) -> np.ndarray:
@@ -266,28 +304,14 @@ def _gather_similarities(qq, qg, gg, nq, rank):
     return out
 
 
-def gnn_lists(blocks: DistanceBlocks, planner, request):
-    """The neighbour lists of a rule (``planner``: an entry of ``_PLANS``) and their similarities ``1 − d²/2``.
+def gnn_lists(blocks: DistanceBlocks, request):
+    """The neighbour lists of ``request``'s rule on the blocks and their similarities ``1 − d²/2``.
 
     For :func:`xmrank.rerank` with ``algorithm="gnn"`` on distances; ``request`` is a checked
-    :class:`xmrank.jaccard.plan.PlanRequest`.
+    :class:`xmrank.jaccard.plan.PlanRequest`. The lists are the plan's (:func:`xmrank.jaccard.plan.build_plan`).
     """
-    p = dict(k1=request.k1, k2=request.k2, k1_intra=request.k1_intra, k1_inter=request.k1_inter,
-             k2_intra=request.k2_intra, k2_inter=request.k2_inter, self_in_k1=request.self_in_k1)
-    sets, _ = planner(blocks, request.modalities, request.cameras, p)
-    rank = np.ascontiguousarray(sets[0])
+    rank = np.ascontiguousarray(build_plan(blocks, request).rank)
     return _gather_similarities(blocks.qq, blocks.qg, blocks.gg, blocks.nq, rank), rank
-
-
-def set_weights(blocks: DistanceBlocks, indptr, indices, scale) -> np.ndarray:
-    return _set_weights(blocks.qq, blocks.qg, blocks.gg, blocks.nq, np.ascontiguousarray(scale, dtype=np.float32),
-                        indptr, indices)
-
-
-def add_query_jaccard(out, Vq, nq, weight):
-    """``out += weight * (J - 1)`` on the query x gallery pairs of the expanded weights ``Vq`` (N x N CSR)."""
-    Vq = Vq.tocsr()
-    accumulate_rectangle(out, Vq[:nq], Vq[nq:], float(weight), nb.get_num_threads())
 
 
 # --- Zhong et al. (torchreid) ---------------------------------------------------------------
@@ -300,6 +324,7 @@ def zhong_rerank(blocks: DistanceBlocks, k1: int, k2: int, lambda_value: float) 
     so the caller passes :meth:`DistanceBlocks.transposed`.
     """
     n, nq = blocks.n, blocks.nq
+    _check_output_fits(nq, blocks.ng)
     width = max(k1 + 1, k2)
     rank = np.empty((n, width), dtype=np.int64)
     scale = np.empty(n, dtype=np.float32)
@@ -322,43 +347,47 @@ def zhong_rerank(blocks: DistanceBlocks, k1: int, k2: int, lambda_value: float) 
         pos += len(chunk)
     if lambda_value == 1.0:
         return out
-    r_mask = kernels.reciprocal_mask(rank, k1)
-    k_half = int(np.around(k1 / 2.0))
-    h_mask = kernels.reciprocal_mask(rank, k_half)
-    indptr, indices = kernels.expand_lists(rank, r_mask, rank, h_mask)
-    del r_mask, h_mask
-    V = sp.csr_matrix((set_weights(blocks, indptr, indices, scale), indices, indptr), shape=(n, n))
-    del indptr, indices
-    if k2 > 1:
-        V = (qe.mean_of_lists(n, [rank[:, :k2]]) @ V).tocsr()
-    del rank
-    add_query_jaccard(out, V, nq, 1.0 - lambda_value)
-    return out
+    plan = JaccardPlan(method="vanilla", rank=rank, sims=np.zeros(rank.shape, np.float32),
+                       reciprocal=kernels.reciprocal_mask(rank, k1),
+                       half_reciprocal=kernels.reciprocal_mask(rank, int(np.around(k1 / 2.0))),
+                       expansion=qe.mean_of_lists(n, [rank[:, :k2]]) if k2 > 1 else None)
+    return run_stages(blocks.with_scale(scale), plan, QueryGalleryExecutor(out, 1.0 - lambda_value,
+                                                                           nb.get_num_threads()))
 
 
 # --- xmrank's neighbour rules on distances ---------------------------------------------------
 
-def rules_rerank(blocks: DistanceBlocks, *, mod_codes, cam_codes, method, k1, k2, k1_intra, k1_inter, k2_intra,
-                 k2_inter, self_in_k1, lambda_value, normalize) -> np.ndarray:
-    """``(1 − λ) · Jaccard + λ · original`` on the query x gallery block, neighbour rules of ``method``.
+def rules_rerank(blocks: DistanceBlocks, request, *, lambda_value, normalize, n_threads: int = 1) -> np.ndarray:
+    """``(1 − λ) · Jaccard + λ · original`` on the query x gallery block, neighbour rules of ``request.method``.
 
-    Arguments are already checked (see :func:`xmrank.rerank`); ``method`` is resolved (no "auto").
+    The plan is :func:`xmrank.jaccard.plan.build_plan` on the blocks (the
+    planners of every method), the rest :func:`xmrank.jaccard.stages.run_stages`
+    with the query x gallery min-sum only.
+
+    Parameters
+    ----------
+    blocks : DistanceBlocks
+    request : PlanRequest
+        Checked (see :func:`xmrank.rerank`); ``method`` is resolved (no "auto").
+    lambda_value : float
+    normalize : {"gallery", "union"}
+    n_threads : int, default=1
+        Parallel chunks of the kernels (numba's thread count is set by the caller).
     """
+    _check_output_fits(blocks.nq, blocks.ng)
     out = original_from_blocks(blocks, normalize=normalize, scale=lambda_value, shift=1.0 - lambda_value)
     if lambda_value == 1.0:
         return out
-    n = blocks.n
-    sets, Q = _PLANS[method](blocks, mod_codes, cam_codes, dict(
-        k1=k1, k2=k2, k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
-        self_in_k1=self_in_k1))
-    indptr, indices = kernels.expand_lists(*sets)
-    del sets
-    V = sp.csr_matrix((set_weights(blocks, indptr, indices, np.ones(n, np.float32)), indices, indptr), shape=(n, n))
-    del indptr, indices
-    if Q is not None:
-        V = (Q @ V).tocsr()
-    add_query_jaccard(out, V, blocks.nq, 1.0 - lambda_value)
-    return out
+    plan = build_plan(blocks, request)
+    return run_stages(blocks, plan, QueryGalleryExecutor(out, 1.0 - lambda_value, n_threads))
+
+
+def _check_output_fits(nq: int, ng: int) -> None:
+    """Refuse, before allocating, a dense re-ranked result that would not fit in memory (as from features)."""
+    from .._memory import check_fits
+
+    check_fits(4.0 * nq * ng, f"the dense {nq:,} x {ng:,} float32 re-ranked distance matrix",
+               "re-rank fewer queries at a time (the result is one row per query)")
 
 
 def original_from_blocks(blocks: DistanceBlocks, *, normalize="gallery", scale=1.0, shift=0.0) -> np.ndarray:
@@ -374,77 +403,3 @@ def original_from_blocks(blocks: DistanceBlocks, *, normalize="gallery", scale=1
         f = np.where(top > 0, np.float32(scale) / np.where(top > 0, top, 1), 0).astype(np.float32)
         out[lo:lo + step] = sq * f[:, None] + np.float32(shift)
     return out
-
-
-def _reciprocal_plan(n, rank, k1, k2, qe_cols, codes):
-    r_mask = kernels.reciprocal_mask(rank, k1)
-    h_mask = kernels.reciprocal_mask(rank, int(np.around(k1 / 2)))
-    Q = None
-    if k2 > 1 and qe_cols is not None:
-        Q = qe.mean_of_lists(n, [qe_cols]) if codes is None else qe.balanced_by_label(n, qe_cols, codes)
-    return (rank, r_mask, rank, h_mask), Q
-
-
-def _merge(lists):
-    """Per-group (d2, idx) lists merged and sorted by distance (ties: earlier group first)."""
-    d2 = np.concatenate([d for d, _ in lists], axis=1)
-    idx = np.concatenate([i for _, i in lists], axis=1)
-    order = np.argsort(d2, axis=1, kind="stable")
-    return np.take_along_axis(d2, order, axis=1), np.take_along_axis(idx, order, axis=1)
-
-
-def _plan_global(blocks, mod_codes, cam_codes, p, balance_qe=False):
-    width = p["k1"] if p["self_in_k1"] else p["k1"] + 1
-    _, rank = select(blocks, width)
-    return _reciprocal_plan(blocks.n, rank, p["k1"], p["k2"], rank[:, :p["k2"]], mod_codes if balance_qe else None)
-
-
-def _plan_modality(blocks, mod_codes, cam_codes, p):
-    n_mod = int(mod_codes.max()) + 1
-    per = p["k1"] // n_mod
-    lists = [select(blocks, per, cols=np.flatnonzero(mod_codes == g)) for g in range(n_mod)]
-    _, rank = _merge(lists)
-    sets, _ = _reciprocal_plan(blocks.n, rank, p["k1"], p["k2"], None, None)
-    Q = qe.balanced_over_lists(blocks.n, [idx[:, :p["k2"]] for _, idx in lists]) if p["k2"] > 1 else None
-    return sets, Q
-
-
-def _plan_modality_camera(blocks, mod_codes, cam_codes, p):
-    n_mod = int(mod_codes.max()) + 1
-    per_mod = p["k1"] // n_mod
-    per_modality = []
-    for g in range(n_mod):
-        rows = np.flatnonzero(mod_codes == g)
-        cams = np.unique(cam_codes[rows])
-        per_cam = per_mod // cams.size
-        per_modality.append(_merge([select(blocks, per_cam, cols=rows[cam_codes[rows] == c]) for c in cams]))
-    _, rank = _merge(per_modality)
-    sets, _ = _reciprocal_plan(blocks.n, rank, p["k1"], p["k2"], None, None)
-    Q = qe.balanced_over_lists(blocks.n, [idx[:, :p["k2"]] for _, idx in per_modality]) if p["k2"] > 1 else None
-    return sets, Q
-
-
-def _plan_camera(blocks, mod_codes, cam_codes, p):
-    n = blocks.n
-    ka, kb = p["k1_intra"] + 1, p["k1_inter"] + 1
-    r_a = np.empty((n, ka), np.int64)
-    r_b = np.empty((n, kb), np.int64)
-    for g in range(int(cam_codes.max()) + 1):
-        rows = np.flatnonzero(cam_codes == g)
-        others = np.flatnonzero(cam_codes != g)
-        r_a[rows] = select(blocks, ka, rows=rows, cols=rows)[1]
-        r_b[rows] = select(blocks, kb, rows=rows, cols=others)[1]
-    mask = np.concatenate([kernels.reciprocal_mask(r_a, p["k1_intra"]), kernels.reciprocal_mask(r_b, p["k1_inter"])],
-                          axis=1)
-    rank = np.concatenate([r_a, r_b], axis=1)
-    Q = qe.mean_of_lists(n, [r_a[:, :p["k2_intra"]], r_b[:, :p["k2_inter"]]])
-    return (rank, mask), Q
-
-
-_PLANS = {
-    "vanilla": _plan_global,
-    "modality-qe": lambda b, m, c, p: _plan_global(b, m, c, p, balance_qe=True),
-    "modality": _plan_modality,
-    "modality-camera": _plan_modality_camera,
-    "camera": _plan_camera,
-}

@@ -5,8 +5,12 @@ the vanilla, modality-aware and camera-aware neighbour rules are exactly the
 core ones; only the query x gallery block of its sparse result is densified.
 The "original" distance is computed directly for that block; no
 (n_query + n_gallery)^2 array is ever built. Precomputed distance matrices
-go through :mod:`._distances` with the same rules; :func:`auto_k` chooses
-the list lengths from the data.
+are a neighbour source of the same planners (:mod:`._distances`,
+:mod:`xmrank.jaccard.neighbors`); on the CPU both run the stages after
+planning through :func:`xmrank.jaccard.stages.run_stages` with the min-sum
+of the query x gallery pairs only
+(:class:`~xmrank.jaccard.stages.QueryGalleryExecutor`). :func:`auto_k`
+chooses the list lengths from the data.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from .._jit import njit
 from .._params import DEFAULTS as _D
 from .._params import PARAMS
-from .._validation import (InputError, _to_numpy, check_features, check_label_values, check_labels,
+from .._validation import (InputError, _to_numpy, check_features, check_label_values,
                            check_option, check_real)
 from ..jaccard import METHODS, jaccard_distance
 from ..jaccard.distance import check_arguments as check_jaccard_arguments
@@ -254,12 +258,11 @@ def rerank(
                "re-rank fewer queries at a time (the result is one row per query)")
     X = np.concatenate([Q, G], axis=0)
     if resolve_device(device) == "cpu" and knn != "dask":
-        # only the query x gallery block of the min-sum (:func:`._distances.add_query_jaccard`, as for
-        # precomputed distances): the gallery x gallery pairs, most of the (q+g)^2, are never computed nor
-        # stored, and memory is the dense result plus the expanded weights
+        # only the query x gallery block of the min-sum (QueryGalleryExecutor, as for precomputed
+        # distances): the gallery x gallery pairs, most of the (q+g)^2, are never computed nor stored, and
+        # memory is the dense result plus the expanded weights
         from ..jaccard import plan_jaccard
-        from ..jaccard.stages import NumbaExecutor, numba_threads
-        from ._distances import add_query_jaccard
+        from ..jaccard.stages import QueryGalleryExecutor, numba_threads, run_stages
 
         args = dict(jaccard_args)
         n_threads = args.pop("n_jobs")
@@ -268,8 +271,7 @@ def rerank(
             t1 = time.perf_counter()
             out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
             t_orig = time.perf_counter() - t1
-            executor = NumbaExecutor(n_threads)
-            add_query_jaccard(out, executor.expand(executor.weights(X, plan), plan), nq, np.float32(1.0 - lam))
+            out = run_stages(X, plan, QueryGalleryExecutor(out, np.float32(1.0 - lam), n_threads))
     else:
         out = _original_into(Q, G, normalize=normalize, scale=lam, shift=1.0 - lam)  # λ·original + (1 − λ)·1
         t_orig = time.perf_counter() - t0
@@ -423,28 +425,35 @@ class _Source:
 
 
 def _rerank_distances(blocks, args, lam, normalize, t0):
-    """:func:`rerank` on distance blocks: the same argument checks, then :func:`._distances.rules_rerank`."""
+    """:func:`rerank` on distance blocks: the same argument checks, then :func:`._distances.rules_rerank`.
+
+    The blocks are the neighbour source of the same planners as features.
+    """
+    from ..jaccard.stages import numba_threads
     from ._distances import rules_rerank
 
     n = blocks.n
     stand_in = np.zeros((n, 1), dtype=np.float32)  # the checks need a row count only
     check_jaccard_arguments(stand_in, combined=lam < 1.0, **args)
-    method = args["method"]
-    mod_codes = None if args["modalities"] is None else check_labels(args["modalities"], n, "modalities")[0]
-    cam_codes = None if args["cameras"] is None else check_labels(args["cameras"], n, "cameras")[0]
-    if method == "auto":
-        method = "modality" if mod_codes is not None else ("camera" if cam_codes is not None else "vanilla")
-    old = numba.get_num_threads()
-    numba.set_num_threads(min(args["n_jobs"], numba.config.NUMBA_NUM_THREADS))
-    try:
-        out = rules_rerank(blocks, mod_codes=mod_codes, cam_codes=cam_codes, method=method, k1=args["k1"],
-                           k2=args["k2"], k1_intra=args["k1_intra"], k1_inter=args["k1_inter"],
-                           k2_intra=args["k2_intra"], k2_inter=args["k2_inter"], self_in_k1=args["self_in_k1"],
-                           lambda_value=lam, normalize=normalize)
-    finally:
-        numba.set_num_threads(old)
-    logger.info("rerank(distances, method=%r, %d x %d): %.2fs", method, blocks.nq, blocks.ng, time.perf_counter() - t0)
+    request = _distance_request(n, args)
+    n_threads = min(args["n_jobs"], numba.config.NUMBA_NUM_THREADS)
+    with numba_threads(n_threads):
+        out = rules_rerank(blocks, request, lambda_value=lam, normalize=normalize, n_threads=n_threads)
+    logger.info("rerank(distances, method=%r, %d x %d): %.2fs", request.method, blocks.nq, blocks.ng,
+                time.perf_counter() - t0)
     return out
+
+
+def _distance_request(n, args):
+    """The checked :class:`~xmrank.jaccard.plan.PlanRequest` of ``args`` for ``n`` rows of distance blocks.
+
+    ``method="auto"`` is resolved without features, as :func:`choose` left it.
+    """
+    from ..jaccard.plan import check_request
+
+    return check_request(n, device="cpu", knn="auto", **{k: args[k] for k in (
+        "modalities", "cameras", "method", "k1", "k2", "k1_intra", "k1_inter", "k2_intra", "k2_inter",
+        "self_in_k1")})
 
 
 def _rerank_gnn(source, args, lam, camera_weight, knn, device, t0):
@@ -455,14 +464,12 @@ def _rerank_gnn(source, args, lam, camera_weight, knn, device, t0):
 
     n, nq = source.nq + source.ng, source.nq
     if source.blocks is not None:
-        from ._distances import _PLANS, gnn_lists
+        from ._distances import gnn_lists
 
         stand_in = np.zeros((n, 1), dtype=np.float32)  # the checks need a row count only
         check_jaccard_arguments(stand_in, combined=True, **args)
-        request = check_request(n, device="cpu", knn="auto", **{k: args[k] for k in (
-            "modalities", "cameras", "method", "k1", "k2", "k1_intra", "k1_inter", "k2_intra", "k2_inter",
-            "self_in_k1")})
-        sims, rank = gnn_lists(source.blocks, _PLANS[request.method], request)
+        request = _distance_request(n, args)
+        sims, rank = gnn_lists(source.blocks, request)
         blocks = source.blocks
         base = np.empty((nq, source.ng), dtype=np.float32)
         step = max(1, (1 << 22) // source.ng)
