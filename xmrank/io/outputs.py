@@ -24,11 +24,12 @@ import sys
 
 import numpy as np
 
-from .._atomic import atomic_path, atomic_write, committed_together, is_devnull
+from .. import _atomic  # looked up at each call: one writer, which tests may replace
+from .._atomic import is_devnull
 from .._json import json_default
 from .formats import FORMATS, fail
 
-__all__ = ["STDOUT", "atomic_path", "atomic_write", "check_npy_output", "check_output", "check_outputs",
+__all__ = ["STDOUT", "check_npy_output", "check_output", "check_outputs",
            "check_outside_roots", "committed", "file_of", "same_file", "stdout_open", "write_array", "write_arrays",
            "write_json", "write_sparse", "write_text"]
 
@@ -280,7 +281,7 @@ def committed():
     >>> sorted(os.listdir(folder))
     ['labels.npy', 'summary.json']
     """
-    return committed_together()
+    return _atomic.committed_together()
 
 
 def write_array(path, array) -> None:
@@ -309,7 +310,7 @@ def write_array(path, array) -> None:
     >>> read_array(path)
     array([ 3, -1,  3])
     """
-    atomic_write(path, lambda fh: np.save(fh, np.asarray(array), allow_pickle=False))
+    _atomic.atomic_write(path, lambda fh: np.save(fh, np.asarray(array), allow_pickle=False))
 
 
 def write_arrays(path, arrays: dict, *, compressed: bool = False) -> None:
@@ -343,7 +344,7 @@ def write_arrays(path, arrays: dict, *, compressed: bool = False) -> None:
         if v.dtype.hasobject:
             raise ValueError(f"arrays[{k!r}] holds Python objects, which the readers do not load; "
                              "give numbers or strings.")
-    atomic_write(path, lambda fh: save(fh, **data))
+    _atomic.atomic_write(path, lambda fh: save(fh, **data))
 
 
 def write_json(path, payload) -> None:
@@ -381,7 +382,7 @@ def write_text(path, text: str) -> None:
         As :func:`write_array`.
     """
     data = text.encode("utf-8")
-    atomic_write(path, lambda fh: fh.write(data))
+    _atomic.atomic_write(path, lambda fh: fh.write(data))
 
 
 def write_sparse(path, matrix) -> None:
@@ -405,4 +406,4 @@ def write_sparse(path, matrix) -> None:
     import scipy.sparse as sp
 
     csr = matrix.tocsr() if sp.issparse(matrix) else sp.csr_matrix(matrix)
-    atomic_write(path, lambda fh: sp.save_npz(fh, csr, compressed=False))
+    _atomic.atomic_write(path, lambda fh: sp.save_npz(fh, csr, compressed=False))
