@@ -452,7 +452,7 @@ def test_import_xmrank_io_stays_light():
     import sys
 
     code = ("import sys, xmrank\nassert 'xmrank.io' not in sys.modules\nxmrank.io.read_features\n"
-            "print(','.join(m for m in ('scipy', 'torch', 'h5py', 'pyarrow', 'click', 'sklearn') if m in sys.modules))")
+            "print(','.join(m for m in ('scipy', 'torch', 'h5py', 'pyarrow', 'click', 'sklearn') if sys.modules.get(m) is not None))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "", res.stdout
