@@ -1,8 +1,9 @@
 """The one reader of input bundles: a feature file and its per-row arrays, for every command.
 
-A bundle is any file :func:`xmrank.cli._io.read_arrays` reads (.npy, .npz,
-.pt, .csv, .h5, .parquet). Its arrays are found by the names of
-:data:`xmrank.cli._io.BUNDLE_KEYS`, the same for ``cluster``, ``diagnose``,
+A bundle is any file :func:`xmrank.io.read_arrays` reads (.npy, .npz,
+.pt, .csv, .h5, .parquet), read by :func:`xmrank.io.read_bundle` (here with
+failures as one-line usage errors). Its arrays are found by the names of
+:data:`xmrank.io.formats.BUNDLE_KEYS`, the same for ``cluster``, ``diagnose``,
 ``evaluate``, ``rerank`` and ``visrank``:
 
 ============  ==============================================================
@@ -18,7 +19,7 @@ names         names, paths, name, path, files, filenames, file, filename, ...
 
 from __future__ import annotations
 
-from ._io import BUNDLE_KEYS, _split_key, fail, load_array, read_arrays
+from ._io import fail, load_array, read_bundle
 
 __all__ = ["BUNDLE_HELP", "load_bundle", "load_side", "read_bundle"]
 
@@ -28,42 +29,6 @@ BUNDLE_HELP = ("'features' (or 'X', 'feats', 'embeddings'), 'modalities' (or 'mo
 
 #: The command-line option behind each per-row field of ``cluster`` and ``diagnose``.
 _OPTION = {"modalities": "--modalities", "cameras": "--cameras", "ids": "--labels", "names": "--names"}
-
-
-def read_bundle(path, *, name: str = "FEATURES", require_features: bool = True) -> dict:
-    """A bundle as ``{"features": X, "modalities": ..., "cameras": ..., "ids": ..., "names": ...}``.
-
-    Fields the file does not hold are absent. A file of one array that
-    bears none of the names is its features; ``PATH.EXT:KEY`` reads array
-    ``KEY`` as the features. Every failure is one line naming ``name``.
-
-    Parameters
-    ----------
-    path : str
-    name : str, default="FEATURES"
-        The argument, for messages (``"query"``, ``"gallery"``).
-    require_features : bool, default=True
-        Fail when there is no feature matrix; without it a file of labels
-        only (ids and cameras beside a distance matrix) is fine, but a file
-        holding none of the names is not.
-    """
-    path_only, key = _split_key(path)
-    arrays = read_arrays(path, name=name)
-    if key is not None:
-        return {"features": arrays[key]}
-    out, claimed = {}, set()
-    for field, names in BUNDLE_KEYS.items():
-        hit = next((k for k in names if k in arrays), None)
-        if hit is not None:
-            out[field] = arrays[hit]
-            claimed.add(hit)
-    if "features" not in out and len(arrays) == 1 and not claimed:
-        out["features"] = next(iter(arrays.values()))
-    if "features" not in out and (require_features or not out):
-        wanted = " or ".join(BUNDLE_KEYS["features"][:4]) if require_features else \
-            ", ".join(v[0] for v in BUNDLE_KEYS.values())
-        fail(f"{name}: {path_only} has no array named {wanted}; it holds {', '.join(arrays) or 'none'}.")
-    return out
 
 
 def load_bundle(features_path, *, modalities=None, cameras=None, ids=None, names=None) -> dict:

@@ -15,6 +15,9 @@ diagnose, cluster_scores, neighbor_makeup
 rerank, select_rerank, evaluate, sysu_evaluation, regdb_evaluation
     Query/gallery re-ranking (settings from the data, or selected on labelled
     validation data) and the standard VI-ReID protocols.
+io
+    Reading feature files (.npy, .npz, .pt, .csv, .h5, .parquet) and writing
+    outputs atomically, as the command line does: ``xmrank.io.read_features``.
 """
 
 import logging
@@ -55,7 +58,10 @@ _EXPORTS = {
 }
 
 
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+#: subpackages reachable as attributes of ``xmrank`` without importing them first (``xmrank.io.read_features``)
+_SUBMODULES = ("io",)
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)
 
 
 __version__ = "0.1.0"
@@ -74,6 +80,7 @@ __all__ = [
     "cluster_summary",
     "diagnose",
     "evaluate",
+    "io",
     "jaccard_distance",
     "match_clusters",
     "mean_results",
