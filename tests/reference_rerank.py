@@ -3,7 +3,7 @@
 Written from the algorithm as torchreid runs it (see ``shared/golden/README.md``), with its
 dense (n_query + n_gallery)² arrays and its full argsort kept on purpose: the benchmark
 measures this memory profile against :func:`xmrank.compat.re_ranking`. Checked against
-torchreid's own output in ``tests/test_compat_rerank.py``.
+torchreid's own output in ``tests/compat/test_compat_rerank.py``.
 """
 
 import numpy as np

@@ -158,7 +158,7 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3):
     weights are ``exp(-original)`` normalised over each set; query expansion
     averages the weight rows of the first ``k2`` neighbours; the Jaccard
     term is computed for query rows only. The result matches torchreid's to
-    1e-5 (``tests/test_compat_rerank.py``, on torchreid's own output);
+    1e-5 (``tests/compat/test_compat_rerank.py``, on torchreid's own output);
     neighbour orders can differ only between exactly tied distances.
 
     torchreid builds five (n_query + n_gallery)² arrays and a full argsort
@@ -238,7 +238,7 @@ def gnn_reranking(X_q, X_g, k1, k2, lamb=0.3, *, return_similarity=False, n_jobs
     re-scored: ties by the smaller index), the adjacency stays sparse and only
     the query x gallery block is computed, on the CPU. The similarities match
     the published code's to 1e-5 and the rankings match except between
-    similarities tied in float32 (``tests/test_gnn_rerank.py``, on the
+    similarities tied in float32 (``tests/retrieval/test_gnn_rerank.py``, on the
     published code's own output).
 
     Examples

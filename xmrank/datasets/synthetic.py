@@ -184,7 +184,7 @@ def make_cross_modal(n_ids: int, per_id: int, *, gap: float = 1.5, noise: float 
     -----
     The draws (and the order of the floating-point operations) are those of
     the generator that ``benchmarks/bench_rerank.py`` and
-    ``tests/test_retrieval_auto.py`` used before it moved here, so their
+    ``tests/retrieval/test_retrieval_auto.py`` used before it moved here, so their
     numbers are unchanged. :func:`make_biased` with the same arguments draws
     the same random numbers but scales the noise in another order, so its
     arrays may differ from these in the last bit.

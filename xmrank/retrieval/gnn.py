@@ -318,7 +318,7 @@ def _torch_similarity(rank, prop_idx, prop_w, nq, *, base, lam, propagate, adjac
     ``torch.sparse`` matrices (sparse x sparse products for the two propagations),
     then the query rows (sparse) times the gallery rows made dense
     (``n_gallery x N`` float32 on the device: 2.4 GB at 20,000 x 30,000). The tests
-    run it with ``device="cpu"`` on every machine (``tests/test_gnn_rerank.py``) and
+    run it with ``device="cpu"`` on every machine (``tests/retrieval/test_gnn_rerank.py``) and
     on a CUDA GPU only where one is present (``@pytest.mark.gpu``); its speed on a
     GPU has not been measured.
     """

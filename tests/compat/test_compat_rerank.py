@@ -11,7 +11,7 @@ from xmrank import InputError
 from xmrank.compat import re_ranking
 from xmrank.retrieval import _distances
 
-GOLDEN = Path(__file__).parent / "data" / "torchreid_rerank_n420.npz"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "torchreid_rerank_n420.npz"
 
 
 @pytest.fixture(scope="module")

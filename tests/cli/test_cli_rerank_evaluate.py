@@ -11,7 +11,7 @@ from xmrank.cli.main import main
 from xmrank.compat import re_ranking
 from xmrank.retrieval import evaluate, qb_norm, query_expansion, rerank
 
-GOLDEN = Path(__file__).parent / "data" / "torchreid_rerank_n420.npz"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "torchreid_rerank_n420.npz"
 
 
 def run(*args):

@@ -18,7 +18,7 @@ import pytest
 from xmrank.datasets import sysu_query_gallery, sysu_test_records
 from xmrank.retrieval import evaluate, metrics
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "trainer_eval_parity.npz")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "trainer_eval_parity.npz")
 RTOL = 1e-4
 
 

@@ -14,7 +14,7 @@ from xmrank._validation import InputError, check_n_jobs, either_spelling
 from xmrank.cli.main import main
 from xmrank.data import make_biased
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

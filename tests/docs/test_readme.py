@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 #: the documentation pages written in Markdown: what moved out of the README runs here too
 DOC_PAGES = sorted((ROOT / "docs").glob("*.md"))

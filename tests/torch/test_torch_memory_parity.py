@@ -29,7 +29,7 @@ from xmrank.torch.losses import global_step_loss, intra_modality_loss  # noqa: E
 from xmrank.torch.memory import HybridMemory, SplitContrastMemory, cluster_means  # noqa: E402
 
 F = torch.nn.functional
-DATA = os.path.join(os.path.dirname(__file__), "data", "trainer_memory_parity.npz")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "trainer_memory_parity.npz")
 RTOL = 1e-4
 MODS = {"rgb": 0, "ir": 1}  # BMIL's visible rows come first; xmrank's modality codes
 

@@ -156,7 +156,7 @@ def test_cli_show_config_round_trips(tmp_path):
 
 # ------------------------------------------------------------- the published recipe
 
-HPARAMS = os.path.join(os.path.dirname(__file__), "data", "trainer_bmil_hparams.json")
+HPARAMS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "trainer_bmil_hparams.json")
 #: bmil_hparams.json key -> TrainConfig field, where the names differ
 _FIELD_OF = {"gem_p_learnable": "gem_learnable", "ir_colorjitter_stage1": "ir_color_jitter_stage1",
              "global_k1": "k1", "global_k2": "k2"}

@@ -13,7 +13,7 @@ from xmrank.datasets import load_clip_pairs, make_biased, make_cross_modal
 
 
 def _bench_rerank_synthetic(n_ids, per_id, *, gap=1.5, noise=1.4, dim=128, seed=0):
-    """The generator as benchmarks/bench_rerank.py and tests/test_retrieval_auto.py wrote it before it
+    """The generator as benchmarks/bench_rerank.py and tests/retrieval/test_retrieval_auto.py wrote it before it
     moved into xmrank.datasets (kept here verbatim: the moved one must draw the same arrays)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_ids, dim))

@@ -35,7 +35,7 @@ from xmrank.torch.loading import bmil_key_map
 from xmrank.torch.model import GeM, DualStreamReID, NonLocal, build_model
 from xmrank.torch import transforms as xtransforms
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "data", "trainer_model_parity.npz")
+GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "trainer_model_parity.npz")
 F = torch.nn.functional
 
 

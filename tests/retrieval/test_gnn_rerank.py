@@ -13,7 +13,7 @@ from xmrank.compat import gnn_reranking
 from xmrank.retrieval import gnn
 from xmrank.retrieval.rerank import auto_k
 
-GOLDEN = Path(__file__).parent / "data" / "gnn_rerank.npz"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "gnn_rerank.npz"
 SETTINGS = [(26, 7, 0.3), (12, 4, 0.0), (20, 1, 0.3)]
 
 

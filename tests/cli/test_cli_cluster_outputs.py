@@ -162,7 +162,7 @@ def test_gpu_by_index_is_accepted_and_checked(files):
 
     tmp, _ = files
     if cuda_available():
-        pytest.skip("a GPU is present: see tests/test_gpu.py")
+        pytest.skip("a GPU is present: see tests/knn/test_gpu.py")
     res = CliRunner().invoke(main, ["cluster", str(tmp / "feats.npy"), "--device", "cuda:1", "-o", str(tmp / "l.npy")])
     one_line_failure(res, "device='cuda:1'")
     assert not (tmp / "l.npy").exists()

@@ -38,7 +38,7 @@ from xmrank.torch.sampler import PseudoIdentitySampler
 from xmrank.torch.transforms import (ERASING_FILL, OUTCOMES, ChannelAdapGray, ChannelExchange,
                                      ChannelRandomErasing, channel_outcome, train_transform)
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 RTOL = 1e-4
 Z = 5.0  # standard errors
 
