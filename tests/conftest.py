@@ -64,6 +64,21 @@ def torch_one_thread():
     torch.set_num_threads(old)
 
 
+@pytest.fixture(scope="module")
+def small_model():
+    """The smoke preset's model (seeded) and its configuration, one per test module (the torch and CLI
+    hostile-value tests)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    from xmrank.torch.config import preset_config
+    from xmrank.torch.model import build_model
+
+    cfg = preset_config("smoke")
+    torch.manual_seed(0)
+    model = build_model(cfg.arch, non_local=cfg.non_local, non_local_width=cfg.non_local_width)
+    return model, cfg
+
+
 def invoke(args):
     """Run the ``xmrank`` command line in-process (click's CliRunner) with ``args`` (any objects, as text)."""
     from click.testing import CliRunner
