@@ -30,10 +30,6 @@ from xmrank._atomic import is_devnull
 from xmrank._json import json_default
 from xmrank._validation import InputError, plain, torch_numpy
 
-#: Click type of every ``--seed``: what numpy's and torch's generators accept (0 to 2**64 - 1).
-SEED = click.IntRange(0, 2**64 - 1)
-
-
 def fail(message: str):
     """Abort the command with one line on stderr and exit status 1."""
     raise click.ClickException(" ".join(str(message).split()))
@@ -815,47 +811,3 @@ def check_npy_output(path, option: str):
     """An output written in .npy format goes to exactly ``path``; a ``.npz`` name (an archive) cannot be honoured."""
     if path is not None and os.fspath(path).lower().endswith(".npz"):
         fail(f"{option} {path}: this output is one .npy array, not a .npz archive; give a .npy file name.")
-
-
-class DeviceType(click.ParamType):
-    """A ``--device``: cpu, cuda, or cuda:N (a GPU by index); whether it can run is checked by the library."""
-
-    name = "[cpu|cuda|cuda:N]"
-
-    def convert(self, value, param, ctx):
-        from xmrank.backend import parse_device
-
-        try:
-            parse_device(value)
-        except InputError:
-            self.fail(f"expected cpu, cuda or cuda:N (a GPU index); got {value!r}.", param, ctx)
-        return value
-
-
-#: Click type of every ``--device`` option.
-DEVICE = DeviceType()
-
-
-class FiniteFloat(click.ParamType):
-    """A finite number (no nan or inf), optionally bounded below (``min``, strictly with ``min_open``)."""
-
-    name = "float"
-
-    def __init__(self, min=None, min_open=False, max=None):
-        self.min, self.min_open, self.max = min, min_open, max
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float) and np.isfinite(value):
-            number = value
-        else:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                self.fail(f"{value!r} is not a number.", param, ctx)
-        if not np.isfinite(number):
-            self.fail(f"expected a finite number; got {value!r}.", param, ctx)
-        if self.min is not None and (number < self.min or (self.min_open and number == self.min)):
-            self.fail(f"expected a number {'>' if self.min_open else '>='} {self.min}; got {value!r}.", param, ctx)
-        if self.max is not None and number > self.max:
-            self.fail(f"expected a number <= {self.max}; got {value!r}.", param, ctx)
-        return number
