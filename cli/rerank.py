@@ -183,7 +183,7 @@ def rerank_cmd(query, gallery, output, distances, query_distances, gallery_dista
                 name: score(R, qa, ga, protocol, max_rank, roc, spellings)}
         echo_report(format_table(rows), json_path)
     else:
-        click.echo(f"re-ranked {nq} queries against {ng} gallery items ({algorithm}{note}){unscored}")
+        click.echo(f"re-ranked {nq} queries against {ng} gallery items: {algorithm}{note}{unscored}")
     with committed():  # both outputs replace their files, or (one fails) neither does
         if output:
             write_npy(output, np.asarray(R, dtype=np.float32), "--output")

@@ -186,3 +186,18 @@ def test_json_on_standard_output_leaves_the_table_on_standard_error(files, comma
     payload = json.loads(res.stdout)  # standard output is the JSON alone
     assert payload["protocol"] == "regdb"
     assert "mAP" in res.stderr  # the table went to standard error
+
+
+def test_rerank_of_rows_with_cameras_needs_a_protocol_to_score(files):
+    """The distances are the product: without --protocol they are written and not scored (rows with cameras have
+    no default rules); the scores asked for with --json need the rules named, checked before the work."""
+    d, a = files
+    res = run("rerank", d / "q.npz", d / "g.npz", "-o", d / "r.npy", "--k1", 10, "--k2", 3)
+    assert res.exit_code == 0 and "not scored: the rows carry cameras, give --protocol" in res.output, res.output
+    ref = rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, k1=10, k2=3)
+    np.testing.assert_allclose(np.load(d / "r.npy"), ref, atol=1e-6)
+    one_line_error(run("rerank", d / "q.npz", d / "g.npz", "--json", d / "r.json", "--k1", 10, "--k2", 3),
+                   "the rows carry cameras: give --protocol")
+    assert not (d / "r.json").exists()
+    res = run("rerank", d / "q.npz", d / "g.npz", "--protocol", "sysu", "--k1", 10, "--k2", 3)
+    assert res.exit_code == 0 and res.output.startswith("protocol sysu (SYSU-MM01's rules"), res.output
