@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-#: --association choices (xmrank.association.ASSOCIATIONS)
-ASSOCIATIONS = ("hungarian", "ot", "ot-instance")
-
 
 def cluster_associated(X, mods, cams, *, mode, association, refine, eps_gap, method, camera_lengths, common):
     """``(labels, info, extra)`` for --mode associate and for --refine.

@@ -28,26 +28,29 @@ BUNDLE_HELP = ("'features' (or 'X', 'feats', 'embeddings'), 'modalities' (or 'mo
                "'camids'), 'ids' (or 'labels', 'pids') and 'names' (or 'paths')")
 
 #: The command-line option behind each per-row field of ``cluster`` and ``diagnose``.
-_OPTION = {"modalities": "--modalities", "cameras": "--cameras", "ids": "--labels", "names": "--names"}
+_OPTION = {"modalities": "--modalities", "cameras": "--cameras", "ids": "--ids", "names": "--names"}
 
 
-def load_bundle(features_path, *, modalities=None, cameras=None, ids=None, names=None) -> dict:
+def load_bundle(features_path, *, modalities=None, cameras=None, ids=None, names=None, spellings=None) -> dict:
     """FEATURES and its per-row arrays (``cluster``, ``diagnose``): options win over the bundled arrays.
 
-    Each option is a file of one array (or ``PATH:KEY``).
+    Each option is a file of one array (or ``PATH:KEY``). ``spellings``
+    (``{field: option}``) names an option as the user typed it in messages
+    (``--labels``, the older spelling of ``--ids``).
 
     Returns
     -------
     arrays : dict
         ``features`` and, when present, ``modalities``, ``cameras``, ``ids``, ``names``.
     """
+    option = {**_OPTION, **(spellings or {})}
     arrays = read_bundle(features_path, name="FEATURES")
     for field, path in (("modalities", modalities), ("cameras", cameras), ("ids", ids), ("names", names)):
         if path is not None:
-            arrays[field] = load_array(path, name=_OPTION[field])
+            arrays[field] = load_array(path, name=option[field])
     for field in ("modalities", "cameras", "ids"):
         if arrays.get(field) is not None and arrays[field].dtype == object:
-            fail(f"{_OPTION[field]} must hold integer or string labels.")
+            fail(f"{option[field]} must hold integer or string labels.")
     return arrays
 
 

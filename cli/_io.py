@@ -35,17 +35,13 @@ from xmrank import io as _lib
 from xmrank._json import json_default
 from xmrank._validation import InputError
 from xmrank.io.formats import BUNDLE_KEYS, FORMATS, FORMATS_HELP, first_line as _first_line
-from xmrank.io.formats import split_key as _split_key
 from xmrank.io.outputs import STDOUT, file_of, same_file
 from xmrank.io.outputs import stdout_open as _stdout_open
 
-__all__ = ["BUNDLE_KEYS", "DEVICE", "DeviceType", "FORMATS", "FORMATS_HELP", "FiniteFloat", "SEED", "STDOUT",
+__all__ = ["BUNDLE_KEYS", "FORMATS", "FORMATS_HELP", "STDOUT",
            "atomic_path", "check_npy_output", "check_output", "check_outputs", "check_outside_roots", "committed",
            "echo_report", "fail", "file_of", "load_array", "load_optional", "read_arrays", "same_file", "user_errors",
            "write_atomic", "write_json", "write_json_atomic", "write_npy", "write_sparse", "write_text"]
-
-#: Click type of every ``--seed``: what numpy's and torch's generators accept (0 to 2**64 - 1).
-SEED = click.IntRange(0, 2**64 - 1)
 
 
 def fail(message: str):
@@ -267,47 +263,3 @@ def user_errors(func):
         return result
 
     return wrapper
-
-
-class DeviceType(click.ParamType):
-    """A ``--device``: cpu, cuda, or cuda:N (a GPU by index); whether it can run is checked by the library."""
-
-    name = "[cpu|cuda|cuda:N]"
-
-    def convert(self, value, param, ctx):
-        from xmrank.backend import parse_device
-
-        try:
-            parse_device(value)
-        except InputError:
-            self.fail(f"expected cpu, cuda or cuda:N (a GPU index); got {value!r}.", param, ctx)
-        return value
-
-
-#: Click type of every ``--device`` option.
-DEVICE = DeviceType()
-
-
-class FiniteFloat(click.ParamType):
-    """A finite number (no nan or inf), optionally bounded below (``min``, strictly with ``min_open``)."""
-
-    name = "float"
-
-    def __init__(self, min=None, min_open=False, max=None):
-        self.min, self.min_open, self.max = min, min_open, max
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float) and np.isfinite(value):
-            number = value
-        else:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                self.fail(f"{value!r} is not a number.", param, ctx)
-        if not np.isfinite(number):
-            self.fail(f"expected a finite number; got {value!r}.", param, ctx)
-        if self.min is not None and (number < self.min or (self.min_open and number == self.min)):
-            self.fail(f"expected a number {'>' if self.min_open else '>='} {self.min}; got {value!r}.", param, ctx)
-        if self.max is not None and number > self.max:
-            self.fail(f"expected a number <= {self.max}; got {value!r}.", param, ctx)
-        return number

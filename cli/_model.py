@@ -10,32 +10,11 @@ from __future__ import annotations
 import os
 import warnings
 
-import click
-
-from xmrank._params import MAX_IMAGE_SIDE
-
 from ._io import fail
+from ._options import options
 
 #: the options of every command that runs a network over images (device, batching, loading, input size)
-_NETWORK_OPTIONS = (
-    click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-                 help="Images per forward pass."),
-    click.option("--num-workers", type=click.IntRange(min=-1), default=-1, show_default=True,
-                 help="DataLoader worker processes decoding images (-1: min(4, CPU cores); 0: in this process)."),
-    click.option("--height", type=click.IntRange(min=8, max=MAX_IMAGE_SIDE), default=None,
-                 help=f"Input height, 8 to {MAX_IMAGE_SIDE} (default: the run's, 288 for a published checkpoint)."),
-    click.option("--width", type=click.IntRange(min=8, max=MAX_IMAGE_SIDE), default=None,
-                 help=f"Input width, 8 to {MAX_IMAGE_SIDE} (default: the run's, 144 for a published checkpoint)."),
-    click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal)."),
-)
-
-
-def network_options(command):
-    """Add :data:`_NETWORK_OPTIONS` to a click command (declared once for ``test`` and ``embed``)."""
-    for option in reversed(_NETWORK_OPTIONS):
-        command = option(command)
-    return command
+network_options = options("device", "batch_size", "num_workers", "height", "width", "progress")
 
 
 def require_torch():

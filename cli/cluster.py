@@ -11,13 +11,14 @@ import time
 import click
 import numpy as np
 
+from xmrank._params import ASSOCIATIONS
 from xmrank._validation import check_label_values
 
-from ._associate import ASSOCIATIONS, cluster_associated, describe, parameters
+from ._associate import cluster_associated, describe, parameters
 from ._bundle import load_bundle
 from ._io import (STDOUT, check_npy_output, check_output, check_outputs, committed, echo_report, fail, user_errors, write_json, write_npy,
                   write_sparse, write_text)
-from ._options import declared, jobs_option, progress_option
+from ._options import aliases, jaccard_device, option, options
 
 
 @contextlib.contextmanager
@@ -73,14 +74,11 @@ def _contents_csv(contents) -> str:
 
 @click.command("cluster")
 @click.argument("features", type=click.Path(dir_okay=False))
-@click.option("--modalities", "-m", type=click.Path(dir_okay=False),
-              help="Per-row modality labels (a file of one array: .npy, .npz, .csv, .pt, ...; or PATH:KEY).")
-@click.option("--cameras", "-c", type=click.Path(dir_okay=False), help="Per-row camera labels (as --modalities).")
-@click.option("--labels", type=click.Path(dir_okay=False),
-              help="Per-row identities: score the clustering against them (the scores of `xmrank diagnose`).")
-@click.option("--names", type=click.Path(dir_okay=False),
-              help="A name per row (image paths, ...) for --contents; a 'names' or 'paths' array in FEATURES also works.")
-@declared("method")
+@aliases
+@options("modalities", "cameras")
+@option("ids", more="Score the clustering against them (the scores of `xmrank diagnose`).")
+@option("names", more="For --contents.")
+@option("method")
 @click.option("--mode", type=click.Choice(["global", "per-modality", "subset", "associate"]), default="global",
               show_default=True,
               help="global: all rows together; per-modality: each modality alone (vanilla Jaccard), labels unique; "
@@ -93,40 +91,25 @@ def _contents_csv(contents) -> str:
 @click.option("--refine", is_flag=True,
               help="--mode global or associate, DBSCAN: also cluster at eps - --eps-gap and eps + --eps-gap and keep "
                    "only the stable part (SpCL's independence and compactness); dropped rows become noise.")
-@declared("eps_gap", help="Radius step of --refine, > 0.")
-@declared("k1")
-@declared("k2")
-@declared("k1_intra", help="CA-Jaccard same-camera list length.")
-@declared("k1_inter", help="CA-Jaccard other-camera list length.")
-@declared("k2_intra", help="CA-Jaccard same-camera expansion length.")
-@declared("k2_inter", help="CA-Jaccard other-camera expansion length.")
-@declared("eps", default="0.6", more="The eps chosen is printed and in --json (with k1/k2/method 'auto': "
-                                    "'chosen', each choice with its measurement).")
-@declared("min_samples")
-@declared("algorithm")
-@declared("ratio", option="--subset-ratio", dest="subset_ratio", help="Subset share for --mode subset, in (0, 1].")
-@declared("seed", help="Random seed for --mode subset (0 to 2**64 - 1).")
-@declared("knn",
-              help="kNN engine. auto: exact, bf16 for large searches where torch and a bfloat16 CPU are there, "
-                   "else faiss when installed, else blocked numpy (all exact engines give identical lists). bf16: "
-                   "bfloat16 candidates re-scored exactly. ann: faiss IVF search calibrated on what the Jaccard "
-                   "distance reads (reciprocal pairs, the first k2 columns), or exact search per modality where that "
-                   "costs less (measured and logged with -v); for hundreds of thousands of rows and more. "
-                   "dask: exact search in row blocks on a dask.distributed cluster (--scheduler, else a local one); "
-                   "xmrank.distributed.jaccard_distance_dask also sends the Jaccard rows there.")
-@declared("device", help="cuda (or cuda:N, a GPU by index): kNN and Jaccard on the GPU (needs the gpu extra: cupy, "
-                         "optionally faiss-gpu).")
-@jobs_option("the kNN search and the Jaccard distance")
+@option("eps_gap", more="The step of --refine.")
+@options("k1", "k2", "k1_intra", "k1_inter", "k2_intra", "k2_inter")
+@option("eps", more="The eps chosen is printed and in --json (with k1/k2/method 'auto': 'chosen', each choice with "
+                    "its measurement).")
+@options("min_samples", "algorithm")
+@option("ratio", more="For --mode subset.")
+@option("seed", more="For --mode subset.")
+@option("knn", more="--knn ann: calibrated, or exact search per modality where that costs less (measured and logged "
+                    "with -v). --knn dask: --scheduler, else a local cluster; "
+                    "xmrank.distributed.jaccard_distance_dask also sends the Jaccard rows there.")
+@option("device")
+@option("n_jobs")
 @click.option("--scheduler", metavar="ADDRESS",
               help="With --knn dask: address of a running dask scheduler (tcp://host:8786); "
                    "without it a local cluster is started.")
-@click.option("--noise", type=click.Choice(["singletons", "cluster"]), default="singletons", show_default=True,
-              help="With --labels: score noise rows each alone, or all together as one cluster.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write one int64 label per row (-1 = noise) to this .npy.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Write the summary as JSON ('-': standard output): counts, cluster sizes, the scores with "
-                   "--labels, and every setting needed to rerun it (resolved method, eps used, k1, k2, min_samples, "
-                   "kNN engine, device, xmrank version).")
+@option("noise", more="With --ids.")
+@option("output", more="One int64 label per row (-1 = noise), .npy.")
+@option("json", more="The summary: counts, cluster sizes, the scores with --ids, and every setting needed to rerun "
+                     "it (resolved method, eps used, k1, k2, min_samples, kNN engine, device, xmrank version).")
 @click.option("--contents", "contents_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write each cluster's members (row, modality, name), size and modality make-up: .csv (one line "
                    "per member) or .json (one entry per cluster, largest first; '-': standard output).")
@@ -134,11 +117,11 @@ def _contents_csv(contents) -> str:
 @click.option("--save-distance", "distance_path", type=click.Path(dir_okay=False),
               help="Write the sparse Jaccard distance (scipy.sparse.save_npz, .npz; --mode global only). With a "
                    "numeric eps and DBSCAN it holds the pairs within eps (all DBSCAN reads); otherwise every stored pair.")
-@progress_option()
+@option("progress")
 @user_errors
-def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, k2, k1_intra, k1_inter, k2_intra,
+def cluster_cmd(features, modalities, cameras, ids, names, method, mode, k1, k2, k1_intra, k1_inter, k2_intra,
                 k2_inter, eps, min_samples, algorithm, subset_ratio, seed, knn, device, n_jobs, scheduler, noise, output,
-                json_path, contents_path, with_noise, distance_path, progress, association, refine, eps_gap):
+                json_path, contents_path, with_noise, distance_path, progress, association, refine, eps_gap, spellings):
     """Cluster the rows of FEATURES with a k-reciprocal Jaccard distance and DBSCAN.
 
     FEATURES is a .npy array, or a bundle holding `features` and optionally
@@ -154,7 +137,7 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
     Examples:
       xmrank cluster feats.npy --modalities mods.npy -o labels.npy
       xmrank cluster feats.npy -m mods.npy --method vanilla --eps auto --json -
-      xmrank cluster data.npz --labels ids.npy --contents clusters.csv
+      xmrank cluster data.npz --ids ids.npy --contents clusters.csv
       xmrank cluster data.npz --mode subset --seed 3 -o stage1_labels.npy
       xmrank cluster data.npz --mode associate --association ot --refine -o labels.npy
       xmrank -v cluster big.npy -m mods.npy --knn ann -o labels.npy    # 10^5-10^6 rows
@@ -167,10 +150,11 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
     contents_format = _contents_format(contents_path)
     if distance_path is not None:
         check_output(distance_path, "--save-distance", suffix=".npz")
+    ids_opt = spellings["ids"]
     check_outputs([("--output", output), ("--json", json_path), ("--contents", contents_path),
                    ("--save-distance", distance_path)],
                   inputs=[("FEATURES", features), ("--modalities", modalities), ("--cameras", cameras),
-                          ("--labels", labels), ("--names", names)],
+                          (ids_opt, ids), ("--names", names)],
                   stdout=("--json", "--contents"))
     if mode != "global" and distance_path is not None:
         fail(f"--save-distance needs --mode global: --mode {mode} computes one distance per modality.")
@@ -184,15 +168,16 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
         fail("--refine needs --algorithm dbscan: it compares clusterings at three radii.")
     if refine and distance_path is not None:
         fail("--save-distance cannot be combined with --refine.")
-    arrays = load_bundle(features, modalities=modalities, cameras=cameras, ids=labels, names=names)
+    arrays = load_bundle(features, modalities=modalities, cameras=cameras, ids=ids, names=names, spellings=spellings)
     X, mods, cams = arrays["features"], arrays.get("modalities"), arrays.get("cameras")
-    ids, row_names = arrays.get("ids"), arrays.get("names")
+    id_labels, row_names = arrays.get("ids"), arrays.get("names")
     if mode != "global" and mods is None:
         fail(f"--mode {mode} needs --modalities.")
     if row_names is not None and (row_names.ndim != 1 or row_names.shape[0] != len(X)):
         fail(f"--names must hold one name per row of FEATURES ({len(X)}); got shape {row_names.shape}.")
-    if ids is not None:  # checked before clustering: the scores read them only at the end
-        check_label_values(ids, "--labels (identities)", len(X))
+    if id_labels is not None:  # checked before clustering: the scores read them only at the end
+        check_label_values(id_labels, f"{ids_opt} (identities)", len(X))
+    device = jaccard_device(device)
     t0 = time.perf_counter()
     subsets = D = None
     extra = {}
@@ -217,21 +202,19 @@ def cluster_cmd(features, modalities, cameras, labels, names, method, mode, k1, 
     elapsed = time.perf_counter() - t0
     summary = xmrank.cluster_summary(labels_out, mods)
     scores = None
-    if ids is not None:
+    if id_labels is not None:
         from xmrank.diagnostics import cluster_scores
 
-        scores = cluster_scores(ids, labels_out, modalities=mods, noise=noise)
+        scores = cluster_scores(id_labels, labels_out, modalities=mods, noise=noise)
         summary["scores"] = scores
     summary["seconds"] = round(elapsed, 3)
     summary["parameters"] = _parameters(info, mode=mode, requested_method=method, subset_ratio=subset_ratio,
                                         seed=seed, scheduler=scheduler)
     summary["parameters"].update(parameters(mode, association or "hungarian", refine, eps_gap))
     summary.update(extra)
-    given = {"modalities": modalities, "cameras": cameras, "labels": labels, "names": names}
-    field = {"labels": "ids"}  # the bundle's field behind each option
+    given = {"modalities": modalities, "cameras": cameras, "ids": ids, "names": names}
     summary["inputs"] = {"features": features, **given,
-                         "from_features_file": [k for k, v in given.items()
-                                                if v is None and arrays.get(field.get(k, k)) is not None]}
+                         "from_features_file": [k for k, v in given.items() if v is None and arrays.get(k) is not None]}
     summary["xmrank_version"] = xmrank.__version__
     summary["warnings"] = _warnings(info)
     summary["chosen"] = _chosen(info)

@@ -7,19 +7,23 @@ import time
 
 import click
 
-from ._io import SEED, FiniteFloat, fail, user_errors
+from xmrank._params import DEFAULTS as _D
+
+from ._io import fail, user_errors
+from ._options import FiniteFloat, option
 
 
-_K1 = 30  # neighbour-list length of the demo (xmrank.cluster's default)
+_K1 = _D["k1"]  # neighbour-list length of the demo: xmrank.cluster's default
 _MAX_ROWS = 200_000  # a demo, not a benchmark
 
 
 @click.command("demo")
 @click.option("--n-ids", type=click.IntRange(min=2), default=60, show_default=True, help="Identities in the synthetic set (2 or more).")
 @click.option("--per-id", type=click.IntRange(min=1), default=8, show_default=True, help="Rows per identity in each modality.")
-@click.option("--gap", type=FiniteFloat(min=0.0), default=1.5, show_default=True, help="Norm of each modality's offset (the bias), >= 0.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (0 to 2**64 - 1).")
-@click.option("--eps", type=FiniteFloat(min=0.0, min_open=True), default=0.6, show_default=True, help="DBSCAN radius, > 0.")
+@click.option("--gap", type=FiniteFloat(min=0.0), default=1.5, show_default=True,
+              help="Norm of each modality's offset (the bias), >= 0.")
+@option("seed", more="The seed of the synthetic set.")
+@option("eps")
 @user_errors
 def demo_cmd(n_ids, per_id, gap, seed, eps):
     """Cluster a synthetic two-modality set (generated on the fly, no download)
@@ -54,7 +58,7 @@ def demo_cmd(n_ids, per_id, gap, seed, eps):
     share = _cross_modal_neighbour_share(X, mods)
     click.echo(
         f"Synthetic set: {X.shape[0]} rows x {X.shape[1]} dims, {n_ids} identities, 2 modalities "
-        f"(gap {gap}); {share:.1%} of each row's 30 nearest neighbours are of the other modality.\n"
+        f"(gap {gap}); {share:.1%} of each row's {_K1} nearest neighbours are of the other modality.\n"
     )
     header = f"{'method':<14}{'clusters':>9}{'noise':>8}{'mixed':>8}{'ARI':>7}{'x-modal recall':>16}{'time':>8}"
     click.echo(header)

@@ -6,14 +6,9 @@ import os
 
 import click
 
-from xmrank._params import PARAMS
-
 from ._bundle import BUNDLE_HELP, load_bundle
 from ._io import atomic_path, check_outputs, committed, echo_report, fail, user_errors, write_json
-from ._options import declared, jobs_option, progress_option
-
-#: The Jaccard methods diagnose compares: every name of xmrank.jaccard.METHODS but "auto".
-_METHODS = tuple(m for m in PARAMS["method"].choices() if m != "auto")
+from ._options import aliases, option, options
 
 
 def _check_plot_format(path):
@@ -84,7 +79,7 @@ Reports (1) the share of cross-modal rows among each row's k1 neighbours, for
 plain kNN lists and for the modality-aware lists; (2) intra- vs
 inter-modality distance histograms for the original distance 2 - 2 x.y and
 each Jaccard method (mean of each, their gap, the histograms' overlap and,
-for Jaccard, the share of pairs closer than 1); (3) with --labels, DBSCAN
+for Jaccard, the share of pairs closer than 1); (3) with --ids, DBSCAN
 on each Jaccard method scored against the identities: ARI, NMI, pairwise
 precision/recall/F, clusters vs identities, noise share, share of clusters
 mixing modalities and cross-modal pair recall (same-identity pairs of
@@ -97,45 +92,39 @@ noise rows as one cluster, as scikit-learn's ARI reads -1.
 Example:
 
 \b
-  xmrank diagnose feats.npy --modalities mods.npy --labels ids.npy \\
+  xmrank diagnose feats.npy --modalities mods.npy --ids ids.npy \\
       --plot bias.png --json bias.json
 """)
 @click.argument("features", type=click.Path(dir_okay=False))
-@click.option("--modalities", type=click.Path(dir_okay=False), help="Modality of each row (.npy); at least two distinct values.")
-@click.option("--labels", type=click.Path(dir_okay=False), help="Identity of each row (.npy): adds the clustering scores.")
-@click.option("--cameras", type=click.Path(dir_okay=False), help="Camera of each row (.npy): adds the camera-aware Jaccard.")
-@click.option("--method", "methods", multiple=True, metavar="NAME",
-              help=f"Jaccard method to compare (repeatable): {', '.join(_METHODS)} (camera and modality-camera "
-                   "need --cameras). Default: vanilla, modality-qe, modality, plus camera with --cameras.")
-@declared("k1", more="'auto' is chosen per method, as `xmrank cluster --k1 auto` chooses it (the choice and its "
-                    "measurement in --json, 'chosen').")
-@declared("k2", help="Query-expansion length, >= 1, or 'auto': ceil(k1 / 5).")
-@declared("eps", default="0.6", help="DBSCAN radius for the scores, > 0, or 'auto' (chosen per method).")
-@declared("min_samples", help="DBSCAN core-point size, >= 1.")
-@click.option("--noise", default="singletons", show_default=True, help="How noise is scored: 'singletons' or 'cluster'.")
-@click.option("--bins", type=int, default=50, show_default=True, help="Histogram bins.")
-@click.option("--max-pairs", type=int, default=2_000_000, show_default=True,
-              help="Original-distance histogram: all pairs up to this many, else a random sample of this many.")
-@click.option("--knn", default="auto", show_default=True, help="Exact kNN engine: auto, faiss or numpy.")
+@aliases
+@option("modalities", more="At least two distinct values.")
+@option("ids", more="Adds the clustering scores.")
+@option("cameras", more="Adds the camera-aware Jaccard.")
+@option("methods", more="Default: vanilla, modality-qe, modality, plus camera with --cameras.")
+@option("k1", more="'auto' is chosen per method, as `xmrank cluster --k1 auto` chooses it (the choice and its "
+                   "measurement in --json, 'chosen').")
+@option("k2")
+@option("eps", more="The DBSCAN radius of the scores ('auto': chosen per method).")
+@options("min_samples", "noise", "bins", "max_pairs", "knn")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Draw the make-up and histograms into this image (.png, .pdf, .svg; needs matplotlib).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report (numbers and histograms) to this JSON file.")
-@jobs_option("the Jaccard distances")
-@progress_option()
+@option("json", more="The full report (numbers and histograms).")
+@options("n_jobs", "progress")
 @user_errors
-def diagnose_cmd(features, modalities, labels, cameras, methods, k1, k2, eps, min_samples, noise, bins, max_pairs,
-                 knn, plot_path, json_path, n_jobs, progress):
+def diagnose_cmd(features, modalities, ids, cameras, methods, k1, k2, eps, min_samples, noise, bins, max_pairs,
+                 knn, plot_path, json_path, n_jobs, progress, spellings):
     from xmrank.diagnostics import diagnose
 
     check_outputs([("--plot", plot_path), ("--json", json_path)],
-                  inputs=[("FEATURES", features), ("--modalities", modalities), ("--labels", labels), ("--cameras", cameras)],
+                  inputs=[("FEATURES", features), ("--modalities", modalities), (spellings["ids"], ids),
+                          ("--cameras", cameras)],
                   stdout=("--json",))
     _check_plot_format(plot_path)
-    arrays = load_bundle(features, modalities=modalities, ids=labels, cameras=cameras)
+    arrays = load_bundle(features, modalities=modalities, ids=ids, cameras=cameras, spellings=spellings)
     if arrays.get("modalities") is None:
         fail("--modalities is required: one modality label per row (or a 'modalities' array in the FEATURES file).")
     report = diagnose(
         arrays["features"], arrays["modalities"], labels=arrays.get("ids"), cameras=arrays.get("cameras"),
-        k1=k1, k2=k2, eps=eps, min_samples=min_samples, methods=list(methods) or None, noise=noise,
+        k1=k1, k2=k2, eps=eps, min_samples=min_samples, methods=methods, noise=noise,
         bins=bins, max_pairs=max_pairs, knn=knn, n_jobs=n_jobs, progress=progress,
     )
     echo_report(format_report(report), json_path)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._io import check_output, fail, user_errors, write_atomic
 from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
+from ._options import option
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
 
@@ -24,7 +25,7 @@ The bundle holds, one row per image:
 which `xmrank cluster`, `diagnose`, `rerank` and `evaluate` read as they are.
 
 \b
---dataset sysu: --split train (train + val ids), test (test ids, every
+--dataset sysu (or synthetic): --split train (train + val ids), test (test ids, every
 camera) or all. --dataset regdb: the idx/ lists of --trial, visible then
 thermal. --dataset folder: every image under ROOT/visible and ROOT/infrared.
 --modality keeps one modality only (e.g. an infrared query file and a
@@ -58,16 +59,13 @@ def _records(dataset: str, root: str, split: str, trial: int):
 
 
 @click.command("embed", help=_HELP, epilog=_EPILOG)
-@click.option("--checkpoint", required=True, type=click.Path(), metavar="PATH",
-              help="Model file: an xmrank run's model.pt or a published BMIL checkpoint.")
-@click.option("--root", required=True, type=click.Path(), help="The data set folder.")
-@click.option("-o", "--output", required=True, type=click.Path(), metavar="FEATS.npz", help="Write the bundle here.")
-@click.option("--dataset", type=click.Choice(["sysu", "regdb", "folder"]), default="sysu", show_default=True,
-              help="Layout of ROOT: SYSU-MM01 (also the synthetic set), RegDB (idx/ lists) or a "
-                   "visible/ + infrared/ folder.")
+@option("checkpoint", required=True)
+@option("root", required=True)
+@option("output", required=True, more="The bundle, FEATS.npz.")
+@option("dataset")
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default=None,
               help="Images of sysu and regdb: train (default), test or all.")
-@click.option("--trial", type=click.IntRange(min=1), default=None, help="RegDB split whose lists are read (default 1).")
+@option("trial", more="RegDB: the one split whose lists are read.")
 @click.option("--modality", type=click.Choice(["all", "visible", "infrared"]), default="all", show_default=True,
               help="Keep the images of one modality only.")
 @click.option("--flip/--no-flip", default=True, show_default=True,
@@ -81,7 +79,10 @@ def embed_cmd(checkpoint, root, output, dataset, split, trial, modality, flip, d
         fail("--split is not used with --dataset folder: every image under ROOT/visible and ROOT/infrared is embedded.")
     if dataset != "regdb" and trial is not None:
         fail("--trial is a RegDB option.")
-    split, trial = split or "train", trial or 1
+    if trial is not None and len(trial) > 1:
+        fail(f"--trial: embed reads one RegDB split's lists; got {len(trial)} trials.")
+    dataset = "sysu" if dataset == "synthetic" else dataset  # the synthetic set has SYSU-MM01's layout
+    split, trial = split or "train", (trial or [1])[0]
     check_checkpoint(checkpoint)
     if not os.path.isdir(root):
         fail(f"--root {root}: not a directory.")

@@ -75,6 +75,21 @@ def _parse_args_once(command, ctx, args):
     return type(command).parse_args(command, ctx, args)
 
 
+def _renamed(exc) -> str:
+    """The message for an option this command no longer spells so (issue 24's one vocabulary), else ""."""
+    if exc.ctx is None:
+        return ""
+    from ._options import renamed_hint
+
+    if isinstance(exc, click.NoSuchOption):
+        new = renamed_hint(exc.ctx.command_path, exc.option_name)
+        return f"No such option '{exc.option_name}': it is now {new}." if new else ""
+    for word in ("both", "none"):
+        if f"unexpected extra argument ({word})" in exc.format_message():
+            return f"Got unexpected extra argument ({word}): --rerank takes no value now (give --rerank, or leave it out)."
+    return ""
+
+
 class LazyGroup(click.Group):
     def main(self, *args, **kwargs):
         """Like click's, but a usage error is one line (no usage block), as every xmrank error is, and so is
@@ -93,7 +108,7 @@ class LazyGroup(click.Group):
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+            click.echo(f"Error: {_renamed(exc) or exc.format_message()}{hint}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             exc.show()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._io import SEED, fail, user_errors
+from ._io import fail, user_errors
+from ._options import option
 
 
 @click.command("make-synthetic")
@@ -16,8 +17,7 @@ from ._io import SEED, fail, user_errors
               help="Images of each identity in each of the 6 cameras (4 visible, 2 infrared).")
 @click.option("--height", default=128, show_default=True, type=int, help="Image height in pixels.")
 @click.option("--width", default=64, show_default=True, type=int, help="Image width in pixels.")
-@click.option("--seed", default=0, show_default=True, type=SEED,
-              help="0 to 2**64 - 1; the set is a deterministic function of the options.")
+@option("seed", more="The set is a deterministic function of the options.")
 @click.option("--overwrite", is_flag=True, help="Replace a synthetic set (or one cut short) already at ROOT.")
 @user_errors
 def make_synthetic_cmd(root, train_ids, val_ids, test_ids, images_per_camera, height, width, seed, overwrite):

@@ -7,15 +7,14 @@ import os
 import click
 import numpy as np
 
-from xmrank._params import MAX_TRIALS
+from xmrank._params import MAX_TRIALS, RERANK_ALGORITHMS
 
-from ._io import check_outputs, echo_report, fail, user_errors, write_json_atomic
+from ._io import check_outputs, echo_report, fail, user_errors, write_json
 from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
-from ._options import algorithm_option, rerank_k_options, rerank_method_option
+from ._options import option, options
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
 
-RERANK_METHODS = ("auto", "modality", "vanilla", "modality-qe")
 _RANKS = (1, 5, 10, 20)
 
 _HELP = """Evaluate a checkpoint with the published test protocol: Rank-1/5/10/20, mAP, mINP.
@@ -25,7 +24,7 @@ SYSU-MM01: infrared queries (cameras 3, 6) against a single-shot visible
 gallery (one random image per identity and camera, random.seed(trial)),
 camera-2 gallery images dropped for camera-3 queries, CMC on distinct
 identities; the mean over --trials gallery draws (0..N-1, default 10) is
-reported, in all-search or --mode indoor.
+reported, in all-search or --search-mode indoor.
 \b
 RegDB: the test lists of each --trial (1-10), visible->thermal (--direction
 v2t), thermal->visible (t2v) or both. The published protocol trains one model
@@ -36,43 +35,20 @@ identities that other trials' models trained on.
 CHECKPOINT is an xmrank run file (RUN/model.pt, RUN/stage1_model.pt,
 RUN/checkpoint.pt) or a published BMIL checkpoint (model_best.pth.tar).
 Features are flip-averaged and L2-normalised; distances are -q.g. With
---rerank, a second row scores the k-reciprocal re-ranked distances
-(xmrank.rerank; modality-aware by default) of the same features;
---algorithm gnn makes it GNN re-ranking (Zhang et al.) over the same lists.
+--rerank, a second row scores the re-ranked distances of the same features
+(xmrank.rerank over the --method neighbour rule, with the records' modalities
+and cameras; 'auto': modality-aware where the features show a modality
+bias); --reranker gnn makes it GNN re-ranking (Zhang et al.) over the same
+lists, and --reranker k-reciprocal --reranker gnn scores both.
 """
 
 _EPILOG = """\b
 Examples:
   xmrank test --checkpoint runs/sysu/model.pt --dataset sysu --root data/SYSU-MM01
-  xmrank test --checkpoint model_best.pth.tar --dataset sysu --root data/SYSU-MM01 --mode indoor --rerank
+  xmrank test --checkpoint model_best.pth.tar --dataset sysu --root data/SYSU-MM01 --search-mode indoor --rerank
   xmrank test --checkpoint 'runs/regdb{trial}/model.pt' --dataset regdb --root data/RegDB \\
       --trial 1-10 --direction both --json regdb.json
 """
-
-
-def _parse_trials(value: str) -> list[int]:
-    """``"1"``, ``"1,3,5"`` or ``"1-10"`` (combinations allowed) -> sorted unique RegDB trial numbers."""
-    out = set()
-    for part in value.split(","):
-        part = part.strip()
-        try:
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if lo > hi:
-                    raise ValueError
-            else:
-                lo = hi = int(part)
-        except ValueError:
-            fail(f"--trial must be RegDB trial numbers such as 1, 1,2,5 or 1-10; got {value!r}.")
-        if lo < 1:
-            fail(f"--trial must be RegDB trial numbers (1 or more); got {value!r}.")
-        # the count is bounded before any list is made: 1-2000000000 is refused, not allocated
-        if hi - lo + 1 > MAX_TRIALS or len(out) + (hi - lo + 1) > MAX_TRIALS:
-            fail(f"--trial names more than {MAX_TRIALS} trials; got {value!r}.")
-        out.update(range(lo, hi + 1))
-    if not out:
-        fail(f"--trial must be RegDB trial numbers (1 or more); got {value!r}.")
-    return sorted(out)
 
 
 def _row(summary: dict, result: dict, size: dict) -> dict:
@@ -118,45 +94,52 @@ def format_rows(title: str, rows: dict) -> str:
 
 
 @click.command("test", help=_HELP, epilog=_EPILOG)
-@click.option("--checkpoint", required=True, metavar="PATH",
-              help="Model file: an xmrank run's model.pt or a published BMIL checkpoint. RegDB: {trial} in the "
-                   "path is replaced by each trial's number.")
-@click.option("--dataset", required=True, type=click.Choice(["sysu", "regdb"]),
-              help="Test protocol: sysu (SYSU-MM01 raw layout; also the synthetic set) or regdb (idx/ lists).")
-@click.option("--root", required=True, type=click.Path(), help="The data set folder.")
-@click.option("--mode", type=click.Choice(["all", "indoor"]), default=None,
+@option("checkpoint", required=True, more="RegDB: {trial} in the path is replaced by each trial's number.")
+@option("dataset", more="Its test protocol: sysu (SYSU-MM01's, also for the synthetic set) or regdb "
+                        "(RegDB's idx/ lists); a folder has no identities to score.")
+@option("root", required=True)
+@click.option("--search-mode", type=click.Choice(["all", "indoor"]), default=None,
               help="SYSU-MM01 search mode: all (gallery cameras 1, 2, 4, 5; default) or indoor (1, 2).")
 @click.option("--trials", type=click.IntRange(min=1, max=MAX_TRIALS), default=None,
               help="SYSU-MM01: number of gallery draws, trials 0..N-1 (default 10).")
-@click.option("--trial", "regdb_trials", default=None, metavar="LIST",
-              help="RegDB: the trials whose test lists are used, e.g. 1, 1,2,5 or 1-10 (default 1).")
+@option("trial", more="RegDB: the test lists scored.")
 @click.option("--direction", type=click.Choice(["v2t", "t2v", "both"]), default=None,
               help="RegDB: visible->thermal (default), thermal->visible, or both.")
-@click.option("--rerank", is_flag=True, help="Also score k-reciprocal re-ranked distances (a second row).")
-@rerank_method_option(RERANK_METHODS, option="--rerank-method", dest="rerank_method", default="modality")
-@rerank_k_options
-@click.option("--lambda", "lambda_value", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
-              help="Re-ranking: weight of the original distance.")
-@algorithm_option(more="Here --rerank-method is the neighbour rule.")
-@click.option("--json", "json_path", type=click.Path(), help="Also write every trial's scores (fractions) to this JSON file.")
+@options("rerank", "method", "rerank_k1", "rerank_k2", "lambda_value", "reranker", "camera_weight")
+@option("json", more="Every trial's scores (fractions).")
 @network_options
 @user_errors
-def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, rerank, rerank_method, k1, k2,
-             lambda_value, algorithm, json_path, device, batch_size, num_workers, height, width, progress):
+def test_cmd(checkpoint, dataset, root, search_mode, trials, trial, direction, rerank, method, k1, k2,
+             lambda_value, reranker, camera_weight, json_path, device, batch_size, num_workers, height, width,
+             progress):
     # ---- every check on the arguments before any work
-    if algorithm != "k-reciprocal" and not rerank:
-        fail("--algorithm is for re-ranking: add --rerank.")
+    given = click.get_current_context().get_parameter_source
+    if not rerank:
+        for name, option_name in (("reranker", "--reranker"), ("camera_weight", "--camera-weight")):
+            if given(name) is not click.core.ParameterSource.DEFAULT:
+                fail(f"{option_name} is for re-ranking: add --rerank.")
+    algorithms = tuple(dict.fromkeys(reranker))  # each once, in the order given
+    other = [a for a in algorithms if a not in RERANK_ALGORITHMS]
+    if other:
+        fail(f"--reranker {other[0]}: test re-ranks with {' or '.join(RERANK_ALGORITHMS)}; embed the features "
+             f"(`xmrank embed`) and run `xmrank rerank --reranker {other[0]}` on them.")
+    if camera_weight is not None and "gnn" not in algorithms:
+        fail("--camera-weight weighs the GNN re-ranking's graph: add --reranker gnn.")
+    if dataset == "folder":
+        fail("--dataset folder has no identities to score; test takes sysu (or synthetic, SYSU-MM01's layout) "
+             "or regdb.")
+    dataset = "sysu" if dataset == "synthetic" else dataset
     if dataset == "sysu":
-        for name, value in (("--trial", regdb_trials), ("--direction", direction)):
+        for name, value in (("--trial", trial), ("--direction", direction)):
             if value is not None:
-                fail(f"{name} is a RegDB option; SYSU-MM01 uses --trials N (gallery draws) and --mode.")
-        mode, trials = mode or "all", trials or 10
+                fail(f"{name} is a RegDB option; SYSU-MM01 uses --trials N (gallery draws) and --search-mode.")
+        mode, trials = search_mode or "all", trials or 10
         checkpoints = {None: checkpoint}
     else:
-        for name, value in (("--trials", trials), ("--mode", mode)):
+        for name, value in (("--trials", trials), ("--search-mode", search_mode)):
             if value is not None:
                 fail(f"{name} is a SYSU-MM01 option; RegDB uses --trial LIST and --direction.")
-        trial_list = _parse_trials(regdb_trials or "1")
+        trial_list = trial or [1]
         directions = ["v2t", "t2v"] if direction == "both" else [direction or "v2t"]
         if "{trial}" in checkpoint:
             checkpoints = {t: checkpoint.replace("{trial}", str(t)) for t in trial_list}
@@ -184,8 +167,11 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
                    "tests each trial's own model (put {trial} in --checkpoint).", err=True)
 
     dev = torch_device(device)
-    rerank_kwargs = ({"method": rerank_method, "k1": k1, "k2": k2, "lambda_value": lambda_value,
-                      "algorithm": algorithm} if rerank else None)
+    rerank_kwargs = {alg: {"method": method, "k1": k1, "k2": k2, "lambda_value": lambda_value, "algorithm": alg,
+                           **({"camera_weight": camera_weight} if alg == "gnn" else {})}
+                     for alg in (algorithms if rerank else ())}
+    reranked = {alg: ("GNN re-ranked" if alg == "gnn" else "re-ranked") if len(algorithms) == 1 else
+                f"re-ranked ({alg})" for alg in rerank_kwargs}
 
     def run(model, cfg, cache, **kwargs):
         size = dict(height=height or cfg.height, width=width or cfg.width)
@@ -195,13 +181,12 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
         return _row(summary, result, size), result
 
     rows = {}
-    reranked = "GNN re-ranked" if algorithm == "gnn" else "re-ranked"
     if dataset == "sysu":
         model, cfg = load_network(checkpoint, dev)
         cache = {}
         rows["no re-ranking"], result = run(model, cfg, cache, sysu_mode=mode, trials=trials)
-        if rerank:
-            rows[reranked], _ = run(model, cfg, cache, sysu_mode=mode, trials=trials, rerank=rerank_kwargs)
+        for alg, kwargs in rerank_kwargs.items():
+            rows[reranked[alg]], _ = run(model, cfg, cache, sysu_mode=mode, trials=trials, rerank=kwargs)
         title = (f"SYSU-MM01 {mode}-search: {result['n_query']} queries, {trials} gallery "
                  f"draw{'s' * (trials != 1)} (mean over trials)")
         setting = {"mode": mode, "trials": list(range(trials))}
@@ -215,9 +200,7 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
                 cache = {}  # features of this model, shared by its trials, directions and the re-ranking
             for d in directions:
                 prefix = f"{d} " if len(directions) > 1 else ""
-                for name, kwargs in (("no re-ranking", None), (reranked, rerank_kwargs)):
-                    if kwargs is None and name == reranked:
-                        continue
+                for name, kwargs in [("no re-ranking", None)] + [(reranked[a], k) for a, k in rerank_kwargs.items()]:
                     row, _ = run(loaded[1], loaded[2], cache, regdb_trial=t, regdb_direction=d, rerank=kwargs)
                     per.setdefault(prefix + name, []).append(row)
         rows = {name: _merge(parts) for name, parts in per.items()}
@@ -228,5 +211,7 @@ def test_cmd(checkpoint, dataset, root, mode, trials, regdb_trials, direction, r
 
     echo_report(format_rows(title, rows), json_path)
     if json_path:
-        payload = {"dataset": dataset, "checkpoint": checkpoint, **setting, "rerank": rerank_kwargs, "results": rows}
-        write_json_atomic(json_path, "--json", payload)
+        settings = list(rerank_kwargs.values())
+        payload = {"dataset": dataset, "checkpoint": checkpoint, **setting,
+                   "rerank": (settings[0] if len(settings) == 1 else settings) if settings else None, "results": rows}
+        write_json(json_path, payload, "--json")

@@ -7,7 +7,8 @@ import os
 
 import click
 
-from ._io import SEED, check_outside_roots, fail, user_errors
+from ._io import check_outside_roots, fail, user_errors
+from ._options import option
 
 # Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning
 # threads make small-image training several times slower. Set before torch loads OpenMP.
@@ -30,12 +31,9 @@ stage's last epoch: the test set is never used to choose them.
 
 
 @click.command("train", epilog=_EPILOG)
-@click.option("--dataset", type=click.Choice(["sysu", "regdb", "folder", "synthetic"]),
-              help="Training data: SYSU-MM01 (raw layout), RegDB (idx/ lists), a folder of unlabeled "
-                   "root/visible/** and root/infrared/** images, or the synthetic set. Optional with --resume.")
-@click.option("--root", type=click.Path(), default=None,
-              help="Data set folder. For synthetic: generated there if missing (default RUN/synthetic).")
-@click.option("--output", "-o", type=click.Path(file_okay=False), help="Run folder RUN (required to train).")
+@option("dataset", more="Training data; with --resume, the run's own.")
+@option("root", more="For synthetic: generated there if missing (default RUN/synthetic).")
+@option("output_folder", more="Required to train.")
 @click.option("--preset", type=click.Choice(["paper", "smoke"]), default=None,
               help="paper (default): the published recipe (ResNet-50 + AGW, GPU); smoke: a small CPU run for "
                    "the synthetic set. With --dataset regdb, paper is the published RegDB recipe.")
@@ -44,20 +42,18 @@ stage's last epoch: the test set is never used to choose them.
 @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
               help="Override one config field (repeatable); applied after --config. With --resume only "
                    "device, threads, num_workers, cache_images, feature_batch_size and cluster_device.")
-@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the config's, auto).")
+@option("device", more="Given here it sets the config's device; else the config's (auto unless it says otherwise).")
 @click.option("--pretrained", default=None,
               help="ImageNet weights: 'imagenet' (torchvision download), 'none', or PATH to a .pth state dict.")
-@click.option("--seed", type=SEED, default=None, help="Random seed, 0 to 2**64-1 (default: the config's, 0).")
+@option("seed", more="Given here it sets the config's seed; else the config's.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN from its last checkpoint, with its configuration.")
-@click.option("--num-workers", type=click.IntRange(min=-1), default=None,
-              help="DataLoader worker processes per loader (default: the config's, -1 = min(4, CPU cores); "
-                   "0 loads in the main process). Allowed with --resume: results do not depend on it.")
+@option("num_workers", more="Given here it sets the config's (allowed with --resume: results do not depend on it).")
 @click.option("--amp/--no-amp", default=None,
               help="Mixed precision on CUDA (bfloat16 where supported, else float16) for the training forward "
                    "passes; no effect on the CPU (default: the config's, off).")
 @click.option("--max-epochs", type=click.IntRange(min=0), default=None,
               help="Stop after this many epochs (resume later with --resume).")
-@click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
+@option("progress")
 @click.option("--quiet", "-q", is_flag=True, help="Log warnings only (per-epoch lines still go to RUN/train.log).")
 @click.option("--show-config", is_flag=True, help="Print the resolved configuration as YAML and exit.")
 @user_errors
@@ -78,6 +74,13 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
     except ImportError as exc:
         fail(str(exc).splitlines()[0])
 
+    # --dataset, --device, --seed and --num-workers have the declared defaults of every command (the config's
+    # too); only a value given here overrides the preset, the YAML file or a resumed run's configuration
+    source = click.get_current_context().get_parameter_source
+    default = click.core.ParameterSource.DEFAULT
+    dataset_given = source("dataset") is not default
+    device, seed, num_workers = (value if source(name) is not default else None for name, value in
+                                 (("device", device), ("seed", seed), ("num_workers", num_workers)))
     sets = parse_overrides(overrides)
     if show_config:
         import yaml
@@ -86,7 +89,7 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
                            ("amp", amp)):
             if value is not None:
                 sets[key] = value
-        cfg = build_config(preset or "paper", dataset=dataset or "sysu", yaml_path=config_path, overrides=sets)
+        cfg = build_config(preset or "paper", dataset=dataset, yaml_path=config_path, overrides=sets)
         click.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None).rstrip())
         return
     if output is None:
@@ -101,9 +104,8 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
             fail("--preset, --config, --pretrained, --seed and --amp cannot be combined with --resume: "
                  "a resumed run keeps its configuration.")
         cfg = None
+        dataset = dataset if dataset_given else None  # the run's own unless named (then checked against it)
     else:
-        if dataset is None:
-            fail("--dataset is required (one of sysu, regdb, folder, synthetic) unless --resume is given.")
         if dataset != "synthetic" and root is None:
             fail(f"--root is required for --dataset {dataset}: the folder holding the data set.")
         for key, value in (("pretrained", pretrained), ("seed", seed), ("amp", amp)):

@@ -10,29 +10,9 @@ import click
 
 from ._bundle import load_bundle
 from ._io import check_outputs, echo_report, fail, user_errors, write_json
-from ._options import declared, jobs_option
+from ._options import aliases, option, options
 
 __all__ = ["tune_cluster", "format_table"]
-
-
-def _list(text, name, convert):
-    """A comma-separated option value, each item converted (a bad one fails with one line)."""
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        fail(f"{name} must list at least one value.")
-    out = []
-    for t in items:
-        try:
-            out.append(convert(t))
-        except (ValueError, TypeError):
-            fail(f"{name}: {t!r} is not a valid value.")
-    return out
-
-
-def _eps_item(text):
-    return "auto" if text.lower() == "auto" else float(text)
 
 
 def format_table(table, chosen, limit: int = 15) -> str:
@@ -52,28 +32,15 @@ def format_table(table, chosen, limit: int = 15) -> str:
 
 @click.command("cluster")
 @click.argument("features", type=click.Path(dir_okay=False))
-@click.option("--modalities", "-m", type=click.Path(dir_okay=False),
-              help="Per-row modality labels (a file of one array: .npy, .npz, .csv, .pt, ...; or PATH:KEY).")
-@click.option("--cameras", "-c", type=click.Path(dir_okay=False), help="Per-row camera labels (as --modalities).")
-@click.option("--labels", "--ids", "labels", type=click.Path(dir_okay=False),
-              help="Per-row identities of the labelled (training) rows; or an 'ids' array in FEATURES.")
-@click.option("--methods", help="Comma-separated Jaccard methods to try (default: vanilla,modality with two or more "
-                                "modalities, else vanilla).")
-@click.option("--k1s", default="5,10,20,30", show_default=True, help="Comma-separated k1 values to try (k2 = ceil(k1/5)).")
-@click.option("--eps", "eps_values", help="Comma-separated eps values to try, 'auto' allowed (default: 0.1 to 0.9 "
-                                          "by 0.05, and auto).")
-@click.option("--splits", "n_splits", type=int, default=3, show_default=True,
-              help="Identity folds of the cross-validation, >= 2.")
-@declared("seed", help="Seed of the identity folds (0 to 2**64 - 1).")
-@declared("min_samples")
-@click.option("--knn", default="auto", show_default=True, help="Exact kNN engine: auto, faiss or numpy.")
-@jobs_option("the Jaccard distances")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Write the chosen keyword arguments ('chosen') and the whole table ('table') as JSON "
-                   "('-': standard output).")
+@aliases
+@options("modalities", "cameras")
+@option("ids", more="The identities of the labelled (training) rows; or an 'ids' array in FEATURES.")
+@options("methods", "k1s", "eps_values", "n_splits")
+@option("seed", more="The seed of the identity folds.")
+@options("min_samples", "knn", "n_jobs", "json")
 @user_errors
-def tune_cluster(features, modalities, cameras, labels, methods, k1s, eps_values, n_splits, seed, min_samples, knn,
-                 n_jobs, json_path):
+def tune_cluster(features, modalities, cameras, ids, methods, k1s, eps_values, n_splits, seed, min_samples, knn,
+                 n_jobs, json_path, spellings):
     """Choose --method, --k1 and --eps for `xmrank cluster` on labelled rows.
 
     Cross-validation over identities: the identities of FEATURES are dealt
@@ -86,22 +53,22 @@ def tune_cluster(features, modalities, cameras, labels, methods, k1s, eps_values
     \b
     Examples:
       xmrank tune cluster train.npz --json chosen.json
-      xmrank tune cluster train_feats.npy -m train_mods.npy --labels train_ids.npy --k1s 10,20 --eps 0.5,0.6,auto
+      xmrank tune cluster train_feats.npy -m train_mods.npy --ids train_ids.npy --k1s 10,20 --eps-values 0.5,0.6,auto
     """
     import xmrank
 
+    ids_opt = spellings["ids"]
     check_outputs([("--json", json_path)],
                   inputs=[("FEATURES", features), ("--modalities", modalities), ("--cameras", cameras),
-                          ("--labels", labels)], stdout=("--json",))
-    arrays = load_bundle(features, modalities=modalities, cameras=cameras, ids=labels)
+                          (ids_opt, ids)], stdout=("--json",))
+    arrays = load_bundle(features, modalities=modalities, cameras=cameras, ids=ids, spellings=spellings)
     if arrays.get("ids") is None:
-        fail("--labels is required: one identity per row (or an 'ids' array in the FEATURES file).")
-    kwargs = {}
+        fail(f"{ids_opt} is required: one identity per row (or an 'ids' array in the FEATURES file).")
+    kwargs = {"k1s": k1s}
     if methods is not None:
-        kwargs["methods"] = _list(methods, "--methods", str)
-    kwargs["k1s"] = _list(k1s, "--k1s", int)
+        kwargs["methods"] = methods
     if eps_values is not None:
-        kwargs["eps"] = _list(eps_values, "--eps", _eps_item)
+        kwargs["eps"] = eps_values
     chosen, table = xmrank.select_clustering(
         arrays["features"], arrays["ids"], modalities=arrays.get("modalities"), cameras=arrays.get("cameras"),
         n_splits=n_splits, seed=seed, min_samples=min_samples, knn=knn, n_jobs=n_jobs, return_table=True, **kwargs)

@@ -7,9 +7,9 @@ import os
 import click
 
 from ._bundle import BUNDLE_HELP, load_side
-from ._io import SEED, atomic_path, check_outputs, fail, user_errors
-from ._options import camera_options
-from .evaluate import METRICS, PROTOCOL_CHOICE, check_side_lengths, feature_distance, load_distances, require, side_labels
+from ._io import atomic_path, check_outputs, fail, user_errors
+from ._options import aliases, option, options
+from ._retrieval import check_protocol, check_side_lengths, feature_distance, load_distances, require, side_labels
 
 _FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -35,21 +35,20 @@ Example:
 """)
 @click.argument("query", required=False, type=click.Path(dir_okay=False))
 @click.argument("gallery", required=False, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="The picture (.png, .pdf, .svg, .jpg).")
-@click.option("--distances", type=click.Path(dir_okay=False), help="Query x gallery distances (.npy, smaller = closer); default: from the features.")
+@aliases
+@option("output", more="The picture (.png, .pdf, .svg, .jpg).")
+@option("distances")
 @click.option("--images-root", type=click.Path(file_okay=False), help="Folder the 'paths' are relative to.")
 @click.option("--queries", type=click.IntRange(min=1), default=5, show_default=True, help="Number of queries drawn at random.")
 @click.option("--top-k", type=click.IntRange(min=1, max=50), default=10, show_default=True, help="Gallery items per query.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the query draw.")
-@click.option("--query-ids", type=click.Path(dir_okay=False), help="Identity of each query row (.npy).")
-@click.option("--gallery-ids", type=click.Path(dir_okay=False), help="Identity of each gallery row (.npy).")
-@camera_options
-@click.option("--protocol", type=PROTOCOL_CHOICE, default="regdb", show_default=True, help="Gallery items removed before ranking ('regdb': none).")
-@click.option("--metric", type=click.Choice(METRICS), default="inner", show_default=True, help="Distance between features without --distances.")
+@option("seed", more="The seed of the query draw.")
+@options("query_ids", "gallery_ids", "query_cameras", "gallery_cameras")
+@option("protocol", more="Here: the gallery items removed before ranking.")
+@option("metric", more="Used without --distances.")
 @user_errors
 def visrank_cmd(query, gallery, output, distances, images_root, queries, top_k, seed, query_ids, gallery_ids,
-                query_cameras, gallery_cameras, camera_spellings, protocol, metric):
-    q_cam_opt, g_cam_opt = camera_spellings
+                query_cameras, gallery_cameras, protocol, metric, spellings):
+    q_cam_opt, g_cam_opt = spellings["query_cameras"], spellings["gallery_cameras"]
     if query is None or gallery is None:
         fail("give QUERY and GALLERY .npz files (ids, and features or --distances); see --help.")
     if output is None:
@@ -84,13 +83,15 @@ def visrank_cmd(query, gallery, output, distances, images_root, queries, top_k, 
     hint = "add an 'ids' array to the .npz or pass --{}-ids IDS.npy"
     q_ids = require(qa, "ids", "query", hint.format("query"))
     g_ids = require(ga, "ids", "gallery", hint.format("gallery"))
+    q_cams, g_cams = side_labels(qa, "cameras", D.shape[0]), side_labels(ga, "cameras", D.shape[1])
+    protocol = check_protocol(protocol, q_cams, g_cams, spellings)
     for side, arrays in (("query", qa), ("gallery", ga)):
         paths = arrays.get("names")
         if paths is not None and paths.dtype.kind not in "US":
             fail(f"{side}: the 'paths' array must hold strings (image paths); got dtype {paths.dtype}.")
     fig = plot_ranked_lists(
         D, q_ids, g_ids, query_paths=qa.get("names"), gallery_paths=ga.get("names"), images_root=images_root,
-        query_cameras=side_labels(qa, "cameras", D.shape[0]), gallery_cameras=side_labels(ga, "cameras", D.shape[1]),
+        query_cameras=q_cams, gallery_cameras=g_cams,
         protocol=protocol, queries=queries, top_k=top_k, seed=seed,
     )
     fmt = os.path.splitext(output)[1].lower().lstrip(".")

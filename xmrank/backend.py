@@ -29,12 +29,11 @@ import sys
 
 import numpy as np
 
-from ._validation import InputError, check_option, plain
+from ._params import DEVICES, KNN_ENGINES, parse_device  # noqa: F401  (declared there, re-exported)
+from ._validation import InputError, check_option
 
 logger = logging.getLogger(__name__)
 
-#: kNN engines accepted by ``knn=``. "auto" resolves to the best exact engine.
-KNN_ENGINES = ("auto", "faiss", "numpy", "ann", "dask", "bf16")
 #: ``knn="auto"`` on the CPU picks "bf16" for a search of at least this many multiply-adds
 #: (``n_queries * n_database * d``), :data:`BF16_AUTO_MIN_DATABASE` database rows and
 #: :data:`BF16_AUTO_MIN_DIM` columns, where torch is installed and the CPU multiplies bfloat16
@@ -44,8 +43,6 @@ KNN_ENGINES = ("auto", "faiss", "numpy", "ann", "dask", "bf16")
 BF16_AUTO_MIN_WORK = 2 * 10**10
 BF16_AUTO_MIN_DATABASE = 2048
 BF16_AUTO_MIN_DIM = 64
-#: Devices accepted by ``device=``; "cuda" also takes a GPU index, "cuda:1" (see :func:`parse_device`).
-DEVICES = ("cpu", "cuda")
 
 
 def _installed(module: str) -> bool:
@@ -118,26 +115,6 @@ def cuda_available() -> bool:
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:  # no driver, no device: cupy raises CUDARuntimeError
         return False
-
-
-def parse_device(device) -> tuple[str, int | None]:
-    """Split a ``device=`` option into its kind and GPU index, checking only its spelling.
-
-    ``"cpu"`` -> ``("cpu", None)``, ``"cuda"`` -> ``("cuda", None)`` (the
-    current GPU), ``"cuda:1"`` -> ``("cuda", 1)``.
-
-    Raises
-    ------
-    xmrank.InputError
-        For anything else.
-    """
-    if isinstance(device, str):
-        kind, sep, index = device.partition(":")
-        if kind in DEVICES and not sep:
-            return kind, None
-        if kind == "cuda" and index.isascii() and index.isdigit():
-            return "cuda", int(index)
-    raise InputError(f"Unknown device {plain(device)}: expected 'cpu', 'cuda' or 'cuda:N' (a GPU index).")
 
 
 def resolve_device(device: str = "cpu") -> str:

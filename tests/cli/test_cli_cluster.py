@@ -95,7 +95,7 @@ def test_cluster_on_a_local_dask_cluster(tmp_path, monkeypatch):
                  marks=pytest.mark.slow),  # a connection time-out
     (["--knn", "dask", "--scheduler", "notanaddress"], "--scheduler notanaddress: could not connect"),
     (["--knn", "nearest"], "'nearest' is not one of"),
-    (["--device", "tpu"], "expected cpu, cuda or cuda:N (a GPU index); got 'tpu'"),
+    (["--device", "tpu"], "device must be auto, cpu, cuda or cuda:N; got 'tpu'"),
 ])
 def test_cluster_scale_options_fail_in_one_line(tmp_path, args, message):
     _files(tmp_path)

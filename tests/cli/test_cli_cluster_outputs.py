@@ -123,7 +123,7 @@ def test_cams_key_of_a_bundle_is_read(files):
     run(tmp / "bundle.npz", "--method", "camera", "-o", tmp / "l.npy", "--json", tmp / "s.json")
     assert np.array_equal(np.load(tmp / "l.npy"), xmrank.cluster(X, modalities=mods, cameras=cams, method="camera"))
     s = json.loads((tmp / "s.json").read_text())
-    assert set(s["inputs"]["from_features_file"]) == {"modalities", "cameras", "labels", "names"}
+    assert set(s["inputs"]["from_features_file"]) == {"modalities", "cameras", "ids", "names"}
     assert s["parameters"]["k1_intra"] == 5 and "scores" in s  # bundled ids score it
 
 
@@ -167,4 +167,4 @@ def test_gpu_by_index_is_accepted_and_checked(files):
     one_line_failure(res, "device='cuda:1'")
     assert not (tmp / "l.npy").exists()
     res = CliRunner().invoke(main, ["cluster", str(tmp / "feats.npy"), "--device", "cuda:one"])
-    assert res.exit_code == 2 and "expected cpu, cuda or cuda:N" in res.output
+    assert res.exit_code == 2 and "device must be auto, cpu, cuda or cuda:N" in res.output

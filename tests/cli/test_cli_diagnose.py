@@ -45,8 +45,7 @@ def test_diagnose_json_matches_the_library(files):
 def test_diagnose_plot_and_bundle(files):
     tmp, p, (X, ids, mods, cams) = files
     png = tmp / "bias.png"
-    res = _run([tmp / "bundle.npz", "--k1", 20, "--plot", png, "--method", "vanilla", "--method", "modality",
-                "--method", "camera", "--eps", "auto", "--noise", "cluster"])
+    res = _run([tmp / "bundle.npz", "--k1", 20, "--plot", png, "--methods", "vanilla,modality,camera", "--eps", "auto", "--noise", "cluster"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "camera" in res.output and "noise scored as cluster" in res.output
     assert "modality-qe" not in res.output
@@ -57,7 +56,7 @@ def test_diagnose_options_override_the_bundle(files):
     other = np.where(ids % 2 == 0, mods, 1 - mods)  # a different modality split
     np.save(tmp / "other.npy", other)
     out = tmp / "r.json"
-    _run([tmp / "bundle.npz", "--modalities", tmp / "other.npy", "--k1", 20, "--method", "vanilla", "--json", out])
+    _run([tmp / "bundle.npz", "--modalities", tmp / "other.npy", "--k1", 20, "--methods", "vanilla", "--json", out])
     report = json.loads(out.read_text())
     assert report["neighbor_makeup"]["knn"]["cross_modal_share_mean"] > 0.2
 
@@ -65,7 +64,7 @@ def test_diagnose_options_override_the_bundle(files):
 def test_diagnose_help_documents_every_option():
     res = CliRunner().invoke(main, ["diagnose", "--help"])
     assert res.exit_code == 0
-    for opt in ("--modalities", "--labels", "--cameras", "--plot", "--json", "--method", "--k1", "--k2", "--eps",
+    for opt in ("--modalities", "--ids", "--cameras", "--plot", "--json", "--methods", "--k1", "--k2", "--eps",
                 "--min-samples", "--noise", "--bins", "--max-pairs", "--progress"):
         assert opt in res.output
     assert "singletons" in res.output

@@ -121,11 +121,11 @@ def test_diagnose_negative_eps(inputs, tmp_path):
 
 
 def test_diagnose_unknown_method(inputs, tmp_path):
-    assert_clean_failure(tmp_path, diag(inputs, method="fancy"), "method 'fancy'")
+    assert_clean_failure(tmp_path, diag(inputs, methods="fancy"), "'fancy': expected Jaccard methods")
 
 
 def test_diagnose_unknown_noise_mode(inputs, tmp_path):
-    assert_clean_failure(tmp_path, diag(inputs, noise="drop"), "noise 'drop'")
+    assert_clean_failure(tmp_path, diag(inputs, noise="drop"), "'drop' is not one of 'singletons', 'cluster'")
 
 
 def test_diagnose_unknown_plot_format(inputs, tmp_path):

@@ -111,7 +111,7 @@ def test_parquet_list_column_and_wide_table(tmp_path, data):
 def test_diagnose_reads_the_same_formats(tmp_path, data):
     X, ids, mods, cams, expected = data
     write_csv(tmp_path / "f.csv", X, mods, ids)
-    res = CliRunner().invoke(main, ["diagnose", str(tmp_path / "f.csv"), "--k1", "20", "--k2", "4", "--method",
+    res = CliRunner().invoke(main, ["diagnose", str(tmp_path / "f.csv"), "--k1", "20", "--k2", "4", "--methods",
                                     "modality", "--json", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "r.json").read_text())["clustering"]["modality"]["ari"] > 0.5

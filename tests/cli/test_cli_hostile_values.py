@@ -23,19 +23,19 @@ def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def cli_error(res, pattern):
+def cli_error(res, *patterns):
     assert res.exit_code != 0 and "Traceback" not in res.output, res.output
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
     lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and pattern in lines[0], res.output
+    assert len(lines) == 1 and all(p in lines[0] for p in patterns), res.output
 
 
 # --- finite or refused --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,message", [
-    (["--method", "qb-norm", "--beta", "1e308"], "--beta"),
-    (["--method", "db-norm", "--beta", "1e308"], "--beta"),
-    (["--method", "alpha-qe", "--alpha", "1e308"], "--alpha"),
+    (["--reranker", "qb-norm", "--beta", "1e308"], "--beta"),
+    (["--reranker", "db-norm", "--beta", "1e308"], "--beta"),
+    (["--reranker", "alpha-qe", "--alpha", "1e308"], "--alpha"),
 ])
 def test_rerank_refuses_overflowing_hubness_parameters(tmp_path, args, message):
     np.save(tmp_path / "q.npy", Q)
@@ -45,15 +45,17 @@ def test_rerank_refuses_overflowing_hubness_parameters(tmp_path, args, message):
     assert not (tmp_path / "o.npy").exists()
 
 
-def test_cli_evaluate_on_cameras_0_to_3_warns(tmp_path):
+def test_cli_evaluate_refuses_sysu_rules_on_cameras_0_to_3(tmp_path):
+    """The library warns (test above); the command refuses SYSU-MM01's rules on cameras that are not its own."""
     for name, arr in {"q": Q[:4], "g": G[:6], "qi": [0, 1, 2, 3], "gi": [0, 1, 2, 0, 1, 5], "qc": [0, 0, 3, 3],
                       "gc": [1, 1, 2, 2, 2, 2]}.items():
         np.save(tmp_path / f"{name}.npy", np.asarray(arr))
-    res = cli("evaluate", tmp_path / "q.npy", tmp_path / "g.npy", "--query-ids", tmp_path / "qi.npy",
-              "--gallery-ids", tmp_path / "gi.npy", "--query-cameras", tmp_path / "qc.npy",
-              "--gallery-cameras", tmp_path / "gc.npy", "--protocol", "sysu")
-    assert res.exit_code == 0, res.output
-    assert "outside SYSU-MM01's 1-6" in res.output and "2 of 4 queries have no valid match" in res.output
+    args = ["evaluate", tmp_path / "q.npy", tmp_path / "g.npy", "--query-ids", tmp_path / "qi.npy",
+            "--gallery-ids", tmp_path / "gi.npy", "--query-cameras", tmp_path / "qc.npy",
+            "--gallery-cameras", tmp_path / "gc.npy"]
+    cli_error(cli(*args, "--protocol", "sysu"), "--protocol sysu applies SYSU-MM01's rules", "include 0")
+    res = cli(*args, "--protocol", "market")  # the rules for cameras of any numbering
+    assert res.exit_code == 0 and res.output.startswith("protocol market (Market-1501's rules"), res.output
 
 
 # --- memory bounded up front --------------------------------------------------------------------------------
@@ -69,8 +71,8 @@ def test_cluster_subset_ratio_1e_9_on_480_rows_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("trial,message", [
-    ("1-2000000000", "--trial names more than 10000 trials"),
-    ("1-5000,6000-12000", "--trial names more than 10000 trials"),
+    ("1-2000000000", "'--trial': names more than 10000 trials"),
+    ("1-5000,6000-12000", "'--trial': names more than 10000 trials"),
     ("0-3", "(1 or more)"), ("3-1", "such as 1, 1,2,5 or 1-10"), ("1,,2", "such as"), ("x", "such as"),
 ])
 def test_regdb_trial_ranges_are_bounded_before_allocating(tmp_path, trial, message):
@@ -95,9 +97,9 @@ def test_make_synthetic_sizes_are_bounded(tmp_path, args, message):
 @pytest.mark.parametrize("command", ["test", "embed"])
 def test_image_size_options_are_bounded(tmp_path, command):
     extra = ["--dataset", "sysu"] if command == "test" else ["-o", tmp_path / "f.npz"]
-    res = cli(command, "--checkpoint", tmp_path / "m.pt", "--root", tmp_path, *extra, "--height", "100000",
-              "--width", "100000")
-    cli_error(res, "--height")
+    res = cli(command, "--checkpoint", tmp_path / "m.pt", "--root", tmp_path, *extra, "--input-height", "100000",
+              "--input-width", "100000")
+    cli_error(res, "--input-height")
 
 
 # --- images, weights ----------------------------------------------------------------------------------------

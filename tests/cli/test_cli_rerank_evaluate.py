@@ -1,4 +1,4 @@
-"""CLI: ``evaluate --rerank both``, ``--roc``, LLCM protocol; ``rerank`` from distances, torchreid, hubness, QE."""
+"""CLI: ``evaluate --rerank``, ``--roc``, LLCM protocol; ``rerank`` from distances, torchreid, hubness, QE."""
 
 import json
 from pathlib import Path
@@ -18,11 +18,11 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def one_line_error(result, pattern):
+def one_line_error(result, *patterns):
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and pattern in lines[0], result.output
+    assert len(lines) == 1 and all(p in lines[0] for p in patterns), result.output
 
 
 def euclid(A, B):
@@ -53,7 +53,7 @@ def files(tmp_path):
 
 def test_evaluate_rerank_both_prints_and_writes_both(files):
     d, a = files
-    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--k1", 8, "--k2", 2,
+    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "--k1", 8, "--k2", 2,
               "--json", d / "s.json")
     assert res.exit_code == 0, res.output
     assert "without re-ranking" in res.output and "re-ranked (modality, k1=8, k2=2)" in res.output
@@ -73,7 +73,7 @@ def test_evaluate_rerank_both_prints_and_writes_both(files):
 def test_evaluate_rerank_both_from_distances_and_auto(files):
     d, a = files
     res = run("evaluate", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
-              "--gallery-distances", d / "gg.npy", "--protocol", "regdb", "--rerank", "both", "--k1", "auto",
+              "--gallery-distances", d / "gg.npy", "--protocol", "regdb", "--rerank", "--k1", "auto",
               "--k2", "auto", "--roc", "--json", d / "s.json")
     assert res.exit_code == 0, res.output
     assert "TPR@1e-04" in res.output and "TPR@1e-01" in res.output
@@ -96,21 +96,22 @@ def test_evaluate_roc_and_llcm(files):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--query-distances", "{d}/qq.npy", "--gallery-distances", "{d}/gg.npy"], "add --rerank both"),
-    (["--rerank", "both", "--distances", "{d}/qg.npy"], "needs --query-distances"),
-    (["--rerank", "both", "--distances", "{d}/qg.npy", "--query-distances", "{d}/qq.npy"], "go together"),
-    (["--rerank", "both", "--distances", "{d}/qg.npy", "--query-distances", "{d}/small.npy",
-      "--gallery-distances", "{d}/gg.npy"], "--query-distances must be 75 x 75; got 10 x 10"),
-    (["--rerank", "both", "--k1", "many"], "neither a positive integer nor 'auto'"),
-    (["--rerank", "both", "--k1", 1000], "k1 // 2 modalities=500 asks the smallest modality"),
-    (["--rerank", "both", "--method", "camera", "--query-cams", 1, "--gallery-cams", 1], "at least two distinct cameras"),
+    (["--query-distances", "{d}/qq.npy", "--gallery-distances", "{d}/gg.npy"], ("add --rerank",)),
+    (["--rerank", "--distances", "{d}/qg.npy"], ("needs --query-distances",)),
+    (["--rerank", "--distances", "{d}/qg.npy", "--query-distances", "{d}/qq.npy"], ("go together",)),
+    (["--rerank", "--distances", "{d}/qg.npy", "--query-distances", "{d}/small.npy",
+      "--gallery-distances", "{d}/gg.npy"], ("--query-distances must be 75 x 75; got 10 x 10",)),
+    (["--rerank", "--k1", "many"], ("k1 must be an integer or 'auto'",)),
+    (["--rerank", "--k1", 1000], ("k1 // 2 modalities=500 asks the smallest modality",)),
+    # RegDB's rules drop nothing: refused where a query meets its own camera (named as the user spelled it)
+    (["--query-cams", 1, "--gallery-cams", 1], ("--protocol regdb drops nothing", "--query-cams/--gallery-cams")),
 ])
 def test_evaluate_errors(files, args, message):
     d, _ = files
     np.save(d / "small.npy", np.ones((10, 10), np.float32))
     args = [str(x).format(d=d) for x in args]
     one_line_error(run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", *args, "--json", d / "o.json"),
-                   message)
+                   *message)
     assert not (d / "o.json").exists()
 
 
@@ -120,7 +121,7 @@ def test_rerank_torchreid_from_distances_matches_compat(tmp_path):
     for name, key in (("qg", "q_g_dist"), ("qq", "q_q_dist"), ("gg", "g_g_dist")):
         np.save(tmp_path / f"{name}.npy", g[key])
     res = run("rerank", "--distances", tmp_path / "qg.npy", "--query-distances", tmp_path / "qq.npy",
-              "--gallery-distances", tmp_path / "gg.npy", "--method", "torchreid", "-o", tmp_path / "r.npy")
+              "--gallery-distances", tmp_path / "gg.npy", "--reranker", "torchreid", "-o", tmp_path / "r.npy")
     assert res.exit_code == 0, res.output
     assert np.abs(np.load(tmp_path / "r.npy") - g["final_dist"]).max() <= 1e-5
 
@@ -128,7 +129,8 @@ def test_rerank_torchreid_from_distances_matches_compat(tmp_path):
 def test_rerank_rules_from_distances(files):
     d, a = files
     res = run("rerank", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
-              "--gallery-distances", d / "gg.npy", "--k1", 8, "--k2", 2, "-o", d / "r.npy", "--json", d / "r.json")
+              "--gallery-distances", d / "gg.npy", "--k1", 8, "--k2", 2, "-o", d / "r.npy", "--json", d / "r.json",
+              "--protocol", "regdb")
     assert res.exit_code == 0, res.output
     ref = rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, k1=8, k2=2)
     assert np.abs(np.load(d / "r.npy") - ref).max() <= 1e-5
@@ -137,13 +139,13 @@ def test_rerank_rules_from_distances(files):
 
 def test_rerank_hubness_and_query_expansion(files):
     d, a = files
-    res = run("rerank", d / "q.npz", d / "g.npz", "--method", "qb-norm", "--beta", 20, "-o", d / "r.npy")
+    res = run("rerank", d / "q.npz", d / "g.npz", "--reranker", "qb-norm", "--beta", 20, "-o", d / "r.npy")
     assert res.exit_code == 0, res.output
     np.testing.assert_allclose(np.load(d / "r.npy"), qb_norm(a["Q"], a["G"], beta=20), atol=1e-5)
     np.save(d / "bank.npy", a["Q"][:10])
-    res = run("rerank", d / "q.npz", d / "g.npz", "--method", "db-norm", "--bank", d / "bank.npy", "-o", d / "r.npy")
+    res = run("rerank", d / "q.npz", d / "g.npz", "--reranker", "db-norm", "--bank", d / "bank.npy", "-o", d / "r.npy")
     assert res.exit_code == 0, res.output
-    res = run("rerank", d / "q.npz", d / "g.npz", "--method", "alpha-qe", "--qe-k", 2, "-o", d / "r.npy")
+    res = run("rerank", d / "q.npz", d / "g.npz", "--reranker", "alpha-qe", "--qe-k", 2, "-o", d / "r.npy")
     assert res.exit_code == 0, res.output
     assert "alpha-qe (k=2, balanced)" in res.output
     qe, ge = query_expansion(a["Q"], a["G"], k=2, alpha=3.0, query_modalities=1, gallery_modalities=0)
@@ -153,10 +155,12 @@ def test_rerank_hubness_and_query_expansion(files):
 @pytest.mark.parametrize("args, message", [
     (["--distances", "{d}/qg.npy"], "needs all three"),
     (["{d}/ql.npz", "{d}/gl.npz", "--distances", "{d}/qg.npy", "--query-distances", "{d}/qq.npy",
-      "--gallery-distances", "{d}/gg.npy", "--method", "aqe"], "works on features"),
-    (["{d}/q.npz", "{d}/g.npz", "--method", "torchreid"], "takes the three distance matrices"),
+      "--gallery-distances", "{d}/gg.npy", "--reranker", "aqe"], "works on features"),
+    (["{d}/q.npz", "{d}/g.npz", "--reranker", "torchreid"], "takes the three distance matrices"),
     (["{d}/q.npz", "{d}/g.npz", "--bank", "{d}/qg.npy"], "--bank is for"),
-    (["{d}/q.npz", "{d}/g.npz", "--method", "qb-norm", "--beta", "-1"], "--beta"),
+    (["{d}/q.npz", "{d}/g.npz", "--reranker", "qb-norm", "--beta", "-1"], "--beta"),
+    (["{d}/q.npz", "{d}/g.npz", "--method", "camera", "--query-cams", 1, "--gallery-cams", 1],
+     "at least two distinct cameras"),
     (["{d}/ql.npz", "{d}/gl.npz", "--distances", "{d}/qg.npy", "--query-distances", "{d}/qq.npy",
       "--gallery-distances", "{d}/neg.npy"], "non-negative"),
 ])
@@ -168,26 +172,26 @@ def test_rerank_errors(files, args, message):
     assert not (d / "out.npy").exists()
 
 
-# --- --algorithm gnn: GNN re-ranking (Zhang et al.) beside the k-reciprocal rules ------------------
+# --- --reranker gnn: GNN re-ranking (Zhang et al.) beside the k-reciprocal rules ------------------
 
 def test_rerank_gnn_writes_the_library_result_and_names_its_row(files):
     d, a = files
-    res = run("rerank", d / "q.npz", d / "g.npz", "--algorithm", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r.npy",
-              "--json", d / "r.json")
+    res = run("rerank", d / "q.npz", d / "g.npz", "--reranker", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r.npy",
+              "--json", d / "r.json", "--protocol", "regdb")
     assert res.exit_code == 0, res.output
     assert "GNN re-ranked (modality, k1=8, k2=2)" in res.output  # method auto: the rule it chose
     ref = rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, algorithm="gnn", k1=8, k2=2)
     np.testing.assert_array_equal(np.load(d / "r.npy"), ref)
     assert json.loads((d / "r.json").read_text())["algorithm"] == "gnn"
     res = run("rerank", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
-              "--gallery-distances", d / "gg.npy", "--algorithm", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r2.npy")
+              "--gallery-distances", d / "gg.npy", "--reranker", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r2.npy")
     assert res.exit_code == 0, res.output
     assert np.abs(np.load(d / "r2.npy") - ref).max() <= 1e-5
 
 
 def test_evaluate_rerank_both_with_gnn_and_camera_weights(files):
     d, a = files
-    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--algorithm", "gnn",
+    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "--reranker", "gnn",
               "--method", "vanilla", "--k1", 8, "--k2", 2, "--camera-weight", 0.5, "--json", d / "s.json")
     assert res.exit_code == 0, res.output
     assert "GNN re-ranked (vanilla, k1=8, k2=2)" in res.output
@@ -200,17 +204,17 @@ def test_evaluate_rerank_both_with_gnn_and_camera_weights(files):
 
 
 @pytest.mark.parametrize("command, args, message", [
-    ("rerank", ["--algorithm", "gnn", "--k1", 1000], "k1 // 2 modalities=500 asks the smallest modality"),
-    ("rerank", ["--algorithm", "gnn", "--method", "vanilla", "--k1", 4, "--k2", 6], "k2=6 must not exceed k1=4"),
-    ("rerank", ["--algorithm", "gnn", "--lambda", 1.5], "--lambda"),
-    ("rerank", ["--algorithm", "gnn", "--query-modalities", 0, "--gallery-modalities", 0, "--method", "modality"],
+    ("rerank", ["--reranker", "gnn", "--k1", 1000], "k1 // 2 modalities=500 asks the smallest modality"),
+    ("rerank", ["--reranker", "gnn", "--method", "vanilla", "--k1", 4, "--k2", 6], "k2=6 must not exceed k1=4"),
+    ("rerank", ["--reranker", "gnn", "--lambda", 1.5], "--lambda"),
+    ("rerank", ["--reranker", "gnn", "--query-modalities", 0, "--gallery-modalities", 0, "--method", "modality"],
      "single modality"),
-    ("rerank", ["--algorithm", "gnn", "--camera-weight", 3], "camera_weight must be <= 1"),
-    ("rerank", ["--algorithm", "graph"], "--algorithm"),
-    ("rerank", ["--algorithm", "gnn", "--method", "qb-norm"], "--algorithm goes with the neighbour-rule methods"),
-    ("rerank", ["--algorithm", "gnn", "--query-features", "{d}/nan.npy"], "NaN"),
-    ("evaluate", ["--algorithm", "gnn"], "--algorithm is for re-ranking: add --rerank both"),
-    ("evaluate", ["--rerank", "both", "--algorithm", "gnn", "--k1", 1000], "k1 // 2 modalities=500"),
+    ("rerank", ["--reranker", "gnn", "--camera-weight", 3], "camera_weight must be <= 1"),
+    ("rerank", ["--reranker", "graph"], "--reranker"),
+    ("rerank", ["--reranker", "gnn", "--method", "qb-norm"], "is a re-ranker, not a neighbour rule"),
+    ("rerank", ["--reranker", "gnn", "--query-features", "{d}/nan.npy"], "NaN"),
+    ("evaluate", ["--reranker", "gnn"], "--reranker is for re-ranking: add --rerank"),
+    ("evaluate", ["--rerank", "--reranker", "gnn", "--k1", 1000], "k1 // 2 modalities=500"),
 ])
 def test_gnn_errors_are_one_line_and_write_nothing(files, command, args, message):
     d, a = files
@@ -230,8 +234,8 @@ def test_gnn_errors_are_one_line_and_write_nothing(files, command, args, message
 
 def test_evaluate_prints_graph_and_k_reciprocal_rows_side_by_side(files):
     d, a = files
-    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "both", "--k1", 8, "--k2", 2,
-              "--algorithm", "k-reciprocal", "--algorithm", "gnn", "--json", d / "s.json")
+    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "--k1", 8, "--k2", 2,
+              "--reranker", "k-reciprocal", "--reranker", "gnn", "--json", d / "s.json")
     assert res.exit_code == 0, res.output
     assert "k-reciprocal re-ranked (modality, k1=8, k2=2)" in res.output and "GNN re-ranked (modality, k1=8, k2=2)" in res.output
     data = json.loads((d / "s.json").read_text())
@@ -241,5 +245,5 @@ def test_evaluate_prints_graph_and_k_reciprocal_rows_side_by_side(files):
         expected = evaluate(rerank(a["Q"], a["G"], algorithm=alg, **side), a["qi"], a["gi"], protocol="regdb")["mAP"]
         assert abs(data["results"][f"re-ranked ({alg})"]["mAP"] - expected) < 1e-6
     assert data["results"]["re-ranked"] == data["results"]["re-ranked (k-reciprocal)"]
-    one_line_error(run("evaluate", d / "q.npz", d / "g.npz", "--rerank", "both", "--camera-weight", 0.5),
+    one_line_error(run("evaluate", d / "q.npz", d / "g.npz", "--rerank", "--camera-weight", 0.5, "--protocol", "regdb"),
                    "--camera-weight weighs the GNN re-ranking's graph")

@@ -40,12 +40,12 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def one_line_error(result, pattern):
+def one_line_error(result, *patterns):
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     err = result.output.strip().splitlines()
     assert len(err) == 1, result.output
-    assert pattern in err[0], result.output
+    assert all(p in err[0] for p in patterns), result.output
 
 
 def test_evaluate_prints_table_and_writes_json(files):
@@ -73,7 +73,8 @@ def test_evaluate_with_distances_and_npy_labels(files):
 
 def test_rerank_writes_distances_and_scores(files):
     d, a = files
-    res = run("rerank", d / "q.npz", d / "g.npz", "-o", d / "r.npy", "--json", d / "r.json", "--k1", 10, "--k2", 3)
+    res = run("rerank", d / "q.npz", d / "g.npz", "-o", d / "r.npy", "--json", d / "r.json", "--k1", 10, "--k2", 3,
+              "--protocol", "regdb")
     assert res.exit_code == 0, res.output
     assert "original" in res.output and "re-ranked" in res.output
     ref = rerank(a["Q"], a["G"], query_modalities=a["qc"] * 0 + 1, gallery_modalities=0, k1=10, k2=3)
@@ -114,7 +115,8 @@ def test_corrupt_file(files):
 def test_wrong_length_ids(files):
     d, _ = files
     np.save(d / "short.npy", np.arange(5))
-    res = run("evaluate", d / "q.npz", d / "g.npz", "--query-ids", d / "short.npy", "--json", d / "x.json")
+    res = run("evaluate", d / "q.npz", d / "g.npz", "--query-ids", d / "short.npy", "--protocol", "sysu",
+              "--json", d / "x.json")
     one_line_error(res, "query_ids must have one entry per row")
     assert not (d / "x.json").exists()
 
@@ -139,7 +141,15 @@ def test_missing_ids_and_cams(files):
     d, _ = files
     one_line_error(run("evaluate", d / "qf.npy", d / "gf.npy"), "query: no ids")
     one_line_error(run("evaluate", d / "qf.npy", d / "gf.npy", "--query-ids", d / "qids.npy",
-                       "--gallery-ids", d / "gids.npy"), "needs cameras")
+                       "--gallery-ids", d / "gids.npy", "--protocol", "sysu"), "no cameras", "--protocol sysu",
+                   "--protocol regdb")
+    # without --protocol: RegDB's rules (nothing dropped), the one protocol that reads no cameras, and said so
+    res = run("evaluate", d / "qf.npy", d / "gf.npy", "--query-ids", d / "qids.npy", "--gallery-ids", d / "gids.npy")
+    assert res.exit_code == 0 and res.output.startswith("protocol regdb (RegDB's rules: nothing dropped"), res.output
+    # rows with cameras must name their protocol
+    one_line_error(run("evaluate", d / "qf.npy", d / "gf.npy", "--query-ids", d / "qids.npy", "--gallery-ids",
+                       d / "gids.npy", "--query-cameras", 3, "--gallery-cameras", 1), "the rows carry cameras",
+                   "give --protocol")
 
 
 def test_rerank_without_output_or_ids(files):
@@ -176,3 +186,18 @@ def test_json_on_standard_output_leaves_the_table_on_standard_error(files, comma
     payload = json.loads(res.stdout)  # standard output is the JSON alone
     assert payload["protocol"] == "regdb"
     assert "mAP" in res.stderr  # the table went to standard error
+
+
+def test_rerank_of_rows_with_cameras_needs_a_protocol_to_score(files):
+    """The distances are the product: without --protocol they are written and not scored (rows with cameras have
+    no default rules); the scores asked for with --json need the rules named, checked before the work."""
+    d, a = files
+    res = run("rerank", d / "q.npz", d / "g.npz", "-o", d / "r.npy", "--k1", 10, "--k2", 3)
+    assert res.exit_code == 0 and "not scored: the rows carry cameras, give --protocol" in res.output, res.output
+    ref = rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, k1=10, k2=3)
+    np.testing.assert_allclose(np.load(d / "r.npy"), ref, atol=1e-6)
+    one_line_error(run("rerank", d / "q.npz", d / "g.npz", "--json", d / "r.json", "--k1", 10, "--k2", 3),
+                   "the rows carry cameras: give --protocol")
+    assert not (d / "r.json").exists()
+    res = run("rerank", d / "q.npz", d / "g.npz", "--protocol", "sysu", "--k1", 10, "--k2", 3)
+    assert res.exit_code == 0 and res.output.startswith("protocol sysu (SYSU-MM01's rules"), res.output

@@ -114,7 +114,7 @@ def _listing(folder):
 def test_test_sysu_matches_the_protocol_with_and_without_rerank(sysu, ckpt, tmp_path):
     path, model = ckpt
     res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 3, "--rerank",
-              "--k1", 4, "--k2", 2, "--device", "cpu", "--json", tmp_path / "s.json")
+              "--method", "modality", "--k1", 4, "--k2", 2, "--device", "cpu", "--json", tmp_path / "s.json")
     assert res.exit_code == 0, res.output
     for col in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP", "no re-ranking", "re-ranked"):  # 12-image galleries: no Rank-20
         assert col in res.output
@@ -140,7 +140,8 @@ def test_test_sysu_matches_the_protocol_with_and_without_rerank(sysu, ckpt, tmp_
 def test_test_rerank_with_the_gnn_algorithm(sysu, ckpt, tmp_path):
     path, model = ckpt
     res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 2, "--rerank",
-              "--algorithm", "gnn", "--k1", 4, "--k2", 2, "--device", "cpu", "--json", tmp_path / "s.json")
+              "--reranker", "gnn", "--method", "modality", "--k1", 4, "--k2", 2, "--device", "cpu",
+              "--json", tmp_path / "s.json")
     assert res.exit_code == 0, res.output
     assert "GNN re-ranked" in res.output
     data = json.loads((tmp_path / "s.json").read_text())
@@ -152,15 +153,15 @@ def test_test_rerank_with_the_gnn_algorithm(sysu, ckpt, tmp_path):
 
 def test_test_algorithm_needs_rerank(tmp_path):
     res = run("test", "--checkpoint", tmp_path / "none.pt", "--dataset", "sysu", "--root", tmp_path,
-              "--algorithm", "gnn")
-    one_line_error(res, "--algorithm is for re-ranking: add --rerank")
+              "--reranker", "gnn")
+    one_line_error(res, "--reranker is for re-ranking: add --rerank")
 
 
 @pytest.mark.slow
 def test_test_rerank_accepts_auto(sysu, ckpt, tmp_path):
     path, model = ckpt
     res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 1, "--rerank",
-              "--rerank-method", "auto", "--k1", "auto", "--k2", "auto", "--device", "cpu", "--json", tmp_path / "s.json")
+              "--method", "auto", "--k1", "auto", "--k2", "auto", "--device", "cpu", "--json", tmp_path / "s.json")
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["rerank"]["k1"] == "auto"  # as asked: each trial's gallery gets its own choice
@@ -172,8 +173,8 @@ def test_test_rerank_accepts_auto(sysu, ckpt, tmp_path):
 @pytest.mark.slow
 def test_test_sysu_indoor_and_explicit_size(sysu, ckpt):
     path, model = ckpt
-    res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--mode", "indoor", "--trials", 2,
-              "--height", 48, "--width", 24, "--batch-size", 5, "--device", "cpu")
+    res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--search-mode", "indoor", "--trials", 2,
+              "--input-height", 48, "--input-width", 24, "--batch-size", 5, "--device", "cpu")
     assert res.exit_code == 0, res.output
     assert "indoor-search" in res.output and "re-ranked" not in res.output
     ref = sysu_evaluation(lambda r: extract_features(model, r, height=48, width=24), sysu, mode="indoor", trials=range(2))
@@ -185,7 +186,8 @@ def test_test_regdb_trials_directions_and_per_trial_checkpoints(regdb, tmp_path)
     m1 = _save_run(tmp_path / "regdb1.pt", seed=1)
     m2 = _save_run(tmp_path / "regdb2.pt", seed=2)
     res = run("test", "--checkpoint", tmp_path / "regdb{trial}.pt", "--dataset", "regdb", "--root", regdb,
-              "--trial", "1-2", "--direction", "both", "--rerank", "--k1", 4, "--k2", 2, "--device", "cpu",
+              "--trial", "1-2", "--direction", "both", "--rerank", "--method", "modality", "--k1", 4, "--k2", 2,
+              "--device", "cpu",
               "--json", tmp_path / "r.json")
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "r.json").read_text())
@@ -230,7 +232,7 @@ def test_test_accepts_a_published_bmil_checkpoint(sysu, tmp_path):
     state["module.classifier.weight"] = torch.zeros(3, 2048)  # an unused key of the published file
     torch.save({"state_dict": state, "epoch": 3}, tmp_path / "model_best.pth.tar")
     res = run("test", "--checkpoint", tmp_path / "model_best.pth.tar", "--dataset", "sysu", "--root", sysu,
-              "--trials", 1, "--height", H, "--width", W, "--device", "cpu", "--json", tmp_path / "b.json")
+              "--trials", 1, "--input-height", H, "--input-width", W, "--device", "cpu", "--json", tmp_path / "b.json")
     assert res.exit_code == 0, res.output
     ref = sysu_evaluation(lambda r: _embed(model, r), sysu, trials=[0])
     got = json.loads((tmp_path / "b.json").read_text())["results"]["no re-ranking"]
@@ -262,7 +264,7 @@ def test_embed_sysu_train_bundle_feeds_cluster_and_diagnose(sysu, ckpt, tmp_path
     res = run("cluster", out, "--k1", 4, "--k2", 2, "--min-samples", 2, "-o", tmp_path / "labels.npy")
     assert res.exit_code == 0, res.output
     assert np.load(tmp_path / "labels.npy").shape == (len(records),)
-    res = run("diagnose", out, "--k1", 4, "--k2", 2, "--min-samples", 2, "--method", "vanilla", "--method", "modality",
+    res = run("diagnose", out, "--k1", 4, "--k2", 2, "--min-samples", 2, "--methods", "vanilla,modality",
               "--json", tmp_path / "d.json")
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "d.json").read_text())
@@ -307,7 +309,7 @@ def test_embed_regdb_all_splits_and_folder(regdb, sysu, ckpt, tmp_path):
     with np.load(tmp_path / "f.npz") as z:
         assert "ids" not in z.files  # a folder has no identities
         assert z["modalities"].tolist() == [0, 0, 0, 1, 1, 1]
-    res = run("diagnose", tmp_path / "f.npz", "--k1", 2, "--k2", 1, "--method", "modality")
+    res = run("diagnose", tmp_path / "f.npz", "--k1", 2, "--k2", 1, "--methods", "modality")
     assert res.exit_code == 0, res.output
 
 
@@ -356,7 +358,7 @@ def test_bad_arguments_are_one_line_errors_without_output(sysu, regdb, ckpt, tmp
         (["test", "--checkpoint", tmp_path / "r{trial}.pt", "--dataset", "regdb", "--root", regdb], "r1.pt: file not found"),
         (["test", "--checkpoint", path, "--dataset", "sysu", "--root", tmp_path / "nope"], "--root"),
         (["test", *base, "--dataset", "sysu", "--json", tmp_path / "no" / "s.json"], "--json"),
-        (["test", *base, "--dataset", "sysu", "--json", tmp_path], "is a folder"),
+        (["test", *base, "--dataset", "sysu", "--json", tmp_path], "is a directory"),
         (["test", *base, "--dataset", "sysu", "--json", path], "input file of --checkpoint"),
         (["test", *base, "--dataset", "sysu", "--device", "cuda:99" if torch.cuda.is_available() else "cuda"],
          "--device"),
@@ -365,7 +367,7 @@ def test_bad_arguments_are_one_line_errors_without_output(sysu, regdb, ckpt, tmp
         (["embed", *base, "--dataset", "market", "-o", tmp_path / "f.npz"], "--dataset"),
         (["embed", *base, "-o", tmp_path / "f.npy"], "must end with .npz"),
         (["embed", *base, "-o", tmp_path / "no" / "f.npz"], "does not exist"),
-        (["embed", *base, "-o", tmp_path], "-o/--output"),
+        (["embed", *base, "-o", tmp_path], "is a directory"),
         (["embed", *base, "--dataset", "folder", "--split", "test", "-o", tmp_path / "f.npz"], "--split"),
         (["embed", *base, "--trial", 2, "-o", tmp_path / "f.npz"], "--trial is a RegDB option"),
         (["embed", *base, "--dataset", "folder", "-o", tmp_path / "f.npz"], "visible/"),

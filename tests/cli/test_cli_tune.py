@@ -22,7 +22,8 @@ def sides(tmp_path):
 def test_tune_rerank_table_and_json(sides, tmp_path):
     out = tmp_path / "tuned.json"
     res = CliRunner().invoke(main, ["tune", "rerank", *sides, "--query-modalities", "1", "--gallery-modalities", "0",
-                                    "--k1s", "10,20", "--k2s", "3", "--lambdas", "0.3", "--json", str(out)])
+                                    "--k1s", "10,20", "--k2s", "3", "--lambdas", "0.3", "--protocol", "regdb",
+                                    "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "chosen:" in res.output and "original" in res.output
     data = json.loads(out.read_text())
@@ -31,7 +32,8 @@ def test_tune_rerank_table_and_json(sides, tmp_path):
     # the chosen settings are what `xmrank rerank` takes
     res = CliRunner().invoke(main, ["rerank", *sides, "--query-modalities", "1", "--gallery-modalities", "0",
                                     "--method", data["chosen"]["method"], "--k1", str(data["chosen"]["k1"]),
-                                    "--k2", str(data["chosen"]["k2"]), "--lambda", str(data["chosen"]["lambda_value"])])
+                                    "--k2", str(data["chosen"]["k2"]), "--lambda", str(data["chosen"]["lambda_value"]),
+                                    "--protocol", "regdb"])
     assert res.exit_code == 0, res.output
 
 
@@ -40,9 +42,13 @@ def test_tune_rerank_errors(sides, tmp_path):
     lone = tmp_path / "lone.npz"
     X = np.load(q)["features"]
     np.savez(lone, features=X, ids=np.zeros(len(X), int))
-    for args, words in (([q, g, "--k1s", "x"], "--k1s must be comma-separated"),
-                        ([str(lone), str(lone)], "at least two identities"),
-                        ([q, g, "--query-modalities", "1"], "go together")):
+    regdb = ["--protocol", "regdb"]
+    for args, words in (([q, g, "--k1s", "x"], "'x': k1s must be an integer"),
+                        ([q, g, "--k1s", "10,0"], "k1s must be >= 1"),
+                        ([q, g, "--protocol", "sysu"], "--protocol sysu"),  # SYSU-MM01's rules need its cameras
+                        ([q, g, "--query-cameras", "1", "--gallery-cameras", "2"], "give --protocol"),
+                        ([str(lone), str(lone), *regdb], "at least two identities"),
+                        ([q, g, "--query-modalities", "1", *regdb], "go together")):
         res = CliRunner().invoke(main, ["tune", "rerank", *args])
         assert res.exit_code != 0 and words in res.output, res.output
         assert "Traceback" not in res.output
@@ -51,13 +57,13 @@ def test_tune_rerank_errors(sides, tmp_path):
 def test_rerank_json_holds_the_chosen_dict(sides, tmp_path):
     out = tmp_path / "r.json"
     res = CliRunner().invoke(main, ["rerank", *sides, "--query-modalities", "1", "--gallery-modalities", "0",
-                                    "--k1", "auto", "--k2", "auto", "--json", str(out)])
+                                    "--k1", "auto", "--k2", "auto", "--protocol", "regdb", "--json", str(out)])
     assert res.exit_code == 0, res.output
     chosen = json.loads(out.read_text())["chosen"]
     assert chosen["requested"]["k1"] == "auto" and chosen["bias"]["ratio"] < 0.9 and chosen["k_reason"]
     out = tmp_path / "e.json"
     res = CliRunner().invoke(main, ["evaluate", *sides, "--query-modalities", "1", "--gallery-modalities", "0",
-                                    "--protocol", "regdb", "--rerank", "both", "--k1", "auto", "--json", str(out)])
+                                    "--protocol", "regdb", "--rerank", "--k1", "auto", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert json.loads(out.read_text())["chosen"]["method"] == "modality"
 

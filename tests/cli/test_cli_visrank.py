@@ -50,7 +50,7 @@ def files(tmp_path):
 def test_picture_from_image_paths(files):
     out = files / "ranks.png"
     res = run("visrank", files / "q.npz", files / "g.npz", "--images-root", files / "img", "-o", out,
-              "--queries", 3, "--top-k", 4)
+              "--queries", 3, "--top-k", 4, "--protocol", "regdb")
     assert res.exit_code == 0, res.output
     assert "3 queries x top-4" in res.output
     with Image.open(out) as im:
@@ -64,7 +64,7 @@ def test_picture_from_image_paths(files):
 def test_identity_grid_without_paths_and_distances_file(files):
     out = files / "grid.svg"
     res = run("visrank", files / "q_plain.npz", files / "g_plain.npz", "--distances", files / "D.npy", "-o", out,
-              "--queries", 2)
+              "--queries", 2, "--protocol", "regdb")
     assert res.exit_code == 0, res.output
     assert "identity grid" in res.output and out.read_text().lstrip().startswith("<?xml")
 
@@ -79,6 +79,6 @@ def test_identity_grid_without_paths_and_distances_file(files):
 ])
 def test_errors_are_one_line_and_write_nothing(files, args, message):
     args = [a.format(q=files / "q.npz", g=files / "g.npz", t=files) for a in args]
-    res = run("visrank", *args)
+    res = run("visrank", *args, "--protocol", "regdb")
     one_line_error(res, message)
     assert not (files / "x.png").exists()

@@ -104,8 +104,8 @@ def _cluster_subset(f, out):
 
 
 def _diagnose(f, out):
-    return ["diagnose", f["x"], "--modalities", f["m"], "--labels", f["i"], "--k1", "6", "--k2", "2",
-            "--method", "modality", "--json", out["json"]]
+    return ["diagnose", f["x"], "--modalities", f["m"], "--ids", f["i"], "--k1", "6", "--k2", "2",
+            "--methods", "modality", "--json", out["json"]]
 
 
 def _evaluate(f, out):
@@ -114,13 +114,14 @@ def _evaluate(f, out):
 
 
 def _evaluate_rerank(f, out):
-    return _evaluate(f, out) + ["--rerank", "both", "--method", "vanilla", "--k1", "6", "--k2", "2"]
+    return _evaluate(f, out) + ["--rerank", "--method", "vanilla", "--k1", "6", "--k2", "2"]
 
 
 def _rerank(method):
     def build(f, out):
-        return ["rerank", f["q"], f["g"], "--query-ids", f["qi"], "--gallery-ids", f["gi"], "--method", method,
-                "-o", out["npy"], "--json", out["json"]] + (["--k1", "6", "--k2", "2"] if method == "vanilla" else [])
+        how = ["--method", method, "--k1", "6", "--k2", "2"] if method == "vanilla" else ["--reranker", method]
+        return ["rerank", f["q"], f["g"], "--query-ids", f["qi"], "--gallery-ids", f["gi"], *how,
+                "-o", out["npy"], "--json", out["json"]]
     return build
 
 
@@ -164,9 +165,10 @@ OPTIONS = [("cluster", _cluster, o) for o in
           [("rerank-qb-norm", _rerank("qb-norm"), "--beta"), ("rerank-db-norm", _rerank("db-norm"), "--beta"),
            ("rerank-alpha-qe", _rerank("alpha-qe"), "--alpha"), ("rerank-alpha-qe", _rerank("alpha-qe"), "--qe-k"),
            ("rerank-aqe", _rerank("aqe"), "--qe-k")] + \
-          [("test", _test, o) for o in ("--batch-size", "--num-workers", "--height", "--width", "--trial", "--k1",
-                                        "--k2", "--lambda")] + \
-          [("embed", _embed, o) for o in ("--batch-size", "--num-workers", "--height", "--width", "--trial")] + \
+          [("test", _test, o) for o in ("--batch-size", "--num-workers", "--input-height", "--input-width", "--trial",
+                                        "--k1", "--k2", "--lambda")] + \
+          [("embed", _embed, o) for o in ("--batch-size", "--num-workers", "--input-height", "--input-width",
+                                          "--trial")] + \
           [("train", _show_config, f"--set {field}=") for field in
            ("lr", "weight_decay", "momentum", "eps_intra", "eps_global", "subset_ratio", "erasing", "gem_p",
             "height", "width", "iters", "epochs_stage1", "epochs_stage2", "batch_size_ir", "num_instances", "k1", "k2",

@@ -175,7 +175,7 @@ def test_cli_tune_cluster(tmp_path, biased):
 
     X, ids, mods = biased
     np.savez(tmp_path / "train.npz", features=X, modalities=mods, ids=ids)
-    res = CliRunner().invoke(tune_cluster, [str(tmp_path / "train.npz"), "--k1s", "10,20", "--eps", "0.5,auto",
+    res = CliRunner().invoke(tune_cluster, [str(tmp_path / "train.npz"), "--k1s", "10,20", "--eps-values", "0.5,auto",
                                             "--json", str(tmp_path / "out.json")])
     assert res.exit_code == 0, res.output
     assert "chosen: --method modality" in res.output
@@ -208,7 +208,7 @@ def test_diagnose_cli_auto_reports_the_choice_per_method(tmp_path, biased):
 
     X, ids, mods = biased
     np.savez(tmp_path / "b.npz", features=X, modalities=mods, ids=ids)
-    res = CliRunner().invoke(diagnose_cmd, [str(tmp_path / "b.npz"), "--method", "modality", "--k1", "auto", "--k2",
+    res = CliRunner().invoke(diagnose_cmd, [str(tmp_path / "b.npz"), "--methods", "modality", "--k1", "auto", "--k2",
                                             "auto", "--eps", "auto", "--json", str(tmp_path / "d.json")])
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "d.json").read_text())

@@ -69,8 +69,10 @@ def test_defaults_come_from_the_declaration():
 
     options = {p.name: p for p in cluster_cmd.params}
     for name in ("k1", "k2", "k1_intra", "k1_inter", "k2_intra", "k2_inter", "min_samples", "algorithm", "knn",
-                 "device", "method", "n_jobs", "eps_gap"):
+                 "method", "n_jobs", "eps_gap"):
         assert options[name].default == DEFAULTS[name], name
+    # every command's --device: auto (the GPU where the gpu extra sees one, else the CPU), the functions' "cpu"
+    assert options["device"].default == DEFAULTS["run_device"] == "auto" and DEFAULTS["device"] == "cpu"
     assert parse_eps(options["eps"].default, text=True) == DEFAULTS["eps"]
     assert options["n_jobs"].opts == ["--jobs", "-j"] or set(options["n_jobs"].opts) == {"--jobs", "-j"}
 
@@ -284,8 +286,55 @@ def test_method_lists_come_from_the_one_tuple(small, tmp_path):
     np.savez(tmp_path / "g.npz", features=X[g], ids=ids[g], cameras=cams[g], modalities=mods[g])
     out = tmp_path / "r.npy"
     res = invoke(["rerank", tmp_path / "q.npz", tmp_path / "g.npz", "--method", "modality-camera", "--k1", 6,
-                  "--k2", 2, "-o", out])
+                  "--k2", 2, "-o", out, "--protocol", "market"])
     assert res.exit_code == 0, res.output
     expected = xmrank.rerank(X[q], X[g], query_modalities=mods[q], gallery_modalities=mods[g],
                              query_cameras=cams[q], gallery_cameras=cams[g], method="modality-camera", k1=6, k2=2)
     np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+
+
+# --- every public signature agrees with the declaration ------------------------------------------
+
+#: Keywords of a public function that share a name with a declared parameter and mean something else.
+HOMONYMS = {
+    ("associate", "method"): "the association (hungarian, ot, ot-instance), not the Jaccard method",
+    ("match_clusters", "method"): "the association",
+    ("select_clustering", "eps"): "the grid of radii (CLUSTER_GRID)",
+    ("subset_cluster", "seed"): "None: fresh subsets on every call, as the trainer's epochs draw them",
+    ("subset_split", "seed"): "as subset_cluster",
+    ("qb_norm", "k"): "QB-Norm's top-k of the inverted softmax, not the query-expansion length",
+    ("db_norm", "k"): "as qb_norm",
+    ("make_biased", "noise"): "the Gaussian noise of the synthetic rows, not how noise rows are scored",
+    ("make_cross_modal", "noise"): "as make_biased",
+}
+
+
+def test_public_defaults_agree_with_the_declaration():
+    """A public function's keyword that is a declared parameter defaults to the declared default (or to its
+    family's: k1 is 30 to cluster and 20 to re-rank), unless it is a listed homonym."""
+    import importlib
+
+    declared = {}
+    for p in PARAMS.values():
+        declared.setdefault(p.keyword, set()).add(repr(p.default))
+    modules = ["xmrank", "xmrank.jaccard", "xmrank.clustering", "xmrank.retrieval", "xmrank.diagnostics",
+               "xmrank.association", "xmrank.knn", "xmrank.distributed", "xmrank.datasets"]
+    checked, wrong = 0, []
+    for name in modules:
+        module = importlib.import_module(name)
+        for attr in getattr(module, "__all__", []):
+            obj = getattr(module, attr)
+            func = obj.__init__ if inspect.isclass(obj) else obj
+            if not callable(func):
+                continue
+            try:
+                params = inspect.signature(func).parameters
+            except (TypeError, ValueError):
+                continue
+            for kw, p in params.items():
+                if kw in declared and p.default is not inspect.Parameter.empty:
+                    checked += 1
+                    if repr(p.default) not in declared[kw] and (attr, kw) not in HOMONYMS:
+                        wrong.append(f"{name}.{attr}({kw}={p.default!r}): declared {sorted(declared[kw])}")
+    assert not wrong, wrong
+    assert checked > 100  # the walk reaches the API

@@ -119,8 +119,10 @@ def test_errors(small):
         qb_norm(Q, G, bank=B[:, :3])
     with pytest.raises(InputError, match="beta must be > 0"):
         qb_norm(Q, G, beta=0)
-    with pytest.raises(InputError, match="beta must be a finite number"):
+    with pytest.raises(InputError, match="beta must be a positive number or 'auto'; got 'hot'"):
         qb_norm(Q, G, beta="hot")
+    with pytest.raises(InputError, match="beta must be a finite number"):
+        qb_norm(Q, G, beta=float("nan"))
     with pytest.raises(InputError, match="dynamic must be True or False"):
         db_norm(Q, G, dynamic="yes")
     with pytest.raises(InputError, match="every bank x gallery similarity is the same"):

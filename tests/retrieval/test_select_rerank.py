@@ -36,7 +36,7 @@ def test_camera_rule_and_the_original_distance_rows():
     Q, G, qi, gi = split(*make_cross_modal(20, 3, dim=16))
     cams = dict(query_cameras=np.arange(len(Q)) % 2, gallery_cameras=2 + np.arange(len(G)) % 2)
     chosen, table = xmrank.select_rerank(Q, G, qi, gi, **cams, methods=["camera"], lambdas=(0.3,),
-                                         return_table=True)
+                                         protocol="regdb", return_table=True)
     assert {r["method"] for r in table} == {"camera", "original"}
     assert "k1" not in chosen or chosen["lambda_value"] == 1.0
     xmrank.rerank(Q, G, **cams, **chosen)  # accepted as it is

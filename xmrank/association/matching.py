@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._params import ASSOCIATIONS as _ASSOCIATIONS
 from .._validation import check_option, check_real, plain
 from ._labels import UnionFind, check_inputs, cluster_table, dense, find_modality, unit_rows
 from .sinkhorn import sinkhorn
 
 __all__ = ["ASSOCIATIONS", "match_clusters"]
 
-#: Matching methods of :func:`match_clusters`.
-ASSOCIATIONS = ("hungarian", "ot", "ot-instance")
+#: Matching methods of :func:`match_clusters` (declared in :mod:`xmrank._params`).
+ASSOCIATIONS = _ASSOCIATIONS
 
 
 def _py(value):

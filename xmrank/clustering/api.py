@@ -79,7 +79,7 @@ def degenerate_message(labels, *, eps=None, min_samples=4, algorithm="dbscan", e
         else:
             fix = "raise min_samples"
         return (f"{where}degenerate clustering: {what} ({setting}); "
-                f"{fix}. With identity labels, `xmrank diagnose --labels` scores each setting.")
+                f"{fix}. With identity labels, `xmrank diagnose --ids` scores each setting.")
     if algorithm == "dbscan":
         fix = ("raise eps" + (" (or pass a number instead of 'auto')" if eps_auto else "")
                + f", or lower min_samples: a core row needs {min_samples} rows (itself included) within eps")

@@ -7,8 +7,9 @@ import logging
 import numpy as np
 
 from .._folds import identity_folds
-from .._params import PARAMS, parse_eps
-from .._validation import InputError, check_features, check_int, check_label_values, check_labels, plain
+from .._params import CLUSTER_GRID, PARAMS, parse_eps
+from .._params import DEFAULTS as _D
+from .._validation import InputError, check_features, check_label_values, check_labels, plain
 from ..jaccard import jaccard_distance
 from .algorithms import density_labels
 from .auto import auto_k2, is_auto
@@ -19,10 +20,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["select_clustering", "SELECT_EPS", "SELECT_K1S"]
 
-#: The eps values :func:`select_clustering` tries by default: 0.1 to 0.9 in steps of 0.05, and "auto".
-SELECT_EPS = tuple(float(e) for e in np.round(np.arange(0.1, 0.9 + 1e-9, 0.05), 3)) + ("auto",)
+#: The eps values :func:`select_clustering` tries by default (:data:`xmrank._params.CLUSTER_GRID`): 0.1 to 0.9
+#: in steps of 0.05, and "auto".
+SELECT_EPS = CLUSTER_GRID["eps"]
 #: The ``k1`` values it tries by default.
-SELECT_K1S = (5, 10, 20, 30)
+SELECT_K1S = CLUSTER_GRID["k1s"]
 
 
 def _ari_singletons(truth, labels) -> float:
@@ -36,8 +38,9 @@ def _ari_singletons(truth, labels) -> float:
 
 
 def select_clustering(features, ids, *, modalities=None, cameras=None, methods=None, k1s=SELECT_K1S,
-                      eps=SELECT_EPS, n_splits: int = 3, seed=0, min_samples: int = PARAMS["min_samples"].default,
-                      knn: str = "auto", n_jobs=-1, return_table: bool = False):
+                      eps=SELECT_EPS, n_splits: int = _D["n_splits"], seed=_D["seed"],
+                      min_samples: int = _D["min_samples"], knn: str = _D["knn"], n_jobs=_D["n_jobs"],
+                      return_table: bool = False):
     """Choose the clustering's method, ``k1`` and ``eps`` on labelled (training) data.
 
     A grid method x ``k1`` x ``eps`` is scored by cross-validation over
@@ -119,7 +122,9 @@ def select_clustering(features, ids, *, modalities=None, cameras=None, methods=N
     if n_ids < 2:
         raise InputError(f"ids holds a single identity ({plain(id_names[0])}); select_clustering scores a clustering "
                          "against identities and needs at least two.")
-    n_splits = check_int(n_splits, "n_splits", minimum=2)
+    n_splits = PARAMS["n_splits"](n_splits)
+    if n_splits < 2:  # each split leaves one fold out: one fold would leave nothing
+        raise InputError(f"n_splits must be >= 2 to cluster all identities but one fold's; got {n_splits}.")
     if n_splits > n_ids:
         raise InputError(f"n_splits={n_splits} exceeds the {n_ids} identities of ids; use at most {n_ids}.")
     mod_codes = None
@@ -132,9 +137,9 @@ def select_clustering(features, ids, *, modalities=None, cameras=None, methods=N
     methods = [PARAMS["method"](m) for m in ([methods] if isinstance(methods, str) else methods)]
     if not methods or "auto" in methods:
         raise InputError("methods must list explicit Jaccard methods (vanilla, modality, ...), not 'auto'.")
-    k1s = _grid(k1s, "k1s", lambda v: check_int(v, "k1s", minimum=1))
+    k1s = _grid(k1s, "k1s", lambda v: PARAMS["k1"].number.check(v, "k1s"))
     eps_values = _grid(eps, "eps", lambda v: parse_eps(v, "eps"))
-    min_samples = check_int(min_samples, "min_samples", minimum=1)
+    min_samples = PARAMS["min_samples"](min_samples)
     fold = identity_folds(id_codes, n_ids, n_splits, seed)
     splits = [np.flatnonzero(fold != f) for f in range(n_splits)]  # each split: every identity but one fold's
     scores = {}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .._params import MAX_BINS as _MAX_BINS
 from .._validation import InputError, check_distance, check_int, check_seed
 
 #: Entries of a block held at once (float64: 8 MB): the histograms' memory does not grow with N².
@@ -28,8 +29,8 @@ _BLOCK_ENTRIES = 1 << 20
 
 __all__ = ["original_histogram", "jaccard_histogram", "histogram_summary", "pair_counts", "MAX_BINS"]
 
-#: Most histogram bins accepted.
-MAX_BINS = 1_000_000
+#: Most histogram bins accepted (declared with ``bins`` in :mod:`xmrank._params`).
+MAX_BINS = _MAX_BINS
 
 
 def pair_counts(codes: np.ndarray) -> tuple[int, int]:

@@ -11,13 +11,13 @@ from .._params import DEFAULTS as _D
 from .._params import PARAMS, parse_eps
 from .._progress import progress_bar
 from ..backend import resolve_knn
-from .._validation import InputError, check_features, check_int, check_labels, check_option, check_seed, plain
+from .._validation import InputError, check_features, check_int, check_labels, check_option, plain
 from .._validation import is_auto as _is_auto
-from .distances import MAX_BINS
-from ..jaccard import METHODS, jaccard_distance
+from .._params import METHODS
+from ..jaccard import jaccard_distance
 from .distances import histogram_summary, jaccard_histogram, original_histogram
 from .neighbors import neighbor_makeup
-from .scores import NOISE_MODES, cluster_scores
+from .scores import cluster_scores
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +74,9 @@ def diagnose(
     eps=_D["eps"],
     min_samples: int = _D["min_samples"],
     methods=None,
-    noise: str = "singletons",
-    bins: int = 50,
-    max_pairs: int = 2_000_000,
+    noise: str = _D["noise"],
+    bins: int = _D["bins"],
+    max_pairs: int = _D["max_pairs"],
     knn: str = _D["knn"],
     seed=_D["seed"],
     progress: bool | None = _D["progress"],
@@ -154,20 +154,17 @@ def diagnose(
         raise InputError("modalities holds a single modality; diagnose needs at least two.")
     ids = None if labels is None else check_labels(labels, n, "labels")[0]
     cams = None if cameras is None else check_labels(cameras, n, "cameras")[0]
+    k1, k2 = PARAMS["k1"](k1), PARAMS["k2"](k2)
     k1_auto, k2_auto = _is_auto(k1), _is_auto(k2)
     if not k1_auto:
-        k1 = check_int(k1, "k1", minimum=classes.size)
+        k1 = check_int(k1, "k1", minimum=classes.size)  # a list per modality: at least one row of each
         if k1 >= n:
             raise InputError(f"k1={k1} must be smaller than the number of rows ({n}).")
-    if not k2_auto:
-        k2 = check_int(k2, "k2", minimum=1)
     eps = parse_eps(eps)
     min_samples = PARAMS["min_samples"](min_samples)
     methods = _check_methods(methods, cams is not None)
-    noise = check_option(noise, "noise", NOISE_MODES)
-    bins = check_int(bins, "bins", minimum=1, maximum=MAX_BINS)
-    max_pairs = check_int(max_pairs, "max_pairs", minimum=1)
-    seed = check_seed(seed)
+    noise, bins, max_pairs = PARAMS["noise"](noise), PARAMS["bins"](bins), PARAMS["max_pairs"](max_pairs)
+    seed = PARAMS["seed"](seed)
     resolve_knn(knn)
     progress = PARAMS["progress"](progress)
     n_jobs = PARAMS["n_jobs"](n_jobs)

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import InputError, check_cluster_labels, check_label_values, check_option
+from .._params import DEFAULTS as _D
+from .._params import NOISE, PARAMS
+from .._validation import InputError, check_cluster_labels, check_label_values
 
 __all__ = ["cluster_scores", "NOISE_MODES"]
 
-#: How label -1 is scored: each noise row alone (default) or all noise rows as one cluster.
-NOISE_MODES = ("singletons", "cluster")
+#: How label -1 is scored: each noise row alone (default) or all noise rows as one cluster (declared as
+#: :data:`xmrank._params.NOISE`).
+NOISE_MODES = NOISE
 
 
 def _pairs(counts) -> int:
@@ -54,7 +57,7 @@ def _check_pred(labels_pred, n):
     return check_cluster_labels(labels_pred, "labels_pred", n, what="row")
 
 
-def cluster_scores(labels_true, labels_pred, *, modalities=None, noise: str = "singletons") -> dict:
+def cluster_scores(labels_true, labels_pred, *, modalities=None, noise: str = _D["noise"]) -> dict:
     """Score a clustering against identities: ARI, NMI, pairwise P/R/F, over-clustering, modality mixing.
 
     Parameters
@@ -89,7 +92,7 @@ def cluster_scores(labels_true, labels_pred, *, modalities=None, noise: str = "s
     """
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    noise = check_option(noise, "noise", NOISE_MODES)
+    noise = PARAMS["noise"](noise)
     if labels_true is None:
         raise InputError("labels_true is required: one identity label per row.")
     if labels_pred is None:

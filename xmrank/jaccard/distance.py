@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from .._params import DEFAULTS as _D
 from .._progress import progress_bar
 from .._validation import InputError, check_n_jobs, check_option, check_real, plain
 from ..backend import array_module, on_device, resolve_device
@@ -42,20 +43,20 @@ def jaccard_distance(
     *,
     modalities=None,
     cameras=None,
-    method: str = "auto",
-    k1: int = 30,
-    k2: int = 6,
-    k1_intra: int = 5,
-    k1_inter: int = 20,
-    k2_intra: int = 2,
-    k2_inter: int = 4,
+    method: str = _D["method"],
+    k1: int = _D["k1"],
+    k2: int = _D["k2"],
+    k1_intra: int = _D["k1_intra"],
+    k1_inter: int = _D["k1_inter"],
+    k2_intra: int = _D["k2_intra"],
+    k2_inter: int = _D["k2_inter"],
     self_in_k1: bool = True,
     dense: bool = False,
     max_distance: float | None = None,
-    knn: str = "auto",
-    device: str = "cpu",
-    n_jobs: int | None = -1,
-    progress: bool | None = None,
+    knn: str = _D["knn"],
+    device: str = _D["device"],
+    n_jobs: int | None = _D["n_jobs"],
+    progress: bool | None = _D["progress"],
     executor=None,
 ):
     """k-reciprocal Jaccard distance between all rows of ``features``.

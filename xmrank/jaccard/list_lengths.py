@@ -37,6 +37,7 @@ from numbers import Integral
 
 import numpy as np
 
+from .._params import DEFAULTS as _D
 from .._validation import plain
 from .._validation import is_auto as _is_auto
 from ..knn import knn_search
@@ -51,8 +52,9 @@ __all__ = ["DEFAULT_K1", "DEFAULT_K2", "MIN_ROWS", "PAIRING_Z", "PAIRING_SAMPLE"
 #: about a 2 % false-positive rate where the two mutual-neighbour shares are equal.
 PAIRING_Z = 2.0
 
-#: Zhong et al.'s published re-ranking lengths: the choice where the data show no group size.
-DEFAULT_K1, DEFAULT_K2 = 20, 6
+#: Zhong et al.'s published re-ranking lengths (:data:`xmrank._params.PARAMS` ``rerank_k1``, ``rerank_k2``):
+#: the choice where the data show no group size.
+DEFAULT_K1, DEFAULT_K2 = _D["rerank_k1"], _D["rerank_k2"]
 
 #: Rows of a modality below which no group size is estimated (reciprocity over fewer than 4 ranks).
 MIN_ROWS = 6

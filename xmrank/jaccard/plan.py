@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from .._params import DEFAULTS as _D
+from .._params import METHODS
 from .._validation import (InputError, check_features, check_int, check_labels, check_norms, check_option, plain,
                            warn_user, widen_torch)
 from ..backend import (array_module, device_features, is_device_array, resolve_device, resolve_knn, to_device,
@@ -37,8 +39,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["METHODS", "JaccardPlan", "PlanRequest", "plan_jaccard", "check_features_on", "check_request",
            "check_plan", "build_plan", "resolve_method", "auto_k2", "auto_lengths"]
 
-#: Method names accepted by ``method=``.
-METHODS = ("auto", "vanilla", "modality", "modality-qe", "camera", "modality-camera")
 
 
 @dataclass
@@ -355,9 +355,10 @@ def build_plan(source, request: PlanRequest) -> JaccardPlan:
     return _PLANNERS[request.method](source, request, search=True)
 
 
-def plan_jaccard(features, *, modalities=None, cameras=None, method: str = "auto", k1: int = 30, k2: int = 6,
-                 k1_intra: int = 5, k1_inter: int = 20, k2_intra: int = 2, k2_inter: int = 4,
-                 self_in_k1: bool = True, knn: str = "auto", device: str = "cpu") -> JaccardPlan:
+def plan_jaccard(features, *, modalities=None, cameras=None, method: str = _D["method"], k1: int = _D["k1"],
+                 k2: int = _D["k2"], k1_intra: int = _D["k1_intra"], k1_inter: int = _D["k1_inter"],
+                 k2_intra: int = _D["k2_intra"], k2_inter: int = _D["k2_inter"], self_in_k1: bool = True,
+                 knn: str = _D["knn"], device: str = _D["device"]) -> JaccardPlan:
     """The neighbour lists, k-reciprocal masks and query expansion of :func:`xmrank.jaccard_distance`.
 
     The first stage of the Jaccard pipeline, on its own: what a method

@@ -24,8 +24,9 @@ import logging
 
 import numpy as np
 
-from .._params import ALPHA_MAX, BETA_MAX
-from .._validation import InputError, check_features, check_int, check_real, plain
+from .._params import BETA_MAX, PARAMS
+from .._params import DEFAULTS as _D
+from .._validation import InputError, check_features, check_int, plain
 from ..knn import knn_search
 
 logger = logging.getLogger(__name__)
@@ -120,9 +121,8 @@ def _auto_beta(stats) -> float:
 
 
 def _beta(beta, name, stats):
-    if isinstance(beta, str) and beta == "auto":
-        return _auto_beta(stats)
-    return check_real(beta, name, low=0.0, low_open=True, high=BETA_MAX)
+    beta = PARAMS["beta"](beta, name)
+    return _auto_beta(stats) if beta == "auto" else beta
 
 
 def _finite(out, what):
@@ -133,7 +133,7 @@ def _finite(out, what):
     return out
 
 
-def qb_norm(query, gallery, *, bank=None, beta="auto", k: int = 1, dynamic: bool = True) -> np.ndarray:
+def qb_norm(query, gallery, *, bank=None, beta=_D["beta"], k: int = 1, dynamic: bool = True) -> np.ndarray:
     """Querybank normalisation with the dynamic inverted softmax: hubs lose their pull.
 
     Parameters
@@ -192,7 +192,7 @@ def qb_norm(query, gallery, *, bank=None, beta="auto", k: int = 1, dynamic: bool
     return _finite(out.astype(np.float32, copy=False), f"qb_norm with beta={b:.6g}")
 
 
-def db_norm(query, gallery, *, query_bank=None, gallery_bank=None, beta1="auto", beta2="auto", k: int = 1,
+def db_norm(query, gallery, *, query_bank=None, gallery_bank=None, beta1=_D["beta"], beta2=_D["beta"], k: int = 1,
             dynamic: bool = False) -> np.ndarray:
     """Dual bank normalisation (DBNorm): inverted softmax over a query bank *and* a gallery bank.
 
@@ -246,7 +246,7 @@ def db_norm(query, gallery, *, query_bank=None, gallery_bank=None, beta1="auto",
     return _finite(out.astype(np.float32, copy=False), f"db_norm with beta1={b1:.6g}, beta2={b2:.6g}")
 
 
-def query_expansion(query, gallery, *, k: int | str = 5, alpha: float = 3.0, times: int = 1, query_modalities=None,
+def query_expansion(query, gallery, *, k: int | str = _D["qe_k"], alpha: float = _D["alpha"], times: int = 1, query_modalities=None,
                     gallery_modalities=None):
     """Query expansion over query ∪ gallery: each row becomes the weighted mean of its nearest rows.
 
@@ -287,9 +287,8 @@ def query_expansion(query, gallery, *, k: int | str = 5, alpha: float = 3.0, tim
     (:func:`xmrank.knn.knn_search`); memory is O((n_query + n_gallery) · k).
     """
     Q, G = _pair(query, gallery)
-    if not (isinstance(k, str) and k == "auto"):
-        k = check_int(k, "k", minimum=1)
-    alpha = check_real(alpha, "alpha", low=0.0, high=ALPHA_MAX)
+    k = PARAMS["qe_k"](k)
+    alpha = PARAMS["alpha"](alpha)
     times = check_int(times, "times", minimum=1)
     nq = Q.shape[0]
     A = np.concatenate([Q, G], axis=0)
@@ -336,13 +335,13 @@ class _Rows:
         return knn_search(X, X, k)[1]
 
 
-def aqe(query, gallery, *, k: int | str = 5, times: int = 1, query_modalities=None, gallery_modalities=None):
+def aqe(query, gallery, *, k: int | str = _D["qe_k"], times: int = 1, query_modalities=None, gallery_modalities=None):
     """Average query expansion: :func:`query_expansion` with ``alpha=0``."""
     return query_expansion(query, gallery, k=k, alpha=0.0, times=times, query_modalities=query_modalities,
                            gallery_modalities=gallery_modalities)
 
 
-def alpha_qe(query, gallery, *, k: int | str = 5, alpha: float = 3.0, times: int = 1, query_modalities=None,
+def alpha_qe(query, gallery, *, k: int | str = _D["qe_k"], alpha: float = _D["alpha"], times: int = 1, query_modalities=None,
              gallery_modalities=None):
     """α-weighted query expansion (α-QE): :func:`query_expansion` with ``alpha=3`` by default."""
     return query_expansion(query, gallery, k=k, alpha=alpha, times=times, query_modalities=query_modalities,

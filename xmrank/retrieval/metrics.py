@@ -37,15 +37,17 @@ import logging
 
 import numpy as np
 
-from .._validation import (InputError, _to_numpy, check_int, check_label_values, check_option, either_spelling,
-                           warn_user)
+from .._params import DEFAULTS as _D
+from .._params import PARAMS, resolve_protocol
+from .._params import PROTOCOLS as _PROTOCOL_RULES
+from .._validation import InputError, _to_numpy, check_label_values, either_spelling, warn_user
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["evaluate", "PROTOCOLS", "ROC_FPRS"]
 
-#: Protocol names accepted by ``protocol=``.
-PROTOCOLS = ("sysu", "regdb", "market", "llcm")
+#: Protocol names accepted by ``protocol=`` (declared in :data:`xmrank._params.PROTOCOLS`, with the rule of each).
+PROTOCOLS = tuple(_PROTOCOL_RULES)
 #: Protocols whose CMC ranks distinct identities.
 _DEDUP = ("sysu", "llcm")
 #: False-positive rates of ``roc=True`` (fast-reid reports 1e-4, 1e-3, 1e-2).
@@ -64,8 +66,8 @@ def evaluate(
     query_cameras=None,
     gallery_cameras=None,
     *,
-    protocol: str = "sysu",
-    max_rank: int = 20,
+    protocol: str = _D["protocol"],
+    max_rank: int = _D["max_rank"],
     roc: bool = False,
     query_cams=None,
     gallery_cams=None,
@@ -84,8 +86,13 @@ def evaluate(
         the rule compares with cameras 3 and 2), ``"market"`` and ``"llcm"``;
         ignored by ``"regdb"``. Fourth and fifth positional arguments, as in
         the published ``eval_sysu(distmat, q_pids, g_pids, q_camids, g_camids)``.
-    protocol : {"sysu", "regdb", "market", "llcm"}, default="sysu"
-        See the module docstring.
+    protocol : {"sysu", "regdb", "market", "llcm"} or None, default=None
+        See the module docstring. None (the default of every xmrank function
+        and command, :func:`xmrank._params.resolve_protocol`): "regdb" for
+        rows without cameras, the one rule that reads none; with cameras it
+        must be given (the rules treat cameras differently, and a wrong
+        guess would change the scores without a word). Before issue 24 the
+        default here was "sysu": pass ``protocol="sysu"`` for SYSU-MM01.
     max_rank : int, default=20
         Length of the returned CMC curve (cut at ``n_gallery``).
     roc : bool, default=False
@@ -140,16 +147,16 @@ def evaluate(
     >>> round(r["mAP"], 3), r["cmc"].tolist()
     (1.0, [1.0, 1.0, 1.0])
     """
-    check_option(protocol, "protocol", PROTOCOLS)
     D = _check_distmat(distmat)
     nq, ng = D.shape
-    max_rank = check_int(max_rank, "max_rank", minimum=1)
+    max_rank = PARAMS["max_rank"](max_rank)
     q_ids, g_ids = _encode_ids(query_ids, gallery_ids, nq, ng)
     q_cam = g_cam = None
     if not isinstance(roc, (bool, np.bool_)):
         raise InputError(f"roc must be True or False; got {roc!r}.")
     query_cameras, q_name = either_spelling(query_cameras, query_cams, "query_cameras", "query_cams")
     gallery_cameras, g_name = either_spelling(gallery_cameras, gallery_cams, "gallery_cameras", "gallery_cams")
+    protocol = resolve_protocol(protocol, query_cameras, gallery_cameras)
     if protocol != "regdb":
         if query_cameras is None or gallery_cameras is None:
             raise InputError(f"protocol={protocol!r} needs query_cams and gallery_cams (query_cameras and "

@@ -24,10 +24,9 @@ import numpy as np
 
 from .._jit import njit
 from .._params import DEFAULTS as _D
-from .._params import PARAMS
-from .._validation import (InputError, _to_numpy, check_features, check_label_values,
-                           check_option, check_real)
-from ..jaccard import METHODS, jaccard_distance
+from .._params import NORMALIZE, PARAMS
+from .._validation import InputError, _to_numpy, check_features, check_label_values
+from ..jaccard import jaccard_distance
 from ..jaccard.distance import check_arguments as check_jaccard_arguments
 from ..backend import resolve_device
 from ..knn import knn_search
@@ -36,9 +35,6 @@ from ._auto import choose
 logger = logging.getLogger(__name__)
 
 __all__ = ["rerank", "auto_k", "original_distance", "NORMALIZE"]
-
-#: Accepted ``normalize=`` values of the original distance.
-NORMALIZE = ("gallery", "union")
 
 #: float32 entries of the query-block x (query ∪ gallery) similarity held at once.
 _BLOCK_ENTRIES = 1 << 24
@@ -55,11 +51,11 @@ def rerank(
     gallery_modalities=None,
     query_cameras=None,
     gallery_cameras=None,
-    method: str = "auto",
-    k1: int | str = 20,
-    k2: int | str = 6,
-    lambda_value: float = 0.3,
-    normalize: str = "gallery",
+    method: str = _D["method"],
+    k1: int | str = _D["rerank_k1"],
+    k2: int | str = _D["rerank_k2"],
+    lambda_value: float = _D["lambda_value"],
+    normalize: str = _D["normalize"],
     algorithm: str = _D["rerank_algorithm"],
     camera_weight: float | None = _D["camera_weight"],
     k1_intra: int = _D["k1_intra"],
@@ -218,15 +214,15 @@ def rerank(
     >>> sorted(k for k in chosen if k in ("method", "k1", "k2", "lambda_value"))
     ['k1', 'k2', 'lambda_value', 'method']
     """
-    lam = check_real(lambda_value, "lambda_value", low=0.0, high=1.0)
-    check_option(method, "method", METHODS)
+    lam = PARAMS["lambda_value"](lambda_value)
+    PARAMS["method"](method)
     algorithm = PARAMS["rerank_algorithm"](algorithm, "algorithm")
     camera_weight = PARAMS["camera_weight"](camera_weight)
     if camera_weight is not None and algorithm != "gnn":
         raise InputError("camera_weight is an option of algorithm='gnn' (CEIL's camera-weighted graph); "
                          "the k-reciprocal rules take cameras through method='camera' or 'modality-camera'.")
     n_jobs = PARAMS["n_jobs"](n_jobs)  # threads: scikit-learn's meaning
-    check_option(normalize, "normalize", NORMALIZE)
+    PARAMS["normalize"](normalize)
     source = _Source(query, gallery, distances, knn=knn, device=device)
     nq, ng = source.nq, source.ng
     mods = _stack_labels(query_modalities, gallery_modalities, nq, ng, "modalities")
@@ -353,7 +349,7 @@ def auto_k(query=None, gallery=None, *, distances=None, query_modalities=None, g
     20/6. See the README for the scores against fixed settings.
     """
     source = _Source(query, gallery, distances, knn="auto", device="cpu")
-    check_option(method, "method", METHODS)
+    PARAMS["method"](method)
     mods = _stack_labels(query_modalities, gallery_modalities, source.nq, source.ng, "modalities")
     cams = _stack_labels(query_cameras, gallery_cameras, source.nq, source.ng, "cameras")
     return choose(source, mods, cams, method, "auto", "auto", self_in_k1)
@@ -541,7 +537,7 @@ def original_distance(query, gallery, *, normalize: str = "gallery") -> np.ndarr
         raise InputError(
             f"query and gallery must have the same number of features; got {Q.shape[1]} and {G.shape[1]}."
         )
-    check_option(normalize, "normalize", NORMALIZE)
+    PARAMS["normalize"](normalize)
     return _original_into(Q, G, normalize=normalize, scale=1.0, shift=0.0)
 
 

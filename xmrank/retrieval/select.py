@@ -21,9 +21,9 @@ import time
 import numpy as np
 
 from .._folds import identity_folds
-from .._params import RERANK_GRID
-from .._validation import InputError, check_features, check_int, check_option, check_real, plain
-from ..jaccard import METHODS
+from .._params import DEFAULTS as _D
+from .._params import METHODS, PARAMS, RERANK_GRID, resolve_protocol
+from .._validation import InputError, check_features, check_option, plain
 from .metrics import evaluate
 from .rerank import _stack_labels, original_distance, rerank
 
@@ -38,7 +38,8 @@ K1S, K2S, LAMBDAS = RERANK_GRID["k1s"], RERANK_GRID["k2s"], RERANK_GRID["lambdas
 
 def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=None, gallery_modalities=None,
                   query_cameras=None, gallery_cameras=None, methods=None, k1s=K1S, k2s=K2S, lambdas=LAMBDAS,
-                  n_splits: int = 3, seed: int = 0, protocol: str = "regdb", return_table: bool = False):
+                  n_splits: int = _D["n_splits"], seed: int = _D["seed"], protocol: str = _D["protocol"],
+                  return_table: bool = False):
     """The re-ranking setting with the best cross-validated mAP on labelled data.
 
     Parameters
@@ -68,9 +69,10 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
         folds, the spread a choice has to beat. 1: one score.
     seed : int, default=0
         Seed of the split of identities into folds.
-    protocol : str, default="regdb"
+    protocol : {"sysu", "regdb", "market", "llcm"} or None, default=None
         Rules of :func:`xmrank.evaluate` (cameras given: "sysu", "market"
-        and "llcm" read them).
+        and "llcm" read them; None: "regdb" without cameras, required with
+        them).
     return_table : bool, default=False
         Also return every setting's scores.
 
@@ -141,10 +143,10 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
     classes = np.unique(qi)
     if classes.size < 2:
         raise InputError(f"select_rerank needs labelled rows of at least two identities; got one ({plain(classes[0])}).")
-    n_splits = check_int(n_splits, "n_splits", minimum=1)
+    n_splits = PARAMS["n_splits"](n_splits)
     if n_splits > classes.size:
         raise InputError(f"n_splits={n_splits} exceeds the number of identities ({classes.size}).")
-    check_option(protocol, "protocol", ("sysu", "regdb", "market", "llcm"))
+    protocol = resolve_protocol(protocol, query_cameras, gallery_cameras)
     mods = _stack_labels(query_modalities, gallery_modalities, nq, ng, "modalities")
     cams = _stack_labels(query_cameras, gallery_cameras, nq, ng, "cameras")
     if methods is None:
@@ -154,9 +156,9 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
         if cams is not None:
             methods.append("camera")
     methods = [check_option(m, "methods", tuple(x for x in METHODS if x != "auto")) for m in _seq(methods, "methods")]
-    k1s = [check_int(k, "k1s", minimum=1) for k in _seq(k1s, "k1s")]
-    k2s = [check_int(k, "k2s", minimum=1) for k in _seq(k2s, "k2s")]
-    lambdas = [check_real(v, "lambdas", low=0.0, high=1.0) for v in _seq(lambdas, "lambdas")]
+    k1s = [PARAMS["rerank_k1"].number.check(k, "k1s") for k in _seq(k1s, "k1s")]
+    k2s = [PARAMS["rerank_k2"].number.check(k, "k2s") for k in _seq(k2s, "k2s")]
+    lambdas = [PARAMS["lambda_value"](v, "lambdas") for v in _seq(lambdas, "lambdas")]
 
     q_fold = identity_folds(np.searchsorted(classes, qi), classes.size, n_splits, seed)
     t0 = time.perf_counter()
@@ -211,8 +213,9 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
     def distance(r):
         if r["method"] == "original":
             return (2, 0.0, 0.0, 0.0)
-        return (int(r["method"] != preferred), abs(r["lambda_value"] - 0.3), abs(np.log((r["k1"] or 20) / 20)),
-                abs(np.log((r["k2"] or 6) / 6)))
+        k1, k2, lam = _D["rerank_k1"], _D["rerank_k2"], _D["lambda_value"]
+        return (int(r["method"] != preferred), abs(r["lambda_value"] - lam), abs(np.log((r["k1"] or k1) / k1)),
+                abs(np.log((r["k2"] or k2) / k2)))
 
     original = next(r for r in table if r["method"] == "original")
     floor = max(band, original["mAP"])  # never a setting that scored below no re-ranking at all
@@ -221,7 +224,7 @@ def select_rerank(query, gallery, query_ids, gallery_ids, *, query_modalities=No
         plain_method = methods[0]
         chosen = {"method": plain_method, "lambda_value": 1.0}
         if plain_method != "camera":
-            chosen.update(k1=20, k2=6)
+            chosen.update(k1=_D["rerank_k1"], k2=_D["rerank_k2"])
     else:
         chosen = {"method": best["method"], "lambda_value": best["lambda_value"]}
         if best["method"] != "camera":

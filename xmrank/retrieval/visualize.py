@@ -13,8 +13,10 @@ import os
 
 import numpy as np
 
+from .._params import DEFAULTS as _D
+from .._params import resolve_protocol
 from .._validation import InputError, check_int, check_seed
-from .metrics import PROTOCOLS, _check_distmat, _encode_ids, _masks, _check_1d
+from .metrics import _check_distmat, _encode_ids, _masks, _check_1d
 
 __all__ = ["plot_ranked_lists", "MATCH_COLOR", "MISMATCH_COLOR"]
 
@@ -36,7 +38,7 @@ def plot_ranked_lists(
     images_root=None,
     query_cameras=None,
     gallery_cameras=None,
-    protocol: str = "regdb",
+    protocol: str = _D["protocol"],
     queries=5,
     top_k: int = 10,
     seed: int = 0,
@@ -57,9 +59,9 @@ def plot_ranked_lists(
         Folder the relative paths start from (default: as given).
     query_cameras, gallery_cameras : array-like, default=None
         Cameras, for the gallery items a protocol removes.
-    protocol : {"regdb", "sysu", "market", "llcm"}, default="regdb"
+    protocol : {"sysu", "regdb", "market", "llcm"} or None, default=None
         Items removed before ranking, as :func:`xmrank.evaluate` removes them
-        ("regdb": none).
+        ("regdb": none; None: "regdb" without cameras, required with them).
     queries : int or sequence of int, default=5
         How many queries to draw at random (``seed``), or which (row indices).
     top_k : int, default=10
@@ -76,8 +78,7 @@ def plot_ranked_lists(
     Figure = require_matplotlib()
     D = _check_distmat(distmat)
     nq, ng = D.shape
-    if protocol not in PROTOCOLS:
-        raise InputError(f"Unknown protocol {protocol!r}: expected one of {', '.join(map(repr, PROTOCOLS))}.")
+    protocol = resolve_protocol(protocol, query_cameras, gallery_cameras)
     q_ids, g_ids = _encode_ids(query_ids, gallery_ids, nq, ng)
     q_show = _check_1d(query_ids, nq, "query_ids", "row of distmat")
     g_show = _check_1d(gallery_ids, ng, "gallery_ids", "column of distmat")

@@ -31,6 +31,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, fields
 
+from .._params import DEFAULTS as _D
+from .._params import METHODS, PARAMS
 from .._validation import InputError
 
 __all__ = [
@@ -83,17 +85,18 @@ class TrainConfig:
     intra_margin: float = 0.2              #: margin of the mean-row term of the intra-modality loss
     n_candidates: int = 50                 #: softmax size of the multi-positive loss
     # --- clustering
-    eps_intra: float = 0.6                 #: or "auto": chosen at each clustering round (xmrank.cluster's eps="auto")
-    eps_global: float = 0.6                #: or "auto"
-    min_samples: int = 4
-    k1: int = 30                           #: or "auto": chosen at each clustering round (xmrank.cluster's k1="auto")
-    k2: int = 6                            #: or "auto": ceil(k1 / 5)
-    subset_ratio: float = 0.5              #: 1.0 disables subset clustering of the larger modality
+    # (the defaults of xmrank.cluster, declared once in xmrank._params, are the published recipe's)
+    eps_intra: float = _D["eps"]           #: or "auto": chosen at each clustering round (xmrank.cluster's eps="auto")
+    eps_global: float = _D["eps"]          #: or "auto"
+    min_samples: int = _D["min_samples"]
+    k1: int = _D["k1"]                     #: or "auto": chosen at each clustering round (xmrank.cluster's k1="auto")
+    k2: int = _D["k2"]                     #: or "auto": ceil(k1 / 5)
+    subset_ratio: float = _D["ratio"]      #: 1.0 disables subset clustering of the larger modality
     global_method: str = "modality"        #: Jaccard of stage-2 global clustering: modality | vanilla | modality-qe
     global_labels: str = "jaccard"         #: stage-2 global labels: jaccard (global clustering, published) | hungarian | ot | ot-instance (per-modality clusters matched, xmrank.match_clusters)
     split_contrast: bool = True            #: one global prototype per modality of a cluster (False: one per cluster, ablation)
-    cluster_knn: str = "auto"              #: kNN engine of the clustering: auto | faiss | numpy | ann
-    cluster_device: str = "cpu"            #: where the Jaccard distance runs: cpu | cuda | cuda:N (needs cupy)
+    cluster_knn: str = _D["knn"]           #: kNN engine of the clustering: auto | faiss | numpy | ann | bf16
+    cluster_device: str = _D["device"]     #: where the Jaccard distance runs: cpu | cuda | cuda:N (needs cupy)
     # --- evaluation (reporting only, never used to pick weights)
     eval_mode: str = "all"                 #: SYSU-MM01 search mode: all | indoor
     eval_trials: int = 10
@@ -101,10 +104,10 @@ class TrainConfig:
     regdb_trial: int = 1
     regdb_direction: str = "v2t"
     # --- run
-    seed: int = 0
-    device: str = "auto"                   #: auto | cpu | cuda | cuda:N
+    seed: int = _D["seed"]
+    device: str = _D["run_device"]         #: auto | cpu | cuda | cuda:N
     threads: int = 0                       #: torch CPU threads (0 = all cores)
-    num_workers: int = -1                  #: DataLoader workers per loader (-1: min(4, CPU cores); 0: main process)
+    num_workers: int = _D["num_workers"]   #: DataLoader workers per loader (-1: min(4, CPU cores); 0: main process)
     amp: bool = False                      #: mixed precision on CUDA (bf16 where supported, else fp16); CPU: no-op
     feature_batch_size: int = 128
     cache_images: bool = False             #: keep decoded, resized images in memory
@@ -122,6 +125,9 @@ class TrainConfig:
 
 
 PRESETS = ("paper", "smoke")
+
+#: Jaccard methods of stage 2's global clustering (``global_method``): the explicit rules over modalities.
+GLOBAL_METHODS = tuple(m for m in METHODS if m in ("modality", "vanilla", "modality-qe"))
 
 #: How stage 2 makes its global pseudo labels: global clustering on the Jaccard of ``global_method``
 #: (the published method), or the stage's per-modality clusters joined by :func:`xmrank.match_clusters`.
@@ -350,11 +356,11 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     and a resumed run re-pointed at another device, where they cannot).
     """
     from .._params import MAX_IMAGE_SIDE
-    from .._validation import check_int, check_option, check_real
+    from .._validation import SEED_MAX, check_int, check_option, check_real
 
     check_option(cfg.arch, "arch", ("resnet18", "resnet34", "resnet50"))
     check_option(cfg.non_local_width, "non_local_width", ("one", "half", "full"))
-    check_option(cfg.global_method, "global_method", ("modality", "vanilla", "modality-qe"))
+    check_option(cfg.global_method, "global_method", GLOBAL_METHODS)
     check_option(cfg.global_labels, "global_labels", GLOBAL_LABELS)
     check_option(cfg.eval_mode, "eval_mode", ("all", "indoor"))
     check_option(cfg.regdb_direction, "regdb_direction", ("v2t", "t2v"))
@@ -364,13 +370,17 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
         check_int(getattr(cfg, name), name, minimum=16, maximum=MAX_IMAGE_SIDE)
     for name in ("step_size", "iters", "batch_size_ir", "batch_size_rgb", "num_instances", "global_batch_size_ir",
                  "global_batch_size_rgb", "n_candidates",
-                 "min_samples", "eval_trials", "feature_batch_size", "synthetic_train_ids",
+                 "eval_trials", "feature_batch_size", "synthetic_train_ids",
                  "synthetic_test_ids", "synthetic_images_per_camera", "regdb_trial"):
         check_int(getattr(cfg, name), name, minimum=1)
-    check_int(cfg.seed, "seed", minimum=0, maximum=2**64 - 1)
+    # the clustering's and the run's settings: the declarations xmrank.cluster and the command line read
+    check_int(cfg.seed, "seed", minimum=0, maximum=SEED_MAX)  # an integer (saved in the run), no Generator
+    for name, param in (("min_samples", "min_samples"), ("k1", "k1"), ("k2", "k2"),
+                        ("eps_intra", "eps"), ("eps_global", "eps"), ("subset_ratio", "ratio"),
+                        ("num_workers", "num_workers"), ("device", "run_device")):
+        PARAMS[param](getattr(cfg, name), name)
     for name in ("epochs_stage1", "epochs_stage2", "eval_every", "threads"):
         check_int(getattr(cfg, name), name, minimum=0)
-    check_int(cfg.num_workers, "num_workers", minimum=-1)
     check_int(cfg.synthetic_height, "synthetic_height", minimum=16, maximum=MAX_IMAGE_SIDE)
     check_int(cfg.synthetic_width, "synthetic_width", minimum=8, maximum=MAX_IMAGE_SIDE)
     from ..datasets.synthetic_images import check_size
@@ -381,10 +391,6 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     for name in ("batch_size_ir", "batch_size_rgb", "global_batch_size_ir", "global_batch_size_rgb"):
         if getattr(cfg, name) < cfg.num_instances:
             raise InputError(f"{name} ({getattr(cfg, name)}) must be at least num_instances ({cfg.num_instances}).")
-    from .._params import parse_eps, parse_int_or_auto
-
-    for name in ("k1", "k2"):
-        parse_int_or_auto(getattr(cfg, name), name)
     if cfg.k1 != "auto" and cfg.k2 != "auto" and cfg.k2 > cfg.k1:
         raise InputError(f"k2 ({cfg.k2}) must not exceed k1 ({cfg.k1}).")
     # bounds that keep training finite: larger values overflow the losses or the pooling (NaN weights)
@@ -394,13 +400,11 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
     check_real(cfg.temperature, "temperature", low=1e-3, high=100.0)
     check_real(cfg.momentum, "momentum", low=0.0, high=1.0)
     check_real(cfg.intra_margin, "intra_margin", low=0.0)
-    parse_eps(cfg.eps_intra, "eps_intra")
-    parse_eps(cfg.eps_global, "eps_global")
-    check_real(cfg.subset_ratio, "subset_ratio", low=0.0, high=1.0, low_open=True)
     check_real(cfg.erasing, "erasing", low=0.0, high=1.0)
     check_real(cfg.gray_probability, "gray_probability", low=0.0, high=1.0)
     check_real(cfg.gem_p, "gem_p", low=0.0, high=10.0)
-    from ..backend import KNN_ENGINES, parse_device, resolve_knn
+    from .._params import KNN_ENGINES, parse_device
+    from ..backend import resolve_knn
 
     check_option(cfg.cluster_knn, "cluster_knn", tuple(k for k in KNN_ENGINES if k != "dask"))
     try:
@@ -409,8 +413,6 @@ def validate(cfg: TrainConfig, *, check_backends: bool = True) -> TrainConfig:
         raise InputError(f"cluster_device must be cpu, cuda or cuda:N; got {cfg.cluster_device!r}.") from None
     if check_backends:
         resolve_knn(cfg.cluster_knn, kind)  # a missing package (faiss, cupy) fails here, not epochs later
-    if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
-        raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {cfg.device!r}.")
     if any(n < 0 for n in cfg.non_local):
         raise InputError(f"non_local must hold non-negative counts; got {cfg.non_local}.")
     return cfg
