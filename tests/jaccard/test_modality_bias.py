@@ -1,6 +1,7 @@
 """The measurement behind method="auto": cross-modal share of plain kNN lists against the unbiased share."""
 
 import numpy as np
+import pytest
 
 from xmrank.datasets import make_biased
 from xmrank.jaccard.modality_bias import choose_method, modality_bias, modality_bias_from_lists
@@ -50,3 +51,50 @@ def test_lists_ignore_self_and_missing():
     # row 0: {1: same, 2: cross}; row 1: {0: same}; row 2: {3: same, 0: cross}; row 3: {2: same}
     assert np.isclose(bias["cross_modal_share"], (0.5 + 0 + 0.5 + 0) / 4)
     assert np.isclose(bias["uniform_share"], 2 / 3)
+
+
+def test_one_resolver_for_method_auto_in_jaccard_cluster_and_rerank(monkeypatch):
+    """method="auto" is resolved in one place: jaccard_distance, cluster and rerank all call resolve_auto_method,
+    re-ranking with its own threshold."""
+    import xmrank
+    from xmrank.jaccard import modality_bias as mb
+    from xmrank.retrieval._auto import RERANK_BIAS_THRESHOLD
+
+    calls = []
+    real = mb.resolve_auto_method
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("threshold", mb.BIAS_THRESHOLD))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mb, "resolve_auto_method", spy)
+    X, ids, mods, _ = make_biased(n_ids=20, per_id=4, gap=1.5, seed=0)
+    xmrank.jaccard_distance(X, modalities=mods, method="auto", k1=10, k2=3)
+    xmrank.cluster(X, modalities=mods, method="auto", k1=10, k2=3, eps=0.6)
+    q, g = mods == 1, mods == 0
+    xmrank.rerank(X[q], X[g], query_modalities=mods[q], gallery_modalities=mods[g], method="auto", k1=10, k2=3)
+    assert calls == [mb.BIAS_THRESHOLD, mb.BIAS_THRESHOLD, RERANK_BIAS_THRESHOLD]
+
+
+@pytest.mark.parametrize("case", ["constant", "few"])
+def test_unmeasurable_bias_falls_back_alike_everywhere(case):
+    """All rows equal, or too few rows in a modality: every caller falls back to 'modality' with the same warning."""
+    import xmrank
+
+    rng = np.random.default_rng(0)
+    if case == "constant":
+        X = np.tile(np.eye(1, 8, dtype=np.float32), (40, 1))
+        mods = np.repeat([0, 1], 20)
+        match = "all rows are equal"
+    else:
+        X = rng.standard_normal((40, 8)).astype(np.float32)
+        mods = np.r_[np.zeros(37, int), np.ones(3, int)]
+        match = "too few to measure a modality bias"
+    with pytest.warns(UserWarning, match=match):
+        xmrank.jaccard_distance(X, modalities=mods, method="auto", k1=4, k2=2)
+    with pytest.warns(UserWarning, match=match):
+        xmrank.cluster(X, modalities=mods, method="auto", k1=4, k2=2, eps=0.6)
+    with pytest.warns(UserWarning, match=match):
+        _, chosen = xmrank.rerank(X[:20], X[20:], query_modalities=mods[:20], gallery_modalities=mods[20:],
+                                  method="auto", k1=4, k2=2, return_chosen=True)
+    assert chosen["method"] == "modality" and chosen["bias"] is None

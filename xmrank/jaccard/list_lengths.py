@@ -41,7 +41,7 @@ from .._params import DEFAULTS as _D
 from .._validation import plain
 from .._validation import is_auto as _is_auto
 from ..knn import knn_search
-from .modality_bias import BIAS_SAMPLE
+from .modality_bias import BIAS_SAMPLE, MIN_ROWS_PER_MODALITY
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ PAIRING_Z = 2.0
 DEFAULT_K1, DEFAULT_K2 = _D["rerank_k1"], _D["rerank_k2"]
 
 #: Rows of a modality below which no group size is estimated (reciprocity over fewer than 4 ranks).
-MIN_ROWS = 6
+MIN_ROWS = MIN_ROWS_PER_MODALITY
 
 #: Rows per modality measured by the pairing test at most (a seeded sample beyond it).
 PAIRING_SAMPLE = BIAS_SAMPLE

@@ -25,7 +25,8 @@ import numpy as np
 from .._validation import check_int, check_real
 from ..knn import knn_search
 
-__all__ = ["modality_bias", "modality_bias_from_lists", "choose_method", "BIAS_THRESHOLD", "BIAS_K", "BIAS_SAMPLE"]
+__all__ = ["modality_bias", "modality_bias_from_lists", "choose_method", "resolve_auto_method", "BIAS_THRESHOLD", "BIAS_K",
+           "BIAS_SAMPLE", "MIN_ROWS_PER_MODALITY"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,3 +178,88 @@ def choose_method(bias: dict, *, cameras: bool = False) -> tuple[str, str]:
     if cameras and method == "vanilla":
         reason += "; camera bias is not measured: method='camera' asks for the camera-aware rule"
     return method, reason
+
+
+#: Fewest rows of the smallest modality on which ``method="auto"`` measures a bias (below it: the
+#: documented default ``"modality"``, with a warning). The list-length estimate's floor
+#: (:data:`xmrank.jaccard.list_lengths.MIN_ROWS`) is the same number.
+MIN_ROWS_PER_MODALITY = 6
+
+
+def resolve_auto_method(X, codes, *, classes=None, cameras: bool = False, threshold: float = BIAS_THRESHOLD,
+                        knn: str = "auto", device: str = "cpu", search=None, constant: bool | None = None,
+                        fallback=None) -> tuple[str, dict | None]:
+    """What ``method="auto"`` stands for, and the measurement behind it: the one resolver.
+
+    :func:`xmrank.jaccard_distance`, :func:`xmrank.cluster` (through
+    :func:`xmrank.jaccard.plan.resolve_method`) and :func:`xmrank.rerank`
+    (with its own ``threshold`` and, for precomputed distances, ``search``)
+    all resolve ``"auto"`` here.
+
+    Parameters
+    ----------
+    X : array of shape (n, d) or None
+        Checked features (host or device); None with ``search`` given.
+    codes : ndarray of int or None
+        Modality codes ``0..M-1``; None: no modalities given.
+    classes : sequence, default=None
+        The modality labels, for messages.
+    cameras : bool, default=False
+        Whether camera labels are given.
+    threshold : float, default=BIAS_THRESHOLD
+        The bias ratio below which the modality-aware rule is chosen
+        (re-ranking uses a higher one, see
+        :data:`xmrank.retrieval._auto.RERANK_BIAS_THRESHOLD`).
+    knn, device : str
+        Where the measurement's search runs.
+    search : callable, default=None
+        ``search(rows, k) -> indices`` in place of a kNN search over ``X``.
+    constant : bool, default=None
+        Whether every row is the same; None: read from ``X``.
+    fallback : callable, default=None
+        Called with the sentence of a fallback (no measurement possible);
+        default: :func:`xmrank._validation.warn_user`.
+
+    Returns
+    -------
+    method : str
+    chosen : dict or None
+        ``{"value", "reason", "measurement"}`` (the measurement: the dict of
+        :func:`modality_bias`, None where nothing could be measured); None
+        when no modalities are given.
+
+    Notes
+    -----
+    Where nothing can be measured the documented defaults apply, each with
+    one warning: one modality only: ``"camera"`` with cameras, else
+    ``"vanilla"``; all rows equal, or fewer than
+    :data:`MIN_ROWS_PER_MODALITY` rows in a modality: ``"modality"``.
+    """
+    from .._validation import plain, warn_user
+
+    warn = warn_user if fallback is None else fallback
+    if codes is None:
+        method, _ = choose_method(None, cameras=cameras)
+        return method, None
+    sizes = np.bincount(np.asarray(codes))
+    if sizes.size < 2 or int((sizes > 0).sum()) < 2:
+        method, _ = choose_method(None, cameras=cameras)
+        label = f" ({plain(classes[0])})" if classes is not None and len(classes) else ""
+        warn(f"method='auto': modalities holds a single modality{label}, so there is no modality bias to measure; "
+             f"using method={method!r}.")
+        return method, {"value": method, "reason": "one modality only: nothing to measure", "measurement": None}
+    if constant is None and X is not None:
+        constant = bool((X == X[:1]).all())
+    if constant:
+        warn("method='auto': all rows are equal, so no modality bias can be measured; using the documented "
+             "default 'modality' (modalities are given).")
+        return "modality", {"value": "modality", "reason": "all rows equal: nothing to measure", "measurement": None}
+    if int(sizes.min()) < MIN_ROWS_PER_MODALITY:
+        warn(f"method='auto': {int(sizes.min())} row(s) in the smallest modality are too few to measure a modality "
+             f"bias (at least {MIN_ROWS_PER_MODALITY}); using the documented default 'modality' (modalities are "
+             "given).")
+        return "modality", {"value": "modality", "reason": "too few rows to measure a bias", "measurement": None}
+    bias = modality_bias(X, codes, threshold=threshold, knn=knn, device=device, search=search)
+    method, reason = choose_method(bias, cameras=cameras)
+    logger.info("method='auto' chose %r: %s", method, reason)
+    return method, {"value": method, "reason": reason, "measurement": bias}

@@ -163,7 +163,8 @@ def check_request(n: int, *, modalities, cameras, method: str, k1, k2, k1_intra,
         cam_codes, cam_names = check_labels(cameras, n, "cameras")
     chosen = None
     if method == "auto":
-        method, chosen = resolve_method(features, mod_codes, cameras=cam_codes is not None, knn=knn, device=device)
+        method, chosen = resolve_method(features, mod_codes, cameras=cam_codes is not None, knn=knn, device=device,
+                                        classes=mod_names)
     if not isinstance(self_in_k1, (bool, np.bool_)):
         raise InputError(f"self_in_k1 must be True or False; got {plain(self_in_k1)}.")
     records = {} if chosen is None else {"method": chosen}
@@ -190,7 +191,8 @@ def check_request(n: int, *, modalities, cameras, method: str, k1, k2, k1_intra,
                        chosen=chosen)
 
 
-def resolve_method(features, modality_codes, *, cameras: bool = False, knn: str = "auto", device: str = "cpu"):
+def resolve_method(features, modality_codes, *, cameras: bool = False, knn: str = "auto", device: str = "cpu",
+                   classes=None):
     """The method ``method="auto"`` stands for, and the measurement behind it.
 
     With two or more modalities the modality bias of ``features`` is measured
@@ -198,45 +200,41 @@ def resolve_method(features, modality_codes, *, cameras: bool = False, knn: str 
     of plain kNN lists of a sample of rows against the share expected without
     bias) and :func:`~xmrank.jaccard.modality_bias.choose_method` picks
     ``"modality"`` where the lists are biased, else ``"vanilla"``. Without
-    modalities (or with one) nothing is measured: ``"camera"`` with cameras,
-    else ``"vanilla"``.
+    modalities nothing is measured: ``"camera"`` with cameras, else
+    ``"vanilla"``. The one resolver is
+    :func:`~xmrank.jaccard.modality_bias.resolve_auto_method` (re-ranking
+    calls it too, with its own threshold); this adds the provisional choice
+    of argument checks.
 
     Parameters
     ----------
     features : array of shape (n, d) or None
         Checked features (on ``device``); None: no measurement, the
-        provisional choice ``"modality"`` where modalities are given (for
-        argument checks that compute nothing).
+        provisional choice ``"modality"`` where two or more modalities are
+        given (for argument checks that compute nothing).
     modality_codes : ndarray of int or None
         Modality codes ``0..M-1``.
     cameras : bool, default=False
         Whether camera labels are given.
     knn, device : str
         Where the measurement's search runs.
+    classes : sequence, default=None
+        The modality labels, for messages.
 
     Returns
     -------
     method : str
     chosen : dict or None
         ``{"value": method, "reason": ..., "measurement": bias}`` (the dict
-        of :func:`~xmrank.jaccard.modality_bias.modality_bias`); None when
-        nothing was measured.
+        of :func:`~xmrank.jaccard.modality_bias.modality_bias`, or None where
+        nothing could be measured); None when no modalities are given or
+        nothing was measured yet.
     """
-    from .modality_bias import choose_method, modality_bias
+    from .modality_bias import resolve_auto_method
 
-    if modality_codes is None or int(modality_codes.max()) < 1:
-        method, reason = choose_method(None, cameras=cameras)
-        if modality_codes is None:
-            return method, None
-        warn_user(f"method='auto': modalities holds a single modality, so there is no modality bias to measure; "
-                  f"using method={method!r}.")
-        return method, {"value": method, "reason": "one modality only: nothing to measure", "measurement": None}
-    if features is None:
+    if features is None and modality_codes is not None and int(modality_codes.max()) >= 1:
         return "modality", None
-    bias = modality_bias(features, modality_codes, knn=knn, device=device)
-    method, reason = choose_method(bias, cameras=cameras)
-    logger.info("method='auto' chose %r: %s", method, reason)
-    return method, {"value": method, "reason": reason, "measurement": bias}
+    return resolve_auto_method(features, modality_codes, classes=classes, cameras=cameras, knn=knn, device=device)
 
 
 def request_choices(request: PlanRequest) -> dict:

@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
-from .._validation import InputError, check_labels, plain, warn_user
+from .._validation import InputError, check_labels, warn_user
 from .._validation import is_auto as _is_auto
-from ..jaccard.list_lengths import (DEFAULT_K1, DEFAULT_K2, MIN_ROWS, PAIRING_Z, choose_lengths,
+from ..jaccard.list_lengths import (DEFAULT_K1, DEFAULT_K2, PAIRING_Z, choose_lengths,
                                     group_size, pairing)
-from ..jaccard.modality_bias import choose_method, modality_bias
+from ..jaccard import modality_bias as _bias
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +77,6 @@ def choose(source, mods, cams, method, k1, k2, self_in_k1) -> dict:
             raise InputError(f"{name} must be an integer; got {value!r} (or 'auto', to choose it from the data).")
     n = source.nq + source.ng
     codes, classes = _modality_codes(mods, n)
-    n_mod = 0 if classes is None else len(classes)
     chosen = {"method": method, "k1": k1, "k2": k2, "requested": {"method": method, "k1": k1, "k2": k2},
               "method_reason": "given", "bias": None, "k_reason": "given", "group_size": None,
               "per_modality": None, "pairing": None, "fallbacks": []}
@@ -92,28 +89,15 @@ def choose(source, mods, cams, method, k1, k2, self_in_k1) -> dict:
         logger.warning(sentence)
 
     if method == "auto":
-        if codes is None:
-            chosen["method"], chosen["method_reason"] = choose_method(None, cameras=cams is not None)
-        elif n_mod < 2:
-            chosen["method"] = "camera" if cams is not None else "vanilla"
-            chosen["method_reason"] = "one modality only"
-            fallback(f"method='auto': the modalities hold one modality only ({plain(classes[0])}), so no modality "
-                     f"bias can be measured; using {chosen['method']!r}.")
-        elif constant:
-            chosen["method"] = "modality"
-            chosen["method_reason"] = "all rows equal"
-            fallback("method='auto': all rows are equal, so no modality bias can be measured; using the "
-                     "documented default 'modality' (modalities are given).")
-        elif np.bincount(codes).min() < MIN_ROWS:
-            chosen["method"] = "modality"
-            chosen["method_reason"] = "too few rows to measure a bias"
-            fallback(f"method='auto': {int(np.bincount(codes).min())} row(s) in the smallest modality are too few to "
-                     f"measure a modality bias (at least {MIN_ROWS}); using the documented default 'modality' "
-                     "(modalities are given).")
+        search = None if source.blocks is None else _block_search(source.blocks)
+        chosen["method"], record = _bias.resolve_auto_method(
+            source.X if source.blocks is None else None, codes, classes=classes, cameras=cams is not None,
+            threshold=RERANK_BIAS_THRESHOLD, search=search, constant=bool(constant) if codes is not None else None,
+            fallback=fallback)
+        if record is None:
+            chosen["method_reason"] = "no modalities given"
         else:
-            bias = _bias(source, codes)
-            chosen["bias"] = bias
-            chosen["method"], chosen["method_reason"] = choose_method(bias, cameras=cams is not None)
+            chosen["method_reason"], chosen["bias"] = record["reason"], record["measurement"]
         logger.info("rerank: method='auto' -> %r (%s)", chosen["method"], chosen["method_reason"])
     resolved = chosen["method"]
     if not (_is_auto(k1) or _is_auto(k2)):
@@ -128,11 +112,8 @@ def choose(source, mods, cams, method, k1, k2, self_in_k1) -> dict:
     return chosen
 
 
-def _bias(source, codes) -> dict:
-    """The modality bias (:func:`modality_bias`) of the source's plain lists, at the re-ranking threshold."""
-    if source.blocks is None:
-        return modality_bias(source.X, codes, threshold=RERANK_BIAS_THRESHOLD)
+def _block_search(blocks):
+    """``search(rows, k) -> indices``: the plain lists of precomputed distance blocks, for the bias measurement."""
     from ._distances import select
 
-    return modality_bias(None, codes, threshold=RERANK_BIAS_THRESHOLD,
-                         search=lambda rows, k: select(source.blocks, k, rows=rows)[1])
+    return lambda rows, k: select(blocks, k, rows=rows)[1]
