@@ -33,8 +33,8 @@ def check_checkpoint(path: str, option: str = "--checkpoint"):
         fail(f"{option} {path}: not a file (give the model file, e.g. RUN/model.pt).")
 
 
-def torch_device(device: str):
-    """``auto`` -> cuda when available, else cpu; errors are one line naming --device."""
+def resolve_device_option(device: str):
+    """``--device`` as a torch device (:func:`xmrank.torch.device.torch_device`); errors are one line naming --device."""
     from xmrank._validation import InputError
     from xmrank.torch.device import torch_device as _resolve
 

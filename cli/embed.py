@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ._io import check_output, fail, user_errors, write_atomic
-from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
+from ._model import check_checkpoint, load_network, network_options, require_torch, resolve_device_option
 from ._options import option
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
@@ -98,7 +98,7 @@ def embed_cmd(checkpoint, root, output, dataset, split, trial, modality, flip, d
         records = [r for r in records if r.modality == code]
         if not records:
             fail(f"--modality {modality}: the {dataset} {split} images hold no {modality} image.")
-    dev = torch_device(device)
+    dev = resolve_device_option(device)
     model, cfg = load_network(checkpoint, dev)
     feats = extract_features(model, records, height=height or cfg.height, width=width or cfg.width,
                              batch_size=batch_size, flip=flip,

@@ -10,7 +10,7 @@ import numpy as np
 from xmrank._params import MAX_TRIALS, RERANK_ALGORITHMS
 
 from ._io import check_outputs, echo_report, fail, user_errors, write_json
-from ._model import check_checkpoint, load_network, network_options, require_torch, torch_device
+from ._model import check_checkpoint, load_network, network_options, require_torch, resolve_device_option
 from ._options import option, options
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli/train.py: no spinning OpenMP threads
@@ -166,7 +166,7 @@ def test_cmd(checkpoint, dataset, root, search_mode, trials, trial, direction, r
         click.echo(f"note: one model evaluated on {len(trial_list)} RegDB trials; the published protocol "
                    "tests each trial's own model (put {trial} in --checkpoint).", err=True)
 
-    dev = torch_device(device)
+    dev = resolve_device_option(device)
     rerank_kwargs = {alg: {"method": method, "k1": k1, "k2": k2, "lambda_value": lambda_value, "algorithm": alg,
                            **({"camera_weight": camera_weight} if alg == "gnn" else {})}
                      for alg in (algorithms if rerank else ())}
