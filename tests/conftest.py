@@ -79,25 +79,55 @@ def small_model():
     return model, cfg
 
 
-def invoke(args):
-    """Run the ``xmrank`` command line in-process (click's CliRunner) with ``args`` (any objects, as text)."""
+def cli(*args, check=False):
+    """Run the ``xmrank`` command line in-process (click's CliRunner) with ``args`` (any objects, passed as text);
+    returns click's ``Result``. ``check=True`` also asserts that the command succeeded (exit status 0)."""
     from click.testing import CliRunner
 
     from xmrank.cli.main import main
 
-    return CliRunner().invoke(main, [str(a) for a in args])
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    if check:
+        assert res.exit_code == 0, res.output
+    return res
 
 
-def one_line_failure(res, *names):
-    """Exit != 0, no traceback, exactly one stderr line naming one of ``names``; returns that line."""
+def invoke(args):
+    """:func:`cli` with its arguments as one list."""
+    return cli(*args)
+
+
+def one_line_failure(res, *names, every=False, allow_stdout=False):
+    """A command-line failure as its user sees it; returns the message line. All of:
+
+    - exit status != 0, through click's ``SystemExit`` (CliRunner catches any other exception instead of letting
+      it print a traceback: that would be a crash, not a refusal), and no "Traceback" in the output;
+    - exactly one line on standard error (click prints errors there) and nothing on standard output -- unless
+      ``allow_stdout=True``: a command that fails after it has shown its results (a write cut short);
+    - that line holds one of ``names`` -- or, with ``every=True``, all of them.
+    """
     assert res.exit_code != 0, res.output
-    # CliRunner catches exceptions instead of printing them: an uncaught one is a traceback.
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    assert "Traceback" not in res.output
+    assert isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output, res.output
+    assert allow_stdout or not res.stdout.strip(), res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
-    assert any(name in lines[0] for name in names), lines[0]
+    found = [name in lines[0] for name in names]
+    assert found and (all(found) if every else any(found)), (names, lines[0])
     return lines[0]
+
+
+def one_line(exc_info, *words, name=None):
+    """A library refusal's message (``exc_info`` from ``pytest.raises``); returns it. One non-empty line, holding
+    every one of ``words``, beginning with ``name`` when given, and with numbers and strings printed plainly,
+    never as numpy reprs (``np.int64(0)``, ``np.float64(2.5)``, ``np.str_('x')``)."""
+    msg = str(exc_info.value)
+    assert msg and "\n" not in msg, msg
+    assert "np." not in msg, msg
+    assert all(w in msg for w in words), msg
+    if name is not None:
+        assert msg.startswith(name), msg
+    return msg
 
 
 def small_sysu(root, image: bytes = b""):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import scipy.sparse as sp
 from click.testing import CliRunner
 
 import xmrank
+from conftest import cli, one_line_failure
 from xmrank.cli.main import main
 from xmrank.datasets import make_biased
 from xmrank.diagnostics import cluster_scores
@@ -25,17 +27,8 @@ def files(tmp_path):
     return tmp_path, (X, ids, mods, cams, names)
 
 
-def run(*args):
-    res = CliRunner().invoke(main, ["cluster", *map(str, args)])
-    assert res.exit_code == 0, res.output
-    return res
-
-
-def one_line_failure(res, *words):
-    assert res.exit_code != 0 and "Traceback" not in res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert all(w in lines[0] for w in words), lines[0]
+#: ``xmrank cluster`` with ``args``, which must succeed.
+run = partial(cli, "cluster", check=True)
 
 
 def test_json_records_everything_needed_to_rerun(files):
@@ -98,7 +91,7 @@ def test_contents_to_standard_output_and_bad_names(files):
     res = run(tmp / "bundle.npz", "--contents", "-")
     assert json.loads(res.stdout)[0]["cluster"] >= 0
     one_line_failure(CliRunner().invoke(main, ["cluster", str(tmp / "bundle.npz"), "--contents", str(tmp / "c.txt")]),
-                     "--contents", ".csv or .json")
+                     "--contents", ".csv or .json", every=True)
     one_line_failure(CliRunner().invoke(main, ["cluster", str(tmp / "bundle.npz"), "--json", "-", "--contents", "-"]),
                      "standard output")
 
@@ -111,11 +104,11 @@ def test_save_distance_writes_the_sparse_matrix(files):
     assert (D != ref).nnz == 0 and D.shape == (len(X), len(X))
     res = CliRunner().invoke(main, ["cluster", str(tmp / "feats.npy"), "--save-distance", str(tmp / "D.npy"),
                                     "-o", str(tmp / "x.npy")])
-    one_line_failure(res, "--save-distance", ".npz")
+    one_line_failure(res, "--save-distance", ".npz", every=True)
     assert not (tmp / "x.npy").exists()
     res = CliRunner().invoke(main, ["cluster", str(tmp / "feats.npy"), "-m", str(tmp / "mods.npy"), "--mode",
                                     "per-modality", "--save-distance", str(tmp / "E.npz")])
-    one_line_failure(res, "--save-distance", "--mode global")
+    one_line_failure(res, "--save-distance", "--mode global", every=True)
 
 
 def test_cams_key_of_a_bundle_is_read(files):

@@ -5,24 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from xmrank.cli.main import main
+from conftest import cli, one_line_failure
 from xmrank.compat import re_ranking
 from xmrank.retrieval import evaluate, qb_norm, query_expansion, rerank
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "torchreid_rerank_n420.npz"
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, *patterns):
-    assert result.exit_code != 0
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and all(p in lines[0] for p in patterns), result.output
 
 
 def euclid(A, B):
@@ -53,7 +41,7 @@ def files(tmp_path):
 
 def test_evaluate_rerank_both_prints_and_writes_both(files):
     d, a = files
-    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "--k1", 8, "--k2", 2,
+    res = cli("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "--k1", 8, "--k2", 2,
               "--json", d / "s.json")
     assert res.exit_code == 0, res.output
     assert "without re-ranking" in res.output and "re-ranked (modality, k1=8, k2=2)" in res.output
@@ -72,7 +60,7 @@ def test_evaluate_rerank_both_prints_and_writes_both(files):
 @pytest.mark.slow
 def test_evaluate_rerank_both_from_distances_and_auto(files):
     d, a = files
-    res = run("evaluate", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
+    res = cli("evaluate", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
               "--gallery-distances", d / "gg.npy", "--protocol", "regdb", "--rerank", "--k1", "auto",
               "--k2", "auto", "--roc", "--json", d / "s.json")
     assert res.exit_code == 0, res.output
@@ -88,7 +76,7 @@ def test_evaluate_rerank_both_from_distances_and_auto(files):
 
 def test_evaluate_roc_and_llcm(files):
     d, a = files
-    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "llcm", "--roc", "--json", d / "s.json")
+    res = cli("evaluate", d / "q.npz", d / "g.npz", "--protocol", "llcm", "--roc", "--json", d / "s.json")
     assert res.exit_code == 0, res.output
     data = json.loads((d / "s.json").read_text())
     ref = evaluate(-(a["Q"] @ a["G"].T), a["qi"], a["gi"], a["qc"], a["gc"], protocol="llcm", roc=True)
@@ -110,8 +98,8 @@ def test_evaluate_errors(files, args, message):
     d, _ = files
     np.save(d / "small.npy", np.ones((10, 10), np.float32))
     args = [str(x).format(d=d) for x in args]
-    one_line_error(run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", *args, "--json", d / "o.json"),
-                   *message)
+    one_line_failure(cli("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", *args, "--json", d / "o.json"),
+                     *message, every=True)
     assert not (d / "o.json").exists()
 
 
@@ -120,7 +108,7 @@ def test_rerank_torchreid_from_distances_matches_compat(tmp_path):
         g = {k: z[k] for k in z.files}
     for name, key in (("qg", "q_g_dist"), ("qq", "q_q_dist"), ("gg", "g_g_dist")):
         np.save(tmp_path / f"{name}.npy", g[key])
-    res = run("rerank", "--distances", tmp_path / "qg.npy", "--query-distances", tmp_path / "qq.npy",
+    res = cli("rerank", "--distances", tmp_path / "qg.npy", "--query-distances", tmp_path / "qq.npy",
               "--gallery-distances", tmp_path / "gg.npy", "--reranker", "torchreid", "-o", tmp_path / "r.npy")
     assert res.exit_code == 0, res.output
     assert np.abs(np.load(tmp_path / "r.npy") - g["final_dist"]).max() <= 1e-5
@@ -128,7 +116,7 @@ def test_rerank_torchreid_from_distances_matches_compat(tmp_path):
 
 def test_rerank_rules_from_distances(files):
     d, a = files
-    res = run("rerank", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
+    res = cli("rerank", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
               "--gallery-distances", d / "gg.npy", "--k1", 8, "--k2", 2, "-o", d / "r.npy", "--json", d / "r.json",
               "--protocol", "regdb")
     assert res.exit_code == 0, res.output
@@ -139,13 +127,13 @@ def test_rerank_rules_from_distances(files):
 
 def test_rerank_hubness_and_query_expansion(files):
     d, a = files
-    res = run("rerank", d / "q.npz", d / "g.npz", "--reranker", "qb-norm", "--beta", 20, "-o", d / "r.npy")
+    res = cli("rerank", d / "q.npz", d / "g.npz", "--reranker", "qb-norm", "--beta", 20, "-o", d / "r.npy")
     assert res.exit_code == 0, res.output
     np.testing.assert_allclose(np.load(d / "r.npy"), qb_norm(a["Q"], a["G"], beta=20), atol=1e-5)
     np.save(d / "bank.npy", a["Q"][:10])
-    res = run("rerank", d / "q.npz", d / "g.npz", "--reranker", "db-norm", "--bank", d / "bank.npy", "-o", d / "r.npy")
+    res = cli("rerank", d / "q.npz", d / "g.npz", "--reranker", "db-norm", "--bank", d / "bank.npy", "-o", d / "r.npy")
     assert res.exit_code == 0, res.output
-    res = run("rerank", d / "q.npz", d / "g.npz", "--reranker", "alpha-qe", "--qe-k", 2, "-o", d / "r.npy")
+    res = cli("rerank", d / "q.npz", d / "g.npz", "--reranker", "alpha-qe", "--qe-k", 2, "-o", d / "r.npy")
     assert res.exit_code == 0, res.output
     assert "alpha-qe (k=2, balanced)" in res.output
     qe, ge = query_expansion(a["Q"], a["G"], k=2, alpha=3.0, query_modalities=1, gallery_modalities=0)
@@ -168,7 +156,7 @@ def test_rerank_errors(files, args, message):
     d, _ = files
     np.save(d / "neg.npy", -np.load(d / "gg.npy"))
     args = [str(x).format(d=d) for x in args]
-    one_line_error(run("rerank", *args, "-o", d / "out.npy"), message)
+    one_line_failure(cli("rerank", *args, "-o", d / "out.npy"), message)
     assert not (d / "out.npy").exists()
 
 
@@ -176,14 +164,14 @@ def test_rerank_errors(files, args, message):
 
 def test_rerank_gnn_writes_the_library_result_and_names_its_row(files):
     d, a = files
-    res = run("rerank", d / "q.npz", d / "g.npz", "--reranker", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r.npy",
+    res = cli("rerank", d / "q.npz", d / "g.npz", "--reranker", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r.npy",
               "--json", d / "r.json", "--protocol", "regdb")
     assert res.exit_code == 0, res.output
     assert "GNN re-ranked (modality, k1=8, k2=2)" in res.output  # method auto: the rule it chose
     ref = rerank(a["Q"], a["G"], query_modalities=1, gallery_modalities=0, algorithm="gnn", k1=8, k2=2)
     np.testing.assert_array_equal(np.load(d / "r.npy"), ref)
     assert json.loads((d / "r.json").read_text())["algorithm"] == "gnn"
-    res = run("rerank", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
+    res = cli("rerank", d / "ql.npz", d / "gl.npz", "--distances", d / "qg.npy", "--query-distances", d / "qq.npy",
               "--gallery-distances", d / "gg.npy", "--reranker", "gnn", "--k1", 8, "--k2", 2, "-o", d / "r2.npy")
     assert res.exit_code == 0, res.output
     assert np.abs(np.load(d / "r2.npy") - ref).max() <= 1e-5
@@ -191,7 +179,7 @@ def test_rerank_gnn_writes_the_library_result_and_names_its_row(files):
 
 def test_evaluate_rerank_both_with_gnn_and_camera_weights(files):
     d, a = files
-    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "--reranker", "gnn",
+    res = cli("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "--reranker", "gnn",
               "--method", "vanilla", "--k1", 8, "--k2", 2, "--camera-weight", 0.5, "--json", d / "s.json")
     assert res.exit_code == 0, res.output
     assert "GNN re-ranked (vanilla, k1=8, k2=2)" in res.output
@@ -227,14 +215,14 @@ def test_gnn_errors_are_one_line_and_write_nothing(files, command, args, message
         i = args.index("--query-features")
         args, query = args[:i] + args[i + 2:], d / "qnan.npz"
     out = ["-o", d / "out.npy"] if command == "rerank" else []
-    one_line_error(run(command, query, d / "g.npz", "--protocol", "regdb", *args, *out, "--json", d / "o.json"),
-                   message)
+    one_line_failure(cli(command, query, d / "g.npz", "--protocol", "regdb", *args, *out, "--json", d / "o.json"),
+                     message)
     assert not (d / "out.npy").exists() and not (d / "o.json").exists()
 
 
 def test_evaluate_prints_graph_and_k_reciprocal_rows_side_by_side(files):
     d, a = files
-    res = run("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "--k1", 8, "--k2", 2,
+    res = cli("evaluate", d / "q.npz", d / "g.npz", "--protocol", "regdb", "--rerank", "--k1", 8, "--k2", 2,
               "--reranker", "k-reciprocal", "--reranker", "gnn", "--json", d / "s.json")
     assert res.exit_code == 0, res.output
     assert "k-reciprocal re-ranked (modality, k1=8, k2=2)" in res.output and "GNN re-ranked (modality, k1=8, k2=2)" in res.output
@@ -245,5 +233,6 @@ def test_evaluate_prints_graph_and_k_reciprocal_rows_side_by_side(files):
         expected = evaluate(rerank(a["Q"], a["G"], algorithm=alg, **side), a["qi"], a["gi"], protocol="regdb")["mAP"]
         assert abs(data["results"][f"re-ranked ({alg})"]["mAP"] - expected) < 1e-6
     assert data["results"]["re-ranked"] == data["results"]["re-ranked (k-reciprocal)"]
-    one_line_error(run("evaluate", d / "q.npz", d / "g.npz", "--rerank", "--camera-weight", 0.5, "--protocol", "regdb"),
-                   "--camera-weight weighs the GNN re-ranking's graph")
+    one_line_failure(cli("evaluate", d / "q.npz", d / "g.npz", "--rerank", "--camera-weight", 0.5,
+                         "--protocol", "regdb"),
+                     "--camera-weight weighs the GNN re-ranking's graph")

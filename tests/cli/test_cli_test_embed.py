@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
+from conftest import cli, one_line_failure  # noqa: E402
 from xmrank.cli.main import main  # noqa: E402
 from xmrank.datasets import regdb_query_gallery, sysu_test_records, sysu_train_records  # noqa: E402
 from xmrank.retrieval import evaluate, regdb_evaluation, rerank, sysu_evaluation  # noqa: E402
@@ -87,19 +88,6 @@ def ckpt(tmp_path_factory):
     return str(path), model
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, pattern):
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, result.output
-    assert pattern in lines[0], result.output
-
-
 def _embed(model, records):
     return extract_features(model, records, height=H, width=W, batch_size=64)
 
@@ -113,7 +101,7 @@ def _listing(folder):
 @pytest.mark.slow
 def test_test_sysu_matches_the_protocol_with_and_without_rerank(sysu, ckpt, tmp_path):
     path, model = ckpt
-    res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 3, "--rerank",
+    res = cli("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 3, "--rerank",
               "--method", "modality", "--k1", 4, "--k2", 2, "--device", "cpu", "--json", tmp_path / "s.json")
     assert res.exit_code == 0, res.output
     for col in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP", "no re-ranking", "re-ranked"):  # 12-image galleries: no Rank-20
@@ -139,7 +127,7 @@ def test_test_sysu_matches_the_protocol_with_and_without_rerank(sysu, ckpt, tmp_
 @pytest.mark.slow
 def test_test_rerank_with_the_gnn_algorithm(sysu, ckpt, tmp_path):
     path, model = ckpt
-    res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 2, "--rerank",
+    res = cli("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 2, "--rerank",
               "--reranker", "gnn", "--method", "modality", "--k1", 4, "--k2", 2, "--device", "cpu",
               "--json", tmp_path / "s.json")
     assert res.exit_code == 0, res.output
@@ -152,15 +140,15 @@ def test_test_rerank_with_the_gnn_algorithm(sysu, ckpt, tmp_path):
 
 
 def test_test_algorithm_needs_rerank(tmp_path):
-    res = run("test", "--checkpoint", tmp_path / "none.pt", "--dataset", "sysu", "--root", tmp_path,
+    res = cli("test", "--checkpoint", tmp_path / "none.pt", "--dataset", "sysu", "--root", tmp_path,
               "--reranker", "gnn")
-    one_line_error(res, "--reranker is for re-ranking: add --rerank")
+    one_line_failure(res, "--reranker is for re-ranking: add --rerank")
 
 
 @pytest.mark.slow
 def test_test_rerank_accepts_auto(sysu, ckpt, tmp_path):
     path, model = ckpt
-    res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 1, "--rerank",
+    res = cli("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--trials", 1, "--rerank",
               "--method", "auto", "--k1", "auto", "--k2", "auto", "--device", "cpu", "--json", tmp_path / "s.json")
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "s.json").read_text())
@@ -173,7 +161,7 @@ def test_test_rerank_accepts_auto(sysu, ckpt, tmp_path):
 @pytest.mark.slow
 def test_test_sysu_indoor_and_explicit_size(sysu, ckpt):
     path, model = ckpt
-    res = run("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--search-mode", "indoor", "--trials", 2,
+    res = cli("test", "--checkpoint", path, "--dataset", "sysu", "--root", sysu, "--search-mode", "indoor", "--trials", 2,
               "--input-height", 48, "--input-width", 24, "--batch-size", 5, "--device", "cpu")
     assert res.exit_code == 0, res.output
     assert "indoor-search" in res.output and "re-ranked" not in res.output
@@ -185,7 +173,7 @@ def test_test_sysu_indoor_and_explicit_size(sysu, ckpt):
 def test_test_regdb_trials_directions_and_per_trial_checkpoints(regdb, tmp_path):
     m1 = _save_run(tmp_path / "regdb1.pt", seed=1)
     m2 = _save_run(tmp_path / "regdb2.pt", seed=2)
-    res = run("test", "--checkpoint", tmp_path / "regdb{trial}.pt", "--dataset", "regdb", "--root", regdb,
+    res = cli("test", "--checkpoint", tmp_path / "regdb{trial}.pt", "--dataset", "regdb", "--root", regdb,
               "--trial", "1-2", "--direction", "both", "--rerank", "--method", "modality", "--k1", 4, "--k2", 2,
               "--device", "cpu",
               "--json", tmp_path / "r.json")
@@ -211,12 +199,12 @@ def test_test_regdb_trials_directions_and_per_trial_checkpoints(regdb, tmp_path)
 @pytest.mark.slow
 def test_test_regdb_one_checkpoint_default_trial(regdb, ckpt):
     path, model = ckpt
-    res = run("test", "--checkpoint", path, "--dataset", "regdb", "--root", regdb, "--device", "cpu")
+    res = cli("test", "--checkpoint", path, "--dataset", "regdb", "--root", regdb, "--device", "cpu")
     assert res.exit_code == 0, res.output
     assert "visible->thermal: trial 1" in res.output and "note:" not in res.output
     ref = regdb_evaluation(lambda r: _embed(model, r), regdb, trials=[1])
     assert f"{100 * ref['mean']['mAP']:.2f}" in res.output
-    res = run("test", "--checkpoint", path, "--dataset", "regdb", "--root", regdb, "--trial", "1,2", "--device", "cpu")
+    res = cli("test", "--checkpoint", path, "--dataset", "regdb", "--root", regdb, "--trial", "1,2", "--device", "cpu")
     assert res.exit_code == 0 and "note: one model evaluated on 2 RegDB trials" in res.output
 
 
@@ -231,7 +219,7 @@ def test_test_accepts_a_published_bmil_checkpoint(sysu, tmp_path):
     state = {"module." + names[k]: v for k, v in model.state_dict().items() if k in names}
     state["module.classifier.weight"] = torch.zeros(3, 2048)  # an unused key of the published file
     torch.save({"state_dict": state, "epoch": 3}, tmp_path / "model_best.pth.tar")
-    res = run("test", "--checkpoint", tmp_path / "model_best.pth.tar", "--dataset", "sysu", "--root", sysu,
+    res = cli("test", "--checkpoint", tmp_path / "model_best.pth.tar", "--dataset", "sysu", "--root", sysu,
               "--trials", 1, "--input-height", H, "--input-width", W, "--device", "cpu", "--json", tmp_path / "b.json")
     assert res.exit_code == 0, res.output
     ref = sysu_evaluation(lambda r: _embed(model, r), sysu, trials=[0])
@@ -245,7 +233,7 @@ def test_test_accepts_a_published_bmil_checkpoint(sysu, tmp_path):
 def test_embed_sysu_train_bundle_feeds_cluster_and_diagnose(sysu, ckpt, tmp_path):
     path, model = ckpt
     out = tmp_path / "train.npz"
-    res = run("embed", "--checkpoint", path, "--root", sysu, "-o", out, "--device", "cpu")
+    res = cli("embed", "--checkpoint", path, "--root", sysu, "-o", out, "--device", "cpu")
     assert res.exit_code == 0, res.output
     records = sysu_train_records(sysu)
     with np.load(out, allow_pickle=False) as z:
@@ -261,10 +249,10 @@ def test_embed_sysu_train_bundle_feeds_cluster_and_diagnose(sysu, ckpt, tmp_path
     os.umask(umask)
     assert os.stat(out).st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not the temporary file's 0600
     assert _listing(tmp_path) == ["train.npz"]  # no temporary file left
-    res = run("cluster", out, "--k1", 4, "--k2", 2, "--min-samples", 2, "-o", tmp_path / "labels.npy")
+    res = cli("cluster", out, "--k1", 4, "--k2", 2, "--min-samples", 2, "-o", tmp_path / "labels.npy")
     assert res.exit_code == 0, res.output
     assert np.load(tmp_path / "labels.npy").shape == (len(records),)
-    res = run("diagnose", out, "--k1", 4, "--k2", 2, "--min-samples", 2, "--methods", "vanilla,modality",
+    res = cli("diagnose", out, "--k1", 4, "--k2", 2, "--min-samples", 2, "--methods", "vanilla,modality",
               "--json", tmp_path / "d.json")
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "d.json").read_text())
@@ -275,10 +263,10 @@ def test_embed_sysu_train_bundle_feeds_cluster_and_diagnose(sysu, ckpt, tmp_path
 def test_embed_test_split_by_modality_feeds_evaluate_and_rerank(sysu, ckpt, tmp_path):
     path, model = ckpt
     for mod in ("infrared", "visible"):
-        res = run("embed", "--checkpoint", path, "--root", sysu, "--split", "test", "--modality", mod,
+        res = cli("embed", "--checkpoint", path, "--root", sysu, "--split", "test", "--modality", mod,
                   "-o", tmp_path / f"{mod}.npz", "--device", "cpu", "--no-progress")
         assert res.exit_code == 0, res.output
-    res = run("evaluate", tmp_path / "infrared.npz", tmp_path / "visible.npz", "--protocol", "sysu",
+    res = cli("evaluate", tmp_path / "infrared.npz", tmp_path / "visible.npz", "--protocol", "sysu",
               "--json", tmp_path / "e.json")
     assert res.exit_code == 0, res.output
     recs = sysu_test_records(sysu)
@@ -287,14 +275,14 @@ def test_embed_test_split_by_modality_feeds_evaluate_and_rerank(sysu, ckpt, tmp_
     ref = evaluate(-(_embed(model, q) @ _embed(model, g).T), [r.pid for r in q], [r.pid for r in g],
                    [r.cam for r in q], [r.cam for r in g], protocol="sysu")
     assert json.loads((tmp_path / "e.json").read_text())["mAP"] == pytest.approx(ref["mAP"], rel=1e-5)
-    res = run("rerank", tmp_path / "infrared.npz", tmp_path / "visible.npz", "--k1", 4, "--k2", 2, "--protocol", "sysu")
+    res = cli("rerank", tmp_path / "infrared.npz", tmp_path / "visible.npz", "--k1", 4, "--k2", 2, "--protocol", "sysu")
     assert res.exit_code == 0, res.output
 
 
 @pytest.mark.slow
 def test_embed_regdb_all_splits_and_folder(regdb, sysu, ckpt, tmp_path):
     path, _ = ckpt
-    res = run("embed", "--checkpoint", path, "--root", regdb, "--dataset", "regdb", "--trial", 2, "--split", "all",
+    res = cli("embed", "--checkpoint", path, "--root", regdb, "--dataset", "regdb", "--trial", 2, "--split", "all",
               "-o", tmp_path / "r.npz", "--device", "cpu")
     assert res.exit_code == 0, res.output
     with np.load(tmp_path / "r.npz") as z:
@@ -303,13 +291,13 @@ def test_embed_regdb_all_splits_and_folder(regdb, sysu, ckpt, tmp_path):
     for mod, cam in (("visible", 1), ("infrared", 3)):
         for k in range(3):
             _image(str(folder / mod / "sub" / f"{k}.png"), k, cam, k)
-    res = run("embed", "--checkpoint", path, "--root", folder, "--dataset", "folder", "-o", tmp_path / "f.npz",
+    res = cli("embed", "--checkpoint", path, "--root", folder, "--dataset", "folder", "-o", tmp_path / "f.npz",
               "--device", "cpu")
     assert res.exit_code == 0, res.output
     with np.load(tmp_path / "f.npz") as z:
         assert "ids" not in z.files  # a folder has no identities
         assert z["modalities"].tolist() == [0, 0, 0, 1, 1, 1]
-    res = run("diagnose", tmp_path / "f.npz", "--k1", 2, "--k2", 1, "--methods", "modality")
+    res = cli("diagnose", tmp_path / "f.npz", "--k1", 2, "--k2", 1, "--methods", "modality")
     assert res.exit_code == 0, res.output
 
 
@@ -336,11 +324,11 @@ def test_unloadable_checkpoints_are_one_line_errors(bad_checkpoints, sysu, name,
     d = bad_checkpoints
     before = _listing(d)
     if command == "test":
-        res = run("test", "--checkpoint", d / name, "--dataset", "sysu", "--root", sysu, "--trials", 1,
+        res = cli("test", "--checkpoint", d / name, "--dataset", "sysu", "--root", sysu, "--trials", 1,
                   "--device", "cpu", "--json", d / "out.json")
     else:
-        res = run("embed", "--checkpoint", d / name, "--root", sysu, "-o", d / "out.npz", "--device", "cpu")
-    one_line_error(res, "--checkpoint")
+        res = cli("embed", "--checkpoint", d / name, "--root", sysu, "-o", d / "out.npz", "--device", "cpu")
+    one_line_failure(res, "--checkpoint")
     assert _listing(d) == before
 
 
@@ -374,7 +362,7 @@ def test_bad_arguments_are_one_line_errors_without_output(sysu, regdb, ckpt, tmp
     ]
     before = _listing(tmp_path)
     for args, pattern in cases:
-        one_line_error(run(*args), pattern)
+        one_line_failure(cli(*args), pattern)
         assert _listing(tmp_path) == before, args
 
 
@@ -382,10 +370,10 @@ def test_output_equal_to_the_checkpoint_is_refused_and_the_checkpoint_kept(sysu,
     ck = tmp_path / "weights.npz"  # a checkpoint whose name ends with .npz, given as -o too
     _save_run(ck)
     data = ck.read_bytes()
-    one_line_error(run("embed", "--checkpoint", ck, "--root", sysu, "-o", ck, "--device", "cpu"),
-                   "input file of --checkpoint")
-    one_line_error(run("embed", "--checkpoint", ck, "--root", sysu, "-o", tmp_path / "." / "weights.npz",
-                       "--device", "cpu"), "input file of --checkpoint")
+    one_line_failure(cli("embed", "--checkpoint", ck, "--root", sysu, "-o", ck, "--device", "cpu"),
+                     "input file of --checkpoint")
+    one_line_failure(cli("embed", "--checkpoint", ck, "--root", sysu, "-o", tmp_path / "." / "weights.npz",
+                         "--device", "cpu"), "input file of --checkpoint")
     assert ck.read_bytes() == data and _listing(tmp_path) == ["weights.npz"]
 
 

@@ -2,23 +2,11 @@
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from xmrank.cli.main import main
+from conftest import cli, one_line_failure
 
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, pattern):
-    assert result.exit_code != 0
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and pattern in lines[0], result.output
 
 
 @pytest.fixture()
@@ -49,7 +37,7 @@ def files(tmp_path):
 
 def test_picture_from_image_paths(files):
     out = files / "ranks.png"
-    res = run("visrank", files / "q.npz", files / "g.npz", "--images-root", files / "img", "-o", out,
+    res = cli("visrank", files / "q.npz", files / "g.npz", "--images-root", files / "img", "-o", out,
               "--queries", 3, "--top-k", 4, "--protocol", "regdb")
     assert res.exit_code == 0, res.output
     assert "3 queries x top-4" in res.output
@@ -63,7 +51,7 @@ def test_picture_from_image_paths(files):
 
 def test_identity_grid_without_paths_and_distances_file(files):
     out = files / "grid.svg"
-    res = run("visrank", files / "q_plain.npz", files / "g_plain.npz", "--distances", files / "D.npy", "-o", out,
+    res = cli("visrank", files / "q_plain.npz", files / "g_plain.npz", "--distances", files / "D.npy", "-o", out,
               "--queries", 2, "--protocol", "regdb")
     assert res.exit_code == 0, res.output
     assert "identity grid" in res.output and out.read_text().lstrip().startswith("<?xml")
@@ -79,6 +67,6 @@ def test_identity_grid_without_paths_and_distances_file(files):
 ])
 def test_errors_are_one_line_and_write_nothing(files, args, message):
     args = [a.format(q=files / "q.npz", g=files / "g.npz", t=files) for a in args]
-    res = run("visrank", *args, "--protocol", "regdb")
-    one_line_error(res, message)
+    res = cli("visrank", *args, "--protocol", "regdb")
+    one_line_failure(res, message)
     assert not (files / "x.png").exists()

@@ -15,8 +15,8 @@ from collections import defaultdict
 import click
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from conftest import cli, one_line_failure
 from xmrank._params import DEFAULTS, PARAMS
 from xmrank.cli._options import ALIASES, OPTIONS, RENAMED, TASK_FAMILIES
 from xmrank.cli.main import COMMANDS, main
@@ -173,18 +173,6 @@ def test_commands_do_not_import_each_other():
         assert not others, (module, others)
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line(res, *words):
-    assert res.exit_code != 0, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.output, res.output
-    assert all(w in lines[0] for w in words), lines[0]
-    return lines[0]
-
-
 @pytest.mark.parametrize("args,old,new", [
     (["rerank", "q.npz", "g.npz", "--algorithm", "gnn"], "--algorithm", "--reranker"),
     (["evaluate", "q.npz", "g.npz", "--algorithm", "gnn"], "--algorithm", "--reranker"),
@@ -196,14 +184,14 @@ def one_line(res, *words):
     (["embed", "--width", "64"], "--width", "--input-width"),
 ])
 def test_an_old_spelling_is_named_with_its_new_one(args, old, new):
-    line = one_line(invoke(*args), old, new)
+    line = one_line_failure(cli(*args), old, new, every=True)
     assert line.startswith(f"Error: No such option '{old}': it is now {new}")
     assert any(v.startswith(new) for v in RENAMED[old].values())
 
 
 def test_old_rerank_both_and_method_qb_norm_say_what_to_type():
-    one_line(invoke("evaluate", "q.npz", "g.npz", "--rerank", "both"), "--rerank takes no value now")
-    one_line(invoke("rerank", "q.npz", "g.npz", "--method", "qb-norm"), "--reranker qb-norm")
+    one_line_failure(cli("evaluate", "q.npz", "g.npz", "--rerank", "both"), "--rerank takes no value now")
+    one_line_failure(cli("rerank", "q.npz", "g.npz", "--method", "qb-norm"), "--reranker qb-norm")
 
 
 def test_hidden_older_spellings_work_and_stay_out_of_help(tmp_path):
@@ -215,15 +203,15 @@ def test_hidden_older_spellings_work_and_stay_out_of_help(tmp_path):
     np.save(tmp_path / "m.npy", mods)
     out = []
     for spelling in ("--ids", "--labels"):
-        res = invoke("cluster", tmp_path / "x.npy", "-m", tmp_path / "m.npy", spelling, tmp_path / "i.npy",
-                     "--k1", 6, "--k2", 2, "--eps", "auto", "--json", tmp_path / f"{spelling[2:]}.json")
+        res = cli("cluster", tmp_path / "x.npy", "-m", tmp_path / "m.npy", spelling, tmp_path / "i.npy",
+                  "--k1", 6, "--k2", 2, "--eps", "auto", "--json", tmp_path / f"{spelling[2:]}.json")
         assert res.exit_code == 0, res.output
         out.append(json.loads((tmp_path / f"{spelling[2:]}.json").read_text())["scores"])
     assert out[0] == out[1] and out[0]["n_identities"] == 10
-    one_line(invoke("cluster", tmp_path / "x.npy", "--ids", tmp_path / "i.npy", "--labels", tmp_path / "i.npy"),
-             "--ids", "--labels")
+    one_line_failure(cli("cluster", tmp_path / "x.npy", "--ids", tmp_path / "i.npy", "--labels", tmp_path / "i.npy"),
+                     "--ids", "--labels", every=True)
     for command in ("cluster", "diagnose"):
-        text = invoke(command, "--help").output
+        text = cli(command, "--help").output
         assert "--ids" in text and "--labels" not in text, command
     assert set(ALIASES) == {"labels", "query_cams", "gallery_cams"}
 

@@ -15,17 +15,11 @@ import scipy.sparse as sp
 from sklearn.cluster import DBSCAN
 
 import xmrank
-from conftest import unit_rows
+from conftest import one_line, unit_rows
 from xmrank import InputError
 from xmrank.clustering import auto_eps, kth_neighbor_distance
 
 HERE = os.path.abspath(__file__)
-
-
-def one_line(exc_info):
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg
-    return msg
 
 
 # --- eps >= 1 is DBSCAN's eps -------------------------------------------------------------------------------

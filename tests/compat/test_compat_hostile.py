@@ -5,18 +5,12 @@ as 0, leaves the caller's arrays alone, and refuses truly negative distances in 
 import numpy as np
 import pytest
 
-from conftest import unit_rows
+from conftest import one_line, unit_rows
 from xmrank import InputError
 
 Q, _ = unit_rows(20, 8, seed=1)
 
 G, _ = unit_rows(30, 8, seed=2)
-
-
-def one_line(exc_info):
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg
-    return msg
 
 
 def test_compat_re_ranking_accepts_one_minus_cosine_in_float32():

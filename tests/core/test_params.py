@@ -6,12 +6,11 @@ import pathlib
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import xmrank
+from conftest import invoke, one_line_failure
 from xmrank._params import DEFAULTS, PARAMS, check_params, parse_eps
 from xmrank._validation import InputError, check_n_jobs, either_spelling
-from xmrank.cli.main import main
 from xmrank.data import make_biased
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -21,18 +20,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def small():
     X, ids, mods, cams = make_biased(n_ids=10, per_id=6, gap=1.5, seed=0)
     return X, ids, mods, cams
-
-
-def invoke(args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(res, *words):
-    assert res.exit_code != 0, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.output, res.stderr
-    assert all(w in lines[0] for w in words), lines[0]
-    return lines[0]
 
 
 # --- the declaration -------------------------------------------------------------------------------
@@ -54,7 +41,7 @@ def test_one_declaration_refuses_alike_in_function_estimator_and_cli(small, tmp_
         xmrank.XMCluster(**{name: value}).fit(X, modalities=mods)
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "m.npy", mods)
-    line = one_line_error(invoke(["cluster", tmp_path / "x.npy", "-m", tmp_path / "m.npy", option, value]), option)
+    line = one_line_failure(invoke(["cluster", tmp_path / "x.npy", "-m", tmp_path / "m.npy", option, value]), option)
     if PARAMS[name].kind != "choice":  # click words a bad choice itself
         assert str(function_error.value) in line
 
@@ -183,7 +170,7 @@ def test_cli_jobs_option(small, tmp_path):
     res = invoke(["cluster", tmp_path / "x.npy", "-m", tmp_path / "m.npy", "--k1", 10, "--k2", 3, "-j", 1, "-o", out])
     assert res.exit_code == 0, res.output
     assert np.array_equal(np.load(out), xmrank.cluster(X, modalities=mods, k1=10, k2=3))
-    one_line_error(invoke(["cluster", tmp_path / "x.npy", "-j", "many"]), "--jobs")
+    one_line_failure(invoke(["cluster", tmp_path / "x.npy", "-j", "many"]), "--jobs")
 
 
 # --- one bundle reader ---------------------------------------------------------------------------
@@ -216,8 +203,9 @@ def test_one_bundle_reader_same_keys_for_every_command(small, tmp_path, keys):
 
 def test_bundle_without_known_arrays_fails_in_one_line(tmp_path):
     np.savez(tmp_path / "odd.npz", a=np.zeros(3), b=np.ones(3))
-    one_line_error(invoke(["evaluate", tmp_path / "odd.npz", tmp_path / "odd.npz"]), "query", "no array named")
-    one_line_error(invoke(["cluster", tmp_path / "odd.npz"]), "FEATURES", "no array named")
+    one_line_failure(invoke(["evaluate", tmp_path / "odd.npz", tmp_path / "odd.npz"]), "query", "no array named",
+                     every=True)
+    one_line_failure(invoke(["cluster", tmp_path / "odd.npz"]), "FEATURES", "no array named", every=True)
 
 
 # --- cameras everywhere, the older spellings where kept -----------------------------------------------
@@ -267,8 +255,8 @@ def test_cli_camera_options_and_their_hidden_older_spelling(tmp_path):
     for command in ("evaluate", "rerank", "visrank"):
         text = invoke([command, "--help"]).output
         assert "--query-cameras" in text and "--gallery-cameras" in text and "--query-cams" not in text
-    one_line_error(invoke(["evaluate", tmp_path / "q.npz", tmp_path / "g.npz", "--query-cameras", 1,
-                           "--query-cams", 1]), "--query-cameras", "--query-cams")
+    one_line_failure(invoke(["evaluate", tmp_path / "q.npz", tmp_path / "g.npz", "--query-cameras", 1,
+                             "--query-cams", 1]), "--query-cameras", "--query-cams", every=True)
 
 
 # --- method names from one tuple ----------------------------------------------------------------

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import xmrank
 import xmrank.compat as compat
-from conftest import unit_rows
+from conftest import one_line, unit_rows
 from xmrank import InputError
 from xmrank._validation import check_label_values, check_labels
 from xmrank.clustering import auto_eps, kth_neighbor_distance
@@ -27,13 +27,6 @@ from xmrank.datasets import regdb_records
 
 X, M = unit_rows(40, 8, seed=0)
 M = np.repeat([0, 1], 20)
-
-
-def one_line(exc_info):
-    msg = str(exc_info.value)
-    assert "\n" not in msg and msg
-    assert "np." not in msg, msg  # numbers printed plainly, never np.int64(0) / np.float64(2.5) / np.str_('x')
-    return msg
 
 
 # --- features whose norms overflow float32 products ---------------------------------------------------------

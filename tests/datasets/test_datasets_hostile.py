@@ -11,17 +11,11 @@ import os
 
 import pytest
 
+from conftest import one_line
 from xmrank import InputError
 from xmrank.datasets import regdb_records, sysu_ids, sysu_query_gallery, sysu_test_records
 
 HERE = os.path.abspath(__file__)
-
-
-def one_line(exc_info):
-    msg = str(exc_info.value)
-    assert "\n" not in msg and msg
-    assert "np." not in msg, msg  # numbers printed plainly, never np.int64(0) / np.float64(2.5) / np.str_('x')
-    return msg
 
 
 # --- RegDB list files stay inside their root ----------------------------------------------------------------

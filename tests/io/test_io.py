@@ -7,11 +7,13 @@ import json
 import os
 import pickle
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
 
 import xmrank
+from conftest import one_line
 from xmrank import InputError
 from xmrank import io as xio
 
@@ -25,13 +27,9 @@ def arrays():
             "ids": np.repeat(np.arange(N // 2), 2), "names": np.array([f"img{i}.jpg" for i in range(N)])}
 
 
-def one_line(exc_info, *words, name="path"):
-    """The InputError message: one line, beginning with the argument's name, holding ``words``."""
-    msg = str(exc_info.value)
-    assert "\n" not in msg, msg
-    assert msg.startswith(name), msg
-    assert all(w in msg for w in words), msg
-    return msg
+#: The InputError message (see conftest): one line holding ``words``, beginning with the argument's name -- a
+#: reader's ``path`` unless a test names another.
+one_line = partial(one_line, name="path")
 
 
 # --- every format: written, read back -----------------------------------------------------------------

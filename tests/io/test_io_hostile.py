@@ -5,21 +5,8 @@ line).
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from conftest import unit_rows
-from xmrank.cli.main import main
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def cli_error(res, pattern):
-    assert res.exit_code != 0 and "Traceback" not in res.output, res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and pattern in lines[0], res.output
+from conftest import cli, one_line_failure, unit_rows
 
 
 def test_pt_labels_mixing_strings_and_numbers_are_refused(tmp_path):
@@ -27,7 +14,7 @@ def test_pt_labels_mixing_strings_and_numbers_are_refused(tmp_path):
     X, mods = unit_rows(20, 4, seed=0)
     torch.save({"features": torch.from_numpy(X), "modalities": ["a", 1] + [0] * 18}, tmp_path / "f.pt")
     res = cli("cluster", tmp_path / "f.pt", "--k1", "5", "--k2", "2", "-o", tmp_path / "o.npy")
-    cli_error(res, "mixes strings and other values")
+    one_line_failure(res, "mixes strings and other values")
 
 
 def test_parquet_string_feature_column_is_refused_like_csv(tmp_path):
@@ -37,11 +24,11 @@ def test_parquet_string_feature_column_is_refused_like_csv(tmp_path):
     X, mods = unit_rows(20, 2, seed=0)
     pq.write_table(pa.table({"x1": X[:, 0], "x2": X[:, 1], "x3": [str(v) for v in range(20)]}), tmp_path / "f.parquet")
     res = cli("cluster", tmp_path / "f.parquet", "--k1", "5", "--k2", "2", "-o", tmp_path / "o.npy")
-    cli_error(res, "column 'x3' holds values that are not numbers")
+    one_line_failure(res, "column 'x3' holds values that are not numbers")
     with open(tmp_path / "f.csv", "w") as fh:
         fh.write("x1,x2,x3\n" + "".join(f"{a},{b},{i}x\n" for i, (a, b) in enumerate(X)))
-    cli_error(cli("cluster", tmp_path / "f.csv", "--k1", "5", "--k2", "2", "-o", tmp_path / "o.npy"),
-              "column 'x3' holds values that are not numbers")
+    one_line_failure(cli("cluster", tmp_path / "f.csv", "--k1", "5", "--k2", "2", "-o", tmp_path / "o.npy"),
+                     "column 'x3' holds values that are not numbers")
 
 
 @pytest.mark.parametrize("kind", ["sparse", "qint8", "float8", "complex"])
@@ -58,4 +45,4 @@ def test_unusual_tensors_in_pt_feature_files(tmp_path, kind):
         assert res.exit_code == 0, res.output
         assert (tmp_path / "o.npy").exists()
     else:
-        cli_error(res, {"sparse": "sparse) tensor; store it dense", "complex": "must be real-valued"}[kind])
+        one_line_failure(res, {"sparse": "sparse) tensor; store it dense", "complex": "must be real-valued"}[kind])

@@ -10,20 +10,13 @@ import numpy as np
 import pytest
 
 import xmrank
-from conftest import unit_rows
+from conftest import one_line, unit_rows
 from reference_jaccard import reference_jaccard
 from xmrank import InputError
 from xmrank.jaccard import kernels
 
 X, M = unit_rows(40, 8, seed=0)
 M = np.repeat([0, 1], 20)
-
-
-def one_line(exc_info):
-    msg = str(exc_info.value)
-    assert "\n" not in msg and msg
-    assert "np." not in msg, msg  # numbers printed plainly, never np.int64(0) / np.float64(2.5) / np.str_('x')
-    return msg
 
 
 # --- methods, k1 and the features' types --------------------------------------------------------------------

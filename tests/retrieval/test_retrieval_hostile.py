@@ -6,19 +6,13 @@ import numpy as np
 import pytest
 
 import xmrank
-from conftest import unit_rows
+from conftest import one_line, unit_rows
 from xmrank import InputError
 from xmrank.retrieval import hubness
 
 Q, _ = unit_rows(20, 8, seed=1)
 
 G, _ = unit_rows(30, 8, seed=2)
-
-
-def one_line(exc_info):
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg
-    return msg
 
 
 @pytest.mark.parametrize("call,match", [

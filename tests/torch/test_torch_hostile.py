@@ -9,27 +9,9 @@
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from conftest import cli, one_line, one_line_failure
 from xmrank import InputError
-from xmrank.cli.main import main
-
-
-def one_line(exc_info):
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg
-    return msg
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def cli_error(res, pattern):
-    assert res.exit_code != 0 and "Traceback" not in res.output, res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and pattern in lines[0], res.output
 
 
 # --- YAML and --set -----------------------------------------------------------------------------------------
@@ -42,14 +24,14 @@ def test_billion_laughs_yaml_is_refused(tmp_path):
     pytest.importorskip("yaml")
     (tmp_path / "bomb.yaml").write_text(LAUGHS)
     res = cli("train", "--preset", "smoke", "--show-config", "--config", tmp_path / "bomb.yaml")
-    cli_error(res, "aliases (*a) are not allowed in a configuration")
+    one_line_failure(res, "aliases (*a) are not allowed in a configuration")
 
 
 @pytest.mark.parametrize("value", ["[0,2.5,0,0]", "[0,true,0,0]", "0,2.5,0,0", "[0,1e400,0,0]"])
 def test_non_local_entries_must_be_whole_numbers(value):
     pytest.importorskip("yaml")
     res = cli("train", "--preset", "smoke", "--show-config", "--set", f"non_local={value}")
-    cli_error(res, "config non_local must be a list of 4 integers")
+    one_line_failure(res, "config non_local must be a list of 4 integers")
 
 
 def test_non_local_whole_floats_are_read_as_integers():
@@ -67,7 +49,7 @@ def test_non_local_whole_floats_are_read_as_integers():
 ])
 def test_training_settings_that_overflow_are_refused(field, value, message):
     pytest.importorskip("yaml")
-    cli_error(cli("train", "--preset", "smoke", "--show-config", "--set", f"{field}={value}"), message)
+    one_line_failure(cli("train", "--preset", "smoke", "--show-config", "--set", f"{field}={value}"), message)
 
 
 # --- weights, features, workers -----------------------------------------------------------------------------
