@@ -4,20 +4,10 @@ import numpy as np
 import pytest
 
 import xmrank
+from golden_cases import golden_kwargs
 
 
-def _kwargs(g, key):
-    k1, k2 = int(g["k1"]), int(g["k2"])
-    m = g["modalities"]
-    return {
-        "cc_vanilla_jaccard": dict(method="vanilla", k1=k1, k2=k2),
-        "caj_plain_jaccard": dict(method="vanilla", k1=k1, k2=k2, self_in_k1=False),
-        "bmil_modality_aware_jaccard": dict(method="modality", modalities=m, k1=k1, k2=k2),
-        "bmil_qe_only_jaccard": dict(method="modality-qe", modalities=m, k1=k1, k2=k2),
-        "caj_full_jaccard": dict(method="camera", cameras=m, k1_intra=int(g["caj_k1_intra"]),
-                                 k1_inter=int(g["caj_k1_inter"]), k2_intra=int(g["caj_k2_intra"]),
-                                 k2_inter=int(g["caj_k2_inter"])),
-    }[key]
+_kwargs = golden_kwargs
 
 
 KEYS = ["cc_vanilla_jaccard", "caj_plain_jaccard", "bmil_modality_aware_jaccard", "bmil_qe_only_jaccard",

@@ -13,39 +13,17 @@ import scipy.sparse as sp
 
 import xmrank
 from xmrank import backend
-from xmrank.jaccard import kernels, plan_jaccard
+from xmrank.jaccard import kernels
 from xmrank.jaccard import kernels_xp as kx
 from xmrank.knn import gpu
 from xmrank.knn.exact_numpy import search as numpy_search
 
 from conftest import unit_rows
+from golden_cases import GOLDEN_KEYS, dense_rows, golden_params, golden_plan
 
 HAVE_CUDA = backend.cuda_available()
 
-GOLDEN_KEYS = {
-    "vanilla": "cc_vanilla_jaccard",
-    "modality": "bmil_modality_aware_jaccard",
-    "modality-qe": "bmil_qe_only_jaccard",
-    "camera": "caj_full_jaccard",
-}
-
-
-def _params(g):
-    return dict(k1=int(g["k1"]), k2=int(g["k2"]), k1_intra=int(g["caj_k1_intra"]), k1_inter=int(g["caj_k1_inter"]),
-                k2_intra=int(g["caj_k2_intra"]), k2_inter=int(g["caj_k2_inter"]), self_in_k1=True, knn="faiss",
-                device="cpu", dense=False, max_distance=None, n_jobs=None, progress=None)
-
-
-def _plan(g, method):
-    m = g["modalities"]
-    p = {k: v for k, v in _params(g).items() if k not in ("dense", "max_distance", "n_jobs", "progress")}
-    return plan_jaccard(g["X"], modalities=m, cameras=m, method=method, **p)
-
-
-def _dense(ptr, idx, val, n):
-    D = np.ones((n, n), dtype=np.float32)
-    D[np.repeat(np.arange(n), np.diff(ptr)), idx] = val
-    return D
+_params, _plan, _dense = golden_params, golden_plan, dense_rows
 
 
 def _csr(ptr, idx, val, n):

@@ -14,7 +14,10 @@ from xmrank.datasets import make_biased
 from xmrank.jaccard import kernels_xp as kx
 
 from conftest import unit_rows
-from test_kernels_xp import GOLDEN_KEYS, _dense, _params, _plan
+from golden_cases import GOLDEN_KEYS
+from golden_cases import dense_rows as _dense
+from golden_cases import golden_params as _params
+from golden_cases import golden_plan as _plan
 
 HAVE_CUDA = backend.cuda_available()
 needs_cuda = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_CUDA, reason="needs cupy and a CUDA GPU")]

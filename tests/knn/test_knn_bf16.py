@@ -165,7 +165,7 @@ def test_same_lists_as_faiss_on_well_separated_rows():
 @pytest.mark.parametrize("key", ["cc_vanilla_jaccard", "caj_plain_jaccard", "bmil_modality_aware_jaccard",
                                  "bmil_qe_only_jaccard", "caj_full_jaccard"])
 def test_golden_matrices(golden, key):
-    from test_jaccard_golden import _kwargs
+    from golden_cases import golden_kwargs as _kwargs
 
     D = xmrank.jaccard_distance(golden["X"], dense=True, knn="bf16", **_kwargs(golden, key))
     np.testing.assert_allclose(D, golden[key], atol=1e-5, rtol=0)

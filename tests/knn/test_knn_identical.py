@@ -141,7 +141,7 @@ def test_golden_lists_identical(golden):
 @pytest.mark.parametrize("key", ["cc_vanilla_jaccard", "caj_plain_jaccard", "bmil_modality_aware_jaccard",
                                  "bmil_qe_only_jaccard", "caj_full_jaccard"])
 def test_golden_matrices_identical(golden, key):
-    from test_jaccard_golden import _kwargs
+    from golden_cases import golden_kwargs as _kwargs
 
     names = [n for n, _ in _engines()]
     mats = {n: xmrank.jaccard_distance(golden["X"], dense=True, knn=n, **_kwargs(golden, key)) for n in names}
