@@ -12,8 +12,9 @@ method="modality", knn=..., max_distance=0.6)`` is timed with ``knn="ann"``,
 ``"auto"`` (the exact engines ``"ann"`` falls back to), ``"faiss"`` and
 ``"bf16"`` (where torch is installed), best of ``--repeats``
 runs each (the engines interleaved), after a warm-up call (compiled kernels, the cost model's
-measurement, torch's import). The neighbour-list stage is read from the
-Jaccard INFO log; what ``knn="ann"`` chose per modality from
+measurement, torch's import); wall time and the process's CPU time (steadier
+where other jobs share the cores). What ``knn="ann"`` chose per modality, and the
+seconds it spent deciding (``GroupReport.look_seconds``), come from
 ``xmrank.knn.ann_lists``' log.
 
     python benchmarks/bench_ann_overhead.py --sizes 20000 50000
@@ -75,13 +76,15 @@ def main():
     for n in args.sizes:
         X, mods = make_hard(n)
         times, look = {e: float("inf") for e in engines}, {}
+        cpu = {e: float("inf") for e in engines}
         for _ in range(args.repeats):  # the engines interleaved: a load that comes and goes touches them alike
             for e in engines:
                 grab.records.clear()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 xmrank.jaccard_distance(X, modalities=mods, method="modality", knn=e, max_distance=0.6,
                                         progress=False)
                 times[e] = min(times[e], time.perf_counter() - t0)
+                cpu[e] = min(cpu[e], time.process_time() - c0)
                 if e == "ann":
                     for r in grab.records:
                         ann = getattr(r, "ann", None)
@@ -94,6 +97,9 @@ def main():
         line = ", ".join(f"{e} {t:.2f}s" for e, t in times.items())
         ratios = ", ".join(f"ann/{e} {times['ann'] / times[e]:.3f}" for e in engines if e != "ann" and "ann" in times)
         print(f"N={n}: {line}; {ratios}")
+        line = ", ".join(f"{e} {t:.2f}s" for e, t in cpu.items())
+        ratios = ", ".join(f"ann/{e} {cpu['ann'] / cpu[e]:.3f}" for e in engines if e != "ann" and "ann" in cpu)
+        print(f"N={n} process CPU time (steadier on a shared machine): {line}; {ratios}")
         if "ann" in times:
             base = min(times[e] for e in engines if e != "ann") if len(engines) > 1 else times["ann"]
             print(f"N={n}: deciding took {sum(look.values()):.3f}s, {sum(look.values()) / base:.3f} of the fastest "

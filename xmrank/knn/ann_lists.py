@@ -103,8 +103,8 @@ BUILD_COST = cost_model.FIXED_BUILD
 #: Candidates the index proposes per neighbour (re-scored exactly): product codes only rank approximately.
 CANDIDATE_FACTOR = 8
 #: The index is used only where building it and searching with it is modelled below this share of exact
-#: search: the model's constants are rough (tiny kernels, PQ training not modelled), and at 50,000 rows an index chosen at
-#: 0.6 of exact search plus its build was slower than exact search in the end (7.0 s against 4.9 s).
+#: search: the model's constants are rough (tiny kernels, PQ training not modelled), and at 50,000 rows an index
+#: chosen at 0.6 of exact search plus its build was slower than exact search in the end (7.0 s against 4.9 s).
 ANN_MARGIN = 0.7
 #: Query rows per block of the index search and re-scoring (bounds the candidate arrays).
 _BLOCK = 65536

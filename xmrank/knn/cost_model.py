@@ -5,27 +5,31 @@ index by a model of counts: one query x database pair of exact search costs
 ``exact[engine]``, one code of a probed cell ``scan[kind]``, and building an
 index ``build`` times its k-means products, all in units of one pair of
 faiss' brute-force search (``exact["faiss"] = 1``). The constants it used to
-fix (:data:`FIXED`) were measured on one 2-core machine; here they are
-measured where the search runs, the first time a ``knn="ann"`` call needs
-them, on tiny representative kernels (d = 128, about 10^9 multiply-adds in
-all, a few tens of ms on 2 cores):
+fix (:data:`FIXED_EXACT`, :data:`FIXED_SCAN`, :data:`FIXED_BUILD`) were
+measured on one 2-core machine; here they are measured where the search
+runs, the first time a ``knn="ann"`` call needs them, on tiny representative kernels (d = 128, each 10^7-10^8
+multiply-adds, under 10^9 in all: 0.2-0.5 s on the 2-core machine of the
+benchmarks, whose faiss has no AVX2 build; once per machine, then cached):
 
-- faiss' exact search (:func:`xmrank.knn.exact_faiss.search`) of 256 queries
+- faiss' exact search (:func:`xmrank.knn.exact_faiss.search`) of 64 queries
   in 8,192 rows: the unit;
 - the bfloat16 exact engine (:func:`xmrank.knn.exact_bf16.search`), the same
   search, only where the CPU multiplies bfloat16 natively and torch is
   installed, and only once a call needs it (or torch is imported already):
   importing torch takes seconds;
-- IVF-Flat and IVF with 4-bit fast-scan product codes, 64 cells of 4,096
-  rows, 1,024 queries probing 8 cells, with the exact re-scoring of their
+- IVF-Flat and IVF with 4-bit fast-scan product codes, 32 cells of 4,096
+  rows, 256 queries probing 4 cells, with the exact re-scoring of their
   candidates (:func:`xmrank.knn.rescore.rescore_lists`): the cost per scanned
   code, the coarse products subtracted;
-- training and filling the fast-scan index: the factor on
-  :func:`xmrank.knn.ann_lists.build_cost`'s k-means count.
+- training and filling the IVF-Flat index (k-means and add): the factor on
+  :func:`xmrank.knn.ann_lists.build_cost`'s k-means count (the fast-scan
+  index's product-quantizer training, a further fixed cost of a fraction of
+  a second, is not in the model).
 
-Each time is the best of three runs. A measured constant outside
-``[1/4, 4]`` times its fixed value (a busy machine, a timer hiccup) is
-clamped to that range, with a WARNING log line: the model must never make
+Each time is the best of two runs after a first one, the kernels
+interleaved (a load that comes and goes touches them all alike). A measured
+constant outside ``[1/4, 4]`` times its fixed value (a busy machine, a timer
+hiccup) is clamped to that range, with a WARNING log line: the model must never make
 absurd choices.
 
 Cache
@@ -332,8 +336,8 @@ def _kernels(*, bf16: bool, scans: bool, d: int = 128, k: int = 30):
         out["exact.bf16"] = (lambda: bf16_search(Q, db, k), pairs)
     if not scans:
         return out
-    # IVF: 64 cells of 4,096 rows, 256 queries probing 8 (512 codes each), re-scored as ann_lists re-scores
-    n_db, nlist, nprobe, n_q = 4096, 64, 8, 256
+    # IVF: 32 cells of 4,096 rows, 256 queries probing 4 (512 codes each), re-scored as ann_lists re-scores
+    n_db, nlist, nprobe, n_q = 4096, 32, 4, 256
     base, queries = _unit_rows(rng, n_db, d), _unit_rows(rng, n_q, d)
     kk = 8 * k
     sims = np.empty((n_q, k), dtype=np.float32)
@@ -349,7 +353,7 @@ def _kernels(*, bf16: bool, scans: bool, d: int = 128, k: int = 30):
     def scan(index):
         _, cand = index.search(queries, kk)
         cand = np.ascontiguousarray(cand, dtype=np.int64)
-        cand[cand < 0] = 0  # never here (8 cells of 64 rows hold 512 >= 240), but never let -1 index a row
+        cand[cand < 0] = 0  # rare (4 cells of about 128 rows hold 512 >= 240), but never let -1 index a row
         rescore_lists(queries, base, cand, k, sims, idx)
 
     codes = n_q * nprobe * n_db / nlist
@@ -362,7 +366,7 @@ def _kernels(*, bf16: bool, scans: bool, d: int = 128, k: int = 30):
     return out
 
 
-def _measure_times(kernels: dict, rounds: int = 3) -> dict:
+def _measure_times(kernels: dict, rounds: int = 2) -> dict:
     """Best seconds of each kernel over ``rounds`` rounds, the kernels interleaved (a load that comes and goes
     touches them all alike)."""
     for run, _ in kernels.values():  # first calls: faiss' threads, torch's first product, the kernels' loading
@@ -486,8 +490,9 @@ def constants(*, need_bf16: bool = False) -> CostConstants:
     else:
         fresh = False
     if fresh:
-        if path:
-            entries = {k: v for k, v in entries.items() if k != key}
+        if path:  # other machines' entries are kept where sound
+            entries = {k: v for k, v in entries.items()
+                       if k != key and isinstance(k, str) and len(k) < 512 and _entry_constants(v) is not None}
             entries = dict(list(entries.items())[-(_MAX_ENTRIES - 1):])
             entries[key] = {**have.as_dict(), "measured": list(have.measured), "seconds": round(have.seconds, 4),
                             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
