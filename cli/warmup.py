@@ -24,6 +24,10 @@ def warmup_cmd(check):
     compiles again, once. A cache folder that others can write to, or that
     belongs to another user, is never loaded from (numba unpickles its index
     files): build it as the user who runs xmrank.
+
+    It also measures the constants of knn='ann''s cost model on this machine
+    (a few tens of ms) and caches them beside the kernels; --check reports
+    them. XMRANK_COST_MODEL=fixed keeps the fixed constants.
     """
     from xmrank import _jit, _warmup
 
@@ -41,6 +45,10 @@ def warmup_cmd(check):
         if not ready:
             fail(f"xmrank's kernels are not all compiled for this machine yet (cache {folder}); run `xmrank warmup`.")
         click.echo(f"xmrank's kernels are compiled and cached in {folder}")
+        model = _warmup.cost_constants(measure=False)
+        click.echo(_warmup.describe_constants(model) if model is not None else
+                   "knn='ann' cost model: not measured on this machine yet (the first knn='ann' search or "
+                   "`xmrank warmup` measures it, in a few tens of ms)")
         return
     if not ready:
         click.echo(f"compiling xmrank's kernels once (cached in {folder}) ...", err=True)
@@ -52,3 +60,4 @@ def warmup_cmd(check):
         click.echo(f"xmrank's kernels were already compiled; loaded {count} from {folder} in {seconds:.1f}s")
     else:
         click.echo(f"compiled xmrank's kernels in {seconds:.1f}s, cached {count} in {folder}")
+    click.echo(_warmup.describe_constants(_warmup.cost_constants(measure=True)))

@@ -7,6 +7,9 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# knn="ann"'s cost model keeps its fixed constants: choices must not depend on the machine (or on how busy it is);
+# tests/knn/test_knn_cost_model.py measures them
+os.environ.setdefault("XMRANK_COST_MODEL", "fixed")
 
 
 def unit_rows(n, d, *, seed=0, n_modalities=2, gap=0.0, n_ids=None):

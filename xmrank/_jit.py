@@ -33,7 +33,7 @@ import numba
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["njit", "kernel_cache_dir", "unsafe_cache_reason", "cache_refusal"]
+__all__ = ["njit", "kernel_cache_dir", "unsafe_cache_reason", "cache_refusal", "cache_folder"]
 
 _state: dict = {}
 
@@ -141,6 +141,21 @@ def cache_refusal() -> str | None:
     """
     _cache_target()
     return _state.get("refused")
+
+
+def cache_folder() -> str | None:
+    """The folder compiled kernels are cached in for this process, or None (none writable, or refused as unsafe).
+
+    ``NUMBA_CACHE_DIR`` where the user set it, else :func:`kernel_cache_dir`;
+    other small caches that belong with the kernels (the measured constants
+    of :mod:`xmrank.knn.cost_model`) live there too, under the same rules.
+    """
+    import numba
+
+    target = _cache_target()
+    if target is None:
+        return None
+    return target or os.path.abspath(numba.config.CACHE_DIR)
 
 
 def _refuse(folder: str, reason: str) -> None:

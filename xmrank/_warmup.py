@@ -22,7 +22,8 @@ import time
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["kernel_modules", "kernels", "kernels_ready", "compile_kernels", "ensure_compiled"]
+__all__ = ["kernel_modules", "kernels", "kernels_ready", "compile_kernels", "ensure_compiled", "cost_constants",
+           "describe_constants"]
 
 #: Modules holding compiled kernels, and whether :func:`compile_kernels` needs torch to run theirs.
 _MODULES = (
@@ -153,6 +154,33 @@ def compile_kernels() -> float:
 
         exact_bf16.search(X, X, 4)
     return time.perf_counter() - start
+
+
+def cost_constants(*, measure: bool = True):
+    """``knn="ann"``'s cost-model constants for this machine (:mod:`xmrank.knn.cost_model`).
+
+    ``measure=True`` (``xmrank warmup``) measures and caches them where the
+    cache holds none (the bfloat16 engine's too, where it pays here);
+    ``measure=False`` (``--check``) only reads the cache: None where it holds
+    none. With ``XMRANK_COST_MODEL=fixed``, the fixed constants.
+    """
+    from .knn import cost_model
+
+    if cost_model.mode() == "fixed":
+        return cost_model.CostConstants()
+    if measure:
+        return cost_model.constants(need_bf16=True)
+    return cost_model.cached(need_bf16=True)
+
+
+def describe_constants(model) -> str:
+    """One line naming the constants and where they come from."""
+    from .knn import cost_model
+
+    where = {"fixed": f"fixed ({cost_model.ENV}=fixed)", "cached": "cached", "measured": "measured now"}
+    return (f"knn='ann' cost model, {where.get(model.source, model.source)}: exact "
+            + ", ".join(f"{k} {v:.3g}" for k, v in model.exact.items()) + "; scan "
+            + ", ".join(f"{k} {v:.3g}" for k, v in model.scan.items()) + f"; build {model.build:.3g}")
 
 
 def _say(text: str) -> None:

@@ -34,12 +34,23 @@ exactly.
 
 Each group is searched the cheaper way by a cost model of N, the number of
 cells, the calibrated probes and the engine (:func:`exact_cost`,
-:func:`ivf_cost`, :func:`build_cost`; counts, not timings, so that an input
-makes the same choice on every run on one installation): an index is not
+:func:`ivf_cost`, :func:`build_cost`): counts of pairs, scanned codes and
+k-means products, each priced by a constant in units of one pair of faiss'
+exact search. The constants are measured on this machine the first time a
+search needs them, on tiny representative kernels (a few tens of ms), and
+cached with the compiled kernels (:mod:`xmrank.knn.cost_model`: keyed by the
+CPU, the thread counts and the faiss and torch versions, clamped to 1/4-4
+times the fixed values :data:`EXACT_COST`, :data:`SCAN_COST`,
+:data:`BUILD_COST`), so that an input makes the same choice on every run on
+one machine; ``XMRANK_COST_MODEL=fixed`` keeps the fixed values (the test
+suite does), and every :class:`GroupReport` names the constants used and
+their source ("measured", "cached" or "fixed"). An index is not
 even built where building it and probing the fewest cells would cost more
 than :data:`ANN_MARGIN` (0.7) of exact search, and a calibrated index is used
 only where its build, its search and the sample's exact lists cost less
-than that (otherwise exact search reuses the sample's lists). Finally the
+than that (otherwise exact search reuses the sample's lists, or the seeds'
+lists where the search stops after them: deciding costs exact search only
+the seeds' quick cell check beyond what it reuses). Finally the
 reciprocal pairs and leading columns of the lists actually returned are
 measured on the sample, all groups together; below the targets a
 :class:`~xmrank.knn.ann.RecallWarning` is raised. What was measured, chosen
@@ -64,13 +75,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._validation import InputError, check_int, check_real, check_seed, warn_user
-from . import ann
+from . import ann, cost_model
 from .rescore import MARGIN, rescore_lists
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GroupReport", "search_groups", "exact_cost", "ivf_cost", "build_cost", "TARGET_PAIRS", "TARGET_READ",
-           "N_SEEDS", "EXACT_COST", "SCAN_COST", "ANN_MARGIN", "build_index", "index_kind"]
+__all__ = ["GroupReport", "search_groups", "exact_cost", "ivf_cost", "build_cost", "model_constants", "TARGET_PAIRS",
+           "TARGET_READ", "N_SEEDS", "EXACT_COST", "SCAN_COST", "BUILD_COST", "ANN_MARGIN", "build_index",
+           "index_kind"]
 
 #: Share of the sample's exact reciprocal pairs that each group's approximate lists keep (its own side).
 TARGET_PAIRS = 0.99
@@ -78,18 +90,21 @@ TARGET_PAIRS = 0.99
 TARGET_READ = 0.99
 #: Seed rows of the calibration sample (their lists' rows are searched exactly too).
 N_SEEDS = 200
-#: Cost of one similarity in exact search, by engine, in units of faiss' brute-force search (BLAS products
-#: and its top-k selection). bf16: 0.36-0.45 measured against faiss at N = 50,000, d = 128, 2 cores.
-EXACT_COST = {"faiss": 1.0, "numpy": 1.0, "bf16": 0.4}
-#: Cost of scanning one database row of a probed cell, same units, by index: IVF-Flat 4.3-6.7 measured (2 cores,
-#: d = 128: IVF-Flat at 15-29 % of the rows took 1.0-1.2 times faiss' brute-force search of all of them); IVF with
-#: 4-bit fast-scan product codes 2.4 times less (300,000 rows, d = 128, 64 and 128 cells probed of 2,591).
-SCAN_COST = {"flat": 5.0, "pqfs": 2.0}
+#: The fixed cost of one similarity in exact search, by engine, in units of faiss' brute-force search (BLAS
+#: products and its top-k selection), used with ``XMRANK_COST_MODEL=fixed`` (otherwise measured on this machine,
+#: :mod:`xmrank.knn.cost_model`). bf16: 0.36-0.45 measured against faiss at N = 50,000, d = 128, 2 cores.
+EXACT_COST = dict(cost_model.FIXED_EXACT)
+#: The fixed cost of scanning one database row of a probed cell, same units, by index: IVF-Flat 4.3-6.7 measured
+#: (2 cores, d = 128: IVF-Flat at 15-29 % of the rows took 1.0-1.2 times faiss' brute-force search of all of them);
+#: IVF with 4-bit fast-scan product codes 2.4 times less (300,000 rows, d = 128, 64 and 128 cells probed of 2,591).
+SCAN_COST = dict(cost_model.FIXED_SCAN)
+#: The fixed factor on :func:`build_cost`'s k-means count.
+BUILD_COST = cost_model.FIXED_BUILD
 #: Candidates the index proposes per neighbour (re-scored exactly): product codes only rank approximately.
 CANDIDATE_FACTOR = 8
 #: The index is used only where building it and searching with it is modelled below this share of exact
-#: search: the model's constants are rough (measured on one machine), and at 50,000 rows an index chosen at
-#: 0.6 of exact search plus its build was slower than exact search in the end (7.0 s against 4.9 s).
+#: search: the model's constants are rough (tiny kernels, PQ training not modelled), and at 50,000 rows an index
+#: chosen at 0.6 of exact search plus its build was slower than exact search in the end (7.0 s against 4.9 s).
 ANN_MARGIN = 0.7
 #: Query rows per block of the index search and re-scoring (bounds the candidate arrays).
 _BLOCK = 65536
@@ -113,6 +128,9 @@ class GroupReport:
     recall: float = 1.0  # recall@k on the sample, for comparison
     exact_engine: str = ""
     exact_cost: float = 0.0  # model units (:data:`EXACT_COST`)
+    cost_constants: dict = field(default_factory=dict)  # the model's constants used (exact, scan, build)
+    cost_source: str = ""  # where they come from: "measured", "cached" or "fixed"
+    look_seconds: float = 0.0  # the calibration's share of ``seconds`` (seeds, checks, sample, index, probes)
     ann_cost: float = 0.0
     n_sample: int = 0
     n_pairs: int = 0
@@ -122,14 +140,31 @@ class GroupReport:
     probes_tried: list = field(default_factory=list)  # (nprobe, pairs kept, leading columns, cost / exact)
 
 
-def exact_cost(n_queries: int, n_database: int, engine: str) -> float:
-    """Model cost of exact search (units of one faiss brute-force similarity)."""
-    return float(n_queries) * n_database * EXACT_COST.get(engine, 1.0)
+def _model() -> cost_model.CostConstants:
+    """The fixed constants of this module (:data:`EXACT_COST`, :data:`SCAN_COST`, :data:`BUILD_COST`)."""
+    return cost_model.CostConstants(exact=dict(EXACT_COST), scan=dict(SCAN_COST), build=BUILD_COST, source="fixed")
 
 
-def ivf_cost(n_queries: int, n_database: int, nlist: int, nprobe: int, kind: str = "pqfs") -> float:
+def model_constants(engines=()) -> cost_model.CostConstants:
+    """The constants :func:`search_groups` uses: this module's fixed ones with ``XMRANK_COST_MODEL=fixed``,
+    else those measured on this machine (:func:`xmrank.knn.cost_model.constants`; ``engines``: the exact
+    engines the search will run, "bf16" among them has its constant measured too)."""
+    if cost_model.mode() == "fixed":
+        return _model()
+    return cost_model.constants(need_bf16="bf16" in engines)
+
+
+def exact_cost(n_queries: int, n_database: int, engine: str, model=None) -> float:
+    """Model cost of exact search (units of one faiss brute-force similarity; ``model``: the constants,
+    None for the fixed ones)."""
+    model = model or _model()
+    return float(n_queries) * n_database * model.exact.get(engine, 1.0)
+
+
+def ivf_cost(n_queries: int, n_database: int, nlist: int, nprobe: int, kind: str = "pqfs", model=None) -> float:
     """Model cost of an IVF search: the coarse products plus the probed cells' rows (``kind``: "flat" or "pqfs")."""
-    return float(n_queries) * (nlist + SCAN_COST[kind] * nprobe * n_database / max(nlist, 1))
+    model = model or _model()
+    return float(n_queries) * (nlist + model.scan[kind] * nprobe * n_database / max(nlist, 1))
 
 
 def index_kind(d: int) -> str:
@@ -159,10 +194,12 @@ def build_index(db: np.ndarray, nlist: int, *, seed: int = 0):
     return index
 
 
-def build_cost(n_database: int, nlist: int) -> float:
-    """Model cost of training and filling an IVF index (k-means iterations over the training rows)."""
+def build_cost(n_database: int, nlist: int, model=None) -> float:
+    """Model cost of training and filling an IVF index (k-means iterations over the training rows, times the
+    constant ``model.build``; None: the fixed constants)."""
+    model = model or _model()
     n_train = min(n_database, ann._TRAIN_PER_CELL * nlist)
-    return float(_KMEANS_ITERATIONS) * n_train * nlist + float(n_database) * nlist
+    return model.build * (float(_KMEANS_ITERATIONS) * n_train * nlist + float(n_database) * nlist)
 
 
 #: faiss' k-means iterations for an IVF quantizer (``IndexIVF.cp.niter``; plain ``faiss.Clustering`` uses 25).
@@ -285,6 +322,9 @@ def _read(lists, exact_lists, seed_pos, k_read):
 _PROBE_ROWS_PER_CELL, _PROBE_ITERATIONS = 16, 5
 #: :func:`_cell_recall` below ``target_read - CELL_SLACK`` at the most probes exact search leaves room for: hopeless.
 CELL_SLACK = 0.03
+#: The coarse quantizer's check (a quarter of the cells, the same share probed) settles a group as hopeless only
+#: below ``target_read - CELL_SLACK - COARSE_SLACK``: coarser cells may hold fewer of the neighbours.
+COARSE_SLACK = 0.2
 
 
 def _cell_recall(db: np.ndarray, seeds_x: np.ndarray, seed_local: np.ndarray, nlist: int, nprobe: int,
@@ -389,6 +429,10 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     n, d = X.shape
     dbs = [np.ascontiguousarray(X[g]) for g in groups]
     engines = [_exact_engine(n, db.shape[0], d, exact_engine) for db in dbs]
+    # the model's constants: measured on this machine at first use (cached), or fixed; not needed for small groups
+    model = (model_constants({e for e, _ in engines}) if any(g.size >= min_rows for g in groups)
+             else _model())
+    costs = {"cost_constants": model.as_dict(), "cost_source": model.source}
 
     def run_exact(gi, Q):
         return (search_exact or engines[gi][1])(np.ascontiguousarray(Q), dbs[gi], k)
@@ -397,8 +441,8 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     kind = index_kind(d)
     hopeless, nlists = [], [ann.choose_nlist(g.size) for g in groups]
     for gi, (g, nlist) in enumerate(zip(groups, nlists)):
-        floor = build_cost(g.size, nlist) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE), kind)
-        exact_est = exact_cost(n, g.size, engines[gi][0])
+        floor = build_cost(g.size, nlist, model) + ivf_cost(n, g.size, nlist, min(nlist, ann.MIN_NPROBE), kind, model)
+        exact_est = exact_cost(n, g.size, engines[gi][0], model)
         if g.size < min_rows:
             hopeless.append(f"below min_rows={min_rows}")
         elif floor >= ANN_MARGIN * exact_est:
@@ -407,15 +451,25 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
         else:
             hopeless.append("")
 
-    def plain_exact():
+    def plain_exact(t_look=0.0, known=None):
+        """Exact search of every group; ``known``: (rows, their exact (sims, local idx) per group), reused."""
         out, reports = [], []
         for gi, g in enumerate(groups):
             t0 = time.perf_counter()
-            s, i = run_exact(gi, X)
+            if known is None:
+                s, i = run_exact(gi, X)
+            else:
+                rows, lists = known
+                s = np.empty((n, k), dtype=np.float32)
+                i = np.empty((n, k), dtype=np.int64)
+                s[rows], i[rows] = lists[gi]
+                other = np.setdiff1d(np.arange(n), rows, assume_unique=True)
+                s[other], i[other] = run_exact(gi, X[other])
             out.append((s, g[i]))
             reports.append(GroupReport(gi, n, g.size, k, k_read, "exact", hopeless[gi], exact_engine=engines[gi][0],
-                                       exact_cost=exact_cost(n, g.size, engines[gi][0]),
-                                       seconds=time.perf_counter() - t0))
+                                       exact_cost=exact_cost(n, g.size, engines[gi][0], model),
+                                       seconds=time.perf_counter() - t0 + (t_look if gi == 0 else 0.0),
+                                       look_seconds=t_look if gi == 0 else 0.0, **costs))
         _log(reports)
         return (out, reports) if return_report else out
 
@@ -428,7 +482,9 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     seeds = np.sort(rng.choice(n, min(n, n_sample), replace=False))
     # the calibration runs here, with the engine "auto" picks for the whole search (identical lists whichever)
     local = [_exact_engine(n, db.shape[0], d) for db in dbs]
-    seed_exact = [search(X[seeds], db, k)[1] for (_, search), db in zip(local, dbs)]
+    # the seeds alone: the engine "auto" picks for their shape (no bfloat16 set-up for 200 rows)
+    seed_found = [_exact_engine(seeds.size, db.shape[0], d)[1](X[seeds], db, k) for db in dbs]
+    seed_exact = [i for _, i in seed_found]
     listed = np.unique(np.concatenate([g[i].ravel() for g, i in zip(groups, seed_exact)]))
     sample = np.union1d(seeds, listed)
     # The seeds' lists (n_sample / N of exact search) tell how tight the data is: on loose data (few rows per
@@ -437,27 +493,38 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     for gi, (g, nlist) in enumerate(zip(groups, nlists)):
         if hopeless[gi]:
             continue
-        exact_est = exact_cost(n, g.size, engines[gi][0])
+        exact_est = exact_cost(n, g.size, engines[gi][0], model)
         # the least the index path can cost: the sample's exact lists, the build, and the fewest probes the
         # calibration measures (it starts at min(MIN_NPROBE, the most the budget allows) and never goes below)
-        fixed = build_cost(g.size, nlist) + exact_cost(sample.size, g.size, engines[gi][0])
+        fixed = build_cost(g.size, nlist, model) + exact_cost(sample.size, g.size, engines[gi][0], model)
         top = int(min(nlist, math.floor(((ANN_MARGIN * exact_est - fixed) / n - nlist) * nlist
-                                        / (SCAN_COST[kind] * g.size))))
+                                        / (model.scan[kind] * g.size))))
         fewest = min(nlist, ann.MIN_NPROBE, max(top, 1))
-        floor = fixed + ivf_cost(n, g.size, nlist, fewest, kind)
+        floor = fixed + ivf_cost(n, g.size, nlist, fewest, kind, model)
         if floor >= ANN_MARGIN * exact_est:
             hopeless[gi] = (f"the calibration sample holds {sample.size} rows (the {seeds.size} seeds' lists share "
                             f"few rows): its exact lists, an index of {nlist} cells and {fewest} probes would cost "
                             f"{floor / exact_est:.2f} of exact search ({engines[gi][0]}), above {ANN_MARGIN}")
             continue
-        # where even the most probes the budget leaves do not reach the seeds' leading columns, no nprobe will
+        # where even the most probes the budget leaves do not reach the seeds' leading columns, no nprobe will;
+        # a coarse quantizer first (a quarter of the cells, the same share probed: 1/16 of the k-means), which
+        # settles loose data by a wide margin, then the index's own number of cells
+        coarse = nlist // 4
+        if coarse >= 8:
+            coarse_probes = max(1, int(round(max(top, 1) * coarse / nlist)))
+            reach = _cell_recall(dbs[gi], X[seeds], seed_exact[gi], coarse, coarse_probes, k_read, seed)
+            if reach < target_read - CELL_SLACK - COARSE_SLACK:
+                hopeless[gi] = (f"the {coarse_probes} cells of {coarse} (a coarse quantizer; the budget leaves "
+                                f"{max(top, 1)} of {nlist}) hold {reach:.3f} of the seeds' first {k_read} neighbours, "
+                                f"below {target_read - CELL_SLACK - COARSE_SLACK:.2f}: loose data, no index can pay")
+                continue
         reach = _cell_recall(dbs[gi], X[seeds], seed_exact[gi], nlist, max(top, 1), k_read, seed)
         if reach < target_read - CELL_SLACK:
             hopeless[gi] = (f"the {max(top, 1)} cells of {nlist} that cost less than exact search hold "
                             f"{reach:.3f} of the seeds' first {k_read} neighbours (a quick quantizer), below "
                             f"{target_read - CELL_SLACK:.2f}: loose data, no index can pay")
-    if all(hopeless):
-        return plain_exact()
+    if all(hopeless):  # exact search reuses the seeds' lists
+        return plain_exact(time.perf_counter() - t_cal, (seeds, seed_found))
     pos = np.full(n, -1, dtype=np.int64)
     pos[sample] = np.arange(sample.size)
     seed_pos = pos[seeds]
@@ -476,9 +543,9 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
     reports = []
     for gi, (g, db) in enumerate(zip(groups, dbs)):
         t0 = time.perf_counter()
-        exact_est = exact_cost(n, g.size, engines[gi][0])
+        exact_est = exact_cost(n, g.size, engines[gi][0], model)
         report = GroupReport(gi, n, g.size, k, k_read, "exact", "", exact_engine=engines[gi][0], exact_cost=exact_est,
-                             n_sample=int(sample.size), target_pairs=target_pairs, target_read=target_read)
+                             n_sample=int(sample.size), target_pairs=target_pairs, target_read=target_read, **costs)
         # this group's side of the pairs: pairs through its lists, and pairs whose return list is its own
         mine = [(ii, jj) if go == gi else (ii[owner[ii] == gi], jj[owner[ii] == gi]) for go, (ii, jj) in enumerate(pairs)]
         report.n_pairs = int(sum(ii.size for ii, _ in mine))
@@ -499,7 +566,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                 kept = _kept(lists, mine, pos, owner)
                 read = _read([found], [exact_lists[gi]], seed_pos, k_read)
                 recall = _read([found], [exact_lists[gi]], seed_pos, k)
-                cost = ivf_cost(n, g.size, nlist, nprobe, kind) + bad_share * n * g.size * EXACT_COST.get(
+                cost = ivf_cost(n, g.size, nlist, nprobe, kind, model) + bad_share * n * g.size * model.exact.get(
                     engines[gi][0], 1.0)
                 report.probes_tried.append((int(nprobe), round(kept, 4), round(read, 4), round(cost / exact_est, 3)))
                 return int(nprobe), kept, read, recall, cost
@@ -509,9 +576,9 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
 
             # the most probes whose build and search still cost less than ANN_MARGIN of exact search
             # fixed costs of the index path: the build, and the sample's exact lists (exact search reuses them)
-            fixed = build_cost(g.size, nlist) + exact_cost(sample.size, g.size, engines[gi][0])
+            fixed = build_cost(g.size, nlist, model) + exact_cost(sample.size, g.size, engines[gi][0], model)
             budget = ANN_MARGIN * exact_est - fixed
-            top = int(min(nlist, math.floor((budget / n - nlist) * nlist / (SCAN_COST[kind] * g.size))))
+            top = int(min(nlist, math.floor((budget / n - nlist) * nlist / (model.scan[kind] * g.size))))
             lo, hi = 0, min(nlist, ann.MIN_NPROBE, max(top, 1))
             m_hi = measure(hi)
             while not meets(m_hi) and hi < top:
@@ -539,6 +606,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                 report.reason = (f"calibrated nprobe {chosen[0]} of {nlist}: about {chosen[4] / exact_est:.2f} of "
                                  f"the cost of exact search ({engines[gi][0]})")
                 index.nprobe = report.nprobe
+                report.look_seconds = time.perf_counter() - t0 + (t_cal if gi == 0 else 0.0)
 
                 def exact_any(rows, gi=gi):
                     return run_exact(gi, X[rows])
@@ -548,6 +616,7 @@ def search_groups(X: np.ndarray, groups, k: int, *, k_read: int = 1, target_pair
                 final_sample[gi] = out_lists[gi][1][sample]
             del index
         if out_lists[gi] is None:  # exact: the sample's lists are known already
+            report.look_seconds = time.perf_counter() - t0 + (t_cal if gi == 0 else 0.0)
             sims = np.empty((n, k), dtype=np.float32)
             idx = np.empty((n, k), dtype=np.int64)
             sims[sample], idx[sample] = exact_sims[gi], exact_lists[gi]
