@@ -95,7 +95,7 @@ def test_shared_neighbours_serves_prefixes_and_searches_again_for_longer_lists(b
 def test_candidates_store_close_pairs_where_the_full_distances_do_not_fit(biased, monkeypatch):
     X, _, mods = biased
     # the longest candidate's full distance fits, the four of them with their scoring do not
-    monkeypatch.setenv("XMRANK_MEMORY_LIMIT", "40M")
+    monkeypatch.setenv("XMRANK_MEMORY_LIMIT", "20M")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         labels, D, info = xmrank.cluster(X, modalities=mods, k1="auto", k2="auto", eps="auto",

@@ -439,6 +439,7 @@ def _cluster_at(features, *, modalities, cameras, method, eps, min_samples, algo
                 n_rows=int(D.shape[0]), n_stored_pairs=int(D.nnz))
     if algorithm == "dbscan":
         if eps == "auto":
+            _check_scan_fits(D)
             with progress_bar(total=1, desc="eps=auto", show=progress) as bar:
                 value, scores = auto_eps(D, min_samples=min_samples, return_scores=True, giant_share=GIANT_SHARE,
                                          noise_share=NOISE_SHARE)
@@ -454,6 +455,16 @@ def _cluster_at(features, *, modalities, cameras, method, eps, min_samples, algo
     else:
         labels = density_labels(D, eps=None, min_samples=min_samples, algorithm=algorithm)
     return labels, D, info
+
+
+def _check_scan_fits(D):
+    """Refuse, before it allocates, an eps scan (:func:`auto_eps`) of ``D`` that would not fit in memory."""
+    from .._memory import check_fits
+    from .auto import SCORE_BYTES_PER_ENTRY
+
+    check_fits(float(D.nnz) * SCORE_BYTES_PER_ENTRY,
+               f"eps='auto''s scan of the Jaccard distance ({D.nnz / 1e6:,.1f} M stored entries)",
+               "pass a number for eps: cluster then stores only the pairs within it (max_distance=eps)")
 
 
 def _engine(resolve_knn, knn, device, features, n):

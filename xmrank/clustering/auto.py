@@ -118,6 +118,9 @@ STORE_CUT = 0.95
 SCORE_BYTES_PER_ENTRY = 160
 #: Bytes per stored entry of a candidate's distance held until the choice (int32 index, float32 value).
 HELD_BYTES_PER_ENTRY = 8
+#: Bytes per stored entry of each candidate while the mean distance is summed (float64 values, int32 indices,
+#: the running sum and its copy).
+MEAN_BYTES_PER_ENTRY = 24
 
 
 def shared_source(features, *, knn: str = "auto", device: str = "cpu"):
@@ -141,11 +144,13 @@ def source_distance(source, features, *, modalities, cameras, method, k1, k2, k1
 
     The same planner, stages and memory check as ``jaccard_distance`` (the
     same matrix); only the search is the source's. ``method`` is resolved
-    (not "auto"), ``k1`` and ``k2`` are integers. ``fallback``: with
-    ``max_distance=None``, where every pair below 1 would not fit, store
-    the pairs within ``fallback`` instead (the check comes before the
-    min-sum allocates, so the weights and expansion are not redone). The
-    matrix's ``stored_within`` says which (None: every pair below 1).
+    (not "auto"), ``k1`` and ``k2`` are integers. ``fallback``:
+    ``(cut, bytes_per_entry)``: with ``max_distance=None``, where every pair
+    below 1, at ``bytes_per_entry`` (what the caller will hold and score per
+    stored entry), would not fit, store the pairs within ``cut`` instead
+    (decided from the min-sum's estimate of its stored pairs, before it
+    allocates, so the weights and expansion are not redone). The matrix's
+    ``stored_within`` says which (None: every pair below 1).
     """
     from .._memory import OutputTooLarge
     from .._validation import check_n_jobs
@@ -163,17 +168,38 @@ def source_distance(source, features, *, modalities, cameras, method, k1, k2, k1
         plan = build_plan(source, request)
         Vq = executor.expand(executor.weights(source, plan), plan)
         del plan
+        if fallback is not None and max_distance is None and not _full_fits(Vq, fallback[1], n_threads):
+            max_distance = fallback[0]
+            logger.info("k1=%d: the full distances would not fit in memory with their scoring; storing the pairs "
+                        "within %g", k1, max_distance)
         try:
             indptr, indices, data = executor.minsum(Vq, max_distance)
-        except OutputTooLarge as err:
+        except OutputTooLarge:
             if fallback is None or max_distance is not None:
                 raise
-            logger.info("k1=%d: the full distance does not fit (%s); storing the pairs within %g", k1, err, fallback)
-            max_distance = fallback
+            max_distance = fallback[0]
             indptr, indices, data = executor.minsum(Vq, max_distance)
     D = to_output(indptr, indices, data, n, dense=False)
     D.stored_within = max_distance  # what the matrix holds: None, every pair below 1
     return D
+
+
+def _full_fits(Vq, bytes_per_entry, n_threads) -> bool:
+    """Whether every pair below 1 of ``V'``'s Jaccard distance, at ``bytes_per_entry``, fits the memory budget."""
+    from .._memory import budget_bytes
+    from ..jaccard import blocks
+
+    budget = budget_bytes()
+    if budget is None:
+        return True
+    parts = blocks.prepare(Vq.tocsr())
+    n = parts[0]
+    holders = np.diff(parts[4]).astype(np.float64)
+    bound = 2.0 * min(n * (n - 1) / 2.0, float(np.dot(holders, holders - 1.0)) / 2.0) + n
+    if bound * bytes_per_entry <= budget:
+        return True
+    entries = 2.0 * blocks.estimate_pairs(parts, max_distance=None, n_threads=n_threads) + n
+    return entries * bytes_per_entry <= budget
 
 
 def _refusal(err, store, n_candidates):
@@ -193,10 +219,10 @@ def choose_k1(run, candidates, *, n_rows: int, giant_share: float, noise_share: 
     The candidates are computed longest first (a shared neighbour source then
     searches once, at the longest list, and serves the others prefixes). Each
     candidate's distance stores every pair below 1 while all of them and
-    their scoring fit in memory (projected from the longest candidate before
-    the others are computed); otherwise each stores only the pairs within
-    :data:`STORE_CUT`, and ``record["measurement"]["max_distance"]`` says
-    so. What still does not fit is refused before it is allocated
+    their scoring fit in memory (projected from the longest candidate's
+    estimated stored pairs, before its min-sum allocates); otherwise each
+    stores only the pairs within :data:`STORE_CUT`, and
+    ``record["measurement"]["max_distance"]`` says so. What still does not fit is refused before it is allocated
     (:class:`xmrank.OutputTooLarge`, naming ``max_distance``).
 
     Parameters
@@ -205,9 +231,10 @@ def choose_k1(run, candidates, *, n_rows: int, giant_share: float, noise_share: 
         ``run(k1, store[, fallback]) -> (labels, distance, info)``: the
         clustering at this ``k1`` (its own ``k2`` and eps choices included),
         with the sparse distance storing every pair below 1 (``store=None``)
-        or only those within ``store``; with ``fallback``, where every pair
-        would not fit, those within ``fallback`` (the distance's
-        ``stored_within`` attribute says so).
+        or only those within ``store``; with ``fallback = (cut,
+        bytes_per_entry)``, where every pair would not fit at that many bytes
+        an entry, those within ``cut`` (the distance's ``stored_within``
+        attribute says so; see :func:`source_distance`).
     candidates : list of int
         Feasible candidates, at least one.
     n_rows : int
@@ -227,7 +254,7 @@ def choose_k1(run, candidates, *, n_rows: int, giant_share: float, noise_share: 
         cluster share; ``max_distance``, the pairs each candidate stored
         (None: every pair below 1).
     """
-    from .._memory import OutputTooLarge, budget_bytes, check_fits
+    from .._memory import OutputTooLarge, check_fits
     from .eps import _modularity, _Prepared, _silhouette
 
     order = sorted(set(int(k) for k in candidates), reverse=True)
@@ -235,7 +262,10 @@ def choose_k1(run, candidates, *, n_rows: int, giant_share: float, noise_share: 
     while len(results) < len(order):
         k = order[len(results)]
         try:
-            results[k] = run(k, store, STORE_CUT) if not results and store is None else run(k, store)
+            # the longest candidate decides: its entries, held by each candidate and scored, must fit
+            first = not results and store is None and len(order) > 1
+            fallback = (STORE_CUT, len(order) * (HELD_BYTES_PER_ENTRY + MEAN_BYTES_PER_ENTRY) + SCORE_BYTES_PER_ENTRY)
+            results[k] = run(k, store, fallback) if first else run(k, store)
             within = getattr(results[k][1], "stored_within", None)
             if store is None and within is not None:  # the longest candidate fell back: so do the others
                 store = within
@@ -248,20 +278,12 @@ def choose_k1(run, candidates, *, n_rows: int, giant_share: float, noise_share: 
             logger.info("k1='auto': a candidate's full distance does not fit in memory (%s); each stores the pairs "
                         "within %g", err, store)
             continue
-        if store is None and len(order) > 1 and len(results) == 1:
-            budget = budget_bytes()
-            nnz = float(results[k][1].nnz)
-            projected = nnz * ((len(order) - 1) * HELD_BYTES_PER_ENTRY + len(order) * SCORE_BYTES_PER_ENTRY)
-            if budget is not None and projected > budget:
-                logger.info("k1='auto': %d candidates of up to %.0f stored entries would not fit with their scoring "
-                            "(about %.1f GB); each stores the pairs within %g", len(order), nnz, projected / 2**30,
-                            STORE_CUT)
-                store, results = STORE_CUT, {}
     rows = []
     if len(results) > 1:
         entries = float(sum(r[1].nnz for r in results.values()))
+        longest = float(max(r[1].nnz for r in results.values()))  # about the mean's entries: longer lists hold more
         try:
-            check_fits(entries * SCORE_BYTES_PER_ENTRY,
+            check_fits(entries * MEAN_BYTES_PER_ENTRY + longest * SCORE_BYTES_PER_ENTRY,
                        f"scoring k1='auto''s {len(results)} candidate distances ({entries / 1e6:,.1f} M stored entries)",
                        "pass max_distance (each candidate stores only the pairs within it)")
         except OutputTooLarge as err:
