@@ -120,3 +120,16 @@ def test_refused_before_allocating_where_nothing_fits(biased, monkeypatch):
         xmrank.cluster(X, modalities=mods, method="modality", k1="auto", k2="auto", eps="auto")
     text = str(err.value)
     assert "\n" not in text and "max_distance" in text and "k1='auto'" in text
+
+
+def test_eps_auto_refuses_a_scan_that_would_not_fit_before_it_runs(biased, monkeypatch):
+    X, _, mods = biased
+    monkeypatch.setenv("XMRANK_MEMORY_LIMIT", "15M")  # the full distance fits, its eps scan does not
+
+    def never(*a, **kw):
+        raise AssertionError("auto_eps ran: the check did not come first")
+
+    monkeypatch.setattr(api, "auto_eps", never)
+    with pytest.raises(xmrank.OutputTooLarge) as err:
+        xmrank.cluster(X, modalities=mods, method="modality", k1=30, k2=6, eps="auto")
+    assert "\n" not in str(err.value) and "max_distance" in str(err.value)
