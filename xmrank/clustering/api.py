@@ -13,7 +13,8 @@ from .._validation import InputError, check_features, check_int, check_labels, p
 from .._progress import progress_bar
 from ..jaccard import jaccard_distance
 from .algorithms import density_labels
-from .auto import K1_CANDIDATES, K1_FALLBACK, auto_k2, choose_k1, fallback_k1, feasible_k1, is_auto
+from .auto import (K1_CANDIDATES, K1_FALLBACK, auto_k2, choose_k1, fallback_k1, feasible_k1, is_auto,
+                   shared_source, source_distance)
 from .eps import auto_eps
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,8 @@ def suggest_fix(labels, info, run):
         shorter = [c for c in K1_CANDIDATES if c < k1]
         if shorter:
             try:
-                best, (sub, _, sub_info), _ = choose_k1(lambda k: run(k, "auto", "auto", False), shorter + [int(k1)],
+                best, (sub, _, sub_info), _ = choose_k1(lambda k, store, *_: run(k, "auto", "auto", False, store),
+                                                        shorter + [int(k1)],
                                                         n_rows=labels.size, giant_share=GIANT_SHARE,
                                                         noise_share=NOISE_SHARE, quiet=True)
             except InputError:
@@ -235,9 +237,14 @@ def cluster(
         30 that the rows allow (each with its own ``k2="auto"`` and eps) and
         keeps the clustering of the best modularity + silhouette, all read
         on the mean of the candidates' Jaccard distances; degenerate
-        candidates are left out (:mod:`xmrank.clustering.auto`). It costs
-        about four clusterings. With too few rows for any candidate: 30,
-        capped to what the rows allow, with a warning.
+        candidates are left out (:mod:`xmrank.clustering.auto`). The
+        candidates share one neighbour search (at the longest list); each
+        adds its Jaccard stages and eps scan. Where their full distances
+        would not fit in memory, each stores only the pairs within 0.95 (the
+        largest eps tried; ``chosen["k1"]["measurement"]["max_distance"]``);
+        what still does not fit raises :class:`xmrank.OutputTooLarge` before
+        allocating. With too few rows for any candidate: 30, capped to what
+        the rows allow, with a warning.
     k2 : int or "auto", default=6
         Query-expansion length; "auto" is ``ceil(k1 / 5)`` (the published
         30 / 6), at most ``k1 // M`` per modality.
@@ -337,12 +344,13 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
         codes, _ = check_labels(modalities, int(np.shape(features)[0]), "modalities")
     M = int(codes.max()) + 1 if codes is not None else 1
 
-    def run(k1_value, k2_value=k2, cut=not full_distance):
+    def run(k1_value, k2_value=k2, cut=not full_distance, store=None, source=None, fallback=None):
         k2_used = auto_k2(k1_value, method, M) if is_auto(k2_value) else k2_value
         return _cluster_at(features, modalities=modalities, cameras=cameras, method=method, eps=eps,
                            min_samples=min_samples, algorithm=algorithm, k1=k1_value, k2=k2_used, k1_intra=k1_intra,
                            k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, knn=knn, device=device,
-                           n_jobs=n_jobs, progress=progress, cut=cut)
+                           n_jobs=n_jobs, progress=progress, cut=cut, store=store, source=source,
+                           fallback=fallback)
 
     if is_auto(k1) and uses_k:
         n = features.shape[0]
@@ -353,8 +361,14 @@ def _cluster(features, *, modalities, cameras, method, eps, min_samples, algorit
                              f"(k1 in {list(K1_CANDIDATES)}{', k1 // ' + str(M) + ' per modality' if M > 1 else ''}): "
                              "pass a smaller k2, or k2='auto'.")
         if candidates:
-            k1, (labels, D, info), chosen["k1"] = choose_k1(lambda k: run(k, cut=False), candidates, n_rows=n,
-                                                            giant_share=GIANT_SHARE, noise_share=NOISE_SHARE)
+            # one search, at the longest candidate's lists, serves every candidate (their prefixes)
+            shared = shared_source(features, knn=knn, device=device) if len(candidates) > 1 else None
+            k1, (labels, D, info), chosen["k1"] = choose_k1(
+                lambda k, store, fallback=None: run(k, cut=False, store=store, source=shared, fallback=fallback),
+                candidates, n_rows=n,
+                giant_share=GIANT_SHARE, noise_share=NOISE_SHARE)
+            if shared is not None:
+                chosen["k1"]["measurement"]["searches"] = shared.searches
         else:
             k1 = fallback_k1(n, method, codes if M > 1 else None)
             warn_user(f"k1='auto': {n} rows are too few to try any of {list(K1_CANDIDATES)}; using k1={k1} "
@@ -388,30 +402,34 @@ def _n_modalities(info):
 
 def _runner(features, *, n_modalities, **settings):
     """``run(k1, k2, eps, cut)``: :func:`_cluster_at` at these settings ("auto" k2 and eps resolved)."""
-    def run(k1, k2, eps, cut):
+    def run(k1, k2, eps, cut, store=None):
         k2 = auto_k2(k1, settings["method"], n_modalities) if is_auto(k2) else k2
-        return _cluster_at(features, k1=k1, k2=k2, eps=eps, cut=cut, **settings)
+        return _cluster_at(features, k1=k1, k2=k2, eps=eps, cut=cut, store=store, **settings)
 
     return run
 
 
 def _cluster_at(features, *, modalities, cameras, method, eps, min_samples, algorithm, k1, k2, k1_intra, k1_inter,
-                k2_intra, k2_inter, knn, device, n_jobs, progress, cut=True):
+                k2_intra, k2_inter, knn, device, n_jobs, progress, cut=True, store=None, source=None,
+                fallback=None):
     """One clustering at explicit ``method``, ``k1`` and ``k2``: ``(labels, distance, info)``.
 
-    ``cut=False`` keeps every pair below 1 in the distance even for a numeric eps.
+    ``cut=False`` keeps every pair below 1 in the distance even for a numeric eps, or, with
+    ``store``, the pairs within ``store``. ``source``: a shared neighbour source
+    (:func:`xmrank.clustering.auto.shared_source`) the lists are read from instead of a search;
+    ``fallback``: with it, the pairs within ``fallback`` where every pair below 1 would not fit.
     """
     from ..backend import resolve_knn
 
     # DBSCAN at a fixed eps reads only pairs <= eps: store just those (same labels, far less memory)
-    cut_at = None
+    cut_at = store
     if cut and algorithm == "dbscan" and eps != "auto":
         cut_at = eps
-    D = jaccard_distance(
-        features, modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2,
-        k1_intra=k1_intra, k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter,
-        max_distance=cut_at, knn=knn, device=device, n_jobs=n_jobs, progress=progress,
-    )
+    arguments = dict(modalities=modalities, cameras=cameras, method=method, k1=k1, k2=k2, k1_intra=k1_intra,
+                     k1_inter=k1_inter, k2_intra=k2_intra, k2_inter=k2_inter, max_distance=cut_at, knn=knn,
+                     device=device, n_jobs=n_jobs, progress=progress)
+    D = (jaccard_distance(features, **arguments) if source is None
+         else source_distance(source, features, fallback=fallback, **arguments))
     resolved = method
     info = {"method": resolved, "algorithm": algorithm, "eps": None, "eps_requested": eps,
             "min_samples": min_samples, "k1": k1, "k2": k2}
@@ -421,6 +439,7 @@ def _cluster_at(features, *, modalities, cameras, method, eps, min_samples, algo
                 n_rows=int(D.shape[0]), n_stored_pairs=int(D.nnz))
     if algorithm == "dbscan":
         if eps == "auto":
+            _check_scan_fits(D)
             with progress_bar(total=1, desc="eps=auto", show=progress) as bar:
                 value, scores = auto_eps(D, min_samples=min_samples, return_scores=True, giant_share=GIANT_SHARE,
                                          noise_share=NOISE_SHARE)
@@ -436,6 +455,16 @@ def _cluster_at(features, *, modalities, cameras, method, eps, min_samples, algo
     else:
         labels = density_labels(D, eps=None, min_samples=min_samples, algorithm=algorithm)
     return labels, D, info
+
+
+def _check_scan_fits(D):
+    """Refuse, before it allocates, an eps scan (:func:`auto_eps`) of ``D`` that would not fit in memory."""
+    from .._memory import check_fits
+    from .auto import SCORE_BYTES_PER_ENTRY
+
+    check_fits(float(D.nnz) * SCORE_BYTES_PER_ENTRY,
+               f"eps='auto''s scan of the Jaccard distance ({D.nnz / 1e6:,.1f} M stored entries)",
+               "pass a number for eps: cluster then stores only the pairs within it (max_distance=eps)")
 
 
 def _engine(resolve_knn, knn, device, features, n):

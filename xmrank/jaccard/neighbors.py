@@ -24,7 +24,7 @@ The planners never read features or distances themselves: they ask a
   ``V[i, j] = softmax_{j in E_i}(-d²(i, j))`` over CSR sets ``E_i`` (the
   scores of the plan's lists are reused where the source can).
 
-Two sources implement it:
+Three sources implement it:
 
 - :class:`FeatureNeighbours`: kNN over features (scores: inner products;
   any engine of :func:`xmrank.knn.knn_search`, CPU or GPU; ``d² = 2 − 2 x·y``);
@@ -32,6 +32,11 @@ Two sources implement it:
   precomputed (query + gallery)² distance matrix, read a block of rows at a
   time (scores: ``−float32(d²)``; ``d²`` divided by a per-row scale, 1
   except in torchreid's script).
+
+- :class:`SharedNeighbours`: any source whose searches are kept and served
+  again as prefixes (the nearest ``k`` of a search at ``k_max >= k`` are its
+  first ``k`` columns): the Jaccard distances of several list lengths
+  (``cluster(k1="auto")`` tries four) share one search, at the longest.
 
 So the four planners (vanilla, modality, camera, modality-camera) are
 written once, and re-ranking from precomputed distances runs the same
@@ -48,7 +53,7 @@ import numpy as np
 from ..backend import resolve_device, resolve_knn, to_device
 from ..knn import knn_search
 
-__all__ = ["NeighbourSource", "FeatureNeighbours", "as_source", "global_lists", "per_group_lists", "merge_lists",
+__all__ = ["NeighbourSource", "FeatureNeighbours", "SharedNeighbours", "as_source", "global_lists", "per_group_lists", "merge_lists",
            "camera_lists"]
 
 
@@ -113,6 +118,73 @@ class FeatureNeighbours:
         from .kernels import softmax_weights
 
         return softmax_weights(to_device(self.X, "cpu"), indptr, indices, rank, scores)
+
+
+class SharedNeighbours:
+    """A neighbour source that searches once per kind of list and serves shorter lists as prefixes.
+
+    The first ``ranked(k, cols=...)`` (every row as a query) or
+    ``ranked_groups(codes, n_groups, k)`` of a kind searches ``source`` and
+    keeps the lists; a later call of the same kind with ``k`` no longer than
+    the kept lists returns their first ``k`` columns, with no search. For an
+    exact engine that is the search at ``k`` itself (up to the order of
+    exactly tied scores). A longer request searches again and keeps the
+    longer lists, so the longest request should come first
+    (``cluster(k1="auto")`` computes its candidates longest first).
+    ``searches`` counts the searches made. Calls with ``rows`` are passed
+    through (CA-Jaccard's per-camera lists; ``k1="auto"`` does not apply to
+    it).
+
+    With ``knn="ann"`` the calibration reads the longest list's
+    ``k_read``: the shorter lists are prefixes of that calibrated search,
+    not each calibrated on its own.
+
+    Parameters
+    ----------
+    source : NeighbourSource
+        Usually a :class:`FeatureNeighbours`.
+    """
+
+    def __init__(self, source):
+        self.source = source
+        self._kept = {}
+        self.searches = 0
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return int(self.source.n)
+
+    def _served(self, key, k, search):
+        kept = self._kept.get(key)
+        if kept is None or kept[0] < k:
+            self.searches += 1
+            kept = (k, search())
+            self._kept[key] = kept
+        return kept[1]
+
+    def ranked(self, k: int, *, rows=None, cols=None, k_read: int = 1):
+        """The source's ``ranked``, served as a prefix of the longest kept search of these ``cols``."""
+        if rows is not None:
+            return self.source.ranked(k, rows=rows, cols=cols, k_read=k_read)
+        key = ("ranked", None if cols is None else np.asarray(cols).tobytes())
+        sims, idx = self._served(key, k, lambda: self.source.ranked(k, cols=cols, k_read=k_read))
+        return _prefix(sims, k), _prefix(idx, k)
+
+    def ranked_groups(self, codes, n_groups: int, k: int, *, k_read: int = 1) -> list:
+        """The source's ``ranked_groups``, each group's lists served as prefixes of the longest kept search."""
+        key = ("groups", int(n_groups), np.asarray(codes).tobytes())
+        lists = self._served(key, k, lambda: self.source.ranked_groups(codes, n_groups, k, k_read=k_read))
+        return [(_prefix(s, k), _prefix(i, k)) for s, i in lists]
+
+    def softmax_weights(self, indptr, indices, rank, scores):
+        """The source's weights stage."""
+        return self.source.softmax_weights(indptr, indices, rank, scores)
+
+
+def _prefix(a, k):
+    """The first ``k`` columns of ``a``, C-contiguous (the array itself where it has ``k``)."""
+    return a if a.shape[1] == k else np.ascontiguousarray(a[:, :k])
 
 
 def as_source(X, *, knn: str = "auto", device: str = "cpu"):
