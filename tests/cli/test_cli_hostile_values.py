@@ -99,6 +99,7 @@ def _bomb(path, side=20000):
     Image.new("1", (side, side)).save(path)
 
 
+@pytest.mark.slow  # about 1-2 s: kept out of the fast suite (under a minute)
 def test_visrank_with_a_bomb_image_is_one_line(tmp_path):
     images = tmp_path / "images"
     images.mkdir()

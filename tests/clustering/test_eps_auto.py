@@ -150,6 +150,7 @@ def test_eps_scores_stop_once_one_cluster_holds_everything(clip_distance):
 
 # --- degenerate clusterings warn -----------------------------------------------------------------
 
+@pytest.mark.slow  # about 1-2 s: kept out of the fast suite (under a minute)
 def test_one_giant_cluster_warns_and_says_what_to_change():
     X, ids, mods = load_clip_pairs()
     with pytest.warns(UserWarning, match=r"one cluster holds 100% of the 1000 rows \(eps=0.9, min_samples=4\); "
@@ -162,6 +163,7 @@ def test_one_giant_cluster_warns_and_says_what_to_change():
         xmrank.cluster(X, modalities=mods, eps=info["suggestion"]["eps"], progress=False)
 
 
+@pytest.mark.slow  # about 1-2 s: kept out of the fast suite (under a minute)
 def test_nearly_all_noise_warns_and_says_what_to_change():
     X, ids, mods = load_clip_pairs()
     with pytest.warns(UserWarning, match=r"9\d% of the 1000 rows are noise \(eps=0.1, min_samples=4\); raise eps to "

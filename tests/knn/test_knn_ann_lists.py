@@ -89,6 +89,7 @@ def test_exact_search_is_chosen_when_it_is_cheaper():
         np.testing.assert_array_equal(s, ts)
 
 
+@pytest.mark.slow  # about 1-2 s: kept out of the fast suite (under a minute)
 def test_the_choice_is_a_function_of_the_input(data, slow_exact):
     X, mods = data
     groups = _groups(mods)
@@ -174,6 +175,7 @@ def test_duplicate_rows_are_ordered_as_exact_search_orders_them(slow_exact):
     assert all(r.read_recall == 1.0 and r.pair_recall == 1.0 for r in reports)
 
 
+@pytest.mark.slow  # about 1-2 s: kept out of the fast suite (under a minute)
 def test_each_group_is_calibrated_on_its_own_side(data, slow_exact):
     X, mods = data
     groups = _groups(mods[:8000])
@@ -182,6 +184,7 @@ def test_each_group_is_calibrated_on_its_own_side(data, slow_exact):
     assert [(r.nprobe, r.pair_recall) for r in ra] == [(r.nprobe, r.pair_recall) for r in rb[::-1]]
 
 
+@pytest.mark.slow  # about 1-2 s: kept out of the fast suite (under a minute)
 def test_returned_lists_are_measured_together(data, slow_exact, caplog):
     X, mods = data
     with caplog.at_level(logging.INFO, logger="xmrank"):
