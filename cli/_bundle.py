@@ -4,17 +4,7 @@ A bundle is any file :func:`xmrank.io.read_arrays` reads (.npy, .npz,
 .pt, .csv, .h5, .parquet), read by :func:`xmrank.io.read_bundle` (here with
 failures as one-line usage errors). Its arrays are found by the names of
 :data:`xmrank.io.formats.BUNDLE_KEYS`, the same for ``cluster``, ``diagnose``,
-``evaluate``, ``rerank`` and ``visrank``:
-
-============  ==============================================================
-field         array names (first present wins)
-============  ==============================================================
-features      features, X, feats, embeddings, embedding, feature
-modalities    modalities, modality, mods
-cameras       cameras, cams, camera, cam, camids
-ids           ids, labels, pids, id, label, pid
-names         names, paths, name, path, files, filenames, file, filename, ...
-============  ==============================================================
+``evaluate``, ``rerank`` and ``visrank`` (the table is in :mod:`xmrank.io.bundle`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from xmrank.jaccard import blocks, kernels
 from xmrank.knn import ann, knn_search
 
 from conftest import assert_same_sparse, unit_rows
+from golden_cases import golden_kwargs
 
 distributed = pytest.importorskip("distributed")
 from xmrank.distributed import dask_knn, jaccard_distance_dask  # noqa: E402
@@ -23,17 +24,7 @@ def client():
     cluster.close()
 
 
-def _kw(g, key):
-    k1, k2, m = int(g["k1"]), int(g["k2"]), g["modalities"]
-    return {
-        "cc_vanilla_jaccard": dict(method="vanilla", k1=k1, k2=k2),
-        "caj_plain_jaccard": dict(method="vanilla", k1=k1, k2=k2, self_in_k1=False),
-        "bmil_modality_aware_jaccard": dict(method="modality", modalities=m, k1=k1, k2=k2),
-        "bmil_qe_only_jaccard": dict(method="modality-qe", modalities=m, k1=k1, k2=k2),
-        "caj_full_jaccard": dict(method="camera", cameras=m, k1_intra=int(g["caj_k1_intra"]),
-                                 k1_inter=int(g["caj_k1_inter"]), k2_intra=int(g["caj_k2_intra"]),
-                                 k2_inter=int(g["caj_k2_inter"])),
-    }[key]
+_kw = golden_kwargs
 
 
 
