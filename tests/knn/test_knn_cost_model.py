@@ -234,3 +234,23 @@ def test_warmup_measures_caches_and_reports(measured):
     cost_model.reset()
     again = _warmup.cost_constants(measure=False)
     assert again.source == "cached" and "cached" in _warmup.describe_constants(again)
+
+
+def test_a_clamped_measurement_is_used_but_not_cached(measured, monkeypatch, caplog):
+    calls, path = measured
+    real_fake = cost_model.measure
+
+    def disturbed(*, need_bf16=False):
+        got = real_fake(need_bf16=need_bf16)
+        got.clamped = ["build"]
+        return got
+
+    monkeypatch.setattr(cost_model, "measure", disturbed)
+    with caplog.at_level(logging.WARNING, logger="xmrank.knn.cost_model"):
+        first = cost_model.constants()
+    assert first.source == "measured" and first.clamped == ["build"] and len(calls) == 1
+    assert not path.exists() and any("not cached" in r.getMessage() for r in caplog.records)
+    assert cost_model.constants() is first and len(calls) == 1  # kept for this process
+    cost_model.reset()
+    cost_model.constants()  # the next process measures again
+    assert len(calls) == 2

@@ -35,7 +35,8 @@ and are clamped (logged); where choices must not depend on the machine, use
 Each time is the best of two runs after a first one, the kernels
 interleaved (a load that comes and goes touches them all alike). A measured
 constant outside ``[1/4, 4]`` times its fixed value (a busy machine, a timer
-hiccup) is clamped to that range, with a WARNING log line: the model must never make
+hiccup) is clamped to that range, with a WARNING log line, and such a measurement is
+used in its process but never cached (the next process measures again): the model must never make
 absurd choices.
 
 Cache
@@ -496,7 +497,12 @@ def constants(*, need_bf16: bool = False) -> CostConstants:
         fresh = True
     else:
         fresh = False
-    if fresh:
+    if fresh and have.clamped:
+        # a constant outside the bounds says the timing was disturbed (a busy machine) rather than what this
+        # machine does: used in this process, clamped, but not kept; the next process measures again
+        logger.warning("cost model: %s measured outside %g-%g times the fixed constants (a busy machine?); "
+                       "used clamped in this process, not cached", ", ".join(have.clamped), *BOUNDS)
+    elif fresh:
         if path:  # other machines' entries are kept where sound
             entries = {k: v for k, v in entries.items()
                        if k != key and isinstance(k, str) and len(k) < 512 and _entry_constants(v) is not None}
