@@ -41,7 +41,7 @@ from .._params import DEFAULTS as _D
 from .._validation import plain
 from .._validation import is_auto as _is_auto
 from ..knn import knn_search
-from .modality_bias import BIAS_SAMPLE, MIN_ROWS_PER_MODALITY
+from .modality_bias import BIAS_SAMPLE, MIN_ROWS_PER_MODALITY, rows_all_equal
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class FeatureSource:
 
     def constant(self) -> bool:
         """Whether every row is the same: nothing to measure."""
-        return bool(np.all(self.X == self.X[:1]))
+        return rows_all_equal(self.X)
 
     def nearest(self, rows, cols, k):
         """The ``k`` nearest of ``cols`` to each of ``rows``: (minus the inner product, local indices)."""

@@ -25,8 +25,8 @@ import numpy as np
 from .._validation import check_int, check_real
 from ..knn import knn_search
 
-__all__ = ["modality_bias", "modality_bias_from_lists", "choose_method", "resolve_auto_method", "BIAS_THRESHOLD", "BIAS_K",
-           "BIAS_SAMPLE", "MIN_ROWS_PER_MODALITY"]
+__all__ = ["modality_bias", "modality_bias_from_lists", "choose_method", "resolve_auto_method", "rows_all_equal",
+           "BIAS_THRESHOLD", "BIAS_K", "BIAS_SAMPLE", "MIN_ROWS_PER_MODALITY"]
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,15 @@ def choose_method(bias: dict, *, cameras: bool = False) -> tuple[str, str]:
     return method, reason
 
 
+def rows_all_equal(X) -> bool:
+    """Whether every row of ``X`` (numpy or cupy, finite) is the same: nothing to measure.
+
+    Column maxima against column minima: O(d) extra memory, where comparing
+    every row with the first would hold an ``n x d`` mask.
+    """
+    return bool((X.max(axis=0) == X.min(axis=0)).all())
+
+
 #: Fewest rows of the smallest modality on which ``method="auto"`` measures a bias (below it: the
 #: documented default ``"modality"``, with a warning). The list-length estimate's floor
 #: (:data:`xmrank.jaccard.list_lengths.MIN_ROWS`) is the same number.
@@ -249,7 +258,7 @@ def resolve_auto_method(X, codes, *, classes=None, cameras: bool = False, thresh
              f"using method={method!r}.")
         return method, {"value": method, "reason": "one modality only: nothing to measure", "measurement": None}
     if constant is None and X is not None:
-        constant = bool((X == X[:1]).all())
+        constant = rows_all_equal(X)
     if constant:
         warn("method='auto': all rows are equal, so no modality bias can be measured; using the documented "
              "default 'modality' (modalities are given).")

@@ -92,7 +92,7 @@ def choose(source, mods, cams, method, k1, k2, self_in_k1) -> dict:
         search = None if source.blocks is None else _block_search(source.blocks)
         chosen["method"], record = _bias.resolve_auto_method(
             source.X if source.blocks is None else None, codes, classes=classes, cameras=cams is not None,
-            threshold=RERANK_BIAS_THRESHOLD, search=search, constant=bool(constant) if codes is not None else None,
+            threshold=RERANK_BIAS_THRESHOLD, search=search, constant=constant,
             fallback=fallback)
         if record is None:
             chosen["method_reason"] = "no modalities given"

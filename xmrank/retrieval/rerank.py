@@ -27,6 +27,7 @@ from .._params import DEFAULTS as _D
 from .._params import NORMALIZE, PARAMS
 from .._validation import InputError, _to_numpy, check_features, check_label_values
 from ..jaccard import jaccard_distance
+from ..jaccard.modality_bias import rows_all_equal
 from ..jaccard.distance import check_arguments as check_jaccard_arguments
 from ..backend import resolve_device
 from ..knn import knn_search
@@ -398,8 +399,7 @@ class _Source:
         if self.blocks is not None:
             b = self.blocks
             return not (np.any(b.qg) or np.any(b.qq) or np.any(b.gg))
-        X = self.X
-        return bool(np.all(X == X[:1]))
+        return rows_all_equal(self.X)
 
     def nearest(self, rows, cols, k):
         """The ``k`` nearest of ``cols`` (sorted row numbers) to each of ``rows``: (distance-like, local indices).
