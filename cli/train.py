@@ -134,11 +134,10 @@ def train_cmd(dataset, root, output, preset, config_path, overrides, device, pre
             from xmrank.torch.device import torch_device
             from xmrank.torch.synthetic import prepare_synthetic
 
-            from xmrank.torch.checkpoints import CHECKPOINT
+            from xmrank.torch.checkpoints import check_new_run
 
             torch_device(cfg.device)
-            if os.path.isfile(os.path.join(output, CHECKPOINT)):  # refused before any data is written
-                fail(f"--output {output} already holds a run ({CHECKPOINT}); pass --resume or choose another folder.")
+            check_new_run(output, "--output")  # refused before any data is written
             root = prepare_synthetic(cfg, output, root, progress=progress)
         metrics = train(cfg, dataset=dataset, root=root, output=output, resume=resume, overrides=sets,
                         max_epochs=max_epochs, progress=progress)

@@ -47,8 +47,8 @@ from .steps import build_optimizer
 logger = logging.getLogger(__name__)
 
 __all__ = ["CHECKPOINT", "STAGE_MODELS", "METRICS", "MODEL_SELECTION", "RUN_FIELDS", "FORMAT", "save",
-           "checkpoint_payload", "model_payload", "read_run_checkpoint", "resume_settings", "check_bookkeeping",
-           "check_resume_state", "check_optimizer_state", "restore_state", "RunState", "load_trained_model"]
+           "checkpoint_payload", "model_payload", "check_new_run", "read_run_checkpoint", "resume_settings",
+           "check_bookkeeping", "check_resume_state", "check_optimizer_state", "restore_state", "RunState", "load_trained_model"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -104,6 +104,19 @@ def checkpoint_payload(*, stage: int, epoch: int, model, metrics: dict, cfg, dat
 def model_payload(model, cfg, stage: int) -> dict:
     """What ``stage1_model.pt`` / ``model.pt`` hold: weights, configuration, stage."""
     return {"model": model.state_dict(), "config": plain(cfg.to_dict()), "stage": int(stage)}
+
+
+def check_new_run(output, name: str = "output") -> None:
+    """Refuse a new run in ``output`` where a run already lies (its ``checkpoint.pt``); ``name`` is the argument.
+
+    Raises
+    ------
+    xmrank.InputError
+        Naming ``name`` and pointing to ``resume``.
+    """
+    if os.path.isfile(os.path.join(os.fspath(output), CHECKPOINT)):
+        raise InputError(f"{name} {output} already holds a run ({CHECKPOINT}); pass --resume or choose another "
+                         "folder.")
 
 
 def read_run_checkpoint(path) -> dict:

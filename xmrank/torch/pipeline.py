@@ -51,8 +51,8 @@ import os
 
 from .._validation import InputError, check_int, check_option
 from ._require import torch
-from .checkpoints import (CHECKPOINT, METRICS, MODEL_SELECTION, RUN_FIELDS, RunState, check_resume_state,
-                          load_trained_model, read_run_checkpoint, resume_settings)
+from .checkpoints import (CHECKPOINT, METRICS, MODEL_SELECTION, RUN_FIELDS, RunState, check_new_run,
+                          check_resume_state, load_trained_model, read_run_checkpoint, resume_settings)
 from .config import TrainConfig, apply_overrides, validate
 from .data import DATASETS
 from .device import torch_device
@@ -136,8 +136,7 @@ def train(config: TrainConfig | None = None, *, dataset: str | None = None, root
         config, dataset, root = resume_settings(checkpoint, ckpt_path, config=config, dataset=dataset, root=root,
                                                 overrides=overrides)
     else:
-        if os.path.isfile(ckpt_path):
-            raise InputError(f"output {output} already holds a run ({CHECKPOINT}); pass --resume or choose another folder.")
+        check_new_run(output)
         if not isinstance(config, TrainConfig):
             raise InputError("config must be a TrainConfig (see xmrank.torch.preset_config) for a new run.")
         if dataset is None:
